@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Set up everything htsat-live needs on a fresh Debian machine: system packages
+# (PortAudio, PulseAudio for the virtual microphone, ffmpeg, Qt's runtime libraries),
+# a virtual environment in .venv with the CPU build of torch, and the package itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        libportaudio2 libsndfile1 pulseaudio pulseaudio-utils libasound2-plugins ffmpeg \
+        libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 >/dev/null
+fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q torch==2.13.0
+.venv/bin/pip install -q -e '.[test]'
