@@ -1,0 +1,232 @@
+"""Reading and writing HTS-AT weights.
+
+Read: official PyTorch Lightning checkpoints (`state_dict` with the `sed_model.` prefix), plain state dicts,
+and our own format: one `.safetensors` file whose `__metadata__` holds a JSON document under the key
+`htsat_live` (config, labels, thresholds, provenance). Pickled files are opened with
+`torch.load(weights_only=True)` only, so a file that needs code to unpickle is refused.
+
+The architecture is inferred from tensor shapes; every key is checked against the model we build, and
+anything missing, unexpected or misshapen is refused with the key names.
+"""
+
+import csv
+import json
+import math
+import pickle
+import re
+import zipfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import safetensors
+import safetensors.torch
+import torch
+
+from model.htsat import HTSAT, HTSATConfig
+
+FORMAT_NAME = "htsat-live"
+FORMAT_VERSION = 1
+METADATA_KEY = "htsat_live"
+LIGHTNING_PREFIX = "sed_model."
+# keys of the official model that our model does not use: torchlibrosa's STFT/mel buffers (our front end
+# computes them) and the linear head that the token-semantic path never calls
+UNUSED_PREFIXES = ("spectrogram_extractor.", "logmel_extractor.", "head.")
+# buffers the official model saves but that follow from the architecture; we derive and compare them
+DERIVED_BUFFERS = ("attn.relative_position_index", "attn_mask")
+AUDIOSET_CLASSES = 527
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable HTS-AT checkpoint; the message says why."""
+
+
+@dataclass
+class Checkpoint:
+    config: HTSATConfig
+    state_dict: dict[str, torch.Tensor]
+    labels: list[str]
+    thresholds: list[float] | None = None
+    metadata: dict = field(default_factory=dict)  # provenance and anything else our format carried
+
+
+def audioset_labels() -> list[str]:
+    """The 527 AudioSet display names in model output order."""
+    text = resources.files("model").joinpath("data/class_label_indice.csv").read_text(encoding="utf-8")
+    return [row["display_name"] for row in csv.DictReader(text.splitlines())]
+
+
+def default_labels(num_classes: int) -> list[str]:
+    return audioset_labels() if num_classes == AUDIOSET_CLASSES else [f"class_{i}" for i in range(num_classes)]
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path)
+    state_dict = _strip_lightning_prefix(_torch_load_state_dict(path), path)
+    config = infer_config(state_dict, path)
+    return Checkpoint(config, state_dict, default_labels(config.num_classes), metadata={"source": str(path)})
+
+
+def _torch_load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"{path}: refused: the file needs code to unpickle, and only plain tensors are loaded "
+            f"(torch.load weights_only=True). Details: {str(error).splitlines()[0]}"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or not a torch file): {error}") from None
+    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
+        loaded = loaded["state_dict"]
+    if not isinstance(loaded, dict) or not loaded or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise CheckpointError(f"{path}: not a checkpoint: expected a state dict of tensors (or a Lightning checkpoint)")
+    return loaded
+
+
+def _strip_lightning_prefix(state_dict: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+    prefixed = [k for k in state_dict if k.startswith(LIGHTNING_PREFIX)]
+    if not prefixed:
+        return state_dict
+    if len(prefixed) != len(state_dict):
+        others = sorted(k for k in state_dict if not k.startswith(LIGHTNING_PREFIX))
+        raise CheckpointError(f"{path}: unexpected keys outside '{LIGHTNING_PREFIX}': {_name_keys(others)}")
+    return {k[len(LIGHTNING_PREFIX) :]: v for k, v in state_dict.items()}
+
+
+def _read_safetensors(path: Path) -> Checkpoint:
+    try:
+        with safetensors.safe_open(str(path), framework="pt") as handle:
+            metadata_text = (handle.metadata() or {}).get(METADATA_KEY)
+            state_dict = {key: handle.get_tensor(key) for key in handle.keys()}
+    except (safetensors.SafetensorError, OSError) as error:
+        raise CheckpointError(f"{path}: not a readable safetensors file: {error}") from None
+    if not state_dict:
+        raise CheckpointError(f"{path}: holds no tensors")
+    shape_config = infer_config(state_dict, path)
+    if metadata_text is None:
+        return Checkpoint(shape_config, state_dict, default_labels(shape_config.num_classes), metadata={"source": str(path)})
+    try:
+        metadata = json.loads(metadata_text)
+        config = HTSATConfig.from_dict(metadata["config"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: broken '{METADATA_KEY}' metadata: {error}") from None
+    labels = metadata.get("labels") or default_labels(config.num_classes)
+    thresholds = metadata.get("thresholds")
+    if len(labels) != config.num_classes:
+        raise CheckpointError(f"{path}: {len(labels)} labels for {config.num_classes} classes")
+    if thresholds is not None and len(thresholds) != config.num_classes:
+        raise CheckpointError(f"{path}: {len(thresholds)} thresholds for {config.num_classes} classes")
+    return Checkpoint(config, state_dict, list(labels), thresholds, metadata)
+
+
+def infer_config(state_dict: dict[str, torch.Tensor], path: Path | str = "checkpoint") -> HTSATConfig:
+    """Every architecture number from tensor shapes (patch stride = patch size, as in the official models)."""
+    required = ("patch_embed.proj.weight", "tscam_conv.weight", "layers.0.blocks.0.attn.relative_position_bias_table")
+    missing = [k for k in required if k not in state_dict]
+    if missing:
+        raise CheckpointError(f"{path}: not an HTS-AT checkpoint: missing keys {_name_keys(missing)}")
+    patch = state_dict["patch_embed.proj.weight"]  # [D, 1, p, p]
+    depths: dict[int, int] = {}
+    for key in state_dict:
+        match = re.match(r"layers\.(\d+)\.blocks\.(\d+)\.", key)
+        if match:
+            stage, block = int(match[1]), int(match[2])
+            depths[stage] = max(depths.get(stage, 0), block + 1)
+    stages = range(len(depths))
+    if sorted(depths) != list(stages):
+        raise CheckpointError(f"{path}: stages {sorted(depths)} are not numbered 0..{len(depths) - 1}")
+    heads = []
+    for stage in stages:
+        key = f"layers.{stage}.blocks.0.attn.relative_position_bias_table"
+        if key not in state_dict:
+            raise CheckpointError(f"{path}: missing key {key}")
+        heads.append(int(state_dict[key].shape[1]))
+    table_rows = state_dict["layers.0.blocks.0.attn.relative_position_bias_table"].shape[0]
+    window = (math.isqrt(table_rows) + 1) // 2
+    fc1 = state_dict.get("layers.0.blocks.0.mlp.fc1.weight")
+    mlp_ratio = fc1.shape[0] / patch.shape[0] if fc1 is not None else 4.0
+    try:
+        return HTSATConfig(
+            num_classes=int(state_dict["tscam_conv.weight"].shape[0]),
+            embed_dim=int(patch.shape[0]),
+            depths=tuple(depths[s] for s in stages),
+            num_heads=tuple(heads),
+            window_size=window,
+            patch_size=int(patch.shape[-1]),
+            patch_stride=int(patch.shape[-1]),
+            mlp_ratio=mlp_ratio,
+        )
+    except ValueError as error:
+        raise CheckpointError(f"{path}: tensor shapes do not describe a valid HTS-AT: {error}") from None
+
+
+def build_model(checkpoint: Checkpoint, path: Path | str = "checkpoint") -> HTSAT:
+    """An eval-mode HTSAT holding the checkpoint's weights; refuses any key that does not fit."""
+    model = HTSAT(checkpoint.config)
+    expected = model.state_dict()
+    derived = {name: buffer for name, buffer in model.named_buffers() if name.endswith(DERIVED_BUFFERS)}
+    unexpected, misshapen, weights = [], [], {}
+    for key, tensor in checkpoint.state_dict.items():
+        if key in expected:
+            target = expected[key]
+        elif key in derived:
+            target = derived[key]
+        elif key.startswith(UNUSED_PREFIXES):
+            continue
+        else:
+            unexpected.append(key)
+            continue
+        if tuple(tensor.shape) != tuple(target.shape):
+            misshapen.append(f"{key} {list(tensor.shape)} (model expects {list(target.shape)})")
+        elif key in expected:
+            weights[key] = tensor
+        elif not torch.equal(tensor.to(target.dtype), target):
+            misshapen.append(f"{key} (values differ from the architecture's own)")
+    missing = sorted(set(expected) - set(checkpoint.state_dict))
+    problems = []
+    if missing:
+        problems.append(f"missing keys {_name_keys(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys {_name_keys(sorted(unexpected))}")
+    if misshapen:
+        problems.append(f"shape mismatches {_name_keys(misshapen)}")
+    if problems:
+        raise CheckpointError(f"{path}: does not fit HTS-AT {checkpoint.config}: " + "; ".join(problems))
+    model.load_state_dict(weights)
+    return model.eval()
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: HTSAT,
+    labels: list[str],
+    thresholds: list[float] | None = None,
+    provenance: dict | None = None,
+) -> None:
+    """Write our format: safetensors weights + JSON metadata (config, labels, thresholds, provenance)."""
+    config = model.config
+    if len(labels) != config.num_classes:
+        raise ValueError(f"{len(labels)} labels for {config.num_classes} classes")
+    if thresholds is not None and len(thresholds) != config.num_classes:
+        raise ValueError(f"{len(thresholds)} thresholds for {config.num_classes} classes")
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "config": config.to_dict(),
+        "labels": list(labels),
+        "thresholds": None if thresholds is None else [float(t) for t in thresholds],
+        "provenance": provenance or {},
+    }
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    safetensors.torch.save_file(tensors, str(path), metadata={METADATA_KEY: json.dumps(metadata)})
+
+
+def _name_keys(keys: list[str], limit: int = 8) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f" ... ({len(keys)} in all)" if len(keys) > limit else "")

@@ -1,0 +1,89 @@
+"""Log-mel front end, numerically the official HTS-AT one (torchlibrosa defaults as HTS-AT sets them).
+
+STFT: n_fft 1024, hop 320, periodic Hann window, centred frames with reflect padding, power |X|^2.
+Mel: 64 Slaney-style bands (librosa's htk=False, norm="slaney") from 50 Hz to 14 kHz at 32 kHz.
+Log: 10 * log10(max(mel_power, 1e-10)), reference 1, no top_db clipping.
+
+The official code computes the DFT as a float32 convolution; torch.stft computes it exactly (FFT), so the
+two differ only by float32 rounding. torch.stft exports to ONNX's STFT op through the dynamo exporter.
+"""
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+SAMPLE_RATE = 32000
+N_FFT = 1024
+HOP_LENGTH = 320
+N_MELS = 64
+F_MIN = 50.0
+F_MAX = 14000.0
+AMIN = 1e-10
+
+
+def _hz_to_slaney_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's auditory scale: linear below 1 kHz (3 bands per 200 Hz), logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    linear_step = 200.0 / 3.0
+    break_hz = 1000.0
+    break_mel = break_hz / linear_step
+    log_step = math.log(6.4) / 27.0
+    mel = hz / linear_step
+    above = hz >= break_hz
+    mel[above] = break_mel + np.log(hz[above] / break_hz) / log_step
+    return mel
+
+
+def _slaney_mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    linear_step = 200.0 / 3.0
+    break_hz = 1000.0
+    break_mel = break_hz / linear_step
+    log_step = math.log(6.4) / 27.0
+    hz = mel * linear_step
+    above = mel >= break_mel
+    hz[above] = break_hz * np.exp(log_step * (mel[above] - break_mel))
+    return hz
+
+
+def slaney_mel_filterbank(
+    sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N_MELS, f_min: float = F_MIN, f_max: float = F_MAX
+) -> np.ndarray:
+    """Triangular mel filters with Slaney area normalisation, float32 [n_fft // 2 + 1, n_mels]."""
+    fft_hz = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
+    edge_mels = np.linspace(_hz_to_slaney_mel(np.array([f_min]))[0], _hz_to_slaney_mel(np.array([f_max]))[0], n_mels + 2)
+    edge_hz = _slaney_mel_to_hz(edge_mels)  # [n_mels + 2]
+    widths = np.diff(edge_hz)  # [n_mels + 1]
+    offsets = edge_hz[:, None] - fft_hz[None, :]  # [n_mels + 2, n_bins]
+    rising = -offsets[:-2] / widths[:-1, None]
+    falling = offsets[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))  # [n_mels, n_bins]
+    weights *= (2.0 / (edge_hz[2:] - edge_hz[:-2]))[:, None]
+    return weights.T.astype(np.float32)
+
+
+def num_frames(n_samples: int) -> int:
+    """STFT frames for a clip of n_samples with centred framing."""
+    return n_samples // HOP_LENGTH + 1
+
+
+class LogMel(nn.Module):
+    """Waveform [B, N] at 32 kHz -> log-mel dB [B, T, 64], T = N // 320 + 1 (N > 512 for reflect padding)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("window", torch.hann_window(N_FFT, periodic=True), persistent=False)
+        self.register_buffer("mel_fb", torch.from_numpy(slaney_mel_filterbank()), persistent=False)
+
+    def power_spectrum(self, wave: torch.Tensor) -> torch.Tensor:
+        """[B, N] -> |STFT|^2 [B, T, 513]."""
+        spec = torch.stft(
+            wave, N_FFT, HOP_LENGTH, window=self.window, center=True, pad_mode="reflect", return_complex=True
+        )  # [B, 513, T] complex
+        return torch.view_as_real(spec).pow(2).sum(-1).transpose(1, 2)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        mel_power = self.power_spectrum(wave) @ self.mel_fb  # [B, T, 64]
+        return 10.0 * torch.log10(torch.clamp(mel_power, min=AMIN))

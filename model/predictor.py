@@ -1,0 +1,150 @@
+"""The model API the stream, the GUI and the commands call: `load_model(path).predict(wave)`.
+
+A Predictor validates input, brings every clip to the model's 10-s input (zero padding or the official
+tiling of short clips), and runs one backend: PyTorch (CPU or CUDA) or ONNX Runtime.
+"""
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from model.checkpoint import Checkpoint, build_model, read_checkpoint
+from model.frontend import LogMel
+from model.htsat import FRAME_SECONDS, HTSAT, MODEL_FRAMES, WINDOW_SAMPLES, WINDOW_SECONDS, HTSATConfig, frames_for
+
+SHORT_POLICIES = ("repeat", "pad")
+MIN_REPEAT_SAMPLES = 513  # the centred STFT's reflect padding needs more than n_fft / 2 samples
+DEFAULT_MODEL = "data/starter.safetensors"
+
+
+class Backend(Protocol):
+    name: str
+    device: str
+
+    def run(self, wave: np.ndarray, tile_short: bool) -> tuple[np.ndarray, np.ndarray]:
+        """wave float32 [B, N] -> clipwise [B, C], framewise [B, 1024, C]."""
+
+
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, model: HTSAT, device: str):
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available here")
+        self.device = device
+        self.model = model.to(device).eval()
+
+    def run(self, wave: np.ndarray, tile_short: bool) -> tuple[np.ndarray, np.ndarray]:
+        with torch.inference_mode():
+            clipwise, framewise = self.model(torch.from_numpy(wave).to(self.device), tile_short=tile_short)
+        return clipwise.float().cpu().numpy(), framewise.float().cpu().numpy()
+
+
+@dataclass
+class Predictor:
+    backend: Backend
+    config: HTSATConfig
+    labels: list[str]
+    thresholds: np.ndarray | None  # [C] default per-class thresholds from our format's metadata
+    source: str
+
+    sample_rate = 32000
+    window_seconds = WINDOW_SECONDS
+    frame_seconds = FRAME_SECONDS
+    frames = MODEL_FRAMES
+
+    def __post_init__(self):
+        self._logmel = LogMel()
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    def frames_for(self, n_samples: int) -> int:
+        return frames_for(n_samples)
+
+    def predict(self, wave: np.ndarray, short: str = "repeat") -> dict[str, np.ndarray]:
+        """wave float32 [B, N] or [N] at 32 kHz, N <= 10 s -> {"clipwise": [B, C], "framewise": [B, 1024, C]}.
+
+        short="repeat": clips under 10 s are tiled as the official infer mode does (framewise frames then
+        cover the tiled input); short="pad": zero-padded to 10 s, and the first frames_for(N) frames hold
+        the clip.
+        """
+        if short not in SHORT_POLICIES:
+            raise ValueError(f"short must be one of {SHORT_POLICIES}, got {short!r}")
+        wave = _check_wave(wave)
+        if short == "pad" and wave.shape[1] < WINDOW_SAMPLES:
+            wave = np.pad(wave, ((0, 0), (0, WINDOW_SAMPLES - wave.shape[1])))
+        if short == "repeat" and wave.shape[1] < MIN_REPEAT_SAMPLES:
+            raise ValueError(
+                f"clip of {wave.shape[1]} samples is too short for short='repeat' "
+                f"(needs at least {MIN_REPEAT_SAMPLES}); use short='pad'"
+            )
+        clipwise, framewise = self.backend.run(wave, tile_short=True)
+        return {"clipwise": clipwise, "framewise": framewise}
+
+    def logmel(self, wave: np.ndarray) -> np.ndarray:
+        """wave [B, N] or [N] -> log-mel dB [B, T, 64], T = N // 320 + 1 (the front end alone)."""
+        wave = _check_wave(wave)
+        if wave.shape[1] < MIN_REPEAT_SAMPLES:
+            wave = np.pad(wave, ((0, 0), (0, MIN_REPEAT_SAMPLES - wave.shape[1])))
+        with torch.inference_mode():
+            return self._logmel(torch.from_numpy(wave)).numpy()
+
+
+def _check_wave(wave: np.ndarray) -> np.ndarray:
+    wave = np.asarray(wave)
+    if wave.ndim == 1:
+        wave = wave[None]
+    if wave.ndim != 2:
+        raise ValueError(f"wave must be [N] or [B, N], got shape {list(wave.shape)}")
+    if wave.shape[0] == 0 or wave.shape[1] == 0:
+        raise ValueError(f"wave is empty: shape {list(wave.shape)}")
+    if wave.shape[1] > WINDOW_SAMPLES:
+        raise ValueError(
+            f"wave has {wave.shape[1]} samples, more than the model's 10-s window ({WINDOW_SAMPLES} at 32 kHz); "
+            "cut longer audio into 10-s windows"
+        )
+    if not np.issubdtype(wave.dtype, np.floating):
+        raise ValueError(f"wave must be floating point samples in [-1, 1], got dtype {wave.dtype}")
+    finite = np.isfinite(wave)
+    if not finite.all():
+        raise ValueError(f"wave holds {int((~finite).sum())} NaN/inf samples")
+    return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def default_model_path() -> Path:
+    return Path(str(resources.files("model").joinpath(DEFAULT_MODEL)))
+
+
+def load_model(path: str | Path | None = None, device: str = "cpu", backend: str = "torch") -> Predictor:
+    """Load any checkpoint we read (or an exported .onnx file) behind the Predictor API.
+
+    path None = the embedded default model. backend "onnx" runs ONNX Runtime; a checkpoint given with it is
+    exported on load and cached beside the user's cache directory.
+    """
+    path = Path(path) if path is not None else default_model_path()
+    if backend not in ("torch", "onnx"):
+        raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
+    if path.suffix == ".onnx":
+        if backend != "onnx":
+            raise ValueError(f"{path} is an ONNX file: load it with backend='onnx'")
+        from model.onnx import load_onnx_predictor
+
+        return load_onnx_predictor(path, device)
+    checkpoint = read_checkpoint(path)
+    model = build_model(checkpoint, path)
+    if backend == "onnx":
+        from model.onnx import cached_onnx_predictor
+
+        return cached_onnx_predictor(path, checkpoint, model, device)
+    return predictor_from_checkpoint(checkpoint, TorchBackend(model, device), str(path))
+
+
+def predictor_from_checkpoint(checkpoint: Checkpoint, backend: Backend, source: str) -> Predictor:
+    thresholds = None if checkpoint.thresholds is None else np.asarray(checkpoint.thresholds, dtype=np.float32)
+    return Predictor(backend, checkpoint.config, checkpoint.labels, thresholds, source)
