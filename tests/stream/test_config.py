@@ -1,0 +1,93 @@
+"""The stream config: defaults, TOML loading, validation errors that name the key, overrides."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from stream.config import Config, ConfigError, load_config, parse_assignment, with_overrides
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def write(tmp_path, text: str) -> Path:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return path
+
+
+def test_default_toml_equals_the_built_in_defaults():
+    assert load_config(CONFIGS / "default.toml") == Config()
+
+
+def test_every_setting_in_default_toml_has_a_comment():
+    lines = (CONFIGS / "default.toml").read_text().splitlines()
+    for number, line in enumerate(lines):
+        if re.match(r"^\s*[\w\"]+.*=", line):
+            assert lines[number - 1].lstrip().startswith("#"), f"line {number + 1} has no comment: {line}"
+
+
+def test_desed_config_maps_ten_classes_with_official_thresholds():
+    events = load_config(CONFIGS / "desed.toml").events
+    assert not events.classes
+    assert len(events.groups) == 10
+    assert events.groups["Alarm_bell_ringing"][0] == 310 and events.groups["Alarm_bell_ringing"][-1] == 402
+    assert events.thresholds["Cat"] == 0.51 and events.thresholds["Vacuum_cleaner"] == 0.14
+    assert events.median_frames == 1 and events.min_duration == 0.0
+
+
+def test_values_from_file_are_read_and_typed(tmp_path):
+    config = load_config(write(tmp_path, '[windows]\nhop = 1\n[events]\nallow = ["Dog"]\n'
+                                         '[events.groups]\nalarm = ["Fire alarm", 399]\n'))
+    assert config.windows.hop == 1.0 and isinstance(config.windows.hop, float)
+    assert config.events.allow == ("Dog",)
+    assert config.events.groups == {"alarm": ("Fire alarm", 399)}
+    assert config.model == Config().model
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[events]\nmin_duration = -1\n", "events.min_duration: must be >= 0, got -1"),
+    ("[windows]\nhop = 0.1\n", "windows.hop: must be >= 0.3125, got 0.1"),
+    ("[windows]\nhop = 12\n", "windows.hop: must be <= 10, got 12"),
+    ("[windows]\nhopp = 1\n", "windows.hopp: unknown setting"),
+    ("[window]\nhop = 1\n", "window: unknown section"),
+    ("[model]\nbackend = \"tensorrt\"\n", "model.backend: must be one of torch, onnx"),
+    ("[events]\nmedian_frames = 4\n", "events.median_frames: must be odd"),
+    ("[events.thresholds]\nDog = 1.5\n", "events.thresholds.Dog: must be <= 1"),
+    ("[events]\nclasses = 1\n", "events.classes: must be true or false"),
+    ("[publish]\ntop_k = 2.5\n", "publish.top_k: must be an integer"),
+    ("[events.groups]\nalarm = []\n", "events.groups.alarm: must not be empty"),
+    ("[events.groups]\nalarm = [1.5]\n", "events.groups.alarm[0]: must be a str or int"),
+    ("[events]\nhysteresis = 0\n", "events.hysteresis: must be > 0"),
+])
+def test_bad_values_raise_an_error_naming_the_key(tmp_path, text, message):
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, text))
+    assert str(error.value).startswith(message)
+
+
+def test_invalid_toml_and_missing_file_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write(tmp_path, "[windows\n"))
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "absent.toml")
+
+
+def test_overrides_replace_settings_and_are_validated():
+    config = with_overrides(Config(), {"windows.hop": 1.0, "model.backend": "onnx", "model.device": None,
+                                       "events.thresholds.Speech": 0.3})
+    assert config.windows.hop == 1.0 and config.model.backend == "onnx" and config.model.device == "cpu"
+    assert config.events.thresholds == {"Speech": 0.3}
+    with pytest.raises(ConfigError, match="windows.hop: must be <= 10"):
+        with_overrides(Config(), {"windows.hop": 20.0})
+    with pytest.raises(ConfigError, match="model.gpu: unknown setting"):
+        with_overrides(Config(), {"model.gpu": True})
+
+
+def test_assignments_parse_values_as_toml():
+    assert parse_assignment("events.min_duration=0.5") == ("events.min_duration", 0.5)
+    assert parse_assignment("events.allow=[\"Dog\", \"Cat\"]") == ("events.allow", ["Dog", "Cat"])
+    assert parse_assignment("source.input=mic:USB") == ("source.input", "mic:USB")
+    assert parse_assignment("publish.allow_remote=true") == ("publish.allow_remote", True)
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        parse_assignment("windows.hop")
