@@ -19,6 +19,7 @@ class Subcommand:
 
 
 SUBCOMMANDS = [
+    Subcommand("evaluate", "Event-based F1 (Table 3 protocol), segment-based F1 and PSDS of detected events.", "model.evaluate:add_evaluate_arguments", "model.evaluate:run_evaluate"),
 ]
 
 

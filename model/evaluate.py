@@ -1,0 +1,196 @@
+"""Sound event detection metrics, computed with the field's reference libraries.
+
+- Event-based F1 per class and macro: psds_eval's `PSDSEval(dtc 0.5, gtc 0.5, cttc 0.3)` and
+  `compute_macro_f_score`, the protocol of Table 3 of the HTS-AT paper (DESED).
+- Segment-based F1 on 1-s segments: sed_eval's `SegmentBasedMetrics`, each clip evaluated over
+  its full duration from the metadata.
+- PSDS1 and PSDS2 (the DCASE 2021+ settings) from per-clip score files: sed_scores_eval, which
+  sweeps every threshold of the scores (psds_eval's own `psds` fails under numpy 2).
+
+Event tables are TSV files with the columns filename, onset, offset, event_label (seconds);
+metadata tables have filename, duration. A score file is `<clip stem>.tsv` with the columns
+onset, offset and one column per class (one row per frame), as sed_scores_eval writes them.
+"""
+
+import json
+import math
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+EVENT_COLUMNS = ["filename", "onset", "offset", "event_label"]
+SEGMENT_SECONDS = 1.0
+# The Table 3 protocol (psds_eval's defaults).
+F1_DTC, F1_GTC, F1_CTTC = 0.5, 0.5, 0.3
+
+
+@dataclass(frozen=True)
+class PSDSSetting:
+    """One PSDS scenario: matching criteria of PSDSEval and weights of `psds`."""
+
+    dtc: float
+    gtc: float
+    cttc: float | None
+    alpha_ct: float
+    alpha_st: float
+    max_efpr: float
+
+
+PSDS1 = PSDSSetting(dtc=0.7, gtc=0.7, cttc=None, alpha_ct=0.0, alpha_st=1.0, max_efpr=100.0)
+PSDS2 = PSDSSetting(dtc=0.1, gtc=0.1, cttc=0.3, alpha_ct=0.5, alpha_st=1.0, max_efpr=100.0)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    macro_f1: float  # event-based, psds_eval, fraction
+    class_f1: dict[str, float]
+    segment_f1: float  # segment-based micro F1 over all classes, 1-s segments
+    segment_class_f1: dict[str, float]
+    psds1: float | None = None
+    psds2: float | None = None
+
+
+def read_events(path: str | Path) -> pd.DataFrame:
+    """An event table (TSV). Rows without a label (clips with no event) are kept as they are."""
+    table = pd.read_csv(path, sep="\t")
+    missing = set(EVENT_COLUMNS) - set(table.columns)
+    if missing:
+        raise ValueError(f"{path}: event table lacks the columns {sorted(missing)} (needs {EVENT_COLUMNS})")
+    return table[EVENT_COLUMNS]
+
+
+def read_metadata(path: str | Path) -> pd.DataFrame:
+    table = pd.read_csv(path, sep="\t")
+    missing = {"filename", "duration"} - set(table.columns)
+    if missing:
+        raise ValueError(f"{path}: metadata lacks the columns {sorted(missing)} (needs filename, duration)")
+    return table[["filename", "duration"]]
+
+
+def _labelled(events: pd.DataFrame) -> pd.DataFrame:
+    return events[events["event_label"].notna()]
+
+
+def event_f1(ground_truth: pd.DataFrame, metadata: pd.DataFrame, detections: pd.DataFrame) -> tuple[float, dict[str, float]]:
+    """Macro and per-class event-based F1 (psds_eval, Table 3 protocol)."""
+    from psds_eval import PSDSEval
+
+    evaluator = PSDSEval(dtc_threshold=F1_DTC, gtc_threshold=F1_GTC, cttc_threshold=F1_CTTC,
+                         ground_truth=_labelled(ground_truth), metadata=metadata)
+    macro, per_class = evaluator.compute_macro_f_score(_labelled(detections))
+    return float(macro), {label: float(f1) for label, f1 in per_class.items()}
+
+
+def segment_f1(ground_truth: pd.DataFrame, metadata: pd.DataFrame, detections: pd.DataFrame) -> tuple[float, dict[str, float]]:
+    """Micro and per-class segment-based F1 on 1-s segments (sed_eval)."""
+    with warnings.catch_warnings():  # dcase_util imports pkg_resources, which warns that it is deprecated
+        warnings.simplefilter("ignore")
+        import dcase_util
+        import sed_eval
+
+    reference, estimated = _labelled(ground_truth), _labelled(detections)
+    labels = sorted(set(reference["event_label"]) | set(estimated["event_label"]))
+    metrics = sed_eval.sound_event.SegmentBasedMetrics(event_label_list=labels, time_resolution=SEGMENT_SECONDS)
+    reference_by_file = dict(tuple(reference.groupby("filename")))
+    estimated_by_file = dict(tuple(estimated.groupby("filename")))
+    empty = reference.iloc[:0]
+    for filename, duration in zip(metadata["filename"], metadata["duration"]):
+        metrics.evaluate(
+            reference_event_list=dcase_util.containers.MetaDataContainer(
+                reference_by_file.get(filename, empty).to_dict("records")),
+            estimated_event_list=dcase_util.containers.MetaDataContainer(
+                estimated_by_file.get(filename, empty).to_dict("records")),
+            evaluated_length_seconds=float(duration),
+        )
+    results = metrics.results()
+    per_class = {label: float(scores["f_measure"]["f_measure"]) for label, scores in results["class_wise"].items()}
+    return float(results["overall"]["f_measure"]["f_measure"]), per_class
+
+
+def _clip_id(filename: str) -> str:
+    """sed_scores_eval names a clip by its file name without the extension."""
+    return Path(filename).stem
+
+
+def read_scores(directory: str | Path, filenames: list[str]) -> dict[str, pd.DataFrame]:
+    """The score table of every clip in `filenames`, keyed by clip id (`<stem>.tsv` in `directory`)."""
+    from sed_scores_eval.base_modules.scores import validate_score_dataframe
+
+    directory = Path(directory)
+    scores = {}
+    for filename in filenames:
+        path = directory / f"{_clip_id(filename)}.tsv"
+        if not path.is_file():
+            raise ValueError(f"no score file {path} for the clip {filename}")
+        table = pd.read_csv(path, sep="\t")
+        try:
+            validate_score_dataframe(table)
+        except (ValueError, AssertionError) as error:
+            raise ValueError(f"{path}: not a score table (onset, offset, one column per class): {error}") from error
+        scores[_clip_id(filename)] = table
+    return scores
+
+
+def psds(ground_truth: pd.DataFrame, metadata: pd.DataFrame, scores: dict[str, pd.DataFrame],
+         setting: PSDSSetting) -> float:
+    """PSDS of one scenario from score tables (sed_scores_eval, over every threshold of the scores)."""
+    from sed_scores_eval import intersection_based
+
+    reference = {_clip_id(filename): [] for filename in metadata["filename"]}
+    for filename, onset, offset, label in _labelled(ground_truth).itertuples(index=False):
+        reference[_clip_id(filename)].append((float(onset), float(offset), label))
+    durations = {_clip_id(filename): float(duration) for filename, duration in zip(metadata["filename"], metadata["duration"])}
+    value, *_ = intersection_based.psds(
+        scores=scores, ground_truth=reference, audio_durations=durations,
+        dtc_threshold=setting.dtc, gtc_threshold=setting.gtc, cttc_threshold=setting.cttc,
+        alpha_ct=setting.alpha_ct, alpha_st=setting.alpha_st, max_efpr=setting.max_efpr)
+    return float(value)
+
+
+def evaluate(ground_truth: pd.DataFrame, metadata: pd.DataFrame, detections: pd.DataFrame,
+             scores: dict[str, pd.DataFrame] | None = None) -> Evaluation:
+    macro, per_class = event_f1(ground_truth, metadata, detections)
+    segment, segment_per_class = segment_f1(ground_truth, metadata, detections)
+    psds1 = psds2 = None
+    if scores is not None:
+        psds1 = psds(ground_truth, metadata, scores, PSDS1)
+        psds2 = psds(ground_truth, metadata, scores, PSDS2)
+    return Evaluation(macro, per_class, segment, segment_per_class, psds1, psds2)
+
+
+def _percent(value: float) -> str:
+    return "   n/a" if value is None or math.isnan(value) else f"{100 * value:6.2f}"
+
+
+def format_table(result: Evaluation) -> str:
+    """A plain-text table of the evaluation, figures in percent."""
+    width = max(len("macro"), *(len(label) for label in result.class_f1))
+    lines = [f"{'class':<{width}}  event F1  segment F1"]
+    for label in sorted(result.class_f1):
+        lines.append(f"{label:<{width}}    {_percent(result.class_f1[label])}      "
+                     f"{_percent(result.segment_class_f1.get(label, float('nan')))}")
+    lines.append(f"{'macro':<{width}}    {_percent(result.macro_f1)}")
+    lines.append(f"{'micro':<{width}}              {_percent(result.segment_f1)}")
+    if result.psds1 is not None:
+        lines.append(f"PSDS1 {result.psds1:.4f}   PSDS2 {result.psds2:.4f}")
+    return "\n".join(lines)
+
+
+def add_evaluate_arguments(parser) -> None:
+    parser.add_argument("detections", help="detected events (TSV: filename, onset, offset, event_label)")
+    parser.add_argument("--ground-truth", required=True, help="reference events (TSV, same columns)")
+    parser.add_argument("--metadata", required=True, help="clip durations (TSV: filename, duration)")
+    parser.add_argument("--scores", help="folder of per-clip score files (<stem>.tsv) for PSDS1/PSDS2")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON (fractions)")
+
+
+def run_evaluate(args) -> int:
+    ground_truth = read_events(args.ground_truth)
+    metadata = read_metadata(args.metadata)
+    detections = read_events(args.detections)
+    scores = read_scores(args.scores, list(metadata["filename"])) if args.scores else None
+    result = evaluate(ground_truth, metadata, detections, scores)
+    print(json.dumps(asdict(result), indent=2) if args.json else format_table(result))
+    return 0

@@ -1,0 +1,95 @@
+"""The evaluation command and its metrics, against the paper's Table 3 and hand-made tables."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from model import evaluate
+from stream.cli import main
+
+DESED = Path(__file__).resolve().parents[3] / "shared" / "golden" / "desed"
+
+# Table 3 of the HTS-AT paper, single model (golden README), as fractions.
+TABLE3_MACRO = 0.4842
+TABLE3_CLASSES = {
+    "Alarm_bell_ringing": 0.4856, "Blender": 0.5294, "Cat": 0.6767, "Dishes": 0.2496, "Dog": 0.4799,
+    "Electric_shaver_toothbrush": 0.4292, "Frying": 0.6026, "Running_water": 0.4303, "Speech": 0.4678,
+    "Vacuum_cleaner": 0.4912,
+}
+
+
+def test_evaluate_json_reproduces_table3_single_model(capsys):
+    code = main(["evaluate", str(DESED / "htsat-test_outputmap.tsv"), "--ground-truth", str(DESED / "answer.tsv"),
+                 "--metadata", str(DESED / "answer_meta.tsv"), "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert round(result["macro_f1"], 4) == TABLE3_MACRO
+    assert set(result["class_f1"]) == set(TABLE3_CLASSES)
+    for label, expected in TABLE3_CLASSES.items():
+        assert abs(result["class_f1"][label] - expected) <= 1e-4, label
+    assert 0.0 < result["segment_f1"] < 1.0
+    assert result["psds1"] is None
+
+
+def test_evaluate_prints_a_table_with_every_class(capsys):
+    main(["evaluate", str(DESED / "htsat-test_outputmap.tsv"), "--ground-truth", str(DESED / "answer.tsv"),
+          "--metadata", str(DESED / "answer_meta.tsv")])
+    table = capsys.readouterr().out
+    assert "48.42" in table
+    for label in TABLE3_CLASSES:
+        assert label in table
+
+
+def _tables():
+    ground_truth = pd.DataFrame([("a.wav", 1.0, 3.0, "Dog"), ("a.wav", 5.0, 9.0, "Speech"), ("b.wav", 0.0, 2.0, "Dog")],
+                                columns=evaluate.EVENT_COLUMNS)
+    metadata = pd.DataFrame({"filename": ["a.wav", "b.wav"], "duration": [10.0, 4.0]})
+    return ground_truth, metadata
+
+
+def test_segment_f1_counts_one_second_segments():
+    ground_truth, metadata = _tables()
+    # Dog right in a.wav, missed in b.wav; Speech covers 2 of its 4 segments; one false Speech segment.
+    detections = pd.DataFrame([("a.wav", 1.0, 3.0, "Dog"), ("a.wav", 5.0, 7.0, "Speech"), ("b.wav", 3.0, 4.0, "Speech")],
+                              columns=evaluate.EVENT_COLUMNS)
+    micro, per_class = evaluate.segment_f1(ground_truth, metadata, detections)
+    # Dog: tp 2, fn 2 -> F1 2*2/(2*2+2) = 2/3. Speech: tp 2, fp 1, fn 2 -> 4/7. Micro: tp 4, fp 1, fn 4 -> 8/13.
+    assert per_class["Dog"] == pytest.approx(2 / 3)
+    assert per_class["Speech"] == pytest.approx(4 / 7)
+    assert micro == pytest.approx(8 / 13)
+
+
+def _score_files(directory: Path, ground_truth: pd.DataFrame, metadata: pd.DataFrame, labels: list[str]) -> None:
+    """Score files that are 1 inside each reference event and 0 elsewhere, on a 0.1-s grid."""
+    for filename, duration in zip(metadata["filename"], metadata["duration"]):
+        frames = np.arange(round(duration * 10))
+        onsets = frames / 10
+        table = pd.DataFrame({"onset": onsets, "offset": (frames + 1) / 10})
+        for label in labels:
+            events = ground_truth[(ground_truth.filename == filename) & (ground_truth.event_label == label)]
+            table[label] = [float(any((events.onset <= t + 1e-9) & (t + 0.1 <= events.offset + 1e-9))) for t in onsets]
+        table.to_csv(directory / f"{Path(filename).stem}.tsv", sep="\t", index=False)
+
+
+def test_psds_is_one_for_scores_that_match_the_reference_and_drops_for_a_missed_class(tmp_path):
+    ground_truth, metadata = _tables()
+    _score_files(tmp_path, ground_truth, metadata, ["Dog", "Speech"])
+    scores = evaluate.read_scores(tmp_path, list(metadata["filename"]))
+    assert evaluate.psds(ground_truth, metadata, scores, evaluate.PSDS1) == pytest.approx(1.0)
+    scores["a"]["Speech"] = 0.0
+    assert evaluate.psds(ground_truth, metadata, scores, evaluate.PSDS1) < 0.6
+
+
+def test_missing_score_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="no score file"):
+        evaluate.read_scores(tmp_path, ["a.wav"])
+
+
+def test_event_table_without_required_columns_is_rejected(tmp_path):
+    path = tmp_path / "bad.tsv"
+    path.write_text("filename\tstart\tend\tlabel\na.wav\t0\t1\tDog\n")
+    with pytest.raises(ValueError, match="event_label"):
+        evaluate.read_events(path)
