@@ -1,0 +1,83 @@
+"""Window scheduler: which 10-s windows of the stream to analyse, and when.
+
+Windows are scheduled on a fixed hop: window `k` ends at sample `(k + 1) * hop` (absolute sample
+indices from the stream's first sample, as in `stream.ring.RingBuffer`), and is due as soon as that
+many samples exist. It starts `window` samples before its end.
+
+First 10 s (the first output must not wait for a full window): while fewer than `window` samples
+exist, the window starts at sample 0 and holds only the samples captured so far (`Window.samples` <
+`window`). The worker zero-pads it at the end (`predict(short="pad")`, as the offline evaluation
+does for short clips) and only the first `model.frames_for(window.samples)` frames of its framewise
+output hold real audio; the stitcher takes just those. So the first scores come one hop after the
+start, and each early window replaces the previous one's frames with an estimate that has seen more
+audio. From the window ending at sample `window` on, every window is full.
+
+The scheduler holds no audio; the caller reads `[window.start, window.stop)` from the ring buffer.
+"""
+
+from dataclasses import dataclass
+
+SAMPLE_RATE = 32000
+WINDOW_SAMPLES = 320000  # 10 s
+
+
+@dataclass(frozen=True)
+class Window:
+    index: int  # k: the k-th window of the schedule (skipped windows keep their numbers)
+    start: int  # absolute index of the first sample
+    stop: int  # one past the last sample
+    next_start: int  # start of window k + 1: no later window starts before it
+
+    @property
+    def samples(self) -> int:
+        """Samples of real audio in the window (< the window length only during the first 10 s)."""
+        return self.stop - self.start
+
+
+class WindowScheduler:
+    """Hands out the windows that became due as samples arrive; one per hop.
+
+    `due(available, oldest)` returns every window whose last sample exists, in order, each once.
+    A window whose first sample was already overwritten in the ring (`start < oldest`) is skipped
+    and counted in `skipped`.
+    """
+
+    def __init__(self, hop_seconds: float, sample_rate: int = SAMPLE_RATE, window_samples: int = WINDOW_SAMPLES):
+        hop = round(hop_seconds * sample_rate)
+        if not 0 < hop <= window_samples:
+            raise ValueError(f"hop must be in (0, {window_samples / sample_rate}] s, got {hop_seconds}")
+        self.hop = hop  # samples between window ends
+        self.window = window_samples
+        self.sample_rate = sample_rate
+        self.reset()
+
+    def reset(self) -> None:
+        """Start over at sample 0 of a new stream."""
+        self.next_index = 0  # the next window to hand out
+        self.skipped = 0
+
+    def start_of(self, index: int) -> int:
+        """First sample of window `index`."""
+        return max(0, (index + 1) * self.hop - self.window)
+
+    @property
+    def next_stop(self) -> int:
+        """Samples needed before the next window is due."""
+        return (self.next_index + 1) * self.hop
+
+    def due(self, available: int, oldest: int = 0) -> list[Window]:
+        """Windows that end at or before `available` samples and were not handed out yet.
+
+        `oldest` is the oldest sample still readable (`RingBuffer.oldest`); windows that start
+        before it are skipped and counted.
+        """
+        windows = []
+        while self.next_stop <= available:
+            k = self.next_index
+            self.next_index += 1
+            start = self.start_of(k)
+            if start < oldest:
+                self.skipped += 1
+                continue
+            windows.append(Window(index=k, start=start, stop=(k + 1) * self.hop, next_start=self.start_of(k + 1)))
+        return windows
