@@ -1,0 +1,133 @@
+import json
+import pickle
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import safetensors.torch
+import torch
+
+from model import load_model
+from model.checkpoint import CheckpointError, build_model, infer_config, read_checkpoint, save_checkpoint
+from model.htsat import HTSAT, HTSATConfig
+
+
+def _official_state_dict(tiny_checkpoint: Path) -> dict[str, torch.Tensor]:
+    return torch.load(tiny_checkpoint, weights_only=True)["state_dict"]
+
+
+def test_config_is_inferred_from_the_tiny_checkpoint(tiny_checkpoint):
+    config = read_checkpoint(tiny_checkpoint).config
+    assert config == HTSATConfig(num_classes=10, embed_dim=24, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=8)
+
+
+def test_full_size_official_key_set_loads_and_runs(golden_dir, tmp_path):
+    """A checkpoint with every key and shape of the official AudioSet model loads and predicts."""
+    reference = HTSAT(HTSATConfig())  # derived buffers (attn_mask, index) must carry the architecture's values
+    derived = dict(reference.named_buffers())
+    state_dict = {}
+    for line in (golden_dir / "htsat_keys.txt").read_text().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        key, shape, dtype = line.split("\t")
+        shape = [int(n) for n in re.findall(r"\d+", shape)]
+        if key in derived:
+            tensor = derived[key].clone()
+        elif dtype == "int64":
+            tensor = torch.zeros(shape, dtype=torch.int64)
+        else:
+            tensor = torch.randn(shape) * 0.02
+        state_dict["sed_model." + key] = tensor
+    state_dict["sed_model.bn0.running_var"] = torch.ones(64)
+    path = tmp_path / "audioset.ckpt"
+    torch.save({"state_dict": state_dict, "epoch": 1}, path)
+    model = load_model(path)
+    assert model.config == HTSATConfig()
+    assert len(model.labels) == 527 and model.labels[0] == "Speech"
+    out = model.predict(np.zeros((1, 32000), dtype=np.float32), short="pad")
+    assert out["framewise"].shape == (1, 1024, 527)
+
+
+def test_plain_state_dict_loads(tiny_checkpoint, tmp_path, tiny_outputs):
+    plain = {k.removeprefix("sed_model."): v for k, v in _official_state_dict(tiny_checkpoint).items()}
+    torch.save(plain, tmp_path / "plain.pt")
+    out = load_model(tmp_path / "plain.pt").predict(tiny_outputs["wave4"].numpy())
+    assert np.abs(out["clipwise"] - tiny_outputs["out4"]["clipwise"].numpy()).max() < 1e-4
+
+
+def test_our_format_round_trips_labels_thresholds_and_outputs(tiny_checkpoint, tmp_path, tiny_outputs):
+    checkpoint = read_checkpoint(tiny_checkpoint)
+    labels = [f"sound {i}" for i in range(10)]
+    thresholds = [0.1 * i for i in range(10)]
+    path = tmp_path / "tiny.safetensors"
+    save_checkpoint(path, build_model(checkpoint), labels, thresholds, {"trained_on": "nothing"})
+    model = load_model(path)
+    assert model.labels == labels
+    np.testing.assert_allclose(model.thresholds, thresholds, rtol=1e-6)
+    wave = tiny_outputs["wave10"].numpy()
+    assert np.abs(model.predict(wave)["framewise"] - load_model(tiny_checkpoint).predict(wave)["framewise"]).max() == 0
+    metadata = json.loads(safetensors.safe_open(str(path), "pt").metadata()["htsat_live"])
+    assert metadata["provenance"] == {"trained_on": "nothing"}
+
+
+def test_missing_keys_are_named(tiny_checkpoint, tmp_path):
+    state_dict = _official_state_dict(tiny_checkpoint)
+    del state_dict["sed_model.layers.1.blocks.0.mlp.fc2.bias"]
+    torch.save({"state_dict": state_dict}, tmp_path / "missing.ckpt")
+    with pytest.raises(CheckpointError, match=r"missing keys layers\.1\.blocks\.0\.mlp\.fc2\.bias"):
+        load_model(tmp_path / "missing.ckpt")
+
+
+def test_unexpected_keys_are_named_but_known_unused_ones_pass(tiny_checkpoint, tmp_path):
+    state_dict = _official_state_dict(tiny_checkpoint)
+    assert "sed_model.head.weight" in state_dict and "sed_model.logmel_extractor.melW" in state_dict
+    state_dict["sed_model.decoder.weight"] = torch.zeros(3)
+    torch.save({"state_dict": state_dict}, tmp_path / "extra.ckpt")
+    with pytest.raises(CheckpointError, match=r"unexpected keys decoder\.weight"):
+        load_model(tmp_path / "extra.ckpt")
+
+
+def test_shape_mismatch_is_named(tiny_checkpoint, tmp_path):
+    state_dict = _official_state_dict(tiny_checkpoint)
+    state_dict["sed_model.layers.2.blocks.1.mlp.fc1.weight"] = torch.zeros(100, 96)
+    torch.save({"state_dict": state_dict}, tmp_path / "shape.ckpt")
+    with pytest.raises(CheckpointError, match=r"shape mismatches layers\.2\.blocks\.1\.mlp\.fc1\.weight \[100, 96\]"):
+        load_model(tmp_path / "shape.ckpt")
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_pickle_that_needs_code_is_refused(tmp_path, capsys):
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {"x": torch.zeros(1)}, "payload": _Payload()}, path)
+    with pytest.raises(CheckpointError, match="needs code to unpickle"):
+        load_model(path)
+    assert "this must never run" not in capsys.readouterr().out
+
+
+def test_truncated_file_is_refused(tiny_checkpoint, tmp_path):
+    path = tmp_path / "truncated.ckpt"
+    path.write_bytes(tiny_checkpoint.read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_model(path)
+
+
+def test_non_checkpoint_files_are_refused(tmp_path):
+    (tmp_path / "notes.ckpt").write_text("hello")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_model(tmp_path / "notes.ckpt")
+    torch.save([1, 2, 3], tmp_path / "list.pt")
+    with pytest.raises(CheckpointError, match="not a checkpoint"):
+        load_model(tmp_path / "list.pt")
+    torch.save({"weight": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not an HTS-AT checkpoint"):
+        load_model(tmp_path / "other.pt")
+    (tmp_path / "broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{bad")
+    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+        load_model(tmp_path / "broken.safetensors")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_model(tmp_path / "absent.ckpt")

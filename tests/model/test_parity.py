@@ -1,0 +1,56 @@
+"""The golden tiny checkpoint reproduces the official code's outputs through the public API."""
+
+import numpy as np
+import pytest
+
+from model import load_model
+
+CASES = [("wave10", "out10"), ("wave4", "out4")]
+
+
+@pytest.fixture(scope="module")
+def torch_model(tiny_checkpoint):
+    return load_model(tiny_checkpoint, backend="torch")
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tiny_checkpoint, tmp_path_factory, monkeypatch_module):
+    monkeypatch_module.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    return load_model(tiny_checkpoint, backend="onnx")
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+@pytest.mark.parametrize("wave_key, out_key", CASES)
+@pytest.mark.parametrize("output", ["clipwise", "framewise"])
+def test_torch_backend_matches_official_outputs(torch_model, tiny_outputs, wave_key, out_key, output):
+    result = torch_model.predict(tiny_outputs[wave_key].numpy())
+    difference = np.abs(result[output] - tiny_outputs[out_key][output].numpy())
+    assert difference.max() < 1e-4
+    assert difference.mean() < 5e-6
+
+
+@pytest.mark.parametrize("wave_key, out_key", CASES)
+@pytest.mark.parametrize("output", ["clipwise", "framewise"])
+def test_onnx_backend_matches_official_and_torch_outputs(torch_model, onnx_model, tiny_outputs, wave_key, out_key, output):
+    wave = tiny_outputs[wave_key].numpy()
+    result = onnx_model.predict(wave)
+    difference = np.abs(result[output] - tiny_outputs[out_key][output].numpy())
+    assert difference.max() < 1e-4
+    assert difference.mean() < 5e-6
+    assert np.abs(result[output] - torch_model.predict(wave)[output]).max() < 1e-4
+
+
+def test_output_shapes_and_properties(torch_model, tiny_outputs):
+    result = torch_model.predict(tiny_outputs["wave10"].numpy()[0])
+    assert result["clipwise"].shape == (1, 10)
+    assert result["framewise"].shape == (1, 1024, 10)
+    assert torch_model.labels == [f"class_{i}" for i in range(10)]
+    assert torch_model.thresholds is None
+    assert torch_model.sample_rate == 32000
+    assert torch_model.window_seconds == 10.0
+    assert torch_model.frame_seconds == 10 / 1024
