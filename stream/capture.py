@@ -1,0 +1,505 @@
+"""Audio sources that fill a RingBuffer with 32 kHz mono float32 samples.
+
+- `MicrophoneSource`: a sounddevice/PortAudio input (device by index or name substring) at its native
+  rate and channel count. The PortAudio callback only copies the interleaved block into a small
+  staging ring and counts status flags; a supervisor thread mixes to mono, zeroes NaN/inf, resamples
+  with a stateful soxr stream, writes the stream ring, and reopens the device with backoff when it
+  errors, disappears or stops delivering.
+- `FileSource`: any file soundfile reads, any rate and channel count, paced in real time or fed as fast
+  as the consumer takes it.
+- `FfmpegSource`: anything ffmpeg reads (`ffmpeg:URL`), decoded by an ffmpeg subprocess to 32 kHz
+  mono float32; a network stream that drops is reconnected with backoff.
+
+Each source owns its threads (`start(ring)` / `stop()`) and counts what happened in `stats`.
+`open_source(spec)` turns a command-line SOURCE into a source.
+"""
+
+import logging
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import soundfile
+import soxr
+
+from stream.ring import RingBuffer
+
+SAMPLE_RATE = 32000  # the stream's rate: the model's input rate
+CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped
+
+log = logging.getLogger(__name__)
+
+
+class CaptureError(Exception):
+    """A source cannot be opened or read (unknown device, missing/empty/corrupt file, no ffmpeg)."""
+
+
+class NoMicrophone(CaptureError):
+    """There is no input device, or the default input cannot be opened."""
+
+
+@dataclass
+class CaptureStats:
+    """Counters of one source; each field is written by one thread only."""
+
+    state: str = "starting"  # starting, running, reconnecting, error, ended, stopped
+    input_rate: int | None = None  # native rate of the source
+    input_channels: int | None = None
+    samples: int = 0  # 32 kHz samples written to the stream ring
+    nonfinite_samples: int = 0  # NaN/inf samples replaced by 0
+    clipped_samples: int = 0  # samples at full scale
+    input_overflows: int = 0  # PortAudio "input overflow" flags
+    status_flags: int = 0  # callbacks with any PortAudio status flag
+    staging_overruns: int = 0  # the supervisor fell behind the audio callback
+    errors: int = 0
+    reconnects: int = 0  # successful reopen/reconnect after a failure
+    last_error: str | None = None
+
+
+class Backoff:
+    """Delays between reconnection attempts: initial, doubled after each failure, capped."""
+
+    def __init__(self, initial: float = 0.25, maximum: float = 8.0):
+        self.initial = initial
+        self.maximum = maximum
+        self.reset()
+
+    def reset(self) -> None:
+        self._next = self.initial
+
+    def next(self) -> float:
+        delay = self._next
+        self._next = min(self.maximum, self._next * 2)
+        return delay
+
+
+class Conditioner:
+    """Raw blocks [frames, channels] at `input_rate` -> 32 kHz mono float32 [n], finite.
+
+    Mixes channels by their mean, zeroes and counts non-finite samples, counts clipped ones, and
+    resamples with a soxr stream whose state carries across blocks.
+    """
+
+    def __init__(self, input_rate: int, stats: CaptureStats):
+        self.input_rate = int(input_rate)
+        self.stats = stats
+        self.reset()
+
+    def reset(self) -> None:
+        self._resampler = None
+        if self.input_rate != SAMPLE_RATE:
+            self._resampler = soxr.ResampleStream(self.input_rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+
+    def process(self, block: np.ndarray, last: bool = False) -> np.ndarray:
+        block = np.asarray(block, dtype=np.float32)
+        if block.ndim == 2:  # [frames, channels] -> [frames]
+            block = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+        finite = np.isfinite(block)
+        if not finite.all():
+            self.stats.nonfinite_samples += int(block.size - np.count_nonzero(finite))
+            block = np.where(finite, block, np.float32(0.0))
+        self.stats.clipped_samples += int(np.count_nonzero(np.abs(block) >= CLIP_LEVEL))
+        if self._resampler is None:
+            return np.ascontiguousarray(block)
+        return self._resampler.resample_chunk(np.ascontiguousarray(block), last=last)
+
+
+class Source:
+    """Base of the sources: a description, counters, and a thread the source owns."""
+
+    def __init__(self, description: str):
+        self.description = description
+        self.stats = CaptureStats()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.ring: RingBuffer | None = None
+
+    def start(self, ring: RingBuffer) -> None:
+        if ring.sample_rate != SAMPLE_RATE:
+            raise ValueError(f"the stream ring must run at {SAMPLE_RATE} Hz, not {ring.sample_rate}")
+        self.ring = ring
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run_guarded, name=f"capture {self.description}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._interrupt()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self.stats.state not in ("ended", "error"):
+            self.stats.state = "stopped"
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run_guarded(self) -> None:
+        try:
+            self._run()
+        except Exception as error:  # a source that cannot go on says why and ends the stream
+            self._report(f"{type(error).__name__}: {error}")
+            self.stats.state = "error"
+        finally:
+            self.ring.close()
+
+    def _report(self, message: str) -> None:
+        self.stats.errors += 1
+        self.stats.last_error = message
+        log.warning("%s: %s", self.description, message)
+
+    def _write(self, samples: np.ndarray, capture_time: float | None = None) -> None:
+        if samples.size:
+            self.ring.write(samples, capture_time)
+            self.stats.samples += samples.size
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def _interrupt(self) -> None:
+        """Wake the source thread out of a blocking call so that it sees the stop."""
+
+
+# --- microphone ---------------------------------------------------------------------------------
+
+
+def _sounddevice():
+    try:
+        import sounddevice
+    except OSError as error:  # the PortAudio library itself is missing
+        raise NoMicrophone(f"PortAudio is not available ({error}); install libportaudio2") from error
+    return sounddevice
+
+
+def input_devices() -> list[dict]:
+    """The input devices PortAudio sees: dicts with index, name, max_input_channels, default_samplerate."""
+    sd = _sounddevice()
+    return [dict(device) for device in sd.query_devices() if device["max_input_channels"] > 0]
+
+
+def resolve_device(spec: int | str | None) -> dict:
+    """The input device named by `spec`: None = the default input, an index, or a name substring."""
+    sd = _sounddevice()
+    devices = input_devices()
+    if not devices:
+        raise NoMicrophone("no audio input device found")
+    if spec is None:
+        default = sd.default.device[0]
+        if default is None or default < 0:
+            raise NoMicrophone("no default audio input device")
+        spec = int(default)
+    if isinstance(spec, str) and spec.strip().isdigit():
+        spec = int(spec)
+    if isinstance(spec, int):
+        for device in devices:
+            if device["index"] == spec:
+                return device
+        raise CaptureError(f"no input device with index {spec}; inputs: {_device_list(devices)}")
+    exact = [device for device in devices if device["name"].lower() == spec.lower()]
+    matches = exact or [device for device in devices if spec.lower() in device["name"].lower()]
+    if not matches:
+        raise CaptureError(f"no input device matches {spec!r}; inputs: {_device_list(devices)}")
+    if len(matches) > 1:
+        raise CaptureError(f"input device {spec!r} is ambiguous: {_device_list(matches)}")
+    return matches[0]
+
+
+def _device_list(devices: list[dict]) -> str:
+    return ", ".join(f"[{device['index']}] {device['name']}" for device in devices)
+
+
+class MicrophoneSource(Source):
+    """A PortAudio input device, reopened with backoff when it errors, vanishes or stalls."""
+
+    def __init__(self, device: int | str | None = None, samplerate: int | None = None,
+                 channels: int | None = None, block_seconds: float = 0.02, stall_seconds: float = 5.0,
+                 backoff: Backoff | None = None):
+        info = resolve_device(device)
+        super().__init__("mic" if device is None else f"mic:{device}")
+        self.device_spec = device
+        self.device_name = info["name"]
+        self.samplerate = int(samplerate or info["default_samplerate"])
+        self.channels = int(channels or min(2, info["max_input_channels"]))
+        self.block_seconds = block_seconds
+        self.stall_seconds = stall_seconds
+        self.backoff = backoff or Backoff()
+        self.stats.input_rate = self.samplerate
+        self.stats.input_channels = self.channels
+        self._failed = threading.Event()  # set by PortAudio when the stream ends on its own
+
+    def _run(self) -> None:
+        conditioner = Conditioner(self.samplerate, self.stats)
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                stream, staging = self._open(rescan=failures >= 2)
+            except Exception as error:
+                failures += 1
+                self.stats.state = "reconnecting"
+                self._report(f"cannot open input {self.device_name!r}: {error}")
+                self._stop.wait(self.backoff.next())
+                continue
+            conditioner.reset()
+            try:
+                failure = self._pump(stream, staging, conditioner, reopened=failures > 0)
+            finally:
+                try:
+                    stream.close()
+                except Exception as error:  # the device is already gone; nothing left to release
+                    log.debug("closing %s: %s", self.device_name, error)
+            if failure is None:
+                return
+            failures += 1
+            self.stats.state = "reconnecting"
+            self._report(failure)
+            self._stop.wait(self.backoff.next())
+
+    def _open(self, rescan: bool):
+        sd = _sounddevice()
+        if rescan:  # PortAudio lists devices once; rescanning finds a device that was plugged back in
+            sd._terminate()
+            sd._initialize()
+        device = resolve_device(self.device_name)
+        capacity = int(self.samplerate * 2.0) * self.channels  # 2 s of interleaved frames
+        staging = RingBuffer(capacity, self.samplerate * self.channels)
+        self._failed.clear()
+        stats = self.stats
+        rate = self.samplerate
+        last_callback = [time.monotonic()]
+
+        def callback(indata, frames, time_info, status):
+            if status:
+                stats.status_flags += 1
+                if status.input_overflow:
+                    stats.input_overflows += 1
+            lag = time_info.currentTime - time_info.inputBufferAdcTime
+            lag = lag if 0.0 <= lag < 1.0 else 0.0
+            staging.write(indata.reshape(-1), time.time() - lag + (frames - 1) / rate)
+            last_callback[0] = time.monotonic()
+
+        stream = sd.InputStream(device=device["index"], samplerate=self.samplerate, channels=self.channels,
+                                dtype="float32", blocksize=int(self.samplerate * self.block_seconds),
+                                callback=callback, finished_callback=self._failed.set)
+        stream.start()
+        self._last_callback = last_callback
+        return stream, staging
+
+    def _pump(self, stream, staging: RingBuffer, conditioner: Conditioner, reopened: bool) -> str | None:
+        """Move audio from the staging ring to the stream ring until stop (None) or a failure (why)."""
+        reader = staging.reader(start=0)
+        opened = time.monotonic()
+        flowing = False
+        while not self._stop.is_set():
+            staging.wait_for(reader.position + self.channels, timeout=0.05)
+            overruns = reader.overruns
+            block = reader.read()
+            self.stats.staging_overruns += reader.overruns - overruns
+            if block.samples.size:
+                frames = block.samples.reshape(-1, self.channels)  # [frames, channels]
+                end = block.start + block.samples.size
+                self._write(conditioner.process(frames), staging.wall_time(end - 1))
+                if not flowing:
+                    flowing = True
+                    self.stats.state = "running"
+                    self.backoff.reset()
+                    if reopened:
+                        self.stats.reconnects += 1
+                continue
+            if self._failed.is_set() or not stream.active:
+                return f"input {self.device_name!r} stopped (device error or disconnected)"
+            if time.monotonic() - max(self._last_callback[0], opened) > self.stall_seconds:
+                return f"input {self.device_name!r} delivered nothing for {self.stall_seconds:.1f} s"
+        return None
+
+    def _interrupt(self) -> None:
+        self._failed.set()
+
+
+# --- files --------------------------------------------------------------------------------------
+
+
+def check_audio_file(path: str | Path) -> soundfile.SoundFile:
+    """Open an audio file for reading, or raise CaptureError saying why it cannot be used."""
+    path = Path(path)
+    if not path.is_file():
+        raise CaptureError(f"{path}: no such file")
+    try:
+        handle = soundfile.SoundFile(str(path))
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
+        raise CaptureError(f"{path}: not a readable audio file ({error})") from error
+    if handle.frames == 0:
+        handle.close()
+        raise CaptureError(f"{path}: the file holds no audio")
+    return handle
+
+
+class FileSource(Source):
+    """An audio file, converted to 32 kHz mono and paced in real time or fed as fast as allowed.
+
+    In fast mode `consumer_position()` (if given) returns the sample index the consumer has reached;
+    the source then stays at most `max_ahead` samples ahead of it, so that nothing is overwritten.
+    """
+
+    def __init__(self, path: str | Path, realtime: bool = True, block_seconds: float = 0.05,
+                 consumer_position: Callable[[], int] | None = None, max_ahead: int | None = None):
+        self.path = Path(path)
+        with check_audio_file(self.path) as handle:
+            input_rate, channels = handle.samplerate, handle.channels
+        super().__init__(str(path))
+        self.realtime = realtime
+        self.block_seconds = block_seconds
+        self.consumer_position = consumer_position
+        self.max_ahead = max_ahead
+        self.stats.input_rate = input_rate
+        self.stats.input_channels = channels
+
+    def _run(self) -> None:
+        self.stats.state = "running"
+        conditioner = Conditioner(self.stats.input_rate, self.stats)
+        block_frames = max(1, int(self.stats.input_rate * self.block_seconds))
+        started = time.monotonic()
+        with check_audio_file(self.path) as handle:
+            try:
+                for block in handle.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
+                    if self._stop.is_set():
+                        return
+                    samples = conditioner.process(block)  # [frames, channels] -> [n]
+                    self._wait_for_room(samples.size, started)
+                    if self._stop.is_set():
+                        return
+                    self._write(samples)
+            except (soundfile.LibsndfileError, RuntimeError) as error:
+                raise CaptureError(f"{self.path}: read failed ({error})") from error
+        self._write(conditioner.process(np.zeros((0, 1), np.float32), last=True))
+        self.stats.state = "ended"
+
+    def _wait_for_room(self, n: int, started: float) -> None:
+        if self.realtime:  # the block's samples may be written once their time has come
+            due = started + (self.stats.samples + n) / SAMPLE_RATE
+            self._stop.wait(max(0.0, due - time.monotonic()))
+        elif self.consumer_position is not None:
+            limit = self.max_ahead if self.max_ahead is not None else self.ring.capacity // 2
+            while not self._stop.is_set() and self.ring.end + n - self.consumer_position() > limit:
+                self._stop.wait(0.002)
+
+
+# --- ffmpeg -------------------------------------------------------------------------------------
+
+
+class FfmpegSource(Source):
+    """Anything ffmpeg reads, decoded to 32 kHz mono float32 by an ffmpeg subprocess.
+
+    A local file ends the stream at its end; any other input (a network stream) is reconnected with
+    backoff whenever ffmpeg exits or fails.
+    """
+
+    def __init__(self, url: str, realtime: bool = True, block_seconds: float = 0.05,
+                 io_timeout_seconds: float = 5.0, backoff: Backoff | None = None, ffmpeg: str = "ffmpeg"):
+        if not url:
+            raise CaptureError("ffmpeg: source needs a URL or path, e.g. ffmpeg:http://host/stream")
+        super().__init__(f"ffmpeg:{url}")
+        self.url = url
+        self.local = Path(url).is_file()
+        self.realtime = realtime
+        self.block_bytes = int(SAMPLE_RATE * block_seconds) * 4
+        self.io_timeout_seconds = io_timeout_seconds
+        self.backoff = backoff or Backoff()
+        self.ffmpeg = ffmpeg
+        self.stats.input_rate = SAMPLE_RATE  # ffmpeg resamples; the native rate is not known here
+        self.stats.input_channels = 1
+        self._process: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+
+    def command(self) -> list[str]:
+        command = [self.ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error"]
+        if self.realtime and self.local:
+            command += ["-re"]
+        if not self.local:
+            command += ["-rw_timeout", str(int(self.io_timeout_seconds * 1e6))]
+        return command + ["-i", self.url, "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "-"]
+
+    def _run(self) -> None:
+        conditioner = Conditioner(SAMPLE_RATE, self.stats)
+        failures = 0
+        while not self._stop.is_set():
+            received, why = self._decode_once(conditioner, reconnecting=failures > 0)
+            if self._stop.is_set():
+                return
+            if self.local:  # a file is not a stream that comes back: its end or error is final
+                if why is not None:
+                    raise CaptureError(why)
+                self.stats.state = "ended"
+                return
+            if received:
+                self.backoff.reset()
+            failures += 1
+            self.stats.state = "reconnecting"
+            self._report(why or "stream ended; reconnecting")
+            self._stop.wait(self.backoff.next())
+
+    def _decode_once(self, conditioner: Conditioner, reconnecting: bool) -> tuple[int, str | None]:
+        """Run ffmpeg until it exits: (bytes received, None on a clean end or the error)."""
+        with tempfile.TemporaryFile() as errors:
+            try:
+                process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                           stderr=errors)
+            except FileNotFoundError as error:
+                raise CaptureError(f"cannot run {self.ffmpeg!r}: install ffmpeg") from error
+            with self._lock:
+                self._process = process
+            if self._stop.is_set():
+                process.kill()
+            received = 0
+            pending = b""
+            while True:
+                chunk = process.stdout.read1(self.block_bytes)
+                if not chunk:
+                    break
+                if received == 0:
+                    self.stats.state = "running"
+                    if reconnecting:
+                        self.stats.reconnects += 1
+                received += len(chunk)
+                pending += chunk
+                usable = len(pending) - len(pending) % 4
+                self._write(conditioner.process(np.frombuffer(pending[:usable], dtype="<f4")))
+                pending = pending[usable:]
+            process.stdout.close()
+            code = process.wait()
+            with self._lock:
+                self._process = None
+            if code == 0 and received > 0:
+                return received, None
+            errors.seek(0)
+            tail = errors.read()[-400:].decode(errors="replace").strip()
+            return received, f"ffmpeg exited with code {code}" + (f": {tail}" if tail else " (no audio)")
+
+    def _interrupt(self) -> None:
+        with self._lock:
+            if self._process is not None:
+                self._process.kill()
+
+
+# --- command-line SOURCE ------------------------------------------------------------------------
+
+
+def open_source(spec: str | None, fast: bool = False, consumer_position: Callable[[], int] | None = None,
+                max_ahead: int | None = None) -> Source:
+    """A source from a command-line SOURCE: None or `mic`, `mic:NAME` (index or name part), `ffmpeg:URL`,
+    or a path to an audio file. `fast` feeds files as fast as the consumer allows (see FileSource)."""
+    if spec is None or spec == "mic":
+        return MicrophoneSource(None)
+    if spec.startswith("mic:"):
+        return MicrophoneSource(spec[len("mic:"):])
+    if spec.startswith("ffmpeg:"):
+        return FfmpegSource(spec[len("ffmpeg:"):], realtime=not fast)
+    if not os.path.exists(spec):
+        raise CaptureError(f"{spec}: no such file (SOURCE is mic, mic:NAME, ffmpeg:URL or an audio file)")
+    return FileSource(spec, realtime=not fast, consumer_position=consumer_position, max_ahead=max_ahead)
