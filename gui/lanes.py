@@ -1,0 +1,64 @@
+"""Event lanes: one lane per label with events in view, one bar per event from onset to offset,
+coloured per label; hovering a bar names its label and peak score."""
+
+import zlib
+from dataclasses import dataclass
+
+import pyqtgraph as pg
+from PySide6.QtWidgets import QGraphicsRectItem
+
+from gui.axes import RowAxis
+
+BAR_HEIGHT = 0.7  # of a lane
+
+
+@dataclass
+class EventBar:
+    """One detected event as the lanes draw it; while it is open, `offset` is the end of its activity so far."""
+    event_id: int
+    label: str
+    onset: float
+    offset: float
+    peak: float
+    open: bool
+
+
+def label_colour(label: str) -> pg.QtGui.QColor:
+    """A colour per label, the same in every run."""
+    return pg.intColor(zlib.crc32(label.encode()) % 24, hues=24, minValue=220)
+
+
+class LanesPlot(pg.PlotItem):
+    def __init__(self):
+        self.row_axis = RowAxis()
+        super().__init__(axisItems={"left": self.row_axis})
+        self.setMouseEnabled(x=False, y=False)
+        self.hideButtons()
+        self.setLabel("bottom", "stream time", units="s")
+        self._bars: dict[int, QGraphicsRectItem] = {}  # event id -> its bar
+        self.lanes: list[str] = []  # label of each lane, top lane first
+
+    def refresh(self, events: list[EventBar], now: float, span_seconds: float) -> None:
+        """Draw the events that overlap the last `span_seconds` before `now`."""
+        start = now - span_seconds
+        shown = [e for e in events if e.offset >= start]
+        self.lanes = sorted({e.label for e in shown})
+        lane_of = {label: len(self.lanes) - 1 - i for i, label in enumerate(self.lanes)}
+        keep = {e.event_id for e in shown}
+        for key in [key for key in self._bars if key not in keep]:
+            self.removeItem(self._bars.pop(key))
+        for event in shown:
+            bar = self._bars.get(event.event_id)
+            if bar is None:
+                bar = QGraphicsRectItem()
+                bar.setPen(pg.mkPen(None))
+                self.addItem(bar)
+                self._bars[event.event_id] = bar
+            bar.setBrush(pg.mkBrush(label_colour(event.label)))
+            bar.setRect(event.onset, lane_of[event.label] + (1 - BAR_HEIGHT) / 2, event.offset - event.onset,
+                        BAR_HEIGHT)
+            state = "open" if event.open else "ended"
+            bar.setToolTip(f"{event.label}: peak {event.peak:.2f}\n{event.onset:.2f}-{event.offset:.2f} s ({state})")
+        self.row_axis.set_names(list(reversed(self.lanes)))
+        self.setXRange(start, now, padding=0.0)
+        self.setYRange(0, max(1, len(self.lanes)), padding=0.0)
