@@ -32,6 +32,49 @@ class LabelGroups:
             raise ValueError("every label group needs at least one model class")
 
 
+def label_groups(events, labels: Sequence[str], model_thresholds: np.ndarray | None) -> LabelGroups:
+    """The detection targets of an events config (`stream.config.EventsConfig`) for a model.
+
+    Targets are the config's groups in file order, then (with `classes`) every model class not
+    replaced by a group of the same name, in model order; `allow` and `deny` filter them. A
+    target's threshold is `events.thresholds[name]`, else the model's threshold for a class, else
+    `events.threshold`.
+    """
+    index_of = {label: i for i, label in enumerate(labels)}
+    targets: dict[str, list[int]] = {}
+    for name, members in events.groups.items():
+        indices = []
+        for member in members:
+            if isinstance(member, int):
+                if not 0 <= member < len(labels):
+                    raise ValueError(f"events.groups.{name}: class index {member} out of range 0..{len(labels) - 1}")
+                indices.append(member)
+            elif member in index_of:
+                indices.append(index_of[member])
+            else:
+                raise ValueError(f"events.groups.{name}: the model has no class {member!r}")
+        targets[name] = indices
+    if events.classes:
+        for i, label in enumerate(labels):
+            targets.setdefault(label, [i])
+    for name in (*events.allow, *events.deny):
+        if name not in targets:
+            raise ValueError(f"events.allow/deny: {name!r} is not a detection target")
+    names = [name for name in targets if (not events.allow or name in events.allow) and name not in events.deny]
+    if not names:
+        raise ValueError("the events config leaves no detection target")
+
+    def threshold(name: str) -> float:
+        if name in events.thresholds:
+            return events.thresholds[name]
+        if model_thresholds is not None and name in index_of and targets[name] == [index_of[name]]:
+            return float(model_thresholds[index_of[name]])
+        return events.threshold
+
+    return LabelGroups(labels=names, indices=[targets[name] for name in names],
+                       thresholds=np.array([threshold(name) for name in names]))
+
+
 def runs_to_events(active: np.ndarray, labels: Sequence[str]) -> list[tuple[int, int, str]]:
     """Runs of active frames as (start frame, end frame exclusive, label), label by label.
 

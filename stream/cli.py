@@ -20,6 +20,7 @@ class Subcommand:
 
 SUBCOMMANDS = [
     Subcommand("evaluate", "Event-based F1 (Table 3 protocol), segment-based F1 and PSDS of detected events.", "model.evaluate:add_evaluate_arguments", "model.evaluate:run_evaluate"),
+    Subcommand("detect-dir", "Detect events in every clip of a folder (official offline pass or the live pipeline).", "model.eval_commands:add_detect_dir_arguments", "model.eval_commands:run_detect_dir"),
 ]
 
 

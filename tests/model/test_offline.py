@@ -99,3 +99,54 @@ def test_detect_clip_runs_the_model_once_on_the_padded_clip(tmp_path):
     assert scores.shape == (410, 2)
     np.testing.assert_allclose(scores[:, 0], framewise[:410, :2].max(axis=1), atol=1e-6)
     assert all(0.0 <= onset < offset <= 4.00390625 for onset, offset, _ in events)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def audioset_labels() -> list[str]:
+    import csv
+
+    with open(REPO / "model" / "data" / "class_label_indice.csv", newline="") as file:
+        return [row["display_name"] for row in csv.DictReader(file)]
+
+
+def test_desed_config_holds_the_official_mapping_and_thresholds():
+    from model.offline import label_groups
+    from stream.config import load_config
+
+    groups = label_groups(load_config(REPO / "configs" / "desed.toml").events, audioset_labels(), None)
+    official = {  # golden README: DESED class -> AudioSet indices, frame threshold
+        "Speech": (list(range(0, 8)), 0.275), "Frying": ([366, 367, 368], 0.2), "Dishes": ([364], 0.20),
+        "Running_water": (list(range(288, 298)), 0.23), "Blender": ([369], 0.48),
+        "Electric_shaver_toothbrush": ([382], 0.20), "Alarm_bell_ringing": ([310, *range(388, 403)], 0.18),
+        "Cat": (list(range(81, 86)), 0.51), "Dog": (list(range(74, 80)), 0.39), "Vacuum_cleaner": ([377], 0.14),
+    }
+    assert groups.labels == list(official)
+    for label, indices, threshold in zip(groups.labels, groups.indices, groups.thresholds):
+        assert (indices, threshold) == official[label]
+
+
+def test_label_groups_add_model_classes_with_their_thresholds_and_filter_them():
+    from model.offline import label_groups
+    from stream.config import config_from_dict
+
+    events = config_from_dict({"events": {
+        "threshold": 0.6, "thresholds": {"pets": 0.3, "c": 0.1},
+        "groups": {"pets": ["a", 2], "b": ["b"]}, "deny": ["d"],
+    }}).events
+    groups = label_groups(events, ["a", "b", "c", "d"], np.array([0.2, 0.4, 0.5, 0.7], np.float32))
+    assert groups.labels == ["pets", "b", "a", "c"]
+    assert groups.indices == [[0, 2], [1], [0], [2]]
+    # pets: its config threshold; b (a group that is just class b) and a: the model's; c: the config's.
+    np.testing.assert_allclose(groups.thresholds, [0.3, 0.4, 0.2, 0.1])
+
+
+def test_label_groups_reject_unknown_members():
+    from model.offline import label_groups
+    from stream.config import config_from_dict
+
+    with pytest.raises(ValueError, match="no class 'cat'"):
+        label_groups(config_from_dict({"events": {"groups": {"pets": ["cat"]}}}).events, ["a"], None)
+    with pytest.raises(ValueError, match="out of range"):
+        label_groups(config_from_dict({"events": {"groups": {"pets": [3]}}}).events, ["a"], None)
