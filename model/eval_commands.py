@@ -54,25 +54,30 @@ def run_detect_dir(args) -> int:
 
     from model import load_model
     from model.htsat import FRAME_SECONDS
-    from model.offline import detect_clip, label_groups, read_clip
+    from model.offline import detect_clip, read_clip
     from stream.capture import CaptureError
     from stream.config import load_config
+    from stream.events import build_targets
 
     if args.scores and args.mode != "offline":
         print("detect-dir: --scores is written by --mode offline only", file=sys.stderr)
         return 2
-    config = load_config(args.config)
-    files = audio_files(args.directory)
-    model = load_model(args.model or config.model.path or None, device=config.model.device, backend=config.model.backend)
-    groups = label_groups(config.events, model.labels, model.thresholds)
+    try:
+        config = load_config(args.config)
+        files = audio_files(args.directory)
+        model = load_model(args.model or config.model.path or None, device=config.model.device, backend=config.model.backend)
+        targets = build_targets(config.events, model.labels, model.thresholds)
+    except (OSError, ValueError) as error:
+        print(f"detect-dir: {error}", file=sys.stderr)
+        return 2
     if args.scores:
         Path(args.scores).mkdir(parents=True, exist_ok=True)
     rows, failed = [], 0
     for path in tqdm(files, desc=f"detect-dir ({args.mode})", unit="clip"):
         try:
-            events, scores = detect_clip(model, read_clip(path), groups)
+            events, scores = detect_clip(model, read_clip(path), targets)
             if args.scores:
-                write_scores(Path(args.scores) / f"{path.stem}.tsv", scores, groups.labels, FRAME_SECONDS)
+                write_scores(Path(args.scores) / f"{path.stem}.tsv", scores, [target.name for target in targets], FRAME_SECONDS)
         except (CaptureError, ValueError) as error:
             failed += 1
             tqdm.write(f"detect-dir: skipped {path.name}: {error}", file=sys.stderr)

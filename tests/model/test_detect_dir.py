@@ -9,9 +9,10 @@ import pytest
 import soundfile
 
 from model import load_model
-from model.offline import detect_clip, label_groups, read_clip
+from model.offline import detect_clip, read_clip
 from stream.cli import main
 from stream.config import load_config
+from stream.events import build_targets
 
 TINY = Path(__file__).resolve().parents[3] / "shared" / "golden" / "htsat_tiny.ckpt"
 CONFIG = """
@@ -51,16 +52,17 @@ def test_detect_dir_offline_writes_the_official_events_of_every_clip(clips, tmp_
     assert code == 0
     detections = pd.read_csv(out, sep="\t")
     model = load_model(TINY)
-    groups = label_groups(load_config(config).events, model.labels, model.thresholds)
-    assert groups.labels[0] == "pair" and len(groups.labels) == 11
+    targets = build_targets(load_config(config).events, model.labels, model.thresholds)
+    names = [target.name for target in targets]
+    assert "pair" in names and len(names) == 11
     for name in ("a.wav", "b.wav", "c.flac"):
-        expected, _ = detect_clip(model, read_clip(folder / name), groups)
+        expected, _ = detect_clip(model, read_clip(folder / name), targets)
         got = detections[detections.filename == name]
         assert sorted(zip(got.onset, got.offset, got.event_label)) == sorted(expected)
     assert set(detections.filename) == {"a.wav", "b.wav", "c.flac"}
     assert detections[detections.filename == "b.wav"].offset.max() <= 4.00390625
     assert len(pd.read_csv(scores / "b.tsv", sep="\t")) == 410  # frames of 4 s of audio
-    assert list(pd.read_csv(scores / "a.tsv", sep="\t").columns) == ["onset", "offset", *groups.labels]
+    assert list(pd.read_csv(scores / "a.tsv", sep="\t").columns) == ["onset", "offset", *names]
 
 
 def test_detections_scored_against_themselves_give_f1_one_and_a_psds(clips, tmp_path, capsys):
@@ -84,3 +86,12 @@ def test_detect_dir_skips_an_unreadable_clip_and_keeps_the_rest(clips, tmp_path)
     code = main(["detect-dir", str(folder), "--model", str(TINY), "--config", str(config), "--out", str(out)])
     assert code == 1
     assert set(pd.read_csv(out, sep="\t").filename) == {"a.wav", "b.wav", "c.flac"}
+
+
+def test_detect_dir_refuses_a_config_that_does_not_fit_the_model(clips, tmp_path, capsys):
+    folder, config = clips
+    config.write_text('[events.groups]\npets = ["Cat"]\n')
+    code = main(["detect-dir", str(folder), "--model", str(TINY), "--config", str(config), "--out", str(tmp_path / "x.tsv")])
+    assert code == 2
+    assert "unknown label 'Cat'" in capsys.readouterr().err
+    assert not (tmp_path / "x.tsv").exists()

@@ -12,12 +12,14 @@ import pytest
 import soundfile
 
 from model import load_model
-from model.offline import LabelGroups, detect_clip, events_from_scores, fit_to_window, read_clip
+from model.offline import detect_clip, events_from_scores, fit_to_window, read_clip
+from stream.config import load_config
+from stream.events import Target, build_targets
 
 TINY = Path(__file__).resolve().parents[3] / "shared" / "golden" / "htsat_tiny.ckpt"
 
 # Six model classes; A = max(class 0, class 2), B = class 5, C = max(classes 1, 3, 4).
-GROUPS = LabelGroups(labels=["A", "B", "C"], indices=[[0, 2], [5], [1, 3, 4]], thresholds=np.array([0.5, 0.3, 0.4]))
+GROUPS = [Target("A", (0, 2), 0.5, 0.5), Target("B", (5,), 0.3, 0.3), Target("C", (1, 3, 4), 0.4, 0.4)]
 
 
 def score_map(active: dict[int, list[tuple[int, int, float]]]) -> np.ndarray:
@@ -77,13 +79,6 @@ def test_short_clip_is_zero_padded_after_its_samples():
     assert np.all(window[:1000] == 0.5) and np.all(window[1000:] == 0.0)
 
 
-def test_groups_need_an_index_list_and_threshold_per_label():
-    with pytest.raises(ValueError):
-        LabelGroups(labels=["A", "B"], indices=[[0]], thresholds=np.array([0.5, 0.5]))
-    with pytest.raises(ValueError):
-        LabelGroups(labels=["A"], indices=[[]], thresholds=np.array([0.5]))
-
-
 def test_detect_clip_runs_the_model_once_on_the_padded_clip(tmp_path):
     model = load_model(TINY)
     rng = np.random.default_rng(0)
@@ -92,8 +87,8 @@ def test_detect_clip_runs_the_model_once_on_the_padded_clip(tmp_path):
     soundfile.write(path, wave, 32000, subtype="FLOAT")
     clip = read_clip(path)
     assert np.array_equal(clip, wave)
-    groups = LabelGroups(labels=["low", "high"], indices=[[0, 1], [9]], thresholds=np.array([0.5, 0.5]))
-    events, scores = detect_clip(model, clip, groups)
+    targets = [Target("low", (0, 1), 0.5, 0.5), Target("high", (9,), 0.5, 0.5)]
+    events, scores = detect_clip(model, clip, targets)
     padded = np.concatenate([wave, np.zeros(192000, np.float32)])
     framewise = model.predict(padded, short="pad")["framewise"][0]
     assert scores.shape == (410, 2)
@@ -112,41 +107,13 @@ def audioset_labels() -> list[str]:
 
 
 def test_desed_config_holds_the_official_mapping_and_thresholds():
-    from model.offline import label_groups
-    from stream.config import load_config
-
-    groups = label_groups(load_config(REPO / "configs" / "desed.toml").events, audioset_labels(), None)
+    targets = build_targets(load_config(REPO / "configs" / "desed.toml").events, audioset_labels(), None)
     official = {  # golden README: DESED class -> AudioSet indices, frame threshold
         "Speech": (list(range(0, 8)), 0.275), "Frying": ([366, 367, 368], 0.2), "Dishes": ([364], 0.20),
         "Running_water": (list(range(288, 298)), 0.23), "Blender": ([369], 0.48),
         "Electric_shaver_toothbrush": ([382], 0.20), "Alarm_bell_ringing": ([310, *range(388, 403)], 0.18),
         "Cat": (list(range(81, 86)), 0.51), "Dog": (list(range(74, 80)), 0.39), "Vacuum_cleaner": ([377], 0.14),
     }
-    assert groups.labels == list(official)
-    for label, indices, threshold in zip(groups.labels, groups.indices, groups.thresholds):
-        assert (indices, threshold) == official[label]
-
-
-def test_label_groups_add_model_classes_with_their_thresholds_and_filter_them():
-    from model.offline import label_groups
-    from stream.config import config_from_dict
-
-    events = config_from_dict({"events": {
-        "threshold": 0.6, "thresholds": {"pets": 0.3, "c": 0.1},
-        "groups": {"pets": ["a", 2], "b": ["b"]}, "deny": ["d"],
-    }}).events
-    groups = label_groups(events, ["a", "b", "c", "d"], np.array([0.2, 0.4, 0.5, 0.7], np.float32))
-    assert groups.labels == ["pets", "b", "a", "c"]
-    assert groups.indices == [[0, 2], [1], [0], [2]]
-    # pets: its config threshold; b (a group that is just class b) and a: the model's; c: the config's.
-    np.testing.assert_allclose(groups.thresholds, [0.3, 0.4, 0.2, 0.1])
-
-
-def test_label_groups_reject_unknown_members():
-    from model.offline import label_groups
-    from stream.config import config_from_dict
-
-    with pytest.raises(ValueError, match="no class 'cat'"):
-        label_groups(config_from_dict({"events": {"groups": {"pets": ["cat"]}}}).events, ["a"], None)
-    with pytest.raises(ValueError, match="out of range"):
-        label_groups(config_from_dict({"events": {"groups": {"pets": [3]}}}).events, ["a"], None)
+    assert [target.name for target in targets] == list(official)
+    for target in targets:
+        assert (list(target.classes), target.on, target.off) == (*official[target.name], official[target.name][1])
