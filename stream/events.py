@@ -1,0 +1,347 @@
+"""Event detector: the stitched score timeline -> onset/offset events with start/update/end states.
+
+Targets. A detection target is a model class (named by its label) or a label group from the config
+(several classes under one name; its score is the max of its members' scores, as in the official
+DESED mapping). `build_targets` resolves them from `EventsConfig`, the model labels and the model's
+default thresholds: on-threshold = config override, else the model's threshold for a class, else
+`events.threshold`; off-threshold = config override, else `hysteresis` x on-threshold.
+
+Per target and grid frame (10/1024 s), in this order:
+1. median filter over `median_frames` frames (edges repeat the first / newest frame);
+2. hysteresis: the target turns on at a score > on-threshold and off at a score <= off-threshold
+   (with off = on this is "active while the score exceeds the threshold", the official rule);
+3. runs of active frames separated by at most `gap_merge` seconds of inactive frames are merged;
+4. merged runs shorter than `min_duration` seconds are dropped.
+An event's `peak` and `mean` are taken over its active frames of the filtered score.
+
+Streaming and revisions. Frames before the stitcher's `final_upto` never change, so the detector
+runs steps 1-4 once over them, carrying a small per-target state (on/off, the open run) forward.
+After each update it re-runs the same steps from that state over the provisional frames and
+compares what it sees with the events it has reported:
+- a new run (long enough) is reported at once as `start` (it may rest on provisional frames);
+- a reported event whose onset, offset, peak or mean changed gets an `update`;
+- it gets `end` once it is closed by final frames (followed by more than `gap_merge` of final
+  inactive frames), or when the stream ends (`flush`);
+- a reported event that revised scores no longer support (or that merged into an earlier one) gets
+  `end` with `cancelled = True`.
+Events carry a stable id (1, 2, ... per detector), stream seconds and capture wall times, and the
+latency of their `start`: wall time of reporting minus the capture time of the onset sample.
+"""
+
+import math
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Callable
+
+import numpy as np
+
+from stream.config import ConfigError, EventsConfig
+from stream.stitch import SAMPLES_PER_FRAME, TimelineUpdate
+
+FRAME_SECONDS = 10 / 1024
+SAMPLE_RATE = 32000
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str  # class label or group name
+    classes: tuple[int, ...]  # model class indices whose max is the target's score
+    on: float  # on-threshold
+    off: float  # off-threshold (<= on)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One report about an event; the fields of an `event` message (docs/schema.md)."""
+
+    id: int
+    state: str  # "start" | "update" | "end"
+    label: str
+    classes: tuple[int, ...]
+    onset_frame: int
+    offset_frame: int  # one past the last active frame
+    onset: float  # stream seconds
+    offset: float
+    onset_wall: float  # capture wall time of the onset sample
+    offset_wall: float
+    peak: float
+    mean: float
+    threshold: float
+    final: bool  # every frame it rests on is final
+    cancelled: bool  # on "end": revised scores removed it
+    latency: float  # wall time of its "start" report minus onset_wall
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["classes"] = list(self.classes)
+        return data
+
+
+def build_targets(config: EventsConfig, labels: list[str], model_thresholds: np.ndarray | None) -> list[Target]:
+    """The detection targets in force, or ConfigError naming the setting that does not fit the model."""
+    index = {label: i for i, label in enumerate(labels)}
+    members: dict[str, tuple[int, ...]] = {}
+    if config.classes:
+        members.update((label, (i,)) for i, label in enumerate(labels))
+    for name, group in config.groups.items():
+        resolved = []
+        for item in group:
+            if isinstance(item, int):
+                if not 0 <= item < len(labels):
+                    raise ConfigError(f"events.groups.{name}: class index {item} outside 0..{len(labels) - 1}")
+                resolved.append(item)
+            elif item in index:
+                resolved.append(index[item])
+            else:
+                raise ConfigError(f"events.groups.{name}: unknown label {item!r}")
+        members[name] = tuple(dict.fromkeys(resolved))
+    for key, names in (("allow", config.allow), ("deny", config.deny),
+                       ("thresholds", config.thresholds), ("off_thresholds", config.off_thresholds)):
+        for name in names:
+            if name not in members:
+                raise ConfigError(f"events.{key}: unknown target {name!r} (not a class label or group)")
+    targets = []
+    for name, classes in members.items():
+        if (config.allow and name not in config.allow) or name in config.deny:
+            continue
+        if name in config.thresholds:
+            on = config.thresholds[name]
+        elif len(classes) == 1 and name == labels[classes[0]] and model_thresholds is not None:
+            on = float(model_thresholds[classes[0]])
+        else:
+            on = config.threshold
+        off = config.off_thresholds.get(name, on * config.hysteresis)
+        if off > on:
+            raise ConfigError(f"events.off_thresholds.{name}: must be <= the on-threshold {on:g}, got {off:g}")
+        targets.append(Target(name, classes, on, off))
+    if not targets:
+        raise ConfigError("events: no detection target left after allow/deny")
+    return targets
+
+
+@dataclass
+class _Run:
+    """A merged run of active frames of one target (possibly still growing)."""
+
+    onset: int
+    end: int  # one past the last active frame
+    peak: float
+    total: float  # sum of scores over active frames
+    count: int  # active frames
+
+    def add(self, start: int, stop: int, scores: np.ndarray) -> None:
+        self.end = stop
+        self.peak = max(self.peak, float(scores.max()))
+        self.total += float(scores.sum(dtype=np.float64))
+        self.count += stop - start
+
+
+@dataclass
+class _Reported:
+    """An event reported with `start` and not ended yet."""
+
+    id: int
+    target: int
+    latency: float
+    last: Event | None = None
+    matched: bool = False
+
+
+class EventDetector:
+    """Turns TimelineUpdates of one stream into Events.
+
+    update(timeline_update, now=None) -> [Event]: new reports after one stitcher update;
+    flush(now=None) -> [Event]: the stream ended, every open event ends;
+    `wall_time(sample)` maps a stream sample index to its capture wall time (the ring buffer's
+    `wall_time`); the default treats stream seconds as wall time (offline use).
+    """
+
+    def __init__(self, targets: list[Target], median_frames: int = 1, min_duration: float = 0.0,
+                 gap_merge: float = 0.0, wall_time: Callable[[int], float] | None = None):
+        if median_frames < 1 or median_frames % 2 == 0:
+            raise ValueError(f"median_frames must be odd and >= 1, got {median_frames}")
+        self.targets = targets
+        self.half = median_frames // 2  # frames of filter context on each side
+        self.min_frames = max(1, math.ceil(min_duration / FRAME_SECONDS - 1e-9))
+        self.gap_frames = math.floor(gap_merge / FRAME_SECONDS + 1e-9)
+        self.wall_time = wall_time or (lambda sample: sample / SAMPLE_RATE)
+        self._on = np.array([t.on for t in targets], dtype=np.float32)  # [T]
+        self._off = np.array([t.off for t in targets], dtype=np.float32)  # [T]
+        singles = [i for i, t in enumerate(targets) if len(t.classes) == 1]
+        self._single_targets = np.array(singles, dtype=np.int64)
+        self._single_classes = np.array([targets[i].classes[0] for i in singles], dtype=np.int64)
+        self._groups = [(i, np.array(t.classes)) for i, t in enumerate(targets) if len(t.classes) > 1]
+        self.reset()
+
+    @classmethod
+    def from_config(cls, config: EventsConfig, labels: list[str], model_thresholds: np.ndarray | None,
+                    wall_time: Callable[[int], float] | None = None) -> "EventDetector":
+        return cls(build_targets(config, labels, model_thresholds), config.median_frames, config.min_duration,
+                   config.gap_merge, wall_time)
+
+    def reset(self) -> None:
+        """Forget the stream: no scores, no open runs, no reported events; ids start at 1 again."""
+        count = len(self.targets)
+        self._raw = np.zeros((4096, count), dtype=np.float32)  # [rows, T] target scores before filtering
+        self._raw_base = 0  # grid frame of _raw row 0
+        self._raw_end = 0  # one past the newest frame received
+        self._position = 0  # frames before this went through the final pass
+        self._active = np.zeros(count, dtype=bool)  # [T] hysteresis state after frame _position - 1
+        self._runs: list[_Run | None] = [None] * count  # open run of each target after the final pass
+        self._reported: list[_Reported] = []  # events started and not ended, in start order
+        self._next_id = 1
+
+    def update(self, timeline: TimelineUpdate, now: float | None = None) -> list[Event]:
+        """Take the changed frames of one stitcher update; returns the reports it causes."""
+        self._receive(timeline)
+        final_upto = min(max(timeline.final_upto, 0), self._raw_end)
+        closed = self._final_pass(max(self._position, final_upto - self.half), stream_ended=False)
+        return self._reconcile(closed, now)
+
+    def flush(self, now: float | None = None) -> list[Event]:
+        """The stream ended: all received frames are final and every open event ends."""
+        closed = self._final_pass(self._raw_end, stream_ended=True)
+        return self._reconcile(closed, now)
+
+    def _receive(self, timeline: TimelineUpdate) -> None:
+        start, stop = timeline.start, timeline.stop
+        if stop > self._raw_end:
+            self._ensure_rows(stop)
+            self._raw[self._raw_end - self._raw_base:stop - self._raw_base] = 0.0  # frames nobody covered
+        keep = max(start, self._raw_base)  # older frames are final and already used
+        if stop > keep:
+            self._raw[keep - self._raw_base:stop - self._raw_base] = self._target_scores(timeline.values[keep - start:])
+        self._raw_end = max(self._raw_end, stop)
+
+    def _target_scores(self, values: np.ndarray) -> np.ndarray:
+        """[n, C] class scores -> [n, T] target scores (max over a group's members)."""
+        scores = np.empty((values.shape[0], len(self.targets)), dtype=np.float32)
+        scores[:, self._single_targets] = values[:, self._single_classes]
+        for target, members in self._groups:
+            scores[:, target] = values[:, members].max(axis=1)
+        return scores
+
+    def _ensure_rows(self, stop: int) -> None:
+        keep_from = max(0, self._position - self.half)
+        if stop - self._raw_base > self._raw.shape[0]:
+            shift = keep_from - self._raw_base
+            held = self._raw_end - keep_from
+            self._raw[:held] = self._raw[shift:shift + held]
+            self._raw_base = keep_from
+        if stop - self._raw_base > self._raw.shape[0]:
+            grown = np.zeros((2 * (stop - self._raw_base), self._raw.shape[1]), dtype=np.float32)
+            grown[:self._raw_end - self._raw_base] = self._raw[:self._raw_end - self._raw_base]
+            self._raw = grown
+
+    def _filtered(self, start: int, stop: int) -> np.ndarray:
+        """Median-filtered target scores of frames [start, stop) -> [stop - start, T]."""
+        rows = np.clip(np.arange(start - self.half, stop + self.half), 0, self._raw_end - 1) - self._raw_base
+        raw = self._raw[rows]  # [n + 2 * half, T]
+        if self.half == 0:
+            return raw
+        windows = np.lib.stride_tricks.sliding_window_view(raw, 2 * self.half + 1, axis=0)  # [n, T, M]
+        return np.median(windows, axis=-1).astype(np.float32)
+
+    def _final_pass(self, final_to: int, stream_ended: bool) -> list[tuple[int, _Run]]:
+        """Advance the final state over frames [_position, final_to); returns the runs it closed."""
+        closed: list[tuple[int, _Run]] = []
+        if final_to > self._position:
+            scores = self._filtered(self._position, final_to)
+            self._active = self._scan(self._position, scores, self._active, self._runs, closed)
+            self._position = final_to
+        if stream_ended:
+            for target, run in enumerate(self._runs):
+                if run is not None and run.end - run.onset >= self.min_frames:
+                    closed.append((target, run))
+            self._runs = [None] * len(self.targets)
+            self._active[:] = False
+        return closed
+
+    def _scan(self, start: int, scores: np.ndarray, active: np.ndarray, runs: list, closed: list) -> np.ndarray:
+        """Run hysteresis and run merging over scores [n, T] of frames start..; updates `runs` in
+        place, appends (target, run) for runs that closed, returns the state after the last frame."""
+        n = scores.shape[0]
+        turns_on = scores > self._on  # [n, T]
+        turns_off = scores <= self._off  # [n, T]
+        last_switch = np.where(turns_on | turns_off, np.arange(n)[:, None], -1)  # [n, T]
+        last_switch = np.maximum.accumulate(last_switch, axis=0)
+        switched_on = np.take_along_axis(turns_on, np.maximum(last_switch, 0), axis=0)
+        state = np.where(last_switch >= 0, switched_on, active[None, :])  # [n, T] on/off after each frame
+        stop = start + n
+        busy = np.flatnonzero(state.any(axis=0) | np.array([run is not None for run in runs]))
+        for target in busy:
+            column = state[:, target].astype(np.int8)
+            edges = np.flatnonzero(np.diff(np.concatenate(([0], column, [0]))))
+            run = runs[target]
+            for begin, end in zip((edges[0::2] + start).tolist(), (edges[1::2] + start).tolist()):
+                piece = scores[begin - start:end - start, target]
+                if run is not None and begin - run.end <= self.gap_frames:
+                    run.add(begin, end, piece)
+                    continue
+                if run is not None and run.end - run.onset >= self.min_frames:
+                    closed.append((target, run))
+                run = _Run(begin, end, float(piece.max()), float(piece.sum(dtype=np.float64)), end - begin)
+            if run is not None and stop - run.end > self.gap_frames:
+                if run.end - run.onset >= self.min_frames:
+                    closed.append((target, run))
+                run = None
+            runs[target] = run
+        return state[-1] if n else active
+
+    def _provisional_runs(self) -> list[tuple[int, _Run]]:
+        """Runs seen when the final state is carried over the provisional frames (not kept)."""
+        runs = [None if run is None else replace(run) for run in self._runs]
+        seen: list[tuple[int, _Run]] = []
+        if self._raw_end > self._position:
+            self._scan(self._position, self._filtered(self._position, self._raw_end), self._active, runs, seen)
+        seen.extend((t, run) for t, run in enumerate(runs) if run is not None and run.end - run.onset >= self.min_frames)
+        return seen
+
+    def _reconcile(self, closed: list[tuple[int, _Run]], now: float | None) -> list[Event]:
+        """Compare the runs now seen with the reported events; returns the reports that follow."""
+        now = time.time() if now is None else now
+        seen = [(target, run, True) for target, run in closed]
+        seen += [(target, run, False) for target, run in self._provisional_runs()]
+        seen.sort(key=lambda item: (item[1].onset, item[0]))
+        open_by_target: dict[int, list[_Reported]] = {}
+        for reported in self._reported:
+            reported.matched = False
+            open_by_target.setdefault(reported.target, []).append(reported)
+        reports = []
+        for target, run, final in seen:
+            match = next((r for r in open_by_target.get(target, ()) if not r.matched
+                          and r.last.onset_frame < run.end and run.onset < r.last.offset_frame), None)
+            if match is None:
+                onset_wall = self.wall_time(round(run.onset * SAMPLES_PER_FRAME))
+                match = _Reported(self._next_id, target, now - onset_wall)
+                self._next_id += 1
+                self._reported.append(match)
+                reports.append(self._event(match, run, "start", final=final))
+            elif self._changed(match.last, run) and not final:
+                reports.append(self._event(match, run, "update", final=False))
+            match.matched = True
+            if final:
+                reports.append(self._event(match, run, "end", final=True))
+        for reported in self._reported:
+            if not reported.matched:
+                reports.append(replace(reported.last, state="end", cancelled=True, final=False))
+        ended = {report.id for report in reports if report.state == "end"}
+        self._reported = [r for r in self._reported if r.id not in ended]
+        return reports
+
+    def _changed(self, last: Event, run: _Run) -> bool:
+        return (last.onset_frame, last.offset_frame, last.peak, last.mean) != (
+            run.onset, run.end, round(run.peak, 6), round(run.total / run.count, 6))
+
+    def _event(self, reported: _Reported, run: _Run, state: str, final: bool) -> Event:
+        target = self.targets[reported.target]
+        event = Event(
+            id=reported.id, state=state, label=target.name, classes=target.classes,
+            onset_frame=run.onset, offset_frame=run.end,
+            onset=run.onset * FRAME_SECONDS, offset=run.end * FRAME_SECONDS,
+            onset_wall=self.wall_time(round(run.onset * SAMPLES_PER_FRAME)),
+            offset_wall=self.wall_time(round(run.end * SAMPLES_PER_FRAME)),
+            peak=round(run.peak, 6), mean=round(run.total / run.count, 6), threshold=target.on,
+            final=final, cancelled=False, latency=reported.latency)
+        reported.last = event
+        return event

@@ -1,0 +1,174 @@
+"""The event detector: thresholds, hysteresis, filtering, merging, groups, revisions, flush."""
+
+import numpy as np
+import pytest
+
+from stream.config import ConfigError, EventsConfig
+from stream.events import FRAME_SECONDS, EventDetector, Target, build_targets
+from stream.stitch import WINDOW_FRAMES, Stitcher, TimelineUpdate
+from stream.windows import WindowScheduler
+
+LABELS = ["Speech", "Dog", "Bark", "Cat"]
+
+
+def timeline(values, start=0, final_upto=None) -> TimelineUpdate:
+    values = np.asarray(values, dtype=np.float32)
+    if values.ndim == 1:
+        values = values[:, None]
+    end = start + values.shape[0]
+    return TimelineUpdate(start, values, end, end if final_upto is None else final_upto)
+
+
+def detector(on=0.5, off=None, **kwargs) -> EventDetector:
+    return EventDetector([Target("x", (0,), on, on if off is None else off)], **kwargs)
+
+
+def ends(reports):
+    return [(r.onset_frame, r.offset_frame) for r in reports if r.state == "end" and not r.cancelled]
+
+
+def reference_runs(scores: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """Runs of frames whose score exceeds the threshold (the official DESED rule)."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], (scores > threshold).astype(np.int8), [0]))))
+    return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
+
+
+def test_events_are_the_runs_of_frames_above_threshold():
+    rng = np.random.default_rng(1)
+    scores = np.repeat(rng.random(64), 32)  # token-like steps
+    events = detector(0.6)
+    reports = events.update(timeline(scores)) + events.flush()
+    assert ends(reports) == reference_runs(scores, 0.6)
+    first = next(r for r in reports if r.state == "end")
+    assert first.onset == pytest.approx(first.onset_frame * FRAME_SECONDS)
+    assert first.peak == pytest.approx(scores[first.onset_frame:first.offset_frame].max(), abs=1e-6)
+    assert first.mean == pytest.approx(scores[first.onset_frame:first.offset_frame].mean(), abs=1e-6)
+
+
+def test_hysteresis_keeps_an_event_on_until_the_score_falls_to_the_off_threshold():
+    scores = [0.1] * 10 + [0.6] * 10 + [0.45] * 10 + [0.35] * 10 + [0.45] * 10
+    events = detector(0.5, 0.4)
+    assert ends(events.update(timeline(scores)) + events.flush()) == [(10, 30)]
+    plain = detector(0.5)
+    assert ends(plain.update(timeline(scores)) + plain.flush()) == [(10, 20)]
+
+
+def test_median_filter_removes_a_one_frame_spike():
+    scores = [0.1] * 20 + [0.9] + [0.1] * 20 + [0.9] * 10 + [0.1] * 5
+    events = detector(0.5, median_frames=5)
+    assert ends(events.update(timeline(scores)) + events.flush()) == [(41, 51)]
+
+
+def test_short_events_are_dropped_and_close_ones_are_merged():
+    scores = [0.9] * 10 + [0.0] * 5 + [0.9] * 40 + [0.0] * 40 + [0.9] * 20 + [0.0] * 10
+    merged = detector(0.5, gap_merge=5 * FRAME_SECONDS, min_duration=25 * FRAME_SECONDS)
+    assert ends(merged.update(timeline(scores)) + merged.flush()) == [(0, 55)]
+    events = detector(0.5, min_duration=25 * FRAME_SECONDS)
+    assert ends(events.update(timeline(scores)) + events.flush()) == [(15, 55)]
+
+
+def test_group_score_is_the_max_of_its_members_and_allow_deny_pick_targets():
+    config = EventsConfig(groups={"dog": ("Dog", 2)}, allow=("dog", "Cat"), thresholds={"dog": 0.5})
+    targets = build_targets(config, LABELS, None)
+    assert [(t.name, t.classes) for t in targets] == [("Cat", (3,)), ("dog", (1, 2))]
+    values = np.zeros((60, 4), np.float32)
+    values[10:20, 1] = 0.9  # Dog
+    values[30:40, 2] = 0.9  # Bark
+    events = EventDetector(targets)
+    reports = events.update(timeline(values)) + events.flush()
+    assert [(r.label, r.onset_frame, r.offset_frame) for r in reports if r.state == "end"] == [
+        ("dog", 10, 20), ("dog", 30, 40)]
+    assert build_targets(EventsConfig(deny=("Speech",)), LABELS, None)[0].name == "Dog"
+
+
+def test_thresholds_come_from_config_then_model_then_default():
+    config = EventsConfig(thresholds={"Dog": 0.7}, hysteresis=0.5, off_thresholds={"Cat": 0.1},
+                          groups={"pets": ("Dog", "Cat")})
+    targets = {t.name: t for t in build_targets(config, LABELS, np.array([0.2, 0.3, 0.4, 0.6]))}
+    assert (targets["Dog"].on, targets["Dog"].off) == (0.7, 0.35)
+    assert (targets["Speech"].on, targets["Cat"].on, targets["Cat"].off) == (0.2, 0.6, 0.1)
+    assert targets["pets"].on == 0.5  # groups fall back to events.threshold
+
+
+@pytest.mark.parametrize("config, message", [
+    (EventsConfig(groups={"g": ("Horse",)}), "events.groups.g: unknown label 'Horse'"),
+    (EventsConfig(groups={"g": (9,)}), "events.groups.g: class index 9 outside 0..3"),
+    (EventsConfig(allow=("Horse",)), "events.allow: unknown target 'Horse'"),
+    (EventsConfig(thresholds={"Horse": 0.3}), "events.thresholds: unknown target 'Horse'"),
+    (EventsConfig(thresholds={"Dog": 0.3}, off_thresholds={"Dog": 0.4}), "events.off_thresholds.Dog: must be <="),
+    (EventsConfig(classes=False), "events: no detection target"),
+])
+def test_settings_that_do_not_fit_the_model_are_config_errors(config, message):
+    with pytest.raises(ConfigError, match=message):
+        build_targets(config, LABELS, None)
+
+
+def test_an_event_starts_on_provisional_frames_and_ends_when_final():
+    events = detector(0.5, wall_time=lambda sample: 1000.0 + sample / 32000)
+    scores = [0.1] * 100 + [0.9] * 50
+    [start] = events.update(timeline(scores, final_upto=100), now=1010.0)
+    assert (start.state, start.final, start.onset_frame, start.offset_frame) == ("start", False, 100, 150)
+    assert start.onset_wall == pytest.approx(1000.0 + 100 * FRAME_SECONDS)
+    assert start.latency == pytest.approx(1010.0 - start.onset_wall)
+    [update] = events.update(timeline([0.9] * 30 + [0.1] * 20, start=150, final_upto=170), now=1011.0)
+    assert (update.state, update.id, update.offset_frame) == ("update", start.id, 180)
+    [end] = events.update(timeline([0.1] * 10, start=200, final_upto=210), now=1012.0)
+    assert (end.state, end.id, end.final, end.offset_frame, end.latency) == ("end", start.id, True, 180, start.latency)
+    assert end.offset_wall == pytest.approx(1000.0 + 180 * FRAME_SECONDS)
+
+
+def test_a_provisional_event_that_revisions_remove_is_cancelled():
+    events = detector(0.5)
+    [start] = events.update(timeline([0.1] * 100 + [0.9] * 50, final_upto=100))
+    [cancel] = events.update(timeline([0.2] * 50, start=100, final_upto=100))
+    assert (cancel.state, cancel.id, cancel.cancelled) == ("end", start.id, True)
+    assert events.flush() == []
+
+
+def test_flush_ends_open_events_at_the_stream_end():
+    events = detector(0.5)
+    events.update(timeline([0.9] * 40, final_upto=40))
+    [end] = events.flush()
+    assert (end.state, end.offset_frame, end.final, end.cancelled) == ("end", 40, True, False)
+
+
+def test_streaming_through_the_stitcher_gives_the_offline_events_of_the_final_timeline():
+    rng = np.random.default_rng(7)
+    seconds = 60
+    truth = np.repeat(rng.random((seconds * 1024 // 10 // 32 + 40, 3)), 32, axis=0).astype(np.float32)
+    stitcher = Stitcher(3, history_frames=seconds * 1024 // 10 + 2048)
+    events = EventDetector([Target("a", (0,), 0.7, 0.5), Target("ab", (0, 1), 0.8, 0.8), Target("c", (2,), 0.6, 0.6)],
+                           median_frames=33, min_duration=0.5, gap_merge=0.4)
+    streamed = []
+    for w in WindowScheduler(1.25).due(seconds * 32000):
+        first = int(round(w.start / 312.5))
+        framewise = truth[first:first + WINDOW_FRAMES] + 0.15 * rng.standard_normal((WINDOW_FRAMES, 3)).astype(np.float32)
+        valid = min(WINDOW_FRAMES, int(np.ceil(w.samples // 320 * 1.024)))
+        streamed += events.update(stitcher.add(framewise, w.start, valid, w.next_start))
+    streamed += events.update(stitcher.finish()) + events.flush()
+
+    offline = EventDetector(events.targets, median_frames=33, min_duration=0.5, gap_merge=0.4)
+    whole = offline.update(timeline(stitcher.frames(0, stitcher.end))) + offline.flush()
+    key = lambda r: (r.label, r.onset_frame, r.offset_frame)
+    final_streamed = sorted((r for r in streamed if r.state == "end" and not r.cancelled), key=key)
+    final_whole = sorted((r for r in whole if r.state == "end"), key=key)
+    assert list(map(key, final_streamed)) == list(map(key, final_whole))
+    for a, b in zip(final_streamed, final_whole):
+        assert (a.peak, a.mean) == pytest.approx((b.peak, b.mean), abs=1e-5)
+        assert isinstance(a.onset_frame, int) and isinstance(a.offset_frame, int)
+    assert len(whole) > 10
+    by_id = {}
+    for report in streamed:
+        by_id.setdefault(report.id, []).append(report.state)
+    for states in by_id.values():  # every event: one start, updates, exactly one end, nothing after it
+        assert states[0] == "start" and states[-1] == "end" and states.count("end") == 1
+        assert set(states[1:-1]) <= {"update"}
+
+
+def test_reset_forgets_events_and_ids():
+    events = detector(0.5)
+    events.update(timeline([0.9] * 40, final_upto=0))
+    events.reset()
+    assert events.flush() == []
+    [start] = events.update(timeline([0.9] * 10, final_upto=0))
+    assert start.id == 1
