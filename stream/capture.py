@@ -111,11 +111,19 @@ class Conditioner:
 
 
 class Source:
-    """Base of the sources: a description, counters, and a thread the source owns."""
+    """Base of the sources: a description, counters, and a thread the source owns.
 
-    def __init__(self, description: str):
+    A source fed faster than real time (a file, `realtime=False`) can follow its consumer: when
+    `consumer_position()` is given (the sample index the consumer has reached), the source stays at
+    most `max_ahead` samples ahead of it (default: half the ring), so that nothing is overwritten.
+    """
+
+    def __init__(self, description: str, consumer_position: Callable[[], int] | None = None,
+                 max_ahead: int | None = None):
         self.description = description
         self.stats = CaptureStats()
+        self.consumer_position = consumer_position
+        self.max_ahead = max_ahead
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.ring: RingBuffer | None = None
@@ -159,6 +167,14 @@ class Source:
         if samples.size:
             self.ring.write(samples, capture_time)
             self.stats.samples += samples.size
+
+    def _follow_consumer(self, n: int) -> None:
+        """Wait until `n` more samples keep the source within `max_ahead` of its consumer."""
+        if self.consumer_position is None:
+            return
+        limit = self.max_ahead if self.max_ahead is not None else self.ring.capacity // 2
+        while not self._stop.is_set() and self.ring.end + n - self.consumer_position() > limit:
+            self._stop.wait(0.002)
 
     def _run(self) -> None:
         raise NotImplementedError
@@ -341,22 +357,17 @@ def check_audio_file(path: str | Path) -> soundfile.SoundFile:
 
 
 class FileSource(Source):
-    """An audio file, converted to 32 kHz mono and paced in real time or fed as fast as allowed.
-
-    In fast mode `consumer_position()` (if given) returns the sample index the consumer has reached;
-    the source then stays at most `max_ahead` samples ahead of it, so that nothing is overwritten.
-    """
+    """An audio file, converted to 32 kHz mono and paced in real time or fed as fast as its consumer
+    takes it (`realtime=False`, see Source)."""
 
     def __init__(self, path: str | Path, realtime: bool = True, block_seconds: float = 0.05,
                  consumer_position: Callable[[], int] | None = None, max_ahead: int | None = None):
         self.path = Path(path)
         with check_audio_file(self.path) as handle:
             input_rate, channels = handle.samplerate, handle.channels
-        super().__init__(str(path))
+        super().__init__(str(path), consumer_position, max_ahead)
         self.realtime = realtime
         self.block_seconds = block_seconds
-        self.consumer_position = consumer_position
-        self.max_ahead = max_ahead
         self.stats.input_rate = input_rate
         self.stats.input_channels = channels
 
@@ -384,10 +395,8 @@ class FileSource(Source):
         if self.realtime:  # the block's samples may be written once their time has come
             due = started + (self.stats.samples + n) / SAMPLE_RATE
             self._stop.wait(max(0.0, due - time.monotonic()))
-        elif self.consumer_position is not None:
-            limit = self.max_ahead if self.max_ahead is not None else self.ring.capacity // 2
-            while not self._stop.is_set() and self.ring.end + n - self.consumer_position() > limit:
-                self._stop.wait(0.002)
+        else:
+            self._follow_consumer(n)
 
 
 # --- ffmpeg -------------------------------------------------------------------------------------
@@ -397,14 +406,16 @@ class FfmpegSource(Source):
     """Anything ffmpeg reads, decoded to 32 kHz mono float32 by an ffmpeg subprocess.
 
     A local file ends the stream at its end; any other input (a network stream) is reconnected with
-    backoff whenever ffmpeg exits or fails.
+    backoff whenever ffmpeg exits or fails. A local file with `realtime=False` follows its consumer
+    (see Source): ffmpeg simply waits while its output pipe is not read.
     """
 
     def __init__(self, url: str, realtime: bool = True, block_seconds: float = 0.05,
-                 io_timeout_seconds: float = 5.0, backoff: Backoff | None = None, ffmpeg: str = "ffmpeg"):
+                 io_timeout_seconds: float = 5.0, backoff: Backoff | None = None, ffmpeg: str = "ffmpeg",
+                 consumer_position: Callable[[], int] | None = None, max_ahead: int | None = None):
         if not url:
             raise CaptureError("ffmpeg: source needs a URL or path, e.g. ffmpeg:http://host/stream")
-        super().__init__(f"ffmpeg:{url}")
+        super().__init__(f"ffmpeg:{url}", consumer_position, max_ahead)
         self.url = url
         self.local = Path(url).is_file()
         self.realtime = realtime
@@ -469,6 +480,8 @@ class FfmpegSource(Source):
                 received += len(chunk)
                 pending += chunk
                 usable = len(pending) - len(pending) % 4
+                if not self.realtime:
+                    self._follow_consumer(usable // 4)
                 self._write(conditioner.process(np.frombuffer(pending[:usable], dtype="<f4")))
                 pending = pending[usable:]
             process.stdout.close()
@@ -493,13 +506,14 @@ class FfmpegSource(Source):
 def open_source(spec: str | None, fast: bool = False, consumer_position: Callable[[], int] | None = None,
                 max_ahead: int | None = None) -> Source:
     """A source from a command-line SOURCE: None or `mic`, `mic:NAME` (index or name part), `ffmpeg:URL`,
-    or a path to an audio file. `fast` feeds files as fast as the consumer allows (see FileSource)."""
+    or a path to an audio file. `fast` feeds files as fast as the consumer allows (see Source)."""
     if spec is None or spec == "mic":
         return MicrophoneSource(None)
     if spec.startswith("mic:"):
         return MicrophoneSource(spec[len("mic:"):])
     if spec.startswith("ffmpeg:"):
-        return FfmpegSource(spec[len("ffmpeg:"):], realtime=not fast)
+        return FfmpegSource(spec[len("ffmpeg:"):], realtime=not fast, consumer_position=consumer_position,
+                            max_ahead=max_ahead)
     if not os.path.exists(spec):
         raise CaptureError(f"{spec}: no such file (SOURCE is mic, mic:NAME, ffmpeg:URL or an audio file)")
     return FileSource(spec, realtime=not fast, consumer_position=consumer_position, max_ahead=max_ahead)
