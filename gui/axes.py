@@ -33,6 +33,7 @@ class RowAxis(pg.AxisItem):
         super().__init__("left")
         self.setWidth(LEFT_AXIS_WIDTH)
         self._names: list[str] = []
+        self.setTicks([[], []])
 
     def set_names(self, names: list[str]) -> None:
         if names != self._names:

@@ -26,22 +26,26 @@ class HeatmapPlot(pg.PlotItem):
         self.addItem(self.provisional)
         self._rows = np.empty((0, 0), dtype=np.float32)  # [frames, N], reused while its shape holds
 
-    def refresh(self, history: FrameHistory, classes: list[int], names: list[str], final_upto: float,
+    def refresh(self, history: FrameHistory | None, classes: list[int], names: list[str], final_upto: float,
                 now: float, span_seconds: float) -> None:
-        """Draw rows `classes` (best first, shown top down) of `history` ([L, C] scores in [0, 1])."""
-        frames = min(history.length, int(round(span_seconds / history.frame_seconds)))
-        shape = (frames, len(classes))
-        if self._rows.shape != shape:
-            self._rows = np.empty(shape, dtype=np.float32)
-        if classes:
-            recent = history.view()[history.length - frames:]  # [frames, C], a view
-            np.take(recent, classes[::-1], axis=1, out=self._rows)  # top class in the top row
+        """Draw rows `classes` (best first, shown top down) of `history` ([L, C] scores in [0, 1])
+        over the `span_seconds` before stream time `now`."""
+        self.setXRange(now - span_seconds, now, padding=0.0)
+        frames = 0 if history is None else min(history.length, history.end,
+                                               int(round(span_seconds / history.frame_seconds)))
+        shown = bool(classes) and frames > 0
+        self.image.setVisible(shown)
+        self.provisional.setVisible(shown)
+        self.row_axis.set_names(list(reversed(names)) if shown else [])
+        self.setYRange(0, max(1, len(classes)), padding=0.0)
+        if not shown:
+            return
+        if self._rows.shape != (frames, len(classes)):
+            self._rows = np.empty((frames, len(classes)), dtype=np.float32)
+        recent = history.view()[history.length - frames:]  # [frames, C], a view
+        np.take(recent, classes[::-1], axis=1, out=self._rows)  # top class in the top row
         self.image.setImage(self._rows, autoLevels=False, levels=(0.0, 1.0))
         end = history.end_seconds()
         start = end - frames * history.frame_seconds
-        self.image.setRect(QRectF(start, 0.0, end - start, max(1, len(classes))))
-        self.image.setVisible(bool(classes))
-        self.row_axis.set_names(list(reversed(names)))
+        self.image.setRect(QRectF(start, 0.0, end - start, len(classes)))
         self.provisional.setRegion((max(final_upto, start), max(final_upto, end)))
-        self.setXRange(now - span_seconds, now, padding=0.0)
-        self.setYRange(0, max(1, len(classes)), padding=0.0)

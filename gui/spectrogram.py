@@ -19,6 +19,7 @@ class SpectrogramPlot(pg.PlotItem):
         self.getAxis("left").setWidth(LEFT_AXIS_WIDTH)
         self.setLabel("left", "mel bin")
         self.setMouseEnabled(x=False, y=False)
+        self.setYRange(0, 64, padding=0.0)
         self.hideButtons()
         self.image = pg.ImageItem(axisOrder="col-major")  # image[x = frame, y = mel bin]
         self.image.setLookupTable(pg.colormap.get("inferno").getLookupTable(nPts=256))
@@ -26,9 +27,14 @@ class SpectrogramPlot(pg.PlotItem):
         self.levels = (-DYNAMIC_RANGE_DB, 0.0)
         self._levels_at = None  # history end when the colour scale was last estimated
 
-    def refresh(self, history: FrameHistory, now: float, span_seconds: float) -> None:
+    def refresh(self, history: FrameHistory | None, now: float, span_seconds: float) -> None:
         """Draw `history` ([L, n_mels] dB) over the `span_seconds` before stream time `now`."""
-        frames = min(history.length, int(round(span_seconds / history.frame_seconds)))
+        self.setXRange(now - span_seconds, now, padding=0.0)
+        frames = 0 if history is None else min(history.length, history.end,
+                                               int(round(span_seconds / history.frame_seconds)))
+        self.image.setVisible(frames > 0)
+        if frames == 0:
+            return
         rows = history.view()[history.length - frames:]  # [frames, n_mels], a view
         if self._levels_at is None or abs(history.end - self._levels_at) >= LEVEL_UPDATE_FRAMES:
             self._estimate_levels(rows, history.end)
@@ -36,7 +42,6 @@ class SpectrogramPlot(pg.PlotItem):
         end = history.end_seconds()
         self.image.setRect(QRectF(end - frames * history.frame_seconds, 0.0,
                                   frames * history.frame_seconds, history.width))
-        self.setXRange(now - span_seconds, now, padding=0.0)
         self.setYRange(0, history.width, padding=0.0)
 
     def _estimate_levels(self, rows: np.ndarray, end: int) -> None:

@@ -146,14 +146,13 @@ class LiveWindow(QMainWindow):
             return
         self._drawn_version = live.version
         now, span = live.now, self.span_seconds
-        if live.mel is not None:
-            self.spectrogram.refresh(live.mel, now, span)
+        self.spectrogram.refresh(live.mel, now, span)
         self.spectrogram.wall_axis.set_wall_offset(live.wall_offset)
         if live.scores is not None:
             self._rank_classes(span)
-            self.heatmap.refresh(live.scores, self._classes, [live.label(i) for i in self._classes],
-                                 live.final_upto, now, span)
-            self.topk.refresh(live.clipwise, [live.label(i) for i in range(len(live.clipwise))])
+        self.heatmap.refresh(live.scores, self._classes, [live.label(i) for i in self._classes],
+                             live.final_upto, now, span)
+        self.topk.refresh(live.clipwise, [live.label(i) for i in range(len(live.clipwise))])
         self.lanes.refresh(live.events(), now, span)
         self.redraws += 1
 

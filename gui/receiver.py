@@ -1,0 +1,60 @@
+"""The Qt-side receiver: a timer on the GUI thread that drains a message source without waiting and
+hands each message to `LiveData`. Local mode (the pipeline in this process) and remote mode (a
+ZeroMQ SUB socket) are two sources of the same (topic, body) pairs."""
+
+from typing import Protocol
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from gui.live_data import LiveData
+
+POLL_INTERVAL_MS = 20
+MAX_MESSAGES_PER_POLL = 200  # keeps one poll short when a backlog arrives at once
+
+
+class MessageSource(Protocol):
+    def poll(self, limit: int) -> list[tuple[str, dict]]:
+        """Up to `limit` messages that have arrived, oldest first; returns at once (maybe empty)."""
+
+    def connection(self) -> tuple[str, bool]:
+        """A short description of the link to the pipeline, and whether it is healthy."""
+
+    def close(self) -> None:
+        """Stop receiving (and stop the pipeline, for a local source)."""
+
+
+class Receiver(QObject):
+    connection_changed = Signal(str, bool)
+
+    def __init__(self, source: MessageSource, live: LiveData, parent: QObject | None = None):
+        super().__init__(parent)
+        self.source = source
+        self.live = live
+        self._connection: tuple[str, bool] | None = None
+        self.timer = QTimer(self)
+        self.timer.setInterval(POLL_INTERVAL_MS)
+        self.timer.timeout.connect(self.poll)
+
+    def start(self) -> None:
+        self.timer.start()
+
+    def stop(self) -> None:
+        """Stop polling and close the source; safe to call twice."""
+        if self.timer.isActive():
+            self.timer.stop()
+        if self.source is not None:
+            self.source.close()
+            self.source = None
+
+    def poll(self) -> int:
+        """Apply the messages waiting now; returns how many were taken."""
+        if self.source is None:
+            return 0
+        messages = self.source.poll(MAX_MESSAGES_PER_POLL)
+        for topic, body in messages:
+            self.live.apply(topic, body)
+        connection = self.source.connection()
+        if connection != self._connection:
+            self._connection = connection
+            self.connection_changed.emit(*connection)
+        return len(messages)

@@ -1,0 +1,208 @@
+"""The main window drawn offscreen from schema messages, checked from its pixels."""
+
+import json
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+
+from gui.lanes import label_colour
+from gui.live_data import LiveData
+from gui.window import LiveWindow
+from model import load_model
+
+LABELS = ["Speech", "Dog", "Siren", "Music"]
+FRAMES_PER_SECOND = 1024 / 10
+
+
+def brightness(colour) -> int:
+    return colour.red() + colour.green() + colour.blue()
+
+
+def dog_rgb() -> int:
+    return label_colour("Dog").rgb()
+
+
+def feed_scores(live, messages, seconds: int, high: dict[int, tuple[float, float, float]] | None = None,
+                final_lag: float = 3.0):
+    """One scores message per second of stream time; class c scores v during high[c] = (t0, t1, v)."""
+    for second in range(seconds):
+        start, end = round(second * FRAMES_PER_SECOND), round((second + 1) * FRAMES_PER_SECOND)
+        times = np.arange(start, end) / FRAMES_PER_SECOND
+        frames = np.full((end - start, len(LABELS)), 0.05)
+        for c, (t0, t1, value) in (high or {}).items():
+            frames[(times >= t0) & (times < t1), c] = value
+        final = max(0, round((second + 1 - final_lag) * FRAMES_PER_SECOND))
+        assert live.apply("scores", messages.scores(start, frames, LABELS, final))
+
+
+@pytest.fixture
+def window(qapp):
+    windows = []
+
+    def make(live, **options):
+        w = LiveWindow(live, "test", **options)
+        w.resize(1200, 800)
+        w.show()
+        qapp.processEvents()  # the window becomes the active one, so its shortcuts work
+        windows.append(w)
+        return w
+    yield make
+    for w in windows:
+        w.close()
+
+
+def test_tone_row_is_brighter_than_its_neighbours(window, grab, messages, tiny_checkpoint):
+    model = load_model(tiny_checkpoint)
+    t = np.arange(20 * 32000) / 32000
+    rng = np.random.default_rng(0)
+    wave = (0.3 * np.sin(2 * np.pi * 1000 * t) + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+    live = LiveData(history_seconds=30)
+    for second in range(20):  # one mel message per second of audio, as the publisher sends them
+        mel = model.logmel(wave[second * 32000:(second + 1) * 32000])[0, :100]  # [100, 64]
+        assert live.apply("mel", messages.mel(second * 100, mel))
+    tone_bin = int(np.argmax(model.logmel(wave[:32000])[0].mean(axis=0)))
+    w = window(live, span_seconds=20)
+    w.redraw()
+    image = grab(w)
+    for x in (3.0, 10.0, 17.0):
+        tone = brightness(image.colour(w.spectrogram, x, tone_bin + 0.5))
+        for other in (tone_bin - 6, tone_bin + 6):
+            assert tone > brightness(image.colour(w.spectrogram, x, other + 0.5)) + 100
+
+
+def test_event_bar_spans_its_onset_to_offset_in_its_lane(window, grab, messages):
+    live = LiveData()
+    feed_scores(live, messages, 30)
+    live.apply("event", messages.event(1, "start", "Dog", 10.0, 11.0, 0.7))
+    live.apply("event", messages.event(1, "end", "Dog", 10.0, 15.0, 0.9))
+    w = window(live, span_seconds=30)
+    w.redraw()
+    image = grab(w)
+    assert w.lanes.lanes == ["Dog"]
+    left, row = image.row(w.lanes, 0.5, 5.0, 20.0)
+    coloured = [left + i for i, c in enumerate(row) if c.rgb() == dog_rgb()]
+    assert coloured, "no bar drawn"
+    assert abs(coloured[0] - image.point(w.lanes, 10.0, 0.5)[0]) <= 2
+    assert abs(coloured[-1] - image.point(w.lanes, 15.0, 0.5)[0]) <= 2
+    assert len(coloured) == coloured[-1] - coloured[0] + 1  # one solid bar
+
+
+def test_each_label_gets_its_own_lane_and_cancelled_events_vanish(window, grab, messages):
+    live = LiveData()
+    feed_scores(live, messages, 30)
+    live.apply("event", messages.event(1, "end", "Dog", 4.0, 8.0, 0.9))
+    live.apply("event", messages.event(2, "start", "Siren", 20.0, 25.0, 0.8))
+    live.apply("event", messages.event(3, "start", "Music", 26.0, 28.0, 0.6))
+    live.apply("event", messages.event(3, "end", "Music", 26.0, 28.0, 0.6, cancelled=True))
+    w = window(live, span_seconds=30)
+    w.redraw()
+    image = grab(w)
+    assert w.lanes.lanes == ["Dog", "Siren"]  # top lane first; Music was cancelled
+    assert image.colour(w.lanes, 6.0, 1.5).rgb() == dog_rgb()  # top lane (y in [1, 2))
+    assert image.colour(w.lanes, 22.0, 0.5).rgb() == label_colour("Siren").rgb()
+    assert image.colour(w.lanes, 22.0, 1.5).rgb() != label_colour("Siren").rgb()
+    assert image.colour(w.lanes, 27.0, 0.5).rgb() != label_colour("Music").rgb()
+
+
+def test_heatmap_shows_the_top_classes_and_shades_the_provisional_region(window, grab, messages):
+    live = LiveData()
+    feed_scores(live, messages, 30, high={2: (5.0, 10.0, 0.9), 1: (12.0, 14.0, 0.8)}, final_lag=4.0)
+    w = window(live, span_seconds=30, top_n=2)
+    w.redraw()
+    image = grab(w)
+    assert w.heatmap.row_axis._names == ["Dog", "Siren"]  # bottom row first: Siren (higher peak) on top
+    assert brightness(image.colour(w.heatmap, 7.0, 1.5)) > brightness(image.colour(w.heatmap, 2.0, 1.5)) + 150
+    assert brightness(image.colour(w.heatmap, 13.0, 0.5)) > brightness(image.colour(w.heatmap, 7.0, 0.5)) + 150
+    final, provisional = image.colour(w.heatmap, 20.0, 0.5), image.colour(w.heatmap, 28.0, 0.5)
+    assert final != provisional and provisional.blue() > final.blue()  # same score, shaded tint
+    w.filter_box.setText("dog, music")
+    w.redraw()
+    assert w.heatmap.row_axis._names == ["Music", "Dog"]
+
+
+def test_status_bar_shows_source_latency_and_counters(window, grab, messages):
+    live = LiveData()
+    counters = {"samples": 1, "windows": 9, "skipped_windows": 5, "failed_windows": 6, "overruns": 3,
+                "input_overflows": 4, "nonfinite_samples": 0, "reconnects": 0, "events": 2}
+    live.apply("status", messages.status(counters=counters, dropped={"event": 0, "scores": 2, "status": 0, "mel": 1},
+                                         latency={"hop_p50": 0.25, "hop_p95": 0.5, "event_p50": 1, "event_p95": 2}))
+    w = window(live)
+    w.redraw()
+    bar = w.status_bar
+    assert bar.counters.text() == "drops 7 / skips 11 / lost msgs 3"
+    assert bar.latency.text() == "latency p50/p95 250 ms/500 ms"
+    assert bar.source.text() == "tone.wav (running)"
+    assert bar.backend.text() == "torch/cpu" and bar.hop.text() == "hop 1 s"
+    assert bar.level.value() == -20
+    image = grab(w)
+    label = bar.counters
+    origin = label.mapTo(w, label.rect().topLeft())
+    text_pixels = sum(brightness(image.image.pixelColor(origin.x() + x, origin.y() + y)) < 300
+                      for x in range(label.width()) for y in range(label.height()))
+    assert label.isVisible() and text_pixels > 50  # the counters are drawn, not just set
+
+
+def test_pause_freezes_the_view_while_data_keeps_arriving(window, messages, qapp):
+    live = LiveData()
+    feed_scores(live, messages, 20)
+    w = window(live, span_seconds=30)
+    w.redraw()
+    qapp.processEvents()
+    before = w.plots.grab().toImage()
+    QTest.keyClick(w, Qt.Key.Key_Space)
+    assert w.paused
+    live.apply("event", messages.event(1, "end", "Dog", 15.0, 18.0, 0.9))
+    feed_scores(live, messages, 25)
+    w.redraw()
+    qapp.processEvents()
+    assert w.plots.grab().toImage() == before
+    QTest.keyClick(w, Qt.Key.Key_Space)
+    assert not w.paused
+    w.redraw()
+    qapp.processEvents()
+    assert w.plots.grab().toImage() != before
+    assert w.lanes.lanes == ["Dog"]
+
+
+def test_save_png_and_export_events(window, messages, tmp_path, qapp):
+    live = LiveData()
+    feed_scores(live, messages, 20)
+    live.apply("event", messages.event(1, "end", "Dog", 2.0, 3.5, 0.8))
+    live.apply("event", messages.event(2, "end", "Siren", 5.0, 6.0, 0.7, cancelled=True))
+    live.apply("event", messages.event(3, "start", "Music", 8.0, 9.0, 0.6))
+    w = window(live)
+    w.redraw()
+    qapp.processEvents()
+    assert w.save_png(tmp_path / "w.png")
+    assert (tmp_path / "w.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert w.export_events(tmp_path / "e.jsonl") == 1
+    lines = (tmp_path / "e.jsonl").read_text().splitlines()
+    assert [json.loads(line)["label"] for line in lines] == ["Dog"]
+    w.export_events(tmp_path / "e.tsv")
+    assert (tmp_path / "e.tsv").read_text().splitlines() == ["onset\toffset\tevent_label\tpeak",
+                                                             "2.000\t3.500\tDog\t0.8000"]
+
+
+def test_threshold_box_applies_locally_and_is_read_only_remotely(window, messages):
+    live = LiveData()
+    live.apply("status", messages.status(thresholds={"Dog": [0.5, 0.4], "Siren": [0.3, 0.3]}))
+    applied = []
+    local = window(live, set_threshold=lambda target, value: applied.append((target, value)))
+    local.redraw()
+    local.target_box.setCurrentText("Siren")
+    assert local.threshold_box.value() == pytest.approx(0.3)
+    local.threshold_box.setValue(0.65)
+    local.threshold_box.editingFinished.emit()
+    assert applied == [("Siren", pytest.approx(0.65))]
+    remote = window(live)
+    remote.redraw()
+    remote.target_box.setCurrentText("Dog")
+    assert remote.threshold_box.isReadOnly() and remote.threshold_box.value() == pytest.approx(0.5)
+
+
+def test_ctrl_q_closes_the_window(window):
+    w = window(LiveData())
+    QTest.keyClick(w, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
+    assert not w.isVisible()
