@@ -2,25 +2,14 @@
 coloured per label; hovering a bar names its label and peak score."""
 
 import zlib
-from dataclasses import dataclass
 
 import pyqtgraph as pg
 from PySide6.QtWidgets import QGraphicsRectItem
 
 from gui.axes import RowAxis
+from gui.live_data import EventBar
 
 BAR_HEIGHT = 0.7  # of a lane
-
-
-@dataclass
-class EventBar:
-    """One detected event as the lanes draw it; while it is open, `offset` is the end of its activity so far."""
-    event_id: int
-    label: str
-    onset: float
-    offset: float
-    peak: float
-    open: bool
 
 
 def label_colour(label: str) -> pg.QtGui.QColor:

@@ -3,18 +3,35 @@
 Local and remote modes both hand each message to `LiveData.apply(topic, body)`: the spectrogram
 history from `mel`, the per-class timeline, final/provisional boundary and clipwise scores from
 `scores`, the event bars from `event`, the counters from `status`. Drawing code reads this object.
+
+It shows one stream: the first one it hears (messages of other streams are counted and skipped).
+When a topic's `seq` goes backwards the publisher has restarted and stream time begins again at 0:
+the view starts afresh (the finished events kept for export stay).
 """
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from gui.history import FrameHistory
-from gui.lanes import EventBar
 
 SCHEMA_VERSION = 1
 MEL_FLOOR_DB = -100.0  # the schema's floor of mel values
+SPANS_SECONDS = (10, 20, 30, 60)  # the views offered; the history holds the longest
+HISTORY_SECONDS = max(SPANS_SECONDS)
+
+
+@dataclass
+class EventBar:
+    """One detected event as the lanes draw it; while it is open, `offset` is the end of its activity so far."""
+    event_id: int
+    label: str
+    onset: float
+    offset: float
+    peak: float
+    open: bool
 
 
 @dataclass
@@ -22,19 +39,27 @@ class MessageCounts:
     """Messages taken in, and those skipped because they could not be used (with the last reason)."""
     applied: int = 0
     skipped: int = 0
+    other_streams: int = 0  # messages of streams other than the one shown
     missed: int = 0  # messages lost in transit, from gaps in each topic's `seq`
+    restarts: int = 0  # publisher restarts seen (a topic's `seq` went backwards)
     last_error: str = ""
     last_seq: dict[str, int] = field(default_factory=dict)
 
 
 class LiveData:
-    def __init__(self, history_seconds: float = 60.0):
+    def __init__(self, history_seconds: float = HISTORY_SECONDS):
         self.history_seconds = history_seconds
         self.mel: FrameHistory | None = None  # [L, bins] dB
         self.scores: FrameHistory | None = None  # [L, C] scores in [0, 1]
+        self.finished: list[dict] = []  # the `end` message of every finished event, for export
+        self.stream = ""  # the stream shown ("" until the first message)
+        self.counts = MessageCounts()
+        self.version = 0  # grows with every applied message, so drawing can tell when to redraw
         self.reset()
 
     def reset(self) -> None:
+        """Forget the stream's timeline (histories, scores, open events, status); keeps `finished`,
+        the stream followed and the message counts."""
         self.mel = None
         self.scores = None
         self.labels: list[str] = []  # label of each class index seen so far ("" where unknown)
@@ -42,12 +67,9 @@ class LiveData:
         self.final_upto = 0.0  # stream seconds before which scores are final
         self.open_events: dict[int, EventBar] = {}  # event id -> its bar, while the event is open
         self.ended_events: list[EventBar] = []  # finished (not cancelled) events still in the history
-        self.finished: list[dict] = []  # the `end` message of every finished event, for export
         self.status: dict = {}
         self.wall_offset: float | None = None  # wall time minus stream time
-        self.stream = ""
-        self.counts = MessageCounts()
-        self.version = 0  # grows with every applied message, so drawing can tell when to redraw
+        self.advanced_at = 0.0  # time.monotonic() when `now` last moved forward
 
     @property
     def now(self) -> float:
@@ -70,23 +92,36 @@ class LiveData:
                 raise ValueError(f"unknown topic {topic!r}")
             if body.get("schema") != SCHEMA_VERSION:
                 raise ValueError(f"schema {body.get('schema')!r}, expected {SCHEMA_VERSION}")
-            self._count_seq(topic, body.get("seq"))
+            stream = str(body["stream"])
+            if self.stream and stream != self.stream:
+                self.counts.other_streams += 1
+                return False
+            self.stream = stream
+            self._follow_seq(topic, body.get("seq"))
+            before = self.now
             handler(body)
         except (KeyError, TypeError, ValueError, IndexError) as error:
             self.counts.skipped += 1
             self.counts.last_error = f"{topic}: {type(error).__name__}: {error}"
             return False
-        self.stream = body.get("stream", self.stream)
+        if self.now > before:
+            self.advanced_at = time.monotonic()
         self.counts.applied += 1
         self.version += 1
         return True
 
-    def _count_seq(self, topic: str, seq) -> None:
+    def _follow_seq(self, topic: str, seq) -> None:
+        """Count messages lost in transit; start afresh when the publisher restarted."""
+        if not isinstance(seq, int):
+            return
         previous = self.counts.last_seq.get(topic)
-        if isinstance(seq, int):
-            if previous is not None and seq > previous + 1:
-                self.counts.missed += seq - previous - 1
-            self.counts.last_seq[topic] = seq
+        if previous is not None and seq <= previous:
+            self.counts.restarts += 1
+            self.counts.last_seq = {}
+            self.reset()
+        elif previous is not None and seq > previous + 1:
+            self.counts.missed += seq - previous - 1
+        self.counts.last_seq[topic] = seq
 
     def _apply_mel(self, body: dict) -> None:
         frames = np.asarray(body["frames"], dtype=np.float32)  # [n, bins]

@@ -24,13 +24,18 @@ class MessageSource(Protocol):
 
 
 class Receiver(QObject):
+    """Polls `source` every POLL_INTERVAL_MS on the GUI thread; `connection_changed(text, healthy)`
+    says in words how the link is doing (a SUB socket reconnects by itself; this reports it)."""
+
     connection_changed = Signal(str, bool)
 
     def __init__(self, source: MessageSource, live: LiveData, parent: QObject | None = None):
         super().__init__(parent)
         self.source = source
         self.live = live
-        self._connection: tuple[str, bool] | None = None
+        self.reconnects = 0  # times the link came back after going quiet
+        self._healthy: bool | None = None  # None until the link was first healthy
+        self._shown: tuple[str, bool] | None = None
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_INTERVAL_MS)
         self.timer.timeout.connect(self.poll)
@@ -53,8 +58,21 @@ class Receiver(QObject):
         messages = self.source.poll(MAX_MESSAGES_PER_POLL)
         for topic, body in messages:
             self.live.apply(topic, body)
-        connection = self.source.connection()
-        if connection != self._connection:
-            self._connection = connection
-            self.connection_changed.emit(*connection)
+        self._report_connection()
         return len(messages)
+
+    def _report_connection(self) -> None:
+        where, healthy = self.source.connection()
+        if healthy and self._healthy is False:
+            self.reconnects += 1
+        if healthy or self._healthy is not None:
+            self._healthy = healthy
+        if healthy:
+            text = f"{where}: receiving" + (f" (reconnected {self.reconnects}x)" if self.reconnects else "")
+        elif self._healthy is None:
+            text = f"{where}: waiting for the publisher"
+        else:
+            text = f"{where}: no data, reconnecting"
+        if (text, healthy) != self._shown:
+            self._shown = (text, healthy)
+            self.connection_changed.emit(text, healthy)

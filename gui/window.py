@@ -16,12 +16,11 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QLabel, Q
 
 from gui.heatmap import HeatmapPlot
 from gui.lanes import LanesPlot
-from gui.live_data import LiveData
+from gui.live_data import SPANS_SECONDS, LiveData
 from gui.spectrogram import SpectrogramPlot
 from gui.status import StatusBar
 from gui.topk import TopKPlot
 
-SPANS_SECONDS = (10, 20, 30, 60)
 RANK_INTERVAL_SECONDS = 0.5  # how often the heatmap's choice of classes is revisited
 
 
@@ -135,17 +134,30 @@ class LiveWindow(QMainWindow):
         self._ranked_at = -np.inf
         self._drawn_version = -1
 
-    def redraw(self) -> None:
-        """Draw the newest data unless paused or nothing arrived since the last redraw."""
+    def display_now(self) -> tuple[float, bool]:
+        """Stream time at the right edge of the plots, and whether it is still moving on its own.
+
+        The newest data is shown one hop late and the edge advances with the clock between messages,
+        so the view scrolls steadily although data arrives once per hop."""
+        live = self.live
+        hop = live.status.get("hop")
+        if not isinstance(hop, (int, float)) or hop <= 0:
+            return live.now, False
+        elapsed = time.monotonic() - live.advanced_at
+        return live.now - hop + min(elapsed, hop), elapsed < hop
+
+    def redraw(self, force: bool = False) -> None:
+        """Draw the newest data, unless paused or (without `force`) nothing changed since the last redraw."""
         live = self.live
         if (live.status, live.counts.missed) != self._shown_status:
             self._shown_status = (live.status, live.counts.missed)
             self.status_bar.show_status(live.status, live.counts.missed)
             self._update_targets()
-        if self.paused or live.version == self._drawn_version:
+        now, moving = self.display_now()
+        if self.paused or not (force or moving or live.version != self._drawn_version):
             return
         self._drawn_version = live.version
-        now, span = live.now, self.span_seconds
+        span = self.span_seconds
         self.spectrogram.refresh(live.mel, now, span)
         self.spectrogram.wall_axis.set_wall_offset(live.wall_offset)
         if live.scores is not None:

@@ -1,0 +1,96 @@
+"""`htsat-live gui [SOURCE]` runs the pipeline in this process and shows it; `htsat-live gui --connect
+tcp://HOST:5556` shows a pipeline running elsewhere through its published topics. Both feed the same
+messages to the same window."""
+
+import argparse
+import signal
+import sys
+
+from gui.live_data import SPANS_SECONDS, LiveData
+from stream.commands import add_detect_arguments
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_detect_arguments(parser)
+    parser.add_argument("--connect", metavar="ADDRESS",
+                        help="show a remote pipeline: subscribe to its publisher, e.g. tcp://HOST:5556 "
+                             "(then SOURCE and the pipeline options are not used)")
+    parser.add_argument("--server-key", default="", metavar="FILE",
+                        help="the publisher's CURVE public key (PREFIX.key from `htsat-live keys`), with --connect")
+    parser.add_argument("--span", type=int, choices=SPANS_SECONDS, default=30, help="seconds shown at first")
+    parser.add_argument("--classes", type=int, default=8, help="classes in the heatmap at first (1 to 64)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from PySide6.QtWidgets import QApplication
+
+    from gui.receiver import Receiver
+    from gui.window import LiveWindow
+
+    if args.connect and args.source:
+        print("htsat-live gui: give either a SOURCE (local pipeline) or --connect ADDRESS, not both", file=sys.stderr)
+        return 2
+    if args.server_key and not args.connect:
+        print("htsat-live gui: --server-key goes with --connect", file=sys.stderr)
+        return 2
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    source, title = _remote_source(args) if args.connect else _local_source(args)
+    if source is None:
+        return 2
+    live = LiveData()
+    receiver = Receiver(source, live)
+    local = not args.connect
+    window = LiveWindow(live, f"htsat-live: {title}", set_threshold=source.set_threshold if local else None,
+                        span_seconds=args.span, top_n=args.classes)
+    receiver.connection_changed.connect(window.status_bar.show_connection)
+    app.aboutToQuit.connect(receiver.stop)  # stops the pipeline and flushes its sinks (local mode)
+    signal.signal(signal.SIGINT, lambda *_: app.quit())  # Ctrl-C in the terminal quits cleanly too
+    receiver.start()
+    window.show()
+    app.exec()
+    receiver.stop()
+    return 0
+
+
+def _remote_source(args):
+    from stream.publish import Subscriber
+
+    try:
+        return Subscriber(args.connect, server_key=args.server_key), args.connect
+    except ValueError as error:
+        print(f"htsat-live gui: {error}", file=sys.stderr)
+        return None, ""
+
+
+def _local_source(args):
+    from stream.capture import CaptureError, NoMicrophone
+    from stream.commands import detect_config, load_model_or_explain
+    from stream.config import ConfigError
+    from stream.pipeline import Pipeline
+    from stream.publish import Publisher
+    from stream.sinks import Sinks
+
+    from gui.local_source import LocalSource
+
+    try:
+        config = detect_config(args)
+    except ConfigError as error:
+        print(f"htsat-live gui: {error}", file=sys.stderr)
+        return None, ""
+    model = load_model_or_explain(config.model.path or None, config.model.device, config.model.backend)
+    if model is None:
+        return None, ""
+    source = LocalSource()
+    publisher = None
+    try:
+        publisher = Publisher.from_config(config.publish) if config.publish.enabled else None
+        pipeline = Pipeline(config, model, publisher=publisher, sinks=Sinks.from_config(config.sinks),
+                            listeners=[source.listen])
+    except (CaptureError, ConfigError, OSError, ValueError) as error:
+        if publisher is not None:
+            publisher.close()
+        hint = " (give a SOURCE: an audio file, ffmpeg:URL or mic:NAME)" if isinstance(error, NoMicrophone) else ""
+        print(f"htsat-live gui: {error}{hint}", file=sys.stderr)
+        return None, ""
+    source.attach(pipeline)
+    return source, ", ".join(runner.spec for runner in pipeline.runners)
