@@ -87,3 +87,37 @@ def run_detect_dir(args) -> int:
     print(f"{len(rows)} events from {len(files) - failed} clips -> {args.out}"
           + (f" ({failed} clips skipped)" if failed else ""))
     return 1 if failed else 0
+
+
+def add_consistency_arguments(parser) -> None:
+    parser.add_argument("directory", help="folder of audio recordings of any length")
+    parser.add_argument("--model", help="checkpoint or .onnx file (default: the config's, else the embedded model)")
+    parser.add_argument("--config", help="TOML config with the detection targets (default: every model class)")
+    parser.add_argument("--hop", type=float, nargs="+", default=[10.0, 1.0], metavar="S",
+                        help="stream hops to check, seconds (default: 10 1)")
+
+
+def run_consistency(args) -> int:
+    from tqdm import tqdm
+
+    from model import load_model
+    from model.consistency import compare, format_table
+    from model.offline import read_clip
+    from stream.capture import CaptureError
+    from stream.config import load_config, with_overrides
+
+    try:
+        config = load_config(args.config)
+        for hop in args.hop:
+            with_overrides(config, {"windows.hop": hop})  # the stream's limits on the hop
+        files = audio_files(args.directory)
+        model = load_model(args.model or config.model.path or None, device=config.model.device, backend=config.model.backend)
+        recordings = {path.name: read_clip(path) for path in tqdm(files, desc="reading", unit="file")}
+    except (OSError, ValueError, CaptureError) as error:
+        print(f"consistency: {error}", file=sys.stderr)
+        return 2
+    rows = []
+    for hop in tqdm(args.hop, desc="hops", unit="hop"):
+        rows += compare(model, recordings, config.events, hop)
+    print(format_table(rows))
+    return 0

@@ -2,6 +2,8 @@
 
 - Event-based F1 per class and macro: psds_eval's `PSDSEval(dtc 0.5, gtc 0.5, cttc 0.3)` and
   `compute_macro_f_score`, the protocol of Table 3 of the HTS-AT paper (DESED).
+- Collar-based event F1 between two event lists (sed_eval's `EventBasedMetrics`), used to
+  compare streaming events with offline ones.
 - Segment-based F1 on 1-s segments: sed_eval's `SegmentBasedMetrics`, each clip evaluated over
   its full duration from the metadata.
 - PSDS1 and PSDS2 (the DCASE 2021+ settings) from per-clip score files: sed_scores_eval, which
@@ -24,6 +26,9 @@ EVENT_COLUMNS = ["filename", "onset", "offset", "event_label"]
 SEGMENT_SECONDS = 1.0
 # The Table 3 protocol (psds_eval's defaults).
 F1_DTC, F1_GTC, F1_CTTC = 0.5, 0.5, 0.3
+# Collars of the collar-based event F1 (DCASE task 4 up to 2019).
+EVENT_COLLAR = 0.2  # seconds, onsets and offsets
+EVENT_OFFSET_FRACTION = 0.2  # offsets also within this fraction of the reference event's length
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,29 @@ def segment_f1(ground_truth: pd.DataFrame, metadata: pd.DataFrame, detections: p
 def _clip_id(filename: str) -> str:
     """sed_scores_eval names a clip by its file name without the extension."""
     return Path(filename).stem
+
+
+def event_based_f1(reference: dict[str, list[tuple[float, float, str]]], estimated: dict[str, list[tuple[float, float, str]]],
+                   labels: list[str]) -> float:
+    """Micro event-based F1 of `estimated` against `reference` events, clip by clip (sed_eval, the DCASE
+    task 4 collars: onsets within 200 ms, offsets within max(200 ms, 20 % of the event)); nan when
+    neither side holds an event. Both map a clip name to its (onset s, offset s, label) events."""
+    with warnings.catch_warnings():  # dcase_util imports pkg_resources, which warns that it is deprecated
+        warnings.simplefilter("ignore")
+        import dcase_util
+        import sed_eval
+
+    metrics = sed_eval.sound_event.EventBasedMetrics(event_label_list=labels, t_collar=EVENT_COLLAR,
+                                                     percentage_of_length=EVENT_OFFSET_FRACTION)
+
+    def container(clip: str, events) -> "dcase_util.containers.MetaDataContainer":
+        return dcase_util.containers.MetaDataContainer(
+            [{"filename": clip, "onset": onset, "offset": offset, "event_label": label} for onset, offset, label in events])
+
+    for clip in sorted(set(reference) | set(estimated)):
+        metrics.evaluate(reference_event_list=container(clip, reference.get(clip, [])),
+                         estimated_event_list=container(clip, estimated.get(clip, [])))
+    return float(metrics.results()["overall"]["f_measure"]["f_measure"])
 
 
 def read_scores(directory: str | Path, filenames: list[str]) -> dict[str, pd.DataFrame]:

@@ -76,3 +76,21 @@ def read_clip(path: str | Path) -> np.ndarray:
         raw = handle.read(dtype="float32", always_2d=True)  # [frames, channels]
         rate = handle.samplerate
     return Conditioner(rate, CaptureStats()).process(raw, last=True)
+
+
+def offline_timeline(model, wave: np.ndarray, batch_size: int = 4) -> np.ndarray:
+    """The official pass over a recording of any length: [N] -> framewise scores [frames, C].
+
+    The recording is cut into consecutive 10-s windows; each gets one pass (the last one
+    zero-padded) and contributes its frames of real audio, laid end to end: window j's frame k is
+    grid frame 1024 * j + k of the stream's 10/1024-s grid.
+    """
+    starts = range(0, len(wave), WINDOW_SAMPLES)
+    parts = []
+    for first in range(0, len(starts), batch_size):
+        batch = starts[first:first + batch_size]
+        windows = np.stack([fit_to_window(wave[start:start + WINDOW_SAMPLES]) for start in batch])  # [b, 320000]
+        framewise = model.predict(windows, short="pad")["framewise"]  # [b, 1024, C]
+        for row, start in enumerate(batch):
+            parts.append(framewise[row, :frames_for(min(len(wave) - start, WINDOW_SAMPLES))])
+    return np.concatenate(parts, axis=0)

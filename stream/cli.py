@@ -19,8 +19,16 @@ class Subcommand:
 
 
 SUBCOMMANDS = [
+    Subcommand("listen", "Subscribe to a running detector and print its messages.", "stream.publish:add_listen_arguments", "stream.publish:run_listen"),
+    Subcommand("keys", "Write a CURVE key pair (PREFIX.key, PREFIX.key_secret) for an encrypted publisher.", "stream.publish:add_keys_arguments", "stream.publish:run_keys"),
+    Subcommand("tag", "Tag audio files of any length: top labels and strongest events.", "stream.tag:add_arguments", "stream.tag:run"),
+    Subcommand("convert", "Convert a checkpoint (official Lightning, state dict) to our .safetensors format.", "model.commands:add_convert_arguments", "model.commands:run_convert"),
+    Subcommand("export-onnx", "Export a checkpoint to ONNX (fp32, or --int8) and print its drift from torch.", "model.commands:add_export_arguments", "model.commands:run_export"),
+    Subcommand("bench", "Inference speed of every backend vs the official eager model (--stream: the live pipeline).", "model.bench:add_arguments", "model.bench:run"),
     Subcommand("evaluate", "Event-based F1 (Table 3 protocol), segment-based F1 and PSDS of detected events.", "model.evaluate:add_evaluate_arguments", "model.evaluate:run_evaluate"),
     Subcommand("detect-dir", "Detect events in every clip of a folder (official offline pass or the live pipeline).", "model.eval_commands:add_detect_dir_arguments", "model.eval_commands:run_detect_dir"),
+    Subcommand("consistency", "Streaming vs offline on the same files: timeline difference and event F1 per hop.", "model.eval_commands:add_consistency_arguments", "model.eval_commands:run_consistency"),
+    Subcommand("train", "Train or fine-tune HTS-AT on strong-labelled soundscapes; keeps the best epoch.", "model.train:add_train_arguments", "model.train:run_train"),
 ]
 
 

@@ -1,0 +1,115 @@
+"""Streaming against offline on the same recording: how far the live path strays from the official pass.
+
+Offline: `model.offline.offline_timeline`, one official pass per consecutive 10-s window, frames of
+real audio laid end to end on the 10/1024-s grid; its events by the official rule (runs of frames over
+each target's on-threshold, no filter).
+
+Stream: the stream's windows on a hop (`stream.tag.file_windows`: the scheduler with its first-10-s
+policy, plus the zero-padded window over the tail that the live runner adds at the end of a stream),
+run through the model, then fed one by one to a `Stitcher` and an `EventDetector` exactly as the live
+stream runner does (without its threads and ring buffer, so the result does not depend on timing).
+The stream's events are the final (`end`, not cancelled) reports.
+
+Compared: the stitched timeline against the offline framewise output on every grid frame both hold
+(mean and max absolute difference over frames and classes), and the stream's events against the
+offline events (micro event-based F1, `model.evaluate.event_based_f1`). At hop 10 s the windows are
+the offline ones, so the timelines agree to float rounding; at other hops each frame comes from the
+window in which it sits most centrally, which saw different context.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.evaluate import event_based_f1
+from model.offline import offline_timeline, runs_to_events, target_scores
+from stream.config import EventsConfig
+from stream.events import EventDetector, Target
+from stream.stitch import Stitcher
+from stream.tag import file_windows
+from stream.windows import WINDOW_SAMPLES
+
+Events = list[tuple[float, float, str]]  # (onset s, offset s, label)
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Streaming vs offline on one recording at one hop."""
+
+    name: str
+    hop: float
+    frames: int  # grid frames compared
+    mean_abs: float  # mean |stream - offline| over frames x classes
+    max_abs: float
+    offline_events: int
+    stream_events: int
+    event_f1: float  # nan when neither side has an event
+
+
+def stream_replay(model, wave: np.ndarray, events: EventsConfig, hop: float, batch_size: int = 4) -> tuple[np.ndarray, Events]:
+    """The stream's stitched timeline [frames, C] and final events for a whole recording [N]."""
+    windows = file_windows(len(wave), hop)
+    stitcher = Stitcher(model.num_classes)
+    detector = EventDetector.from_config(events, model.labels, model.thresholds)
+    timeline = np.zeros((0, model.num_classes), dtype=np.float32)  # [frames, C], grown as updates arrive
+    reports = []
+    for first in range(0, len(windows), batch_size):
+        batch = windows[first:first + batch_size]
+        audio = np.zeros((len(batch), WINDOW_SAMPLES), dtype=np.float32)  # [b, 320000]
+        for row, window in enumerate(batch):
+            audio[row, :window.samples] = wave[window.start:window.stop]
+        framewise = model.predict(audio, short="pad")["framewise"]  # [b, 1024, C]
+        for row, window in enumerate(batch):
+            update = stitcher.add(framewise[row], window.start, model.frames_for(window.samples), window.next_start)
+            if update.end > len(timeline):
+                timeline = np.concatenate([timeline, np.zeros((update.end - len(timeline), model.num_classes), np.float32)])
+            timeline[update.start:update.stop] = update.values
+            reports += detector.update(update, now=0.0)
+    reports += detector.update(stitcher.finish(), now=0.0) + detector.flush(now=0.0)
+    final = [(r.onset, r.offset, r.label) for r in reports if r.state == "end" and not r.cancelled]
+    return timeline, sorted(final, key=lambda event: (event[2], event[0]))
+
+
+def offline_events(timeline: np.ndarray, targets: list[Target], frame_seconds: float) -> Events:
+    """The official rule over an offline timeline [frames, C]: runs of frames over each target's on-threshold."""
+    scores = target_scores(timeline, targets)  # [frames, G]
+    thresholds = np.array([target.on for target in targets], dtype=scores.dtype)
+    runs = runs_to_events(scores > thresholds, [target.name for target in targets])
+    return [(start * frame_seconds, end * frame_seconds, label) for start, end, label in runs]
+
+
+def compare(model, recordings: dict[str, np.ndarray], events: EventsConfig, hop: float) -> list[Agreement]:
+    """Streaming vs offline at one hop: a row per recording (name -> float32 [N] at 32 kHz), then,
+    for several recordings, a row "all" pooling their frames and events."""
+    targets = EventDetector.from_config(events, model.labels, model.thresholds).targets
+    labels = [target.name for target in targets]
+    rows, differences, found_offline, found_stream = [], [], {}, {}
+    for name, wave in recordings.items():
+        offline = offline_timeline(model, wave)  # [frames, C]
+        stream, found_stream[name] = stream_replay(model, wave, events, hop)
+        frames = min(len(offline), len(stream))
+        differences.append(np.abs(stream[:frames] - offline[:frames]))  # [frames, C]
+        found_offline[name] = offline_events(offline, targets, model.frame_seconds)
+        rows.append(_row(name, hop, differences[-1], found_offline, found_stream, [name], labels))
+    if len(recordings) > 1:
+        rows.append(_row("all", hop, np.concatenate(differences), found_offline, found_stream, list(recordings), labels))
+    return rows
+
+
+def _row(name: str, hop: float, difference: np.ndarray, offline: dict[str, Events], stream: dict[str, Events],
+         names: list[str], labels: list[str]) -> Agreement:
+    offline = {clip: offline[clip] for clip in names}
+    stream = {clip: stream[clip] for clip in names}
+    return Agreement(name, hop, len(difference), float(difference.mean()), float(difference.max()),
+                     sum(map(len, offline.values())), sum(map(len, stream.values())),
+                     event_based_f1(offline, stream, labels))
+
+
+def format_table(rows: list[Agreement]) -> str:
+    width = max(len("file"), *(len(row.name) for row in rows))
+    lines = [f"{'file':<{width}}    hop  frames   mean|d|    max|d|  offline ev  stream ev  event F1"]
+    for row in rows:
+        f1 = "     n/a" if np.isnan(row.event_f1) else f"{row.event_f1:8.4f}"
+        lines.append(f"{row.name:<{width}}  {row.hop:5.2f}  {row.frames:6d}  {row.mean_abs:8.2e}  {row.max_abs:8.2e}"
+                     f"  {row.offline_events:10d}  {row.stream_events:9d}  {f1}")
+    return "\n".join(lines)
