@@ -19,6 +19,7 @@ class Subcommand:
 
 
 SUBCOMMANDS = [
+    Subcommand("gui", "Live visualiser: spectrogram, class heatmap, event lanes (local pipeline, or --connect to a publisher).", "gui.app:add_arguments", "gui.app:run"),
     Subcommand("listen", "Subscribe to a running detector and print its messages.", "stream.publish:add_listen_arguments", "stream.publish:run_listen"),
     Subcommand("keys", "Write a CURVE key pair (PREFIX.key, PREFIX.key_secret) for an encrypted publisher.", "stream.publish:add_keys_arguments", "stream.publish:run_keys"),
     Subcommand("tag", "Tag audio files of any length: top labels and strongest events.", "stream.tag:add_arguments", "stream.tag:run"),

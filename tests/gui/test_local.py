@@ -1,0 +1,72 @@
+"""Local mode end to end: a tone file through the real pipeline (tiny model) in this process, its
+messages through LocalSource and the receiver into the window, checked from the window's pixels."""
+
+import time
+
+import numpy as np
+import soundfile
+
+from gui.lanes import label_colour
+from gui.live_data import LiveData
+from gui.local_source import LocalSource
+from gui.receiver import Receiver
+from gui.window import LiveWindow
+from model import load_model
+from stream.config import load_config, with_overrides
+from stream.pipeline import Pipeline
+
+SAMPLE_RATE = 32000
+SECONDS = 12
+
+
+def test_a_tone_file_shows_its_row_its_event_and_the_counters(qapp, grab, tiny_checkpoint, tmp_path):
+    t = np.arange(SECONDS * SAMPLE_RATE) / SAMPLE_RATE
+    path = tmp_path / "tone.wav"
+    wave = (0.3 * np.sin(2 * np.pi * 1500 * t)).astype(np.float32)
+    soundfile.write(path, wave, SAMPLE_RATE, subtype="FLOAT")
+    model = load_model(tiny_checkpoint)
+    # threshold 0 makes class_3 active in every frame: one known event over the whole file
+    config = with_overrides(load_config(None), {"publish.enabled": False, "publish.top_k": 0, "source.fast": True,
+                                                "windows.hop": 1.0, "events.threshold": 0.0,
+                                                "events.allow": ["class_3"]})
+    source = LocalSource()
+    source.attach(Pipeline(config, model, [str(path)], listeners=[source.listen]))
+    live = LiveData()
+    receiver = Receiver(source, live)
+    window = LiveWindow(live, "local", span_seconds=20)
+    window.resize(1200, 800)
+    receiver.connection_changed.connect(window.status_bar.show_connection)
+    receiver.start()
+    window.show()
+    try:
+        deadline = time.monotonic() + 60
+        while not live.finished and time.monotonic() < deadline:  # the event ends when the file does
+            qapp.processEvents()
+            time.sleep(0.01)
+        assert live.finished, "the stream did not end"
+        receiver.poll()
+        while window.display_now()[1]:  # the view scrolls one hop behind the data, then settles
+            qapp.processEvents()
+            time.sleep(0.01)
+        window.redraw(force=True)
+        image = grab(window)
+        assert window.status_bar.connection.text() == "local pipeline: receiving"
+        assert window.status_bar.counters.text() == "drops 0 / skips 0 / lost msgs 0"
+        assert window.status_bar.source.text().startswith(str(path))
+
+        tone_bin = int(np.argmax(model.logmel(wave[:SAMPLE_RATE])[0].mean(axis=0)))
+        x = live.now - 6.0
+        tone = sum(image.colour(window.spectrogram, x, tone_bin + 0.5).getRgb()[:3])
+        assert tone > sum(image.colour(window.spectrogram, x, tone_bin - 6.5).getRgb()[:3]) + 100
+        assert tone > sum(image.colour(window.spectrogram, x, tone_bin + 6.5).getRgb()[:3]) + 100
+
+        assert window.lanes.lanes == ["class_3"]
+        event = live.finished[0]
+        assert event["onset"] == 0.0 and abs(event["offset"] - SECONDS) < 0.05
+        left, row = image.row(window.lanes, 0.5, live.now - 20.0, live.now)
+        coloured = [left + i for i, c in enumerate(row) if c.rgb() == label_colour("class_3").rgb()]
+        assert abs(coloured[0] - image.point(window.lanes, 0.0, 0.5)[0]) <= 2
+        assert abs(coloured[-1] - image.point(window.lanes, event["offset"], 0.5)[0]) <= 2
+    finally:
+        receiver.stop()
+        window.close()
