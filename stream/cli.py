@@ -30,6 +30,7 @@ SUBCOMMANDS = [
     Subcommand("detect-dir", "Detect events in every clip of a folder (official offline pass or the live pipeline).", "model.eval_commands:add_detect_dir_arguments", "model.eval_commands:run_detect_dir"),
     Subcommand("consistency", "Streaming vs offline on the same files: timeline difference and event F1 per hop.", "model.eval_commands:add_consistency_arguments", "model.eval_commands:run_consistency"),
     Subcommand("train", "Train or fine-tune HTS-AT on strong-labelled soundscapes; keeps the best epoch.", "model.train:add_train_arguments", "model.train:run_train"),
+    Subcommand("train", "Train or fine-tune HTS-AT on strong-labelled soundscapes; keeps the best epoch.", "model.train:add_train_arguments", "model.train:run_train"),
 ]
 
 

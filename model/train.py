@@ -1,0 +1,392 @@
+"""Training and fine-tuning HTS-AT on strong-labelled soundscapes: `htsat-live train`.
+
+Data: folders written by `model.soundscapes.make_set` (10-s clips, soundscapes.tsv strong labels,
+manifest.json). Log-mels are computed once per folder and cached beside the clips (logmels.npy, keyed
+by the manifest hash), so an epoch costs only the transformer.
+
+Recipe: AdamW (0.9, 0.999, eps 1e-8, weight decay 0.05), linear warm-up then cosine decay per step,
+balanced sampling (clips weighted by the rarity of their labels), per-example gain, SpecAugment (time and
+frequency masks), mixup of log-mels; loss = clip-level BCE (on the mean of the token logits, the model's
+clipwise output) + a frame-level BCE on the token-semantic map against the share of each 312.5-ms token
+that a strong label covers. Each epoch is validated: per-class thresholds are tuned for event F1 (psds_eval,
+Table 3 protocol) on the validation set and the best epoch is kept in our checkpoint format. Training is
+deterministic for a seed and resumes from the last finished epoch.
+"""
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+TOKEN_GRID = np.round(np.arange(0.1, 0.91, 0.1), 2)  # thresholds tried per class on validation
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int = 8
+    batch_size: int = 16
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.05
+    warmup_fraction: float = 0.06  # of all steps
+    final_lr_fraction: float = 0.01  # cosine decays to lr * this
+    gain_db: float = 6.0  # per-example level change, uniform in +-gain_db
+    time_masks: int = 2
+    time_mask_frames: int = 80  # of 1001 frames
+    freq_masks: int = 2
+    freq_mask_bins: int = 8  # of 64 bins
+    mixup_probability: float = 0.5  # share of batches mixed
+    mixup_alpha: float = 1.0
+    frame_loss_weight: float = 1.0
+    seed: int = 8
+    threads: int = 2
+
+    def __post_init__(self):
+        object.__setattr__(self, "betas", tuple(self.betas))
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("epochs, batch_size and lr must be positive")
+
+
+@dataclass
+class SoundscapeSet:
+    directory: Path
+    names: list[str]
+    mels: "torch.Tensor"  # [N, T, 64] float16 log-mel dB
+    clip_targets: "torch.Tensor"  # [N, C] 0/1
+    token_targets: "torch.Tensor"  # [N, tokens, C] share of each token covered by a label
+    manifest_hash: str
+
+
+def token_targets(events: list[dict], labels: list[str], tokens: int, seconds: float) -> np.ndarray:
+    """Strong labels -> [tokens, C]: the share of each token's span that an event of the class covers."""
+    target = np.zeros((tokens, len(labels)), np.float32)
+    width = seconds / tokens
+    starts = np.arange(tokens) * width
+    for event in events:
+        overlap = np.clip(np.minimum(event["offset"], starts + width) - np.maximum(event["onset"], starts), 0, None) / width
+        column = labels.index(event["label"])
+        target[:, column] = np.maximum(target[:, column], overlap)
+    return np.minimum(target, 1.0)
+
+
+def load_set(directory: Path, labels: list[str], tokens: int, progress: bool = True) -> SoundscapeSet:
+    """A mixed set with its log-mels (computed once, cached as logmels.npy beside the clips)."""
+    import soundfile as sf
+    import torch
+    from tqdm import tqdm
+
+    from model.frontend import LogMel
+
+    directory = Path(directory)
+    manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+    unknown = set(manifest["labels"]) - set(labels)
+    if unknown:
+        raise ValueError(f"{directory}: labels {sorted(unknown)} are not among the model's {labels}")
+    names = [clip["filename"] for clip in manifest["clips"]]
+    seconds = manifest["settings"]["clip_seconds"]
+    cache, key = directory / "logmels.npy", directory / "logmels.hash"
+    if cache.is_file() and key.is_file() and key.read_text().strip() == manifest["hash"]:
+        mels = np.load(cache)
+    else:
+        frontend = LogMel()
+        mels = None
+        for i, name in enumerate(tqdm(names, desc=f"log-mels {directory.name}", unit="clip", disable=not progress)):
+            wave = sf.read(str(directory / name), dtype="float32")[0]
+            with torch.no_grad():
+                mel = frontend(torch.from_numpy(wave)[None])[0].numpy()  # [T, 64]
+            if mels is None:
+                mels = np.zeros((len(names), *mel.shape), np.float16)
+            mels[i] = mel
+        np.save(cache, mels)
+        key.write_text(manifest["hash"] + "\n")
+    frames = np.stack([token_targets(clip["events"], labels, tokens, seconds) for clip in manifest["clips"]])
+    return SoundscapeSet(directory, names, torch.from_numpy(mels), torch.from_numpy(frames.max(axis=1) > 0).float(),
+                         torch.from_numpy(frames), manifest["hash"])
+
+
+def balanced_weights(clip_targets: np.ndarray) -> np.ndarray:
+    """Sampling weight per clip: the mean over its labels of 1 / (clips holding that label)."""
+    counts = np.maximum(clip_targets.sum(axis=0), 1)  # [C]
+    per_clip = (clip_targets / counts).sum(axis=1) / np.maximum(clip_targets.sum(axis=1), 1)
+    return per_clip / per_clip.sum()
+
+
+def learning_rate(step: int, total: int, settings: TrainSettings) -> float:
+    """Linear warm-up to lr, then cosine decay to lr * final_lr_fraction."""
+    warmup = max(1, int(settings.warmup_fraction * total))
+    if step < warmup:
+        return settings.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    floor = settings.lr * settings.final_lr_fraction
+    return floor + (settings.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def augment(mel, clip_target, token_target, settings: TrainSettings, generator):
+    """Gain, SpecAugment and mixup on a batch. mel [B, T, F]; targets [B, C], [B, tokens, C]."""
+    import torch
+
+    b, t, f = mel.shape
+    mel = mel + (torch.rand(b, 1, 1, generator=generator) * 2 - 1) * settings.gain_db
+    fill = mel.mean(dim=(1, 2), keepdim=True).expand(b, t, f)
+    keep = torch.ones(b, t, f, dtype=torch.bool)
+    for _ in range(settings.time_masks):
+        width = torch.randint(0, settings.time_mask_frames + 1, (b,), generator=generator)
+        start = (torch.rand(b, generator=generator) * (t - width)).long()
+        frames = torch.arange(t)[None]
+        keep &= ~((frames >= start[:, None]) & (frames < (start + width)[:, None]))[:, :, None]
+    for _ in range(settings.freq_masks):
+        width = torch.randint(0, settings.freq_mask_bins + 1, (b,), generator=generator)
+        start = (torch.rand(b, generator=generator) * (f - width)).long()
+        bins = torch.arange(f)[None]
+        keep &= ~((bins >= start[:, None]) & (bins < (start + width)[:, None]))[:, None, :]
+    mel = torch.where(keep, mel, fill)
+    if torch.rand(1, generator=generator).item() < settings.mixup_probability:
+        lam = float(np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=generator))).beta(settings.mixup_alpha, settings.mixup_alpha))
+        order = torch.randperm(b, generator=generator)
+        mel = lam * mel + (1 - lam) * mel[order]
+        clip_target = lam * clip_target + (1 - lam) * clip_target[order]
+        token_target = lam * token_target + (1 - lam) * token_target[order]
+    return mel, clip_target, token_target
+
+
+def loss_terms(logits, clip_target, token_target, settings: TrainSettings):
+    """logits [B, C, tokens] -> (total, clip BCE, frame BCE)."""
+    from torch.nn import functional as F
+
+    clip = F.binary_cross_entropy_with_logits(logits.mean(-1), clip_target)
+    frame = F.binary_cross_entropy_with_logits(logits.transpose(1, 2), token_target)
+    return clip + settings.frame_loss_weight * frame, clip, frame
+
+
+def token_probabilities(model, mels, batch_size: int = 32):
+    """Eval-mode token probabilities: mels [N, T, F] -> numpy [N, tokens, C]."""
+    import torch
+
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(mels), batch_size):
+            out.append(torch.sigmoid(model.token_logits(mels[start: start + batch_size].float())).transpose(1, 2).numpy())
+    return np.concatenate(out)
+
+
+def token_events(names: list[str], probabilities: np.ndarray, thresholds: np.ndarray, labels: list[str], seconds: float):
+    """Runs of tokens over threshold as an event table (filename, onset, offset, event_label).
+
+    A token is 32 identical frames of the framewise output, so this equals the official frame rule."""
+    import pandas as pd
+
+    from model.offline import runs_to_events
+
+    token_seconds = seconds / probabilities.shape[1]
+    rows = []
+    for name, probs in zip(names, probabilities):
+        rows += [(name, start * token_seconds, end * token_seconds, label)
+                 for start, end, label in runs_to_events(probs > thresholds, labels)]
+    return pd.DataFrame(rows, columns=["filename", "onset", "offset", "event_label"])
+
+
+def tune_thresholds(data: SoundscapeSet, probabilities: np.ndarray, labels: list[str]) -> tuple[np.ndarray, dict[str, float]]:
+    """Per class, the threshold of TOKEN_GRID with the best event F1 on `data`; returns it and the F1s."""
+    from model.evaluate import event_f1, read_events, read_metadata
+
+    truth = read_events(data.directory / "soundscapes.tsv")
+    meta = read_metadata(data.directory / "soundscapes_metadata.tsv")
+    seconds = float(meta["duration"].iloc[0])
+    best = {label: (-1.0, 0.5) for label in labels}
+    for threshold in TOKEN_GRID:
+        detections = token_events(data.names, probabilities, np.full(len(labels), threshold), labels, seconds)
+        _, per_class = event_f1(truth, meta, detections)
+        for label in labels:
+            f1 = per_class.get(label, 0.0)
+            f1 = 0.0 if f1 != f1 else f1  # psds_eval gives NaN for a class with no detections
+            if f1 > best[label][0]:
+                best[label] = (f1, float(threshold))
+    return np.array([best[label][1] for label in labels], np.float32), {label: best[label][0] for label in labels}
+
+
+def new_model(config, init: Path | None):
+    """A fresh HTSAT, or one initialised from any checkpoint load_model reads with the head re-sized."""
+    import torch
+
+    from model.checkpoint import read_checkpoint
+    from model.htsat import HTSAT
+
+    if init is None:
+        return HTSAT(config)
+    source = read_checkpoint(init)
+    model = HTSAT(replace(source.config, num_classes=config.num_classes))
+    own = model.state_dict()
+    taken = {k: v for k, v in source.state_dict.items() if k in own and not k.startswith("tscam_conv.")}
+    misshapen = [k for k, v in taken.items() if tuple(v.shape) != tuple(own[k].shape)]
+    left = sorted(set(own) - set(taken) - {"tscam_conv.weight", "tscam_conv.bias"})
+    if misshapen or left:
+        raise ValueError(f"{init}: cannot initialise from it: misshapen {misshapen[:5]}, missing {left[:5]}")
+    own.update(taken)
+    model.load_state_dict(own)
+    with torch.no_grad():
+        model.tscam_conv.reset_parameters()
+    return model
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def train(train_dir: Path, val_dir: Path, out_dir: Path, config, settings: TrainSettings, init: Path | None = None,
+          resume: bool = False, sources_manifest: Path | None = None, progress: bool = True) -> dict:
+    """Train, validate each epoch, keep the best epoch as out_dir/best.safetensors; returns the history."""
+    import torch
+    from tqdm import tqdm
+
+    from model.checkpoint import save_checkpoint
+
+    torch.set_num_threads(settings.threads)
+    labels = json.loads((Path(train_dir) / "manifest.json").read_text(encoding="utf-8"))["labels"]
+    config = replace(config, num_classes=len(labels))
+    torch.manual_seed(settings.seed)
+    model = new_model(config, init)
+    tokens = model.config.time_tokens
+    train_set = load_set(train_dir, labels, tokens, progress)
+    val_set = load_set(val_dir, labels, tokens, progress)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, betas=settings.betas, eps=settings.eps,
+                                  weight_decay=settings.weight_decay)
+    steps_per_epoch = math.ceil(len(train_set.names) / settings.batch_size)
+    total_steps = steps_per_epoch * settings.epochs
+    weights = torch.from_numpy(balanced_weights(train_set.clip_targets.numpy()))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state_path = out_dir / "last.pt"
+    history, best, first_epoch = [], {"macro_f1": -1.0}, 0
+    if resume and state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history, best, first_epoch = state["history"], state["best"], state["epoch"] + 1
+    provenance = {
+        "data": {"train": train_set.manifest_hash, "val": val_set.manifest_hash,
+                 "sources_manifest": file_sha256(sources_manifest) if sources_manifest else None},
+        "training": {**asdict(settings), "init": str(init) if init else None},
+    }
+    for epoch in range(first_epoch, settings.epochs):
+        torch.manual_seed(settings.seed * 1000 + epoch)  # drop path and augmentation of this epoch
+        generator = torch.Generator().manual_seed(settings.seed * 1000 + epoch)
+        order = torch.multinomial(weights, len(train_set.names), replacement=True, generator=generator)
+        model.train()
+        sums = np.zeros(3)
+        started = time.time()
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{settings.epochs}", unit="batch", disable=not progress)
+        for i in bar:
+            step = epoch * steps_per_epoch + i
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, total_steps, settings)
+            index = order[i * settings.batch_size: (i + 1) * settings.batch_size]
+            mel, clip_target, token_target = augment(train_set.mels[index].float(), train_set.clip_targets[index],
+                                                     train_set.token_targets[index], settings, generator)
+            total, clip, frame = loss_terms(model.token_logits(mel), clip_target, token_target, settings)
+            optimizer.zero_grad()
+            total.backward()
+            optimizer.step()
+            sums += [total.item(), clip.item(), frame.item()]
+            bar.set_postfix(loss=f"{sums[0] / (i + 1):.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+        probabilities = token_probabilities(model, val_set.mels)
+        with torch.no_grad():
+            val_logits = torch.logit(torch.from_numpy(probabilities).clamp(1e-6, 1 - 1e-6)).transpose(1, 2)
+            _, val_clip, val_frame = loss_terms(val_logits, val_set.clip_targets, val_set.token_targets, settings)
+        thresholds, class_f1 = tune_thresholds(val_set, probabilities, labels)
+        record = {"epoch": epoch + 1, "train_loss": sums[0] / steps_per_epoch, "train_clip_bce": sums[1] / steps_per_epoch,
+                  "train_frame_bce": sums[2] / steps_per_epoch, "val_clip_bce": val_clip.item(),
+                  "val_frame_bce": val_frame.item(), "macro_f1": float(np.mean(list(class_f1.values()))),
+                  "class_f1": class_f1, "thresholds": thresholds.tolist(), "seconds": round(time.time() - started, 1)}
+        history.append(record)
+        print(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}, val frame BCE {record['val_frame_bce']:.4f}, "
+              f"val event F1 {record['macro_f1']:.3f} " + " ".join(f"{k} {v:.2f}" for k, v in class_f1.items()), flush=True)
+        if record["macro_f1"] > best["macro_f1"]:
+            best = {"macro_f1": record["macro_f1"], "epoch": epoch + 1}
+            metrics = {"val_event_f1_macro": record["macro_f1"], "val_event_f1": class_f1, "epoch": epoch + 1}
+            save_checkpoint(out_dir / "best.safetensors", model, labels, thresholds.tolist(), {**provenance, "metrics": metrics})
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                    "history": history, "best": best}, state_path)
+        (out_dir / "history.json").write_text(json.dumps(history, indent=1) + "\n", encoding="utf-8")
+    return {"history": history, "best": best}
+
+
+def detect_set(predictor, directory: Path, batch_size: int = 8, progress: bool = True):
+    """Events of every 10-s clip of a mixed set by the official offline rule (one pass, frames over the
+    predictor's own per-class thresholds, runs of active frames, no median filter): the path the shipped
+    model takes. Returns an event table."""
+    import pandas as pd
+    import soundfile as sf
+    from tqdm import tqdm
+
+    from model.offline import runs_to_events
+
+    if predictor.thresholds is None:
+        raise ValueError("the model has no per-class thresholds to detect events with")
+    names = [clip["filename"] for clip in json.loads((Path(directory) / "manifest.json").read_text())["clips"]]
+    rows = []
+    for start in tqdm(range(0, len(names), batch_size), desc=f"detecting {Path(directory).name}", unit="batch", disable=not progress):
+        batch = names[start: start + batch_size]
+        waves = np.stack([sf.read(str(Path(directory) / name), dtype="float32")[0] for name in batch])  # [B, N]
+        framewise = predictor.predict(waves, short="pad")["framewise"]  # [B, 1024, C]
+        for name, scores in zip(batch, framewise):
+            rows += [(name, begin * predictor.frame_seconds, end * predictor.frame_seconds, label)
+                     for begin, end, label in runs_to_events(scores > predictor.thresholds, predictor.labels)]
+    return pd.DataFrame(rows, columns=["filename", "onset", "offset", "event_label"])
+
+
+def evaluate_checkpoint(path: Path, directory: Path, detections_path: Path, progress: bool = True) -> tuple[float, dict[str, float]]:
+    """Event F1 (psds_eval, Table 3 protocol) of a checkpoint on a mixed set; writes its detections TSV."""
+    from model import load_model
+    from model.evaluate import event_f1, read_events, read_metadata
+
+    detections = detect_set(load_model(path), directory, progress)
+    detections.to_csv(detections_path, sep="\t", index=False, float_format="%.4f")
+    return event_f1(read_events(Path(directory) / "soundscapes.tsv"), read_metadata(Path(directory) / "soundscapes_metadata.tsv"), detections)
+
+
+def add_train_arguments(parser) -> None:
+    parser.add_argument("--train-dir", type=Path, required=True, help="training soundscapes (model.soundscapes.make_set)")
+    parser.add_argument("--val-dir", type=Path, required=True, help="validation soundscapes: best epoch and thresholds")
+    parser.add_argument("--test-dir", type=Path, help="held-out soundscapes to score the best checkpoint on at the end")
+    parser.add_argument("--out", type=Path, default=Path("runs/train"), help="run directory (best.safetensors, last.pt, history.json)")
+    parser.add_argument("--init", type=Path, help="start from this checkpoint (any file load_model reads), head re-sized")
+    parser.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    parser.add_argument("--sources-manifest", type=Path, default=Path("model/data/sources_manifest.json"),
+                        help="manifest of the source recordings, hashed into the checkpoint's provenance")
+    parser.add_argument("--embed-dim", type=int, default=32)
+    parser.add_argument("--depths", type=int, nargs="+", default=[2, 2, 2, 2])
+    parser.add_argument("--heads", type=int, nargs="+", default=[1, 2, 4, 8])
+    defaults = TrainSettings()
+    for name in ("epochs", "batch_size", "lr", "weight_decay", "mixup_probability", "frame_loss_weight", "seed", "threads"):
+        parser.add_argument("--" + name.replace("_", "-"), type=type(getattr(defaults, name)), default=getattr(defaults, name))
+
+
+def run_train(args) -> int:
+    from model.checkpoint import build_model, read_checkpoint, save_checkpoint
+    from model.htsat import HTSATConfig
+
+    settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                             mixup_probability=args.mixup_probability, frame_loss_weight=args.frame_loss_weight,
+                             seed=args.seed, threads=args.threads)
+    config = HTSATConfig(embed_dim=args.embed_dim, depths=tuple(args.depths), num_heads=tuple(args.heads))
+    manifest = args.sources_manifest if args.sources_manifest.is_file() else None
+    result = train(args.train_dir, args.val_dir, args.out, config, settings, args.init, args.resume, manifest)
+    best = args.out / "best.safetensors"
+    print(f"best epoch {result['best'].get('epoch')}: validation event F1 {result['best']['macro_f1']:.3f} -> {best}")
+    if args.test_dir:
+        macro, per_class = evaluate_checkpoint(best, args.test_dir, args.out / "test_detections.tsv")
+        checkpoint = read_checkpoint(best)
+        provenance = dict(checkpoint.metadata.get("provenance", {}))
+        metrics = {**provenance.get("metrics", {}), "test_event_f1_macro": macro, "test_event_f1": per_class,
+                   "test": {"clips": len(json.loads((args.test_dir / "manifest.json").read_text())["clips"]),
+                            "hash": json.loads((args.test_dir / "manifest.json").read_text())["hash"]}}
+        save_checkpoint(best, build_model(checkpoint, best), checkpoint.labels, checkpoint.thresholds, {**provenance, "metrics": metrics})
+        print(f"test event F1 (psds_eval, Table 3 protocol): macro {macro:.3f} " + " ".join(f"{k} {v:.3f}" for k, v in per_class.items()))
+        print(f"detections: {args.out / 'test_detections.tsv'}")
+    return 0
