@@ -9,6 +9,7 @@ import pytest
 import soundfile
 
 from model import load_model
+from model.consistency import stream_replay
 from model.offline import detect_clip, read_clip
 from stream.cli import main
 from stream.config import load_config
@@ -95,3 +96,27 @@ def test_detect_dir_refuses_a_config_that_does_not_fit_the_model(clips, tmp_path
     assert code == 2
     assert "unknown label 'Cat'" in capsys.readouterr().err
     assert not (tmp_path / "x.tsv").exists()
+
+
+def test_detect_dir_stream_mode_gives_the_live_pipeline_events(clips, tmp_path):
+    folder, config = clips
+    offline_out, stream_out = tmp_path / "offline.tsv", tmp_path / "stream.tsv"
+    assert main(["detect-dir", str(folder), "--model", str(TINY), "--config", str(config), "--out", str(offline_out)]) == 0
+    assert main(["detect-dir", str(folder), "--model", str(TINY), "--config", str(config), "--out", str(stream_out),
+                 "--mode", "stream"]) == 0
+    offline, stream = pd.read_csv(offline_out, sep="\t"), pd.read_csv(stream_out, sep="\t")
+
+    def events(table, name):
+        rows = table[table.filename == name]
+        return sorted(zip(rows.event_label, rows.onset.round(6), rows.offset.round(6)))
+
+    # Up to 10 s the stream's last start-up window is the whole clip: the official pass, same events.
+    for name in ("a.wav", "b.wav"):
+        assert events(stream, name) == events(offline, name)
+    # The 12-s clip: the stream also covers the 2 s that the official pass cuts off; the pipeline's
+    # events are those of the synchronous replay of the same stream.
+    model = load_model(TINY)
+    stream_config = load_config(config)
+    _, replayed = stream_replay(model, read_clip(folder / "c.flac"), stream_config.events, stream_config.windows.hop)
+    assert events(stream, "c.flac") == sorted((label, round(on, 6), round(off, 6)) for on, off, label in replayed)
+    assert stream[stream.filename == "c.flac"].offset.max() > 10.0
