@@ -16,6 +16,7 @@ onset, offset and one column per class (one row per frame), as sed_scores_eval w
 
 import json
 import math
+import sys
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -74,6 +75,20 @@ def read_metadata(path: str | Path) -> pd.DataFrame:
     return table[["filename", "duration"]]
 
 
+def _sed_eval():
+    """The sed_eval and dcase_util modules (dcase_util warns on import that pkg_resources is deprecated)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import dcase_util
+        import sed_eval
+    return dcase_util, sed_eval
+
+
+def _clip_id(filename: str) -> str:
+    """sed_scores_eval names a clip by its file name without the extension."""
+    return Path(filename).stem
+
+
 def _labelled(events: pd.DataFrame) -> pd.DataFrame:
     return events[events["event_label"].notna()]
 
@@ -90,11 +105,7 @@ def event_f1(ground_truth: pd.DataFrame, metadata: pd.DataFrame, detections: pd.
 
 def segment_f1(ground_truth: pd.DataFrame, metadata: pd.DataFrame, detections: pd.DataFrame) -> tuple[float, dict[str, float]]:
     """Micro and per-class segment-based F1 on 1-s segments (sed_eval)."""
-    with warnings.catch_warnings():  # dcase_util imports pkg_resources, which warns that it is deprecated
-        warnings.simplefilter("ignore")
-        import dcase_util
-        import sed_eval
-
+    dcase_util, sed_eval = _sed_eval()
     reference, estimated = _labelled(ground_truth), _labelled(detections)
     labels = sorted(set(reference["event_label"]) | set(estimated["event_label"]))
     metrics = sed_eval.sound_event.SegmentBasedMetrics(event_label_list=labels, time_resolution=SEGMENT_SECONDS)
@@ -114,25 +125,16 @@ def segment_f1(ground_truth: pd.DataFrame, metadata: pd.DataFrame, detections: p
     return float(results["overall"]["f_measure"]["f_measure"]), per_class
 
 
-def _clip_id(filename: str) -> str:
-    """sed_scores_eval names a clip by its file name without the extension."""
-    return Path(filename).stem
-
-
 def event_based_f1(reference: dict[str, list[tuple[float, float, str]]], estimated: dict[str, list[tuple[float, float, str]]],
                    labels: list[str]) -> float:
     """Micro event-based F1 of `estimated` against `reference` events, clip by clip (sed_eval, the DCASE
     task 4 collars: onsets within 200 ms, offsets within max(200 ms, 20 % of the event)); nan when
     neither side holds an event. Both map a clip name to its (onset s, offset s, label) events."""
-    with warnings.catch_warnings():  # dcase_util imports pkg_resources, which warns that it is deprecated
-        warnings.simplefilter("ignore")
-        import dcase_util
-        import sed_eval
-
+    dcase_util, sed_eval = _sed_eval()
     metrics = sed_eval.sound_event.EventBasedMetrics(event_label_list=labels, t_collar=EVENT_COLLAR,
                                                      percentage_of_length=EVENT_OFFSET_FRACTION)
 
-    def container(clip: str, events) -> "dcase_util.containers.MetaDataContainer":
+    def container(clip: str, events):
         return dcase_util.containers.MetaDataContainer(
             [{"filename": clip, "onset": onset, "offset": offset, "event_label": label} for onset, offset, label in events])
 
@@ -215,10 +217,14 @@ def add_evaluate_arguments(parser) -> None:
 
 
 def run_evaluate(args) -> int:
-    ground_truth = read_events(args.ground_truth)
-    metadata = read_metadata(args.metadata)
-    detections = read_events(args.detections)
-    scores = read_scores(args.scores, list(metadata["filename"])) if args.scores else None
+    try:
+        ground_truth = read_events(args.ground_truth)
+        metadata = read_metadata(args.metadata)
+        detections = read_events(args.detections)
+        scores = read_scores(args.scores, list(metadata["filename"])) if args.scores else None
+    except (OSError, ValueError) as error:
+        print(f"evaluate: {error}", file=sys.stderr)
+        return 2
     result = evaluate(ground_truth, metadata, detections, scores)
     print(json.dumps(asdict(result), indent=2) if args.json else format_table(result))
     return 0

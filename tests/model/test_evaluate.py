@@ -88,8 +88,20 @@ def test_missing_score_file_is_a_clear_error(tmp_path):
         evaluate.read_scores(tmp_path, ["a.wav"])
 
 
-def test_event_table_without_required_columns_is_rejected(tmp_path):
+def test_event_table_without_required_columns_is_refused_clearly(tmp_path, capsys):
     path = tmp_path / "bad.tsv"
     path.write_text("filename\tstart\tend\tlabel\na.wav\t0\t1\tDog\n")
-    with pytest.raises(ValueError, match="event_label"):
-        evaluate.read_events(path)
+    code = main(["evaluate", str(path), "--ground-truth", str(DESED / "answer.tsv"),
+                 "--metadata", str(DESED / "answer_meta.tsv")])
+    assert code == 2
+    assert "lacks the columns" in capsys.readouterr().err
+
+
+def test_collar_event_f1_matches_within_200_ms_and_is_nan_without_events():
+    reference = {"a": [(1.0, 3.0, "Dog"), (5.0, 6.0, "Cat")]}
+    # Dog within the collars (onset 0.15 s late, offset 0.3 s early <= 20 % of 2 s); Cat 0.3 s late: a miss
+    # and a false alarm. tp 1, fp 1, fn 1 -> F1 = 2 / 4.
+    estimated = {"a": [(1.15, 2.7, "Dog"), (5.3, 6.0, "Cat")]}
+    assert evaluate.event_based_f1(reference, estimated, ["Cat", "Dog"]) == pytest.approx(0.5)
+    assert evaluate.event_based_f1(reference, reference, ["Cat", "Dog"]) == pytest.approx(1.0)
+    assert np.isnan(evaluate.event_based_f1({"a": []}, {"a": []}, ["Cat"]))
