@@ -290,6 +290,13 @@ class HTSAT(nn.Module):
         self.tscam_conv = nn.Conv2d(config.num_features, config.num_classes, kernel_size=(freq_rows, 3), padding=(0, 1))
         self.apply(_init_weights)
 
+    def to_bf16(self) -> "HTSAT":
+        """Run the transformer in bfloat16 (the front end and bn0 keep float32: dB values need its precision)."""
+        self.to(torch.bfloat16)
+        self.frontend.float()
+        self.bn0.float()
+        return self
+
     def logmel(self, wave: torch.Tensor) -> torch.Tensor:
         """[B, N] -> log-mel dB [B, T, 64] (before bn0)."""
         return self.frontend(wave)
@@ -297,6 +304,7 @@ class HTSAT(nn.Module):
     def token_logits(self, mel: torch.Tensor) -> torch.Tensor:
         """log-mel [B, T, 64] (T <= 1024, already tiled if wanted) -> per-token logits [B, C, 32]."""
         x = self.bn0(mel.transpose(1, 2)).transpose(1, 2)
+        x = x.to(self.patch_embed.proj.weight.dtype)  # the trunk may run in bf16; front end and bn0 stay fp32
         x = self.patch_embed(fold_to_image(x))  # [B, 64 * 64, D]
         for stage in self.layers:
             x = stage(x)
@@ -306,7 +314,7 @@ class HTSAT(nn.Module):
         rows = grid // FREQ_RATIO
         x = x.transpose(1, 2).reshape(b, d, FREQ_RATIO, rows, grid)  # rows = (time chunk, freq)
         x = x.transpose(2, 3).reshape(b, d, rows, FREQ_RATIO * grid)  # [B, 8D, 2, 32] chunks back in time order
-        return self.tscam_conv(x).flatten(2)  # [B, C, 32]
+        return self.tscam_conv(x).flatten(2).float()  # [B, C, 32]
 
     def forward(self, wave: torch.Tensor, tile_short: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """wave [B, N] -> clipwise [B, C], framewise [B, 1024, C] (probabilities)."""

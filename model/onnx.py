@@ -8,7 +8,9 @@ quantisation of the matrix-multiply weights.
 
 import hashlib
 import json
+import logging
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,16 +42,24 @@ def export_onnx(model: HTSAT, checkpoint: Checkpoint, path: str | Path, int8: bo
     example = torch.zeros(1, WINDOW_SAMPLES)
     batch = torch.export.Dim("batch", min=1, max=1024)
     samples = torch.export.Dim("samples", min=MIN_REPEAT_SAMPLES, max=WINDOW_SAMPLES)
-    program = torch.onnx.export(
-        _Exportable(model.eval()),
-        (example,),
-        dynamo=True,
-        opset_version=OPSET,
-        input_names=["wave"],
-        output_names=["clipwise", "framewise"],
-        dynamic_shapes=({0: batch, 1: samples},),
-        verbose=False,
-    )
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)  # the exporter chats about optional torchvision ops
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                _Exportable(model).eval(),
+                (example,),
+                dynamo=True,
+                opset_version=OPSET,
+                input_names=["wave"],
+                output_names=["clipwise", "framewise"],
+                dynamic_shapes=({0: batch, 1: samples},),
+                verbose=False,
+            )
+    finally:
+        exporter_log.setLevel(level)
     program.save(str(fp32_path))
     import onnx
 
@@ -68,9 +78,23 @@ def export_onnx(model: HTSAT, checkpoint: Checkpoint, path: str | Path, int8: bo
     if int8:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        quantize_dynamic(str(fp32_path), str(path), weight_type=QuantType.QInt8)
+        quantize_dynamic(str(fp32_path), str(path), weight_type=QuantType.QInt8, nodes_to_quantize=_weight_matmuls(graph))
         fp32_path.unlink()
     return path
+
+
+def _weight_matmuls(graph) -> list[str]:
+    """MatMul nodes that multiply by a learned weight matrix: the transformer's linear layers.
+
+    The front end's mel projection stays fp32 (power spectra span many decades; 8-bit activations would
+    flatten the quiet bands), and so do the attention products of two activations.
+    """
+    initializers = {tensor.name for tensor in graph.graph.initializer}
+    return [
+        node.name
+        for node in graph.graph.node
+        if node.op_type == "MatMul" and node.input[1] in initializers and "frontend" not in node.input[1]
+    ]
 
 
 class OnnxBackend:

@@ -19,6 +19,9 @@ class Subcommand:
 
 
 SUBCOMMANDS = [
+    Subcommand("detect", "Detect sound events live from a microphone, a file or an ffmpeg stream; print and publish them.", "stream.commands:add_detect_arguments", "stream.commands:run_detect"),
+    Subcommand("devices", "List the audio input devices (for detect mic:NAME).", "stream.commands:add_devices_arguments", "stream.commands:run_devices"),
+    Subcommand("labels", "List the model's class labels (and default thresholds).", "stream.commands:add_labels_arguments", "stream.commands:run_labels"),
     Subcommand("gui", "Live visualiser: spectrogram, class heatmap, event lanes (local pipeline, or --connect to a publisher).", "gui.app:add_arguments", "gui.app:run"),
     Subcommand("listen", "Subscribe to a running detector and print its messages.", "stream.publish:add_listen_arguments", "stream.publish:run_listen"),
     Subcommand("keys", "Write a CURVE key pair (PREFIX.key, PREFIX.key_secret) for an encrypted publisher.", "stream.publish:add_keys_arguments", "stream.publish:run_keys"),
@@ -29,7 +32,6 @@ SUBCOMMANDS = [
     Subcommand("evaluate", "Event-based F1 (Table 3 protocol), segment-based F1 and PSDS of detected events.", "model.evaluate:add_evaluate_arguments", "model.evaluate:run_evaluate"),
     Subcommand("detect-dir", "Detect events in every clip of a folder (official offline pass or the live pipeline).", "model.eval_commands:add_detect_dir_arguments", "model.eval_commands:run_detect_dir"),
     Subcommand("consistency", "Streaming vs offline on the same files: timeline difference and event F1 per hop.", "model.eval_commands:add_consistency_arguments", "model.eval_commands:run_consistency"),
-    Subcommand("train", "Train or fine-tune HTS-AT on strong-labelled soundscapes; keeps the best epoch.", "model.train:add_train_arguments", "model.train:run_train"),
     Subcommand("train", "Train or fine-tune HTS-AT on strong-labelled soundscapes; keeps the best epoch.", "model.train:add_train_arguments", "model.train:run_train"),
 ]
 

@@ -1,0 +1,125 @@
+"""`htsat-live bench`: inference speed of every backend against the official op-for-op eager model.
+
+All contenders share one set of weights (the checkpoint given, or the full-size architecture with seeded
+random weights) and are timed in the same run, interleaved round by round, so that a shared, noisy machine
+slows them alike. Each row gives ms per 10-s window (median over rounds), windows/s, the speed-up over the
+reference at the same batch size, and the drift of its framewise output from the reference's.
+"""
+
+import argparse
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass
+class Contender:
+    name: str
+    run: Callable[[np.ndarray], np.ndarray]  # waves [B, 320000] -> framewise [B, 1024, C]
+    times: dict  # batch size -> list of seconds per call
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="checkpoint to time (default: full-size architecture, random weights)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds per batch size")
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 4], help="batch sizes")
+    parser.add_argument("--threads", type=int, default=None, help="torch/ORT threads (default: torch's default)")
+    parser.add_argument("--stream", action="store_true", help="benchmark the live pipeline instead (stream.bench)")
+    parser.add_argument("--hop", type=float, nargs="+", default=[1.25, 1.0], help="--stream: hops to run")
+    parser.add_argument("--seconds", type=float, default=60.0, help="--stream: length of the real-time run")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.stream:
+        from stream.bench import run_stream_bench
+
+        return run_stream_bench(args)
+    import torch
+    from tqdm import tqdm
+
+    from model.checkpoint import Checkpoint, build_model, default_labels, read_checkpoint
+    from model.commands import probe_waves
+    from model.htsat import HTSAT, HTSATConfig
+    from model.onnx import OnnxBackend, export_onnx
+    from model.reference import ReferenceHTSAT
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.model:
+        checkpoint = read_checkpoint(args.model)
+        model = build_model(checkpoint, args.model)
+        described = f"{args.model}"
+    else:
+        torch.manual_seed(0)
+        config = HTSATConfig()
+        model = HTSAT(config).eval()
+        checkpoint = Checkpoint(config, model.state_dict(), default_labels(config.num_classes))
+        described = "full-size HTS-AT (random weights)"
+    parameters = sum(p.numel() for p in model.parameters())
+    print(f"model: {described}, {parameters / 1e6:.1f} M parameters, torch threads {torch.get_num_threads()}")
+
+    workdir = Path(tempfile.mkdtemp(prefix="htsat-bench-"))
+    with tqdm(total=2, desc="exporting ONNX fp32 + int8", unit="graph") as progress:
+        fp32_path = export_onnx(model, checkpoint, workdir / "model.onnx")
+        progress.update()
+        int8_path = export_onnx(model, checkpoint, workdir / "model.int8.onnx", int8=True)
+        progress.update()
+
+    reference = ReferenceHTSAT(model)
+    bf16_model = HTSAT(model.config).eval()
+    bf16_model.load_state_dict(model.state_dict())
+    bf16_model.to_bf16()
+    onnx_fp32 = OnnxBackend(fp32_path, "cpu")
+    onnx_int8 = OnnxBackend(int8_path, "cpu")
+
+    def torch_runner(module):
+        def call(waves):
+            with torch.inference_mode():
+                return module(torch.from_numpy(waves), tile_short=True)[1].float().numpy()
+        return call
+
+    contenders = [
+        Contender("reference (official ops, eager)", lambda w: reference(torch.from_numpy(w))[1].numpy(), {}),
+        Contender("torch fp32", torch_runner(model), {}),
+        Contender("torch bf16", torch_runner(bf16_model), {}),
+        Contender("onnxruntime fp32", lambda w: onnx_fp32.run(w, True)[1], {}),
+        Contender("onnxruntime int8", lambda w: onnx_int8.run(w, True)[1], {}),
+    ]
+    probes = probe_waves(4)
+    outputs = {c.name: c.run(probes) for c in contenders}  # also warms every contender up
+    for batch in args.batch:
+        waves = np.concatenate([probes] * (batch // len(probes) + 1))[:batch]
+        for contender in contenders:
+            contender.run(waves)
+            contender.times[batch] = []
+        for _ in tqdm(range(args.rounds), desc=f"batch {batch}", unit="round"):
+            for contender in contenders:
+                started = time.perf_counter()
+                contender.run(waves)
+                contender.times[batch].append(time.perf_counter() - started)
+
+    reference_out = outputs[contenders[0].name]
+    print()
+    print(f"{'contender':34s} {'batch':>5s} {'ms/window':>10s} {'windows/s':>10s} {'speed-up':>9s}  "
+          f"{'framewise drift max / mean':>27s}  top-5")
+    for batch in args.batch:
+        base = statistics.median(contenders[0].times[batch]) / batch
+        for contender in contenders:
+            per_window = statistics.median(contender.times[batch]) / batch
+            drift = np.abs(outputs[contender.name] - reference_out)
+            agreement = _top5_agreement(outputs[contender.name], reference_out)
+            print(f"{contender.name:34s} {batch:5d} {per_window * 1000:10.1f} {1 / per_window:10.2f} "
+                  f"{base / per_window:8.2f}x  {drift.max():13.2e} / {drift.mean():.2e}  {agreement:.3f}")
+    return 0
+
+
+def _top5_agreement(framewise: np.ndarray, reference: np.ndarray) -> float:
+    """Mean overlap of the 5 highest clip-level scores (framewise mean over time), per probe clip."""
+    ours = np.argsort(-framewise.mean(axis=1), axis=1)[:, :5]
+    theirs = np.argsort(-reference.mean(axis=1), axis=1)[:, :5]
+    return float(np.mean([len(set(a) & set(b)) / 5 for a, b in zip(ours, theirs)]))

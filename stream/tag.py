@@ -1,0 +1,127 @@
+"""`htsat-live tag FILE...`: tag whole files of any length with the stream's windows and stitching.
+
+A file is cut into the stream's 10-s windows on a hop (WindowScheduler, including its policy for the
+first 10 s and a zero-padded last window), the windows run through the model in batches, and the
+Stitcher lays their framewise maps on one timeline, exactly as the live pipeline would. Top labels are
+ranked by their peak stitched score; events are runs of frames over the class threshold.
+"""
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+from stream.stitch import Stitcher
+from stream.windows import WINDOW_SAMPLES, Window, WindowScheduler
+
+DEFAULT_THRESHOLD = 0.5
+
+
+def file_windows(n_samples: int, hop_seconds: float) -> list[Window]:
+    """The stream's windows over a whole file, plus one zero-padded window covering its tail."""
+    scheduler = WindowScheduler(hop_seconds)
+    windows = scheduler.due(n_samples)
+    covered = windows[-1].stop if windows else 0
+    if covered < n_samples:
+        k = scheduler.next_index
+        windows.append(Window(index=k, start=scheduler.start_of(k), stop=n_samples, next_start=scheduler.start_of(k + 1)))
+    return windows
+
+
+def file_timeline(model, wave: np.ndarray, hop_seconds: float, batch_size: int = 4) -> np.ndarray:
+    """Stitched per-class timeline of a whole clip: float32 [N] at 32 kHz -> [frames, C] on the 10/1024-s grid."""
+    windows = file_windows(len(wave), hop_seconds)
+    stitcher = Stitcher(model.num_classes, history_frames=len(wave) // 312 + 2048)
+    for first in range(0, len(windows), batch_size):
+        batch = windows[first : first + batch_size]
+        audio = np.zeros((len(batch), WINDOW_SAMPLES), dtype=np.float32)  # [b, 320000]
+        for row, window in enumerate(batch):
+            audio[row, : window.samples] = wave[window.start : window.stop]
+        framewise = model.predict(audio, short="pad")["framewise"]  # [b, 1024, C]
+        for row, window in enumerate(batch):
+            stitcher.add(framewise[row], window.start, model.frames_for(window.samples), window.next_start)
+    stitcher.finish()
+    return stitcher.frames(stitcher.base, stitcher.end)
+
+
+def timeline_events(timeline: np.ndarray, thresholds: np.ndarray, labels: list[str], frame_seconds: float) -> list[dict]:
+    """Runs of frames over each class's threshold, with onset/offset seconds, peak and mean score."""
+    active = timeline > thresholds[None, :]  # [T, C]
+    edges = np.diff(active.astype(np.int8), axis=0, prepend=0, append=0)  # +1 at a start, -1 one past an end
+    events = []
+    for column in np.flatnonzero(active.any(axis=0)):
+        starts = np.flatnonzero(edges[:, column] == 1)
+        ends = np.flatnonzero(edges[:, column] == -1)
+        for start, end in zip(starts, ends):
+            scores = timeline[start:end, column]
+            events.append({
+                "label": labels[column],
+                "onset": round(start * frame_seconds, 4),
+                "offset": round(end * frame_seconds, 4),
+                "peak": round(float(scores.max()), 4),
+                "mean": round(float(scores.mean()), 4),
+            })
+    return sorted(events, key=lambda e: -e["peak"])
+
+
+def tag_file(model, path: str, hop_seconds: float, top_k: int, max_events: int, threshold: float | None) -> dict:
+    from model.offline import read_clip
+
+    wave = read_clip(path)
+    if wave.size == 0:
+        raise ValueError(f"{path}: holds no audio")
+    timeline = file_timeline(model, wave, hop_seconds)  # [T, C]
+    if threshold is not None:
+        thresholds = np.full(model.num_classes, threshold, dtype=np.float32)
+    elif model.thresholds is not None:
+        thresholds = model.thresholds
+    else:
+        thresholds = np.full(model.num_classes, DEFAULT_THRESHOLD, dtype=np.float32)
+    peaks = timeline.max(axis=0)  # [C]
+    top = np.argsort(-peaks)[:top_k]
+    return {
+        "file": path,
+        "seconds": round(len(wave) / model.sample_rate, 3),
+        "top": [{"label": model.labels[c], "peak": round(float(peaks[c]), 4), "mean": round(float(timeline[:, c].mean()), 4)} for c in top],
+        "events": timeline_events(timeline, thresholds, model.labels, model.frame_seconds)[:max_events],
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE", help="audio files of any length, rate and channel count")
+    parser.add_argument("--model", default=None, help="checkpoint or .onnx file (default: the embedded starter model)")
+    parser.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    parser.add_argument("--device", default="cpu", help="compute device: cpu or cuda")
+    parser.add_argument("--hop", type=float, default=10.0, help="seconds between window starts (0.3125..10)")
+    parser.add_argument("--top-k", type=int, default=5, help="labels listed per file")
+    parser.add_argument("--events", type=int, default=10, help="strongest events listed per file")
+    parser.add_argument("--threshold", type=float, default=None, help="one threshold for every class (default: the model's)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+
+
+def run(args: argparse.Namespace) -> int:
+    from model import load_model
+    from stream.capture import CaptureError
+
+    if not 0.3125 <= args.hop <= 10:
+        print(f"error: --hop must be in 0.3125..10 s, got {args.hop}", file=sys.stderr)
+        return 2
+    model = load_model(args.model, device=args.device, backend=args.backend)
+    results, failed = [], 0
+    for path in args.files:
+        try:
+            results.append(tag_file(model, path, args.hop, args.top_k, args.events, args.threshold))
+        except (CaptureError, OSError, ValueError) as error:
+            failed += 1
+            print(f"error: {error}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for result in results:
+            print(f"{result['file']} ({result['seconds']} s)")
+            for entry in result["top"]:
+                print(f"  {entry['peak']:.3f}  {entry['label']}")
+            for event in result["events"]:
+                print(f"  event {event['onset']:8.3f} - {event['offset']:8.3f} s  {event['label']}  peak {event['peak']:.3f}")
+    return 1 if failed else 0

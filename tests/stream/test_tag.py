@@ -1,0 +1,53 @@
+import json
+
+import numpy as np
+import pytest
+import soundfile
+
+from model import load_model
+from stream.cli import main
+from stream.tag import file_timeline, file_windows
+
+
+@pytest.fixture(scope="module")
+def model(tiny_checkpoint):
+    return load_model(tiny_checkpoint)
+
+
+def test_windows_cover_the_whole_file_with_a_padded_tail():
+    windows = file_windows(23 * 32000, hop_seconds=10)
+    assert [(w.start, w.stop) for w in windows] == [(0, 320000), (320000, 640000), (640000, 736000)]
+
+
+def test_timeline_at_hop_10_is_the_windows_framewise_output_laid_end_to_end(model):
+    rng = np.random.default_rng(1)
+    wave = (0.1 * rng.standard_normal(25 * 32000)).astype(np.float32)
+    timeline = file_timeline(model, wave, hop_seconds=10)
+    first = model.predict(wave[:320000], short="pad")["framewise"][0]
+    second = model.predict(wave[320000:640000], short="pad")["framewise"][0]
+    tail = model.predict(wave[640000:], short="pad")["framewise"][0][: model.frames_for(5 * 32000)]
+    expected = np.concatenate([first, second, tail])
+    assert timeline.shape == expected.shape
+    assert np.abs(timeline - expected).max() <= 1e-6
+
+
+def test_tag_command_prints_top_labels_and_events_as_json(tiny_checkpoint, tmp_path, capsys):
+    t = np.arange(12 * 32000) / 32000
+    path = tmp_path / "tone.wav"
+    soundfile.write(path, np.stack([0.3 * np.sin(2 * np.pi * 440 * t)] * 2, axis=1), 32000)  # stereo
+    assert main(["tag", str(path), "--model", str(tiny_checkpoint), "--json", "--top-k", "3", "--hop", "2.5"]) == 0
+    result = json.loads(capsys.readouterr().out)[0]
+    assert result["seconds"] == 12.0
+    assert len(result["top"]) == 3 and result["top"][0]["peak"] >= result["top"][1]["peak"]
+    for event in result["events"]:
+        assert 0 <= event["onset"] < event["offset"] <= 12.01
+
+
+def test_tag_reports_an_unreadable_file_and_goes_on(tiny_checkpoint, tmp_path, capsys):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF0000WAVEjunk")
+    good = tmp_path / "good.wav"
+    soundfile.write(good, np.zeros(32000, dtype=np.float32), 32000)
+    assert main(["tag", str(bad), str(good), "--model", str(tiny_checkpoint)]) == 1
+    captured = capsys.readouterr()
+    assert "bad.wav" in captured.err and "good.wav" in captured.out
