@@ -1,7 +1,8 @@
 """The `htsat-live` command: one table of subcommands, each implemented where its concept lives.
 
 Every entry names the functions that add the subcommand's arguments and run it, as
-"module:function" strings, so that `htsat-live --help` starts without importing torch or Qt.
+"module:function" strings; only the chosen subcommand's module is imported, so `htsat-live --help`
+starts at once and one subcommand's dependencies never break another.
 """
 
 import argparse
@@ -41,18 +42,23 @@ def _resolve(target: str):
     return getattr(importlib.import_module(module_name), function_name)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; only the selected subcommand's module is imported to add its arguments."""
     parser = argparse.ArgumentParser(prog="htsat-live", description="Streaming sound event detection with HTS-AT.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for subcommand in SUBCOMMANDS:
         sub = subparsers.add_parser(subcommand.name, help=subcommand.help, description=subcommand.help)
-        _resolve(subcommand.add_arguments)(sub)
+        if subcommand.name == selected:
+            _resolve(subcommand.add_arguments)(sub)
         sub.set_defaults(run=subcommand.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    names = {subcommand.name for subcommand in SUBCOMMANDS}
+    selected = next((arg for arg in argv if arg in names), None)
+    args = build_parser(selected).parse_args(argv)
     return int(_resolve(args.run)(args) or 0)
 
 
