@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from model.evaluate import event_based_f1
-from model.offline import offline_timeline, runs_to_events, target_scores
+from model.offline import offline_timeline, official_events
 from stream.config import EventsConfig
-from stream.events import EventDetector, Target
+from stream.events import EventDetector
 from stream.stitch import Stitcher
 from stream.tag import file_windows
 from stream.windows import WINDOW_SAMPLES
@@ -70,14 +70,6 @@ def stream_replay(model, wave: np.ndarray, events: EventsConfig, hop: float, bat
     return timeline, sorted(final, key=lambda event: (event[2], event[0]))
 
 
-def offline_events(timeline: np.ndarray, targets: list[Target], frame_seconds: float) -> Events:
-    """The official rule over an offline timeline [frames, C]: runs of frames over each target's on-threshold."""
-    scores = target_scores(timeline, targets)  # [frames, G]
-    thresholds = np.array([target.on for target in targets], dtype=scores.dtype)
-    runs = runs_to_events(scores > thresholds, [target.name for target in targets])
-    return [(start * frame_seconds, end * frame_seconds, label) for start, end, label in runs]
-
-
 def compare(model, recordings: dict[str, np.ndarray], events: EventsConfig, hop: float) -> list[Agreement]:
     """Streaming vs offline at one hop: a row per recording (name -> float32 [N] at 32 kHz), then,
     for several recordings, a row "all" pooling their frames and events."""
@@ -89,7 +81,7 @@ def compare(model, recordings: dict[str, np.ndarray], events: EventsConfig, hop:
         stream, found_stream[name] = stream_replay(model, wave, events, hop)
         frames = min(len(offline), len(stream))
         differences.append(np.abs(stream[:frames] - offline[:frames]))  # [frames, C]
-        found_offline[name] = offline_events(offline, targets, model.frame_seconds)
+        found_offline[name], _ = official_events(offline, targets)
         rows.append(_row(name, hop, differences[-1], found_offline, found_stream, [name], labels))
     if len(recordings) > 1:
         rows.append(_row("all", hop, np.concatenate(differences), found_offline, found_stream, list(recordings), labels))

@@ -38,18 +38,23 @@ def target_scores(framewise: np.ndarray, targets: Sequence[Target]) -> np.ndarra
     return np.stack([framewise[:, list(target.classes)].max(axis=1) for target in targets], axis=1)
 
 
+def official_events(framewise: np.ndarray, targets: Sequence[Target]) -> tuple[list[tuple[float, float, str]], np.ndarray]:
+    """The official rule over framewise scores [T, C] from grid frame 0: events (onset s, offset s,
+    label) and the target scores [T, G]."""
+    scores = target_scores(framewise, targets)  # [T, G]
+    # Compared in the scores' precision (float32), as the official code compared a float32 map with Python floats.
+    thresholds = np.array([target.on for target in targets], dtype=scores.dtype)  # [G]
+    runs = runs_to_events(scores > thresholds, [target.name for target in targets])
+    return [(start * FRAME_SECONDS, end * FRAME_SECONDS, label) for start, end, label in runs], scores
+
+
 def events_from_scores(framewise: np.ndarray, n_samples: int, targets: Sequence[Target]) -> tuple[list[tuple[float, float, str]], np.ndarray]:
     """Events of one clip from the model's output for it, and the kept target scores.
 
     framewise: [1024, C] for the clip of `n_samples` samples zero-padded (or cut) to 10 s.
     Returns events as (onset s, offset s, label) and scores [frames of real audio, G].
     """
-    kept = frames_for(min(n_samples, WINDOW_SAMPLES))
-    scores = target_scores(framewise[:kept], targets)  # [kept, G]
-    # Compared in the scores' precision (float32), as the official code compared a float32 map with Python floats.
-    thresholds = np.array([target.on for target in targets], dtype=scores.dtype)  # [G]
-    runs = runs_to_events(scores > thresholds, [target.name for target in targets])
-    return [(start * FRAME_SECONDS, end * FRAME_SECONDS, label) for start, end, label in runs], scores
+    return official_events(framewise[:frames_for(min(n_samples, WINDOW_SAMPLES))], targets)
 
 
 def fit_to_window(wave: np.ndarray) -> np.ndarray:
