@@ -1,25 +1,29 @@
 """Event sinks: JSON Lines, DESED-style TSV, Audacity label track, and WAV clips per event.
 
-Every sink takes `write(event)` for each `stream.events.Event` report and `close()` at the end
-(which flushes). Text sinks write each line at once and flush it, so a crash loses nothing.
+`Sinks` is what the pipeline talks to: `Sinks.from_config(config.sinks)`, then
+`handle(topic, stream, body)` for every published message (it uses `event` bodies and ignores the
+rest), `attach(stream, ring)` to let it cut clips from a stream's ring buffer, and `close()`.
+Each sink takes `write(stream, event)` for each `stream.events.Event` report and flushes on
+`close()`; the text sinks also write and flush each line at once, so a crash loses nothing.
 - `JsonlSink` appends one JSON object per `start` and `end` report (a log of the session; `update`
   reports are left out, cancelled ends say `"cancelled": true`).
-- `TsvSink` (filename, onset, offset, event_label; seconds, with a header) and `AudacitySink`
-  (onset<TAB>offset<TAB>label) list the events that really ended; they are rewritten per run, since
-  their times count from this run's first sample.
+- `TsvSink` (filename, onset, offset, event_label; seconds, with a header; the filename column is
+  the stream id, a file's name for file sources) and `AudacitySink` (onset<TAB>offset<TAB>label)
+  list the events that really ended; they are rewritten per run, since their times count from the
+  stream's first sample.
 - `ClipSink` saves one WAV per ended event with `pre_roll` s before the onset and `post_roll` s
-  after the offset. It holds no audio: the pipeline asks `due(available)` which clips can be cut
-  now, reads their samples from the ring buffer, and hands them to `save`. Clips live in one
-  directory under a disk cap; when a new clip would exceed it, the oldest clips go first.
-
-`open_sinks(config, stream, filename)` builds the sinks a `SinksConfig` asks for.
+  after the offset. It holds no audio: `due(stream, available)` says which clips can be cut now,
+  the caller reads their samples and hands them to `save`. `Sinks` does this itself from the
+  attached rings whenever a message of that stream passes (status comes once a second), and once
+  more at `close()`. Clips live in one directory under a disk cap; when a new clip would exceed
+  it, the oldest clips go first.
 """
 
 import json
 import math
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +31,7 @@ import soundfile
 
 from stream.config import SinksConfig
 from stream.events import Event
+from stream.ring import Overrun, RingBuffer
 from stream.stitch import SAMPLES_PER_FRAME
 
 SAMPLE_RATE = 32000
@@ -57,26 +62,24 @@ class _TextSink:
 class JsonlSink(_TextSink):
     """Appends `start` and `end` reports as JSON objects, one per line, with the stream id."""
 
-    def __init__(self, path: str | Path, stream: str):
+    def __init__(self, path: str | Path):
         super().__init__(path, "a")
-        self.stream = stream
 
-    def write(self, event: Event) -> None:
+    def write(self, stream: str, event: Event) -> None:
         if event.state != "update":
-            self._line(json.dumps({"stream": self.stream, **event.to_dict()}))
+            self._line(json.dumps({"stream": stream, **event.to_dict()}))
 
 
 class TsvSink(_TextSink):
     """DESED-style TSV of ended events: filename, onset, offset, event_label (seconds)."""
 
-    def __init__(self, path: str | Path, filename: str):
+    def __init__(self, path: str | Path):
         super().__init__(path, "w")
-        self.filename = filename
         self._line("filename\tonset\toffset\tevent_label")
 
-    def write(self, event: Event) -> None:
+    def write(self, stream: str, event: Event) -> None:
         if _ended(event):
-            self._line(f"{self.filename}\t{event.onset:.3f}\t{event.offset:.3f}\t{event.label}")
+            self._line(f"{stream}\t{event.onset:.3f}\t{event.offset:.3f}\t{event.label}")
 
 
 class AudacitySink(_TextSink):
@@ -85,13 +88,14 @@ class AudacitySink(_TextSink):
     def __init__(self, path: str | Path):
         super().__init__(path, "w")
 
-    def write(self, event: Event) -> None:
+    def write(self, stream: str, event: Event) -> None:
         if _ended(event):
             self._line(f"{event.onset:.6f}\t{event.offset:.6f}\t{event.label}")
 
 
 @dataclass(frozen=True)
 class ClipRequest:
+    stream: str
     event: Event
     start: int  # first sample of the clip (onset minus pre-roll, at least 0)
     stop: int  # one past its last sample (offset plus post-roll)
@@ -100,17 +104,17 @@ class ClipRequest:
 class ClipSink:
     """WAV clip per ended event, under a disk cap with oldest-first deletion.
 
-    write(event) queues a clip; due(available, stream_ended) returns the queued clips whose audio
-    exists (all of them, cut at `available`, once the stream ended); save(request, audio,
-    audio_start) writes one. Counters: `written`, `deleted` (by the cap), `skipped` (a clip larger
-    than the cap on its own, or with no audio left in the ring), `unwritten` (still queued at close).
+    write(stream, event) queues a clip; due(stream, available, stream_ended) returns that stream's
+    queued clips whose audio exists (all of them, cut at `available`, once the stream ended);
+    save(request, audio, audio_start) writes one. Counters: `written`, `deleted` (by the cap),
+    `skipped` (a clip larger than the cap on its own, or with no audio left), `unwritten` (still
+    queued at close).
     """
 
-    def __init__(self, directory: str | Path, stream: str, pre_roll: float, post_roll: float, max_mb: float,
+    def __init__(self, directory: str | Path, pre_roll: float, post_roll: float, max_mb: float,
                  sample_rate: int = SAMPLE_RATE):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.stream = stream
         self.pre = round(pre_roll * sample_rate)
         self.post = round(post_roll * sample_rate)
         self.max_bytes = int(max_mb * 1e6)
@@ -124,18 +128,19 @@ class ClipSink:
     def bytes_used(self) -> int:
         return sum(size for _, size in self._clips)
 
-    def write(self, event: Event) -> None:
+    def write(self, stream: str, event: Event) -> None:
         if _ended(event):
             start = max(0, round(event.onset_frame * SAMPLES_PER_FRAME) - self.pre)
             stop = round(event.offset_frame * SAMPLES_PER_FRAME) + self.post
-            self._queue.append(ClipRequest(event, start, stop))
+            self._queue.append(ClipRequest(stream, event, start, stop))
 
-    def due(self, available: int, stream_ended: bool = False) -> list[ClipRequest]:
-        """Queued clips whose last sample exists (< available); with `stream_ended`, all of them,
-        cut at `available`. Each request is returned once."""
-        ready = [r for r in self._queue if r.stop <= available or stream_ended]
-        self._queue = [r for r in self._queue if not (r.stop <= available or stream_ended)]
-        return [r if r.stop <= available else ClipRequest(r.event, r.start, max(r.start, available)) for r in ready]
+    def due(self, stream: str, available: int, stream_ended: bool = False) -> list[ClipRequest]:
+        """Queued clips of `stream` whose last sample exists (< available); with `stream_ended`,
+        all of them, cut at `available`. Each request is returned once."""
+        ready = [r for r in self._queue if r.stream == stream and (r.stop <= available or stream_ended)]
+        self._queue = [r for r in self._queue if not any(r is taken for taken in ready)]
+        return [r if r.stop <= available else ClipRequest(r.stream, r.event, r.start, max(r.start, available))
+                for r in ready]
 
     def save(self, request: ClipRequest, audio: np.ndarray, audio_start: int) -> Path | None:
         """Write `audio` [n] (samples from `audio_start`, which is > request.start when the ring had
@@ -149,16 +154,17 @@ class ClipSink:
             oldest, _ = self._clips.pop(0)
             oldest.unlink(missing_ok=True)
             self.deleted += 1
-        path = self.directory / self._name(request.event, audio_start)
+        path = self.directory / self._name(request, audio_start)
         soundfile.write(path, np.clip(audio, -1.0, 1.0), self.sample_rate, subtype="PCM_16")
         self._clips.append((path, path.stat().st_size))
         self.written += 1
         return path
 
-    def _name(self, event: Event, audio_start: int) -> str:
+    def _name(self, request: ClipRequest, audio_start: int) -> str:
+        event = request.event
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(event.onset_wall)) if math.isfinite(event.onset_wall) else "x"
         label = re.sub(r"[^A-Za-z0-9]+", "_", event.label).strip("_")
-        stream = re.sub(r"[^A-Za-z0-9]+", "_", self.stream).strip("_")
+        stream = re.sub(r"[^A-Za-z0-9]+", "_", request.stream).strip("_")
         return f"{CLIP_PREFIX}{stamp}Z-{stream}-{event.id}-{label}-{audio_start / self.sample_rate:.2f}s.wav"
 
     def close(self) -> None:
@@ -166,36 +172,75 @@ class ClipSink:
         self._queue = []
 
 
+def event_from_message(body: dict) -> Event:
+    """The Event an `event` message body describes (extra envelope fields are ignored)."""
+    values = {f.name: body[f.name] for f in fields(Event)}
+    values["classes"] = tuple(values["classes"])
+    return Event(**values)
+
+
 class Sinks:
-    """The sinks in force for one stream; `write` fans an event out to all of them."""
+    """The sinks in force; fed with published messages by the pipeline.
+
+    handle(topic, stream, body): `event` bodies go to every sink; any message of an attached stream
+    also lets the clip sink cut the clips whose audio has arrived. attach(stream, ring): the ring
+    buffer clips of `stream` are cut from. close(): cuts the clips still due (cut at the stream's
+    last sample), then closes and flushes every sink.
+    """
 
     def __init__(self, text_sinks: list, clips: ClipSink | None):
         self.text_sinks = text_sinks
         self.clips = clips
+        self._rings: dict[str, RingBuffer] = {}
 
-    def write(self, event: Event) -> None:
+    @classmethod
+    def from_config(cls, config: SinksConfig) -> "Sinks":
+        """The sinks `config` turns on (none when every path is empty)."""
+        text_sinks = []
+        if config.jsonl:
+            text_sinks.append(JsonlSink(config.jsonl))
+        if config.tsv:
+            text_sinks.append(TsvSink(config.tsv))
+        if config.audacity:
+            text_sinks.append(AudacitySink(config.audacity))
+        clips = None
+        if config.clips_dir:
+            clips = ClipSink(config.clips_dir, config.pre_roll, config.post_roll, config.clips_max_mb)
+        return cls(text_sinks, clips)
+
+    def attach(self, stream: str, ring: RingBuffer) -> None:
+        self._rings[stream] = ring
+
+    def handle(self, topic: str, stream: str, body: dict) -> None:
+        if topic == "event":
+            self.write(stream, event_from_message(body))
+        self._cut_clips(stream, stream_ended=False)
+
+    def write(self, stream: str, event: Event) -> None:
         for sink in self.text_sinks:
-            sink.write(event)
+            sink.write(stream, event)
         if self.clips is not None:
-            self.clips.write(event)
+            self.clips.write(stream, event)
 
     def close(self) -> None:
+        for stream in self._rings:
+            self._cut_clips(stream, stream_ended=True)
         for sink in self.text_sinks:
             sink.close()
         if self.clips is not None:
             self.clips.close()
 
-
-def open_sinks(config: SinksConfig, stream: str, filename: str) -> Sinks:
-    """The sinks `config` turns on; `filename` fills the TSV's filename column."""
-    text_sinks = []
-    if config.jsonl:
-        text_sinks.append(JsonlSink(config.jsonl, stream))
-    if config.tsv:
-        text_sinks.append(TsvSink(config.tsv, filename))
-    if config.audacity:
-        text_sinks.append(AudacitySink(config.audacity))
-    clips = None
-    if config.clips_dir:
-        clips = ClipSink(config.clips_dir, stream, config.pre_roll, config.post_roll, config.clips_max_mb)
-    return Sinks(text_sinks, clips)
+    def _cut_clips(self, stream: str, stream_ended: bool) -> None:
+        ring = self._rings.get(stream)
+        if self.clips is None or ring is None:
+            return
+        for request in self.clips.due(stream, ring.end, stream_ended or ring.closed):
+            audio, start = np.zeros(0, np.float32), request.stop
+            for _ in range(3):  # the writer may overwrite the beginning while we read: start later
+                start = min(max(request.start, ring.oldest), request.stop)  # the ring may have dropped some
+                try:
+                    audio = ring.read(start, request.stop)
+                    break
+                except Overrun:
+                    continue
+            self.clips.save(request, audio, start)

@@ -1,4 +1,5 @@
-"""Event sinks: JSON Lines, DESED TSV, Audacity labels, WAV clips under a disk cap."""
+"""Event sinks: JSON Lines, DESED TSV, Audacity labels, WAV clips under a disk cap, fed the way the
+pipeline feeds them (published event messages, clips cut from a real ring buffer)."""
 
 import json
 
@@ -7,7 +8,10 @@ import soundfile
 
 from stream.config import SinksConfig
 from stream.events import FRAME_SECONDS, Event
-from stream.sinks import AudacitySink, ClipSink, JsonlSink, TsvSink, open_sinks
+from stream.ring import RingBuffer
+from stream.sinks import AudacitySink, ClipSink, JsonlSink, Sinks, TsvSink, event_from_message
+
+RATE = 32000
 
 
 def event(id=1, state="end", label="Dog", onset_frame=1024, offset_frame=1536, cancelled=False) -> Event:
@@ -17,15 +21,19 @@ def event(id=1, state="end", label="Dog", onset_frame=1024, offset_frame=1536, c
                  peak=0.9, mean=0.7, threshold=0.5, final=state == "end", cancelled=cancelled, latency=1.0)
 
 
+def message(e: Event) -> dict:
+    return {"schema": 1, "topic": "event", "stream": "mic", "seq": 0, "sent_time": 0.0, **e.to_dict()}
+
+
 def test_jsonl_logs_starts_and_ends_and_appends(tmp_path):
     path = tmp_path / "events.jsonl"
-    sink = JsonlSink(path, "mic")
+    sink = JsonlSink(path)
     for state in ("start", "update", "end"):
-        sink.write(event(state=state))
+        sink.write("mic", event(state=state))
     assert len(path.read_text().splitlines()) == 2  # flushed line by line, before close
     sink.close()
-    again = JsonlSink(path, "mic")
-    again.write(event(id=2, state="end", cancelled=True))
+    again = JsonlSink(path)
+    again.write("mic", event(id=2, state="end", cancelled=True))
     again.close()
     records = [json.loads(line) for line in path.read_text().splitlines()]
     assert [(r["id"], r["state"], r["cancelled"], r["stream"]) for r in records] == [
@@ -33,11 +41,11 @@ def test_jsonl_logs_starts_and_ends_and_appends(tmp_path):
 
 
 def test_tsv_and_audacity_list_only_events_that_really_ended(tmp_path):
-    tsv, labels = TsvSink(tmp_path / "a.tsv", "clip.wav"), AudacitySink(tmp_path / "a.txt")
+    tsv, labels = TsvSink(tmp_path / "a.tsv"), AudacitySink(tmp_path / "a.txt")
     for sink in (tsv, labels):
-        sink.write(event(state="start"))
-        sink.write(event(id=1))
-        sink.write(event(id=2, label="Cat", cancelled=True))
+        sink.write("clip.wav", event(state="start"))
+        sink.write("clip.wav", event(id=1))
+        sink.write("clip.wav", event(id=2, label="Cat", cancelled=True))
         sink.close()
     assert (tmp_path / "a.tsv").read_text().splitlines() == ["filename\tonset\toffset\tevent_label",
                                                               "clip.wav\t10.000\t15.000\tDog"]
@@ -45,58 +53,85 @@ def test_tsv_and_audacity_list_only_events_that_really_ended(tmp_path):
 
 
 def test_clip_holds_pre_and_post_roll_around_the_event(tmp_path):
-    sink = ClipSink(tmp_path, "mic", pre_roll=1.0, post_roll=0.5, max_mb=10)
-    sink.write(event())  # 10 s .. 15 s
-    assert sink.due(15 * 32000) == []  # the post-roll is not captured yet
-    [request] = sink.due(int(15.5 * 32000))
-    assert (request.start, request.stop) == (9 * 32000, int(15.5 * 32000))
+    sink = ClipSink(tmp_path, pre_roll=1.0, post_roll=0.5, max_mb=10)
+    sink.write("mic", event())  # 10 s .. 15 s
+    assert sink.due("mic", 15 * RATE) == []  # the post-roll is not captured yet
+    assert sink.due("other", 10**9) == []
+    [request] = sink.due("mic", int(15.5 * RATE))
+    assert (request.start, request.stop) == (9 * RATE, int(15.5 * RATE))
     audio = np.sin(np.arange(request.stop - request.start) / 10).astype(np.float32) * 0.5
     path = sink.save(request, audio, request.start)
     sink.close()
     data, rate = soundfile.read(path, dtype="float32")
-    assert rate == 32000 and data.shape == audio.shape
+    assert rate == RATE and data.shape == audio.shape
     np.testing.assert_allclose(data, audio, atol=1 / 32768 + 1e-6)
-    assert sink.due(10**9) == [] and sink.written == 1
+    assert sink.due("mic", 10**9) == [] and sink.written == 1
 
 
 def test_disk_cap_deletes_the_oldest_clips_first(tmp_path):
     foreign = tmp_path / "mine.wav"
     foreign.write_bytes(b"not a clip of ours")
-    sink = ClipSink(tmp_path, "mic", pre_roll=0.0, post_roll=0.0, max_mb=0.25)  # ~3.9 s of 16-bit audio
+    sink = ClipSink(tmp_path, pre_roll=0.0, post_roll=0.0, max_mb=0.25)  # ~3.9 s of 16-bit audio
     paths = []
     for k in range(4):
-        sink.write(event(id=k + 1, onset_frame=1024 * k, offset_frame=1024 * k + 153))  # 1.5 s each
-        [request] = sink.due(10**9)
+        sink.write("mic", event(id=k + 1, onset_frame=1024 * k, offset_frame=1024 * k + 153))  # 1.5 s each
+        [request] = sink.due("mic", 10**9)
         paths.append(sink.save(request, np.zeros(request.stop - request.start, np.float32), request.start))
     assert [p.exists() for p in paths] == [False, False, True, True]
     assert sink.deleted == 2 and sink.bytes_used <= 250_000 and foreign.exists()
-    reopened = ClipSink(tmp_path, "mic", pre_roll=0.0, post_roll=0.0, max_mb=0.25)  # knows the clips on disk
+    reopened = ClipSink(tmp_path, pre_roll=0.0, post_roll=0.0, max_mb=0.25)  # knows the clips on disk
     assert reopened.bytes_used == sink.bytes_used
 
 
 def test_clips_too_large_for_the_cap_or_without_audio_are_skipped(tmp_path):
-    sink = ClipSink(tmp_path, "mic", pre_roll=0.0, post_roll=0.0, max_mb=0.01)
-    sink.write(event())
-    [request] = sink.due(10**9)
+    sink = ClipSink(tmp_path, pre_roll=0.0, post_roll=0.0, max_mb=0.01)
+    sink.write("mic", event())
+    [request] = sink.due("mic", 10**9)
     assert sink.save(request, np.zeros(request.stop - request.start, np.float32), request.start) is None
     assert sink.save(request, np.zeros(0, np.float32), request.start) is None
     assert sink.skipped == 2 and list(tmp_path.iterdir()) == []
 
 
-def test_at_stream_end_queued_clips_are_cut_at_the_last_sample_and_close_counts_the_rest(tmp_path):
-    sink = ClipSink(tmp_path, "mic", pre_roll=1.0, post_roll=5.0, max_mb=10)
-    sink.write(event())
-    [request] = sink.due(16 * 32000, stream_ended=True)
-    assert request.stop == 16 * 32000
-    sink.write(event(id=2))
-    sink.close()
-    assert sink.unwritten == 1
+def test_event_messages_turn_back_into_events():
+    assert event_from_message(message(event())) == event()
 
 
-def test_open_sinks_builds_what_the_config_asks_for(tmp_path):
-    sinks = open_sinks(SinksConfig(jsonl=str(tmp_path / "e.jsonl"), audacity=str(tmp_path / "l.txt")), "mic", "mic")
-    assert len(sinks.text_sinks) == 2 and sinks.clips is None
-    sinks.write(event())
+def test_sinks_take_published_messages_and_cut_clips_from_the_ring(tmp_path):
+    config = SinksConfig(jsonl=str(tmp_path / "e.jsonl"), tsv=str(tmp_path / "e.tsv"),
+                         clips_dir=str(tmp_path / "clips"), pre_roll=1.0, post_roll=1.0)
+    sinks = Sinks.from_config(config)
+    assert len(sinks.text_sinks) == 2 and sinks.clips is not None
+    ring = RingBuffer(20 * RATE, RATE)
+    sinks.attach("mic", ring)
+    tone = (0.25 * np.sin(2 * np.pi * 440 * np.arange(30 * RATE) / RATE)).astype(np.float32)
+    ring.write(tone[:15 * RATE])
+    sinks.handle("event", "mic", message(event()))  # 10 s .. 15 s: the post-roll is not there yet
+    assert sinks.clips.written == 0
+    ring.write(tone[15 * RATE:17 * RATE])
+    sinks.handle("status", "mic", {})
+    [clip] = (tmp_path / "clips").iterdir()
+    audio, _ = soundfile.read(clip, dtype="float32")
+    np.testing.assert_allclose(audio, tone[9 * RATE:16 * RATE], atol=1e-4)
+    sinks.handle("event", "mic", message(event(id=2, onset_frame=1536, offset_frame=2000)))  # ends at 19.5 s
+    ring.write(tone[17 * RATE:18 * RATE])
+    sinks.close()  # the stream is over: the last clip is cut at the newest sample
+    assert sinks.clips.written == 2 and len(list((tmp_path / "clips").iterdir())) == 2
+    assert (tmp_path / "e.tsv").read_text().splitlines()[1:] == ["mic\t10.000\t15.000\tDog", "mic\t15.000\t19.531\tDog"]
+    assert len((tmp_path / "e.jsonl").read_text().splitlines()) == 2
+
+
+def test_clip_whose_beginning_left_the_ring_starts_at_the_oldest_sample(tmp_path):
+    sinks = Sinks.from_config(SinksConfig(clips_dir=str(tmp_path), pre_roll=0.0, post_roll=0.0))
+    ring = RingBuffer(3 * RATE, RATE)
+    sinks.attach("mic", ring)
+    ring.write(np.full(16 * RATE, 0.5, np.float32))  # the ring holds only 13 s .. 16 s
+    sinks.handle("event", "mic", message(event()))  # 10 s .. 15 s
+    [clip] = tmp_path.iterdir()
+    assert soundfile.info(clip).frames == 2 * RATE
+
+
+def test_no_sinks_when_the_config_names_none():
+    sinks = Sinks.from_config(SinksConfig())
+    assert sinks.text_sinks == [] and sinks.clips is None
+    sinks.handle("event", "mic", message(event()))
     sinks.close()
-    assert (tmp_path / "l.txt").read_text().startswith("10.000000\t15.000000\tDog")
-    assert open_sinks(SinksConfig(clips_dir=str(tmp_path / "clips")), "mic", "mic").clips is not None
