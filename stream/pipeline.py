@@ -10,8 +10,8 @@ them, `Pipeline.stop()` stops the sources, lets each stream finish the windows a
 returns the counters.
 
 Messages follow docs/schema.md. Per stream: `scores` after every window, `mel` once per hop, `event`
-whenever an event starts, changes or ends, `status` once a second. Listeners (`on_message`) see every
-message body as well; the CLI prints events from them.
+whenever an event starts, changes or ends, `status` once a second. Listeners see every message body
+as well; the CLI prints events from them.
 """
 
 import logging
@@ -25,16 +25,15 @@ from typing import Callable
 
 import numpy as np
 
-from stream.capture import SAMPLE_RATE, CaptureError, FileSource, Source, open_source
+from stream.capture import SAMPLE_RATE, Source, open_source
 from stream.config import Config
 from stream.events import EventDetector
+from stream.publish import TOPICS, event_message, mel_message, scores_message
 from stream.ring import Overrun, RingBuffer
 from stream.stitch import SAMPLES_PER_FRAME, Stitcher, TimelineUpdate
 from stream.windows import WINDOW_SAMPLES, Window, WindowScheduler
 from stream.worker import InferenceWorker, Job, Result
 
-SCHEMA_VERSION = 1
-FRAME_SECONDS = 10 / 1024
 MEL_HOP = 320  # samples between log-mel columns
 MEL_CONTEXT = 2  # columns of audio read before the first column sent, so its STFT frame is complete
 N_FFT_HALF = 512  # half of the front end's 1024-sample STFT frame
@@ -91,7 +90,8 @@ class StreamRunner:
     """
 
     def __init__(self, name: str, spec: str, source: Source, ring: RingBuffer, config: Config, model,
-                 worker: InferenceWorker, emit: Callable[[str, str, dict], None], fast: bool):
+                 worker: InferenceWorker, emit: Callable[[str, str, dict], None], fast: bool,
+                 dropped: Callable[[], dict[str, int]]):
         self.name = name
         self.spec = spec
         self.source = source
@@ -101,6 +101,7 @@ class StreamRunner:
         self.worker = worker
         self.emit = emit
         self.fast = fast
+        self.dropped = dropped  # messages the publisher could not send, per topic
         self.scheduler = WindowScheduler(config.windows.hop)
         self.stitcher = Stitcher(model.num_classes)
         self.detector = EventDetector.from_config(config.events, model.labels, model.thresholds, ring.wall_time)
@@ -241,30 +242,18 @@ class StreamRunner:
     # --- messages -------------------------------------------------------------------------------
 
     def _send_scores(self, update: TimelineUpdate) -> None:
-        top_k = self.config.publish.top_k
-        order = np.argsort(-self._last_clipwise, kind="stable")
-        classes = order if top_k == 0 else order[:top_k]
-        self.emit("scores", self.name, {
-            "grid_start": update.start,
-            "frame_seconds": FRAME_SECONDS,
-            "wall_time_start": self.ring.wall_time(round(update.start * SAMPLES_PER_FRAME)),
-            "grid_end": update.end,
-            "final_upto": update.final_upto,
-            "classes": classes.tolist(),
-            "labels": [self.model.labels[c] for c in classes],
-            "frames": np.round(update.values[:, classes], 4).tolist(),
-            "clipwise": np.round(self._last_clipwise[classes], 4).tolist(),
-            "window_start": self._last_window.start,
-            "window_samples": self._last_window.samples,
-            "hop": self.config.windows.hop,
-        })
+        window = self._last_window
+        self.emit("scores", self.name, scores_message(
+            update, self._last_clipwise, self.model.labels, self.config.publish.top_k,
+            self.ring.wall_time(round(update.start * SAMPLES_PER_FRAME)), window.start, window.samples,
+            self.config.windows.hop))
 
     def _send_events(self, events) -> None:
         for event in events:
             if event.state == "start":
                 self.report.events += 1
                 self.report.event_latencies.append(event.latency)
-            self.emit("event", self.name, event.to_dict())
+            self.emit("event", self.name, event_message(event))
 
     def _send_mel(self, stop: int) -> None:
         """Log-mel columns from the last one sent up to the newest whose STFT frame ends by `stop`."""
@@ -291,13 +280,7 @@ class StreamRunner:
             columns.append(mel[chunk_first - offset:chunk_last - offset + 1])  # [n, 64]
         columns = np.concatenate(columns)  # [last - first + 1, 64]
         self._mel_next = last + 1
-        self.emit("mel", self.name, {
-            "grid_start": first,
-            "frame_seconds": MEL_HOP / SAMPLE_RATE,
-            "wall_time_start": self.ring.wall_time(first * MEL_HOP),
-            "bins": int(columns.shape[1]),
-            "frames": np.round(np.maximum(columns, -100.0), 1).tolist(),
-        })
+        self.emit("mel", self.name, mel_message(first, columns, self.ring.wall_time(first * MEL_HOP)))
 
     def refresh_report(self) -> StreamReport:
         """Bring the report's counters up to date (thread-safe reads of the source and worker)."""
@@ -345,6 +328,7 @@ class StreamRunner:
             "rates": {"windows_per_s": round((report.windows - mark_windows) / elapsed, 3),
                       "audio_seconds_per_s": round((report.samples - mark_samples) / SAMPLE_RATE / elapsed, 3)},
             "counters": report.counters(),
+            "dropped": self.dropped(),
             "queue": self.worker.pending(),
             "latency": report.latency(),
         })
@@ -399,7 +383,8 @@ class Pipeline:
             else:
                 source = open_source(given, fast=fast, consumer_position=lambda h=holder: h[0].scheduled_stop,
                                      max_ahead=hop + SAMPLE_RATE // 4)
-            runner = StreamRunner(name, spec or "mic", source, ring, config, model, self.worker, self._emit, fast)
+            runner = StreamRunner(name, spec or "mic", source, ring, config, model, self.worker, self._emit, fast,
+                                  self._dropped)
             holder.append(runner)
             self.runners.append(runner)
 
@@ -416,6 +401,9 @@ class Pipeline:
                     listener(topic, stream, body)
                 except Exception:
                     log.exception("listener failed on a %s message", topic)
+
+    def _dropped(self) -> dict[str, int]:
+        return dict.fromkeys(TOPICS, 0) if self.publisher is None else dict(self.publisher.dropped)
 
     def start(self) -> None:
         self.worker.start()

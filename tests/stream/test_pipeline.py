@@ -205,3 +205,48 @@ def test_memory_stays_flat_over_a_long_fast_forwarded_stream(tiny_model, tmp_pat
     assert report.windows == minutes * 6
     growth = rss[58] - rss[15]
     assert growth < 20 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB over {minutes * 0.7:.0f} minutes of audio"
+
+
+def test_a_stalled_and_a_vanished_subscriber_cost_the_stream_nothing(tiny_model, tmp_path):
+    import zmq
+
+    from stream.publish import Publisher, Subscriber
+
+    path = write_wave(tmp_path / "noise.wav", noise(40.0, seed=6))
+    address = f"ipc://{tmp_path}/pub.sock"
+    config = make_config(windows__hop=1.25)  # top_k = 0: every class, so messages are large
+    publisher = Publisher(address, hwm=20)
+    context = zmq.Context.instance()
+    stalled = context.socket(zmq.SUB)  # subscribes to everything and never reads
+    stalled.setsockopt(zmq.RCVHWM, 5)
+    stalled.setsockopt(zmq.SUBSCRIBE, b"")
+    stalled.connect(address)
+    vanished = Subscriber(address)
+    healthy = Subscriber(address, topics=("scores",))
+    time.sleep(0.3)  # let the subscriptions reach the publisher
+    received = []
+    stop_reading = threading.Event()
+
+    def read():
+        while not stop_reading.is_set():
+            message = healthy.receive(timeout=0.1)
+            if message is not None:
+                received.append(message.body)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    pipeline = Pipeline(config, tiny_model, [path], publisher=publisher)
+    pipeline.start()
+    time.sleep(0.5)
+    vanished.close()  # a subscriber that goes away mid-stream
+    try:
+        assert pipeline.wait(120)
+        report = pipeline.stop()["noise.wav"]
+    finally:
+        time.sleep(0.3)
+        stop_reading.set()
+        reader.join()
+        healthy.close()
+        stalled.close(linger=0)
+    assert report.windows == 32 and report.skipped_windows == 0
+    assert len(received) == 33 and healthy.missed["scores"] == 0  # every window, plus the closing message

@@ -1,0 +1,180 @@
+"""`htsat-live bench --stream`: the live pipeline's speed on the full-size model.
+
+For each hop (default 1.25 s and 1 s):
+1. real time: a recording is played through the whole pipeline (file source paced in real time, ring,
+   windows, worker, stitcher, events, ZeroMQ publisher on a loopback port) for `seconds`; prints
+   windows, skipped windows, ring overruns, dropped messages, hop latency p50/p95 (wall time from the
+   capture of a window's last sample to the publication of its `scores`), and the process RSS after
+   the first 10 windows and at the end;
+2. fast: the same recording fed as fast as inference takes it, by 1 stream and by several streams that
+   share the worker's batches; prints the real-time factor (audio seconds per wall second) and the
+   most streams one process sustains at that hop (the best aggregate real-time factor, rounded down).
+
+Without `--model` the model is the full-size architecture (527 classes) with random weights: the
+speed does not depend on the weights. The recording is the one-minute demo soundscape
+(model/data/demo.wav) unless `--recording` names another file.
+"""
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+RSS_AFTER_WINDOWS = 10
+DEMO_RECORDING = Path(__file__).resolve().parents[1] / "model" / "data" / "demo.wav"
+
+
+def full_size_model(device: str):
+    """The full-size HTS-AT (527 AudioSet classes) with seeded random weights, behind the Predictor API."""
+    import torch
+
+    from model.checkpoint import audioset_labels
+    from model.htsat import HTSAT, HTSATConfig
+    from model.predictor import Predictor, TorchBackend
+
+    torch.manual_seed(0)
+    config = HTSATConfig()
+    return Predictor(TorchBackend(HTSAT(config), device), config, audioset_labels(), None,
+                     "full-size HTS-AT, random weights")
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@dataclass
+class RealTimeResult:
+    windows: int
+    skipped: int
+    overruns: int
+    dropped: int
+    hop_p50: float | None
+    hop_p95: float | None
+    rss_early: float | None
+    rss_end: float
+
+
+@dataclass
+class FastResult:
+    streams: int
+    audio_seconds: float
+    wall_seconds: float
+
+    @property
+    def realtime_factor(self) -> float:
+        return self.audio_seconds / self.wall_seconds
+
+
+def bench_config(hop: float, fast: bool):
+    from stream.config import load_config, with_overrides
+
+    return with_overrides(load_config(None), {"windows.hop": hop, "source.fast": fast,
+                                              "publish.bind": "tcp://127.0.0.1:*"})
+
+
+def run_real_time(model, recording: str, hop: float, seconds: float) -> RealTimeResult:
+    """Play the recording in real time through the whole pipeline for `seconds` (or to its end)."""
+    from stream.capture import FileSource
+    from stream.pipeline import Pipeline
+    from stream.publish import Publisher
+
+    config = bench_config(hop, fast=False)
+    publisher = Publisher.from_config(config.publish)
+    rss_early = []
+    windows = [0]
+
+    def measure(topic, stream, body):
+        if topic == "scores":
+            windows[0] += 1
+            if windows[0] == RSS_AFTER_WINDOWS:
+                rss_early.append(rss_mib())
+
+    source = FileSource(recording, realtime=True)
+    pipeline = Pipeline(config, model, [source], publisher=publisher, listeners=[measure])
+    pipeline.start()
+    pipeline.wait(seconds)
+    dropped = sum(publisher.dropped.values())
+    (report,) = pipeline.stop().values()
+    latency = report.latency()
+    return RealTimeResult(report.windows, report.skipped_windows, report.overruns, dropped,
+                          latency["hop_p50"], latency["hop_p95"], rss_early[0] if rss_early else None, rss_mib())
+
+
+def run_fast(model, recording: str, hop: float, streams: int) -> FastResult:
+    """Feed the recording to `streams` streams at once, each as fast as the shared worker takes it."""
+    from stream.capture import SAMPLE_RATE
+    from stream.pipeline import Pipeline
+
+    config = bench_config(hop, fast=True)
+    pipeline = Pipeline(config, model, [recording] * streams, max_batch=max(8, streams))
+    started = time.perf_counter()
+    pipeline.start()
+    pipeline.wait()
+    wall = time.perf_counter() - started
+    reports = pipeline.stop()
+    audio = sum(report.samples for report in reports.values()) / SAMPLE_RATE
+    return FastResult(streams, audio, wall)
+
+
+def _seconds(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f} s"
+
+
+def run_stream_bench(args) -> int:
+    """`htsat-live bench --stream`. Reads from the bench command's arguments: `model` (None = the
+    full-size architecture with random weights), `hop` (list of hops), `seconds` (length of the
+    real-time run), and when present `threads`, `backend`, `device`, `recording`, `streams`."""
+    import soundfile
+    import torch
+
+    from model import load_model
+
+    model_path = getattr(args, "model", None)
+    device = getattr(args, "device", None) or "cpu"
+    backend = getattr(args, "backend", None) or "torch"
+    hops = getattr(args, "hop", None) or [1.25, 1.0]
+    seconds = getattr(args, "seconds", None) or 60.0
+    recording = getattr(args, "recording", None) or str(DEMO_RECORDING)
+    max_streams = getattr(args, "streams", None) or 4
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    if model_path:
+        model = load_model(model_path, device=device, backend=backend)
+        what = f"{model_path} ({model.num_classes} classes)"
+    elif backend != "torch":
+        print("htsat-live bench --stream: the random-weight model runs on torch; give --model for onnx")
+        return 2
+    else:
+        model = full_size_model(device)
+        what = f"full-size HTS-AT ({model.num_classes} classes, random weights)"
+    try:
+        length = soundfile.info(recording).duration
+    except (OSError, RuntimeError) as error:
+        print(f"htsat-live bench --stream: cannot read {recording}: {error}")
+        return 2
+    print(f"stream bench: {what}, {backend} on {device}, torch threads {torch.get_num_threads()}, "
+          f"{os.cpu_count()} CPUs; recording {recording} ({length:.1f} s)", flush=True)
+    model.predict(np.zeros((1, 320000), np.float32), short="pad")  # warm up once
+    for hop in hops:
+        real = run_real_time(model, recording, hop, min(seconds, length))
+        growth = "" if real.rss_early is None else f" ({(real.rss_end / real.rss_early - 1) * 100:+.1f}%)"
+        early = "n/a" if real.rss_early is None else f"{real.rss_early:.0f} MiB"
+        print(f"hop {hop:g} s, real time ({min(seconds, length):.0f} s): windows {real.windows}, skipped {real.skipped}, "
+              f"ring overruns {real.overruns}, dropped messages {real.dropped}, "
+              f"hop latency p50 {_seconds(real.hop_p50)} p95 {_seconds(real.hop_p95)}, "
+              f"RSS after {RSS_AFTER_WINDOWS} windows {early}, at the end {real.rss_end:.0f} MiB{growth}",
+              flush=True)
+        best = None
+        for streams in sorted({1, *[k for k in (2, 4, 8) if k <= max_streams], max_streams}):
+            fast = run_fast(model, recording, hop, streams)
+            print(f"hop {hop:g} s, fast, {streams} stream{'s' if streams > 1 else ''}: "
+                  f"{fast.audio_seconds:.0f} s of audio in {fast.wall_seconds:.1f} s, "
+                  f"real-time factor {fast.realtime_factor:.2f}", flush=True)
+            best = fast if best is None or fast.realtime_factor > best.realtime_factor else best
+        print(f"hop {hop:g} s: one process sustains about {int(best.realtime_factor)} stream(s) in real time "
+              f"(best aggregate real-time factor {best.realtime_factor:.2f}, {best.streams} stream(s) batched)",
+              flush=True)
+    return 0
