@@ -44,11 +44,14 @@ def run(args: argparse.Namespace) -> int:
                         span_seconds=args.span, top_n=args.classes)
     receiver.connection_changed.connect(window.status_bar.show_connection)
     app.aboutToQuit.connect(receiver.stop)  # stops the pipeline and flushes its sinks (local mode)
-    signal.signal(signal.SIGINT, lambda *_: app.quit())  # Ctrl-C in the terminal quits cleanly too
+    previous = signal.signal(signal.SIGINT, lambda *_: app.quit())  # Ctrl-C in the terminal quits cleanly too
     receiver.start()
     window.show()
-    app.exec()
-    receiver.stop()
+    try:
+        app.exec()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        receiver.stop()
     return 0
 
 
@@ -81,14 +84,15 @@ def _local_source(args):
     if model is None:
         return None, ""
     source = LocalSource()
-    publisher = None
+    publisher = sinks = None
     try:
         publisher = Publisher.from_config(config.publish) if config.publish.enabled else None
-        pipeline = Pipeline(config, model, publisher=publisher, sinks=Sinks.from_config(config.sinks),
-                            listeners=[source.listen])
+        sinks = Sinks.from_config(config.sinks)
+        pipeline = Pipeline(config, model, publisher=publisher, sinks=sinks, listeners=[source.listen])
     except (CaptureError, ConfigError, OSError, ValueError) as error:
-        if publisher is not None:
-            publisher.close()
+        for output in (publisher, sinks):
+            if output is not None:
+                output.close()
         hint = " (give a SOURCE: an audio file, ffmpeg:URL or mic:NAME)" if isinstance(error, NoMicrophone) else ""
         print(f"htsat-live gui: {error}{hint}", file=sys.stderr)
         return None, ""

@@ -5,6 +5,7 @@ import time
 import pyqtgraph as pg
 
 LEFT_AXIS_WIDTH = 150  # pixels; every time-aligned plot uses it so their x axes line up
+NAME_CHARS = 22  # longer row names are shortened to fit the axis
 
 
 class WallClockAxis(pg.AxisItem):
@@ -38,4 +39,8 @@ class RowAxis(pg.AxisItem):
     def set_names(self, names: list[str]) -> None:
         if names != self._names:
             self._names = list(names)
-            self.setTicks([[(i + 0.5, name) for i, name in enumerate(self._names)], []])
+            self.setTicks([[(i + 0.5, _shortened(name)) for i, name in enumerate(self._names)], []])
+
+
+def _shortened(name: str) -> str:
+    return name if len(name) <= NAME_CHARS else name[:NAME_CHARS - 1] + "…"
