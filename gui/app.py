@@ -39,9 +39,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     live = LiveData()
     receiver = Receiver(source, live)
-    local = not args.connect
-    window = LiveWindow(live, f"htsat-live: {title}", set_threshold=source.set_threshold if local else None,
-                        span_seconds=args.span, top_n=args.classes)
+    window = LiveWindow(live, f"htsat-live: {title}", span_seconds=args.span, top_n=args.classes)
     receiver.connection_changed.connect(window.status_bar.show_connection)
     app.aboutToQuit.connect(receiver.stop)  # stops the pipeline and flushes its sinks (local mode)
     previous = signal.signal(signal.SIGINT, lambda *_: app.quit())  # Ctrl-C in the terminal quits cleanly too

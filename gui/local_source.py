@@ -49,9 +49,6 @@ class LocalSource:
             return "pipeline not started", False
         return "local pipeline", True
 
-    def set_threshold(self, target: str, on: float) -> None:
-        self.pipeline.set_threshold(target, on)
-
     def close(self) -> None:
         """Stop the pipeline: captures end, open events end, sinks are flushed."""
         if self.pipeline is not None:

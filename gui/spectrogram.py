@@ -39,7 +39,7 @@ class SpectrogramPlot(pg.PlotItem):
         if self._levels_at is None or abs(history.end - self._levels_at) >= LEVEL_UPDATE_FRAMES:
             self._estimate_levels(rows, history.end)
         self.image.setImage(rows, autoLevels=False, levels=self.levels)
-        end = history.end_seconds()
+        end = history.end_seconds() - history.frame_seconds / 2  # column j is centred on j * frame_seconds
         self.image.setRect(QRectF(end - frames * history.frame_seconds, 0.0,
                                   frames * history.frame_seconds, history.width))
         self.setYRange(0, history.width, padding=0.0)

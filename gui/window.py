@@ -105,7 +105,7 @@ class LiveWindow(QMainWindow):
         self.threshold_box.setDecimals(2)
         if self.set_threshold is None:
             self.threshold_box.setReadOnly(True)
-            self.threshold_box.setToolTip("the publisher's threshold (read-only in remote mode)")
+            self.threshold_box.setToolTip("the on-threshold in force in the pipeline (read-only here)")
         else:
             self.threshold_box.editingFinished.connect(self._apply_threshold)
         bar.addWidget(self.threshold_box)

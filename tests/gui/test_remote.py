@@ -4,6 +4,7 @@ says when the link drops and comes back after the publisher restarts."""
 import time
 
 import numpy as np
+import zmq.auth
 
 from gui.live_data import LiveData
 from gui.receiver import Receiver
@@ -11,7 +12,6 @@ from gui.window import LiveWindow
 from stream.publish import Publisher, Subscriber
 
 ENVELOPE = ("schema", "topic", "stream", "seq", "sent_time")
-LABELS = ["Speech", "Dog", "Siren", "Music"]
 
 
 def body(message: dict) -> dict:
@@ -35,7 +35,7 @@ def wait_for(qapp, condition, seconds: float, publish=None) -> bool:
     return False
 
 
-def tone_mel(first_column: int, columns: int, row: int) -> np.ndarray:
+def tone_mel(columns: int, row: int) -> np.ndarray:
     mel = np.full((columns, 64), -80.0)
     mel[:, row] = -5.0
     return mel
@@ -57,7 +57,7 @@ def test_remote_view_follows_the_publisher_across_a_restart(qapp, messages, grab
                         lambda: publisher.send("status", "test", body(messages.status(hop=0.5))))
         assert connection.text() == f"{address}: receiving"
         for second in range(10):
-            publisher.send("mel", "test", body(messages.mel(second * 100, tone_mel(second * 100, 100, row=20))))
+            publisher.send("mel", "test", body(messages.mel(second * 100, tone_mel(100, row=20))))
         publisher.send("event", "test", body(messages.event(4, "end", "Dog", 2.0, 6.0, 0.9)))
         assert wait_for(qapp, lambda: live.now >= 10.0 and live.finished, 5.0)
         window.redraw(force=True)
@@ -76,7 +76,7 @@ def test_remote_view_follows_the_publisher_across_a_restart(qapp, messages, grab
         publisher = Publisher(address)  # a new run of the publisher: seq and stream time start at 0
         messages.seq.clear()
         assert wait_for(qapp, lambda: "reconnected" in connection.text(), 6.0,
-                        lambda: publisher.send("mel", "test", body(messages.mel(0, tone_mel(0, 100, row=40)))))
+                        lambda: publisher.send("mel", "test", body(messages.mel(0, tone_mel(100, row=40)))))
         assert connection.text() == f"{address}: receiving (reconnected 1x)"
         assert live.counts.restarts == 1 and live.finished and not live.events()
         assert live.now == 1.0  # the old timeline is gone, the new one starts at 0
@@ -84,3 +84,21 @@ def test_remote_view_follows_the_publisher_across_a_restart(qapp, messages, grab
         receiver.stop()
         publisher.close()
         window.close()
+
+
+def test_remote_view_reads_an_encrypted_publisher_with_its_public_key(qapp, messages, tmp_path):
+    public_file, secret_file = zmq.auth.create_certificates(tmp_path, "server")
+    publisher = Publisher("tcp://127.0.0.1:*", secret_key_file=secret_file)
+    live = LiveData()
+    receiver = Receiver(Subscriber(publisher.address, server_key=public_file), live)
+    texts = []
+    receiver.connection_changed.connect(lambda text, healthy: texts.append(text))
+    receiver.start()
+    try:
+        assert wait_for(qapp, lambda: live.status, 5.0,
+                        lambda: publisher.send("status", "test", body(messages.status(source="secret"))))
+        assert live.status["source"] == "secret"
+        assert texts[-1] == f"{publisher.address} (CURVE): receiving"
+    finally:
+        receiver.stop()
+        publisher.close()

@@ -87,6 +87,8 @@ def test_event_bar_spans_its_onset_to_offset_in_its_lane(window, grab, messages)
     assert abs(coloured[0] - image.point(w.lanes, 10.0, 0.5)[0]) <= 2
     assert abs(coloured[-1] - image.point(w.lanes, 15.0, 0.5)[0]) <= 2
     assert len(coloured) == coloured[-1] - coloured[0] + 1  # one solid bar
+    (bar, _), = w.lanes._bars.values()
+    assert bar.toolTip().startswith("Dog: peak 0.90\n10.00-15.00 s")  # what hovering shows
 
 
 def test_each_label_gets_its_own_lane_and_cancelled_events_vanish(window, grab, messages):
