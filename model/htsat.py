@@ -155,15 +155,18 @@ class WindowAttention(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """x [B * nW, N, C]; mask [nW, N, N] or None -> [B * nW, N, C]."""
         bw, n, c = x.shape
-        qkv = self.qkv(x).view(bw, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        d = c // self.heads
+        qkv = self.qkv(x).view(bw, n, 3, self.heads, d).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]  # [B * nW, heads, N, d]
         bias = self.position_bias()  # [heads, N, N]
         if mask is not None:  # windows of one image share a mask: fold (window, head) into one axis
             windows = mask.shape[0]
             bias = (bias[None] + mask[:, None]).reshape(windows * self.heads, n, n)  # [nW * heads, N, N]
-            q, k, v = (t.reshape(bw // windows, windows * self.heads, n, -1) for t in (q, k, v))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # [B * nW, heads, N, d] or [B, nW * heads, N, d]
-        out = out.reshape(bw, self.heads, n, -1).transpose(1, 2).reshape(bw, n, c)
+            q, k, v = (t.reshape(bw // windows, windows * self.heads, n, d) for t in (q, k, v))
+        # explicit softmax attention: on CPU it beats scaled_dot_product_attention with an additive mask
+        scores = torch.matmul(q * d**-0.5, k.transpose(-2, -1)) + bias  # [..., N, N]
+        out = torch.matmul(scores.softmax(dim=-1), v)  # [B * nW, heads, N, d] or [B, nW * heads, N, d]
+        out = out.reshape(bw, self.heads, n, d).transpose(1, 2).reshape(bw, n, c)
         return self.proj(out)
 
 
