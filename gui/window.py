@@ -34,7 +34,6 @@ class LiveWindow(QMainWindow):
         self.live = live
         self.set_threshold = set_threshold
         self.paused = False
-        self.redraws = 0  # completed redraws, for the benchmark
         self._drawn_version = -1
         self._shown_status = ({}, -1)
         self._classes: list[int] = []
@@ -150,7 +149,7 @@ class LiveWindow(QMainWindow):
     def redraw(self, force: bool = False) -> None:
         """Draw the newest data, unless paused or (without `force`) nothing changed since the last redraw."""
         live = self.live
-        if (live.status, live.counts.missed) != self._shown_status:
+        if live.status is not self._shown_status[0] or live.counts.missed != self._shown_status[1]:
             self._shown_status = (live.status, live.counts.missed)
             self.status_bar.show_status(live.status, live.counts.missed)
             self._update_targets()
@@ -167,7 +166,6 @@ class LiveWindow(QMainWindow):
                              live.final_upto, now, span)
         self.topk.refresh(live.clipwise, [live.label(i) for i in range(len(live.clipwise))])
         self.lanes.refresh(live.events(), now, span)
-        self.redraws += 1
 
     def _rank_classes(self, span: float) -> None:
         """Choose the heatmap's classes: the top N by peak score over the shown span, among the
