@@ -261,16 +261,21 @@ class EventDetector:
         """Run hysteresis and run merging over scores [n, T] of frames start..; updates `runs` in
         place, appends (target, run) for runs that closed, returns the state after the last frame."""
         n = scores.shape[0]
+        if n == 0:
+            return active
         turns_on = scores > self._on  # [n, T]
-        turns_off = scores <= self._off  # [n, T]
-        last_switch = np.where(turns_on | turns_off, np.arange(n)[:, None], -1)  # [n, T]
+        # Only targets that are on, hold a run, or turn on somewhere need the frame-by-frame state.
+        open_run = np.array([run is not None for run in runs])
+        busy = np.flatnonzero(turns_on.any(axis=0) | active | open_run)
+        turns_on = turns_on[:, busy]  # [n, B]
+        turns_off = scores[:, busy] <= self._off[busy]  # [n, B]
+        last_switch = np.where(turns_on | turns_off, np.arange(n)[:, None], -1)  # [n, B]
         last_switch = np.maximum.accumulate(last_switch, axis=0)
         switched_on = np.take_along_axis(turns_on, np.maximum(last_switch, 0), axis=0)
-        state = np.where(last_switch >= 0, switched_on, active[None, :])  # [n, T] on/off after each frame
+        state = np.where(last_switch >= 0, switched_on, active[busy][None, :])  # [n, B] on after each frame
         stop = start + n
-        busy = np.flatnonzero(state.any(axis=0) | np.array([run is not None for run in runs]))
-        for target in busy:
-            column = state[:, target].astype(np.int8)
+        for column_index, target in enumerate(busy.tolist()):
+            column = state[:, column_index].astype(np.int8)
             edges = np.flatnonzero(np.diff(np.concatenate(([0], column, [0]))))
             run = runs[target]
             for begin, end in zip((edges[0::2] + start).tolist(), (edges[1::2] + start).tolist()):
@@ -286,7 +291,9 @@ class EventDetector:
                     closed.append((target, run))
                 run = None
             runs[target] = run
-        return state[-1] if n else active
+        after = np.zeros_like(active)  # targets not busy stay off
+        after[busy] = state[-1]
+        return after
 
     def _provisional_runs(self) -> list[tuple[int, _Run]]:
         """Runs seen when the final state is carried over the provisional frames (not kept)."""
