@@ -172,3 +172,23 @@ def test_reset_forgets_events_and_ids():
     assert events.flush() == []
     [start] = events.update(timeline([0.9] * 10, final_upto=0))
     assert start.id == 1
+
+
+def test_memory_stays_flat_over_a_long_stream():
+    import tracemalloc
+
+    rng = np.random.default_rng(3)
+    stitcher = Stitcher(5)
+    events = EventDetector([Target(f"t{i}", (i,), 0.6, 0.4) for i in range(5)], median_frames=5, gap_merge=0.3)
+    windows = WindowScheduler(1.25).due(600 * 32000)  # ten minutes: 61440 frames, 1.2 MB if kept
+    tracemalloc.start()
+    try:
+        for k, w in enumerate(windows):
+            framewise = np.repeat(rng.random((32, 5), dtype=np.float32), 32, axis=0)
+            events.update(stitcher.add(framewise, w.start, WINDOW_FRAMES, w.next_start))
+            if k == 50:
+                early = tracemalloc.get_traced_memory()[0]
+        late = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert late - early < 256 * 1024, f"memory grew by {late - early} bytes"
