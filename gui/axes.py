@@ -3,9 +3,11 @@
 import time
 
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont, QFontMetrics
 
-LEFT_AXIS_WIDTH = 150  # pixels; every time-aligned plot uses it so their x axes line up
-NAME_CHARS = 22  # longer row names are shortened to fit the axis
+LEFT_AXIS_WIDTH = 170  # pixels; every time-aligned plot uses it so their x axes line up
+NAME_MARGIN = 20  # pixels of the axis left to its tick marks and padding
 
 
 class WallClockAxis(pg.AxisItem):
@@ -33,14 +35,14 @@ class RowAxis(pg.AxisItem):
     def __init__(self):
         super().__init__("left")
         self.setWidth(LEFT_AXIS_WIDTH)
+        self.setStyle(tickFont=QFont())
+        self._metrics = QFontMetrics(QFont())
         self._names: list[str] = []
         self.setTicks([[], []])
 
     def set_names(self, names: list[str]) -> None:
         if names != self._names:
             self._names = list(names)
-            self.setTicks([[(i + 0.5, _shortened(name)) for i, name in enumerate(self._names)], []])
-
-
-def _shortened(name: str) -> str:
-    return name if len(name) <= NAME_CHARS else name[:NAME_CHARS - 1] + "…"
+            fit = LEFT_AXIS_WIDTH - NAME_MARGIN  # longer names are shortened to fit, ending in "…"
+            self.setTicks([[(i + 0.5, self._metrics.elidedText(name, Qt.TextElideMode.ElideRight, fit))
+                            for i, name in enumerate(self._names)], []])

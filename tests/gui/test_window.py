@@ -208,3 +208,17 @@ def test_ctrl_q_closes_the_window(window):
     w = window(LiveData())
     QTest.keyClick(w, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
     assert not w.isVisible()
+
+
+def test_every_row_name_is_drawn_even_when_too_long_for_the_axis(window, grab, messages):
+    names = [f"WM{i} Wind instrument, woodwind instrument" for i in range(10)]
+    live = LiveData()
+    clipwise = np.linspace(0.9, 0.45, 10)
+    live.apply("scores", messages.scores(0, np.tile(clipwise, (20, 1)), names, 0, clipwise=clipwise))
+    w = window(live)
+    w.redraw()
+    image = grab(w)
+    for row in range(10):
+        x, y = image.point(w.topk, 0.0, row + 0.5)
+        text = [image.image.pixelColor(px, y + dy) for px in range(x - 120, x - 10) for dy in (-3, 0, 3)]
+        assert sum(brightness(c) > 300 for c in text) > 5, f"row {row} has no name drawn"
