@@ -299,8 +299,9 @@ def train(train_dir: Path, val_dir: Path, out_dir: Path, config, settings: Train
             val_logits = torch.logit(torch.from_numpy(probabilities).clamp(1e-6, 1 - 1e-6)).transpose(1, 2)
             _, val_clip, val_frame = loss_terms(val_logits, val_set.clip_targets, val_set.token_targets, settings)
         thresholds, class_f1 = tune_thresholds(val_set, probabilities, labels)
-        record = {"epoch": epoch + 1, "train_loss": sums[0] / steps_per_epoch, "train_clip_bce": sums[1] / steps_per_epoch,
-                  "train_frame_bce": sums[2] / steps_per_epoch, "val_clip_bce": val_clip.item(),
+        mean = (sums / steps_per_epoch).tolist()  # python floats: the resume state loads with weights_only
+        record = {"epoch": epoch + 1, "train_loss": mean[0], "train_clip_bce": mean[1],
+                  "train_frame_bce": mean[2], "val_clip_bce": val_clip.item(),
                   "val_frame_bce": val_frame.item(), "macro_f1": float(np.mean(list(class_f1.values()))),
                   "class_f1": class_f1, "thresholds": thresholds.tolist(), "seconds": round(time.time() - started, 1)}
         history.append(record)

@@ -1,0 +1,100 @@
+"""Training on a tiny generated soundscape set: the loss falls, the checkpoint loads, runs are repeatable."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model import load_model
+from model.htsat import HTSATConfig
+import soundfile as sf
+
+from model.soundscapes import make_set
+from model.sources import LABELS, SAMPLE_RATE, Source, assign_splits
+from model.train import TrainSettings, balanced_weights, learning_rate, new_model, token_targets, train
+
+TINY = HTSATConfig(num_classes=len(LABELS), embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1), drop_path_rate=0.0)
+FAST = TrainSettings(epochs=3, batch_size=8, lr=3e-3, mixup_probability=0.0, seed=1, threads=1)
+
+
+def chirp_sources(clips: Path) -> list[Source]:
+    """Five recordings per class: chirps whose band and sweep direction tell the class apart."""
+    sources = []
+    for c, label in enumerate(LABELS):
+        for k in range(5):
+            t = np.arange(int((0.6 + 0.3 * k) * SAMPLE_RATE)) / SAMPLE_RATE
+            low, high = 200.0 * 2**c, 300.0 * 2**c
+            sweep = low + (high - low) * (t / t[-1] if c % 2 else 1 - t / t[-1])
+            source = Source(f"gen:{label}/{k}", label, "gen", "0", "CC0-1.0", f"gen:{label}/{k}")
+            (clips / source.clip_name).parent.mkdir(parents=True, exist_ok=True)
+            sf.write(str(clips / source.clip_name), 0.3 * np.sin(2 * np.pi * np.cumsum(sweep) / SAMPLE_RATE), SAMPLE_RATE)
+            sources.append(source)
+    return assign_splits(sources, seed=2)
+
+
+@pytest.fixture(scope="module")
+def tiny_sets(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("sets")
+    clips = root / "clips"
+    sources = chirp_sources(clips)
+    make_set(clips, sources, "train", 16, seed=4, out_dir=root / "train", progress=False)
+    make_set(clips, sources, "val", 6, seed=4, out_dir=root / "val", progress=False)
+    return root
+
+
+def test_token_targets_are_the_covered_share_of_each_token():
+    events = [{"onset": 0.0, "offset": 0.46875, "label": "Music"}]  # one and a half tokens of 0.3125 s
+    target = token_targets(events, list(LABELS), tokens=32, seconds=10.0)
+    music = LABELS.index("Music")
+    assert target.shape == (32, len(LABELS))
+    np.testing.assert_allclose(target[:3, music], [1.0, 0.5, 0.0])
+    assert target[:, [i for i in range(len(LABELS)) if i != music]].sum() == 0
+
+
+def test_learning_rate_warms_up_then_decays_to_the_floor():
+    settings = TrainSettings(lr=1e-3, warmup_fraction=0.1, final_lr_fraction=0.01)
+    rates = [learning_rate(step, 100, settings) for step in range(100)]
+    assert rates[0] < rates[5] < rates[9] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))
+    assert rates[-1] == pytest.approx(1e-5, rel=0.05)
+
+
+def test_balanced_weights_favour_clips_of_rare_classes():
+    targets = np.array([[1, 0], [1, 0], [1, 0], [0, 1]], np.float32)
+    weights = balanced_weights(targets)
+    assert weights[3] == pytest.approx(3 * weights[0]) and weights.sum() == pytest.approx(1.0)
+
+
+def test_fine_tuning_resizes_the_head_and_keeps_the_body(tiny_checkpoint):
+    model = new_model(HTSATConfig(num_classes=len(LABELS)), tiny_checkpoint)
+    official = torch.load(tiny_checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    assert model.tscam_conv.out_channels == len(LABELS)
+    torch.testing.assert_close(model.patch_embed.proj.weight, official["sed_model.patch_embed.proj.weight"])
+
+
+def test_a_few_epochs_lower_the_loss_and_write_a_loadable_checkpoint(tiny_sets, tmp_path):
+    result = train(tiny_sets / "train", tiny_sets / "val", tmp_path, TINY, FAST, progress=False)
+    losses = [epoch["train_loss"] for epoch in result["history"]]
+    assert losses[-1] < losses[0]
+    model = load_model(tmp_path / "best.safetensors")
+    assert model.labels == list(LABELS) and model.thresholds.shape == (len(LABELS),)
+    out = model.predict(np.zeros(32000, np.float32), short="pad")
+    assert out["framewise"].shape == (1, 1024, len(LABELS))
+    train_hash = json.loads((tiny_sets / "train" / "manifest.json").read_text())["hash"]
+    from model.checkpoint import read_checkpoint
+
+    provenance = read_checkpoint(tmp_path / "best.safetensors").metadata["provenance"]
+    assert provenance["data"]["train"] == train_hash and "val_event_f1_macro" in provenance["metrics"]
+
+
+def test_same_seed_same_run_and_resume_finishes_it(tiny_sets, tmp_path):
+    one_epoch = TrainSettings(**{**FAST.__dict__, "epochs": 1})
+    first = train(tiny_sets / "train", tiny_sets / "val", tmp_path / "a", TINY, one_epoch, progress=False)
+    again = train(tiny_sets / "train", tiny_sets / "val", tmp_path / "b", TINY, one_epoch, progress=False)
+    assert first["history"][0]["train_loss"] == again["history"][0]["train_loss"]
+    two_epochs = TrainSettings(**{**FAST.__dict__, "epochs": 2})
+    resumed = train(tiny_sets / "train", tiny_sets / "val", tmp_path / "a", TINY, two_epochs, resume=True, progress=False)
+    assert [e["epoch"] for e in resumed["history"]] == [1, 2]
+    assert resumed["history"][0] == first["history"][0]
