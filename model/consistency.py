@@ -4,7 +4,7 @@ Offline: `model.offline.offline_timeline`, one official pass per consecutive 10-
 real audio laid end to end on the 10/1024-s grid; its events by the official rule (runs of frames over
 each target's on-threshold, no filter).
 
-Stream: the stream's windows on a hop (`stream.tag.file_windows`: the scheduler with its first-10-s
+Stream: the stream's windows on a hop (`stream.replay`: the scheduler with its first-10-s
 policy, plus the zero-padded window over the tail that the live runner adds at the end of a stream),
 run through the model, then fed one by one to a `Stitcher` and an `EventDetector` exactly as the live
 stream runner does (without its threads and ring buffer, so the result does not depend on timing).
@@ -25,9 +25,7 @@ from model.evaluate import event_based_f1
 from model.offline import offline_timeline, official_events
 from stream.config import EventsConfig
 from stream.events import EventDetector
-from stream.stitch import Stitcher
-from stream.tag import file_windows
-from stream.windows import WINDOW_SAMPLES
+from stream.replay import TimelineRecorder, replay
 
 Events = list[tuple[float, float, str]]  # (onset s, offset s, label)
 
@@ -48,26 +46,15 @@ class Agreement:
 
 def stream_replay(model, wave: np.ndarray, events: EventsConfig, hop: float, batch_size: int = 4) -> tuple[np.ndarray, Events]:
     """The stream's stitched timeline [frames, C] and final events for a whole recording [N]."""
-    windows = file_windows(len(wave), hop)
-    stitcher = Stitcher(model.num_classes)
     detector = EventDetector.from_config(events, model.labels, model.thresholds)
-    timeline = np.zeros((0, model.num_classes), dtype=np.float32)  # [frames, C], grown as updates arrive
+    timeline = TimelineRecorder(model.num_classes)
     reports = []
-    for first in range(0, len(windows), batch_size):
-        batch = windows[first:first + batch_size]
-        audio = np.zeros((len(batch), WINDOW_SAMPLES), dtype=np.float32)  # [b, 320000]
-        for row, window in enumerate(batch):
-            audio[row, :window.samples] = wave[window.start:window.stop]
-        framewise = model.predict(audio, short="pad")["framewise"]  # [b, 1024, C]
-        for row, window in enumerate(batch):
-            update = stitcher.add(framewise[row], window.start, model.frames_for(window.samples), window.next_start)
-            if update.end > len(timeline):
-                timeline = np.concatenate([timeline, np.zeros((update.end - len(timeline), model.num_classes), np.float32)])
-            timeline[update.start:update.stop] = update.values
-            reports += detector.update(update, now=0.0)
-    reports += detector.update(stitcher.finish(), now=0.0) + detector.flush(now=0.0)
+    for update in replay(model, wave, hop, batch_size):
+        timeline.apply(update)
+        reports += detector.update(update, now=0.0)
+    reports += detector.flush(now=0.0)
     final = [(r.onset, r.offset, r.label) for r in reports if r.state == "end" and not r.cancelled]
-    return timeline, sorted(final, key=lambda event: (event[2], event[0]))
+    return timeline.values, sorted(final, key=lambda event: (event[2], event[0]))
 
 
 def compare(model, recordings: dict[str, np.ndarray], events: EventsConfig, hop: float) -> list[Agreement]:

@@ -1,8 +1,7 @@
 """`htsat-live tag FILE...`: tag whole files of any length with the stream's windows and stitching.
 
-A file is cut into the stream's 10-s windows on a hop (WindowScheduler, including its policy for the
-first 10 s and a zero-padded last window), the windows run through the model in batches, and the
-Stitcher lays their framewise maps on one timeline, exactly as the live pipeline would. Top labels are
+A file is replayed through the stream's windows and stitcher (`stream.replay`), so its timeline is the
+one the live pipeline would build. Top labels are
 ranked by their peak stitched score; events are runs of frames over the class threshold.
 """
 
@@ -12,37 +11,9 @@ import sys
 
 import numpy as np
 
-from stream.stitch import Stitcher
-from stream.windows import WINDOW_SAMPLES, Window, WindowScheduler
+from stream.replay import file_timeline
 
 DEFAULT_THRESHOLD = 0.5
-
-
-def file_windows(n_samples: int, hop_seconds: float) -> list[Window]:
-    """The stream's windows over a whole file, plus one zero-padded window covering its tail."""
-    scheduler = WindowScheduler(hop_seconds)
-    windows = scheduler.due(n_samples)
-    covered = windows[-1].stop if windows else 0
-    if covered < n_samples:
-        k = scheduler.next_index
-        windows.append(Window(index=k, start=scheduler.start_of(k), stop=n_samples, next_start=scheduler.start_of(k + 1)))
-    return windows
-
-
-def file_timeline(model, wave: np.ndarray, hop_seconds: float, batch_size: int = 4) -> np.ndarray:
-    """Stitched per-class timeline of a whole clip: float32 [N] at 32 kHz -> [frames, C] on the 10/1024-s grid."""
-    windows = file_windows(len(wave), hop_seconds)
-    stitcher = Stitcher(model.num_classes, history_frames=len(wave) // 312 + 2048)
-    for first in range(0, len(windows), batch_size):
-        batch = windows[first : first + batch_size]
-        audio = np.zeros((len(batch), WINDOW_SAMPLES), dtype=np.float32)  # [b, 320000]
-        for row, window in enumerate(batch):
-            audio[row, : window.samples] = wave[window.start : window.stop]
-        framewise = model.predict(audio, short="pad")["framewise"]  # [b, 1024, C]
-        for row, window in enumerate(batch):
-            stitcher.add(framewise[row], window.start, model.frames_for(window.samples), window.next_start)
-    stitcher.finish()
-    return stitcher.frames(stitcher.base, stitcher.end)
 
 
 def timeline_events(timeline: np.ndarray, thresholds: np.ndarray, labels: list[str], frame_seconds: float) -> list[dict]:

@@ -10,7 +10,7 @@ from model import load_model
 from stream.capture import SAMPLE_RATE, Source
 from stream.config import load_config, with_overrides
 from stream.pipeline import Pipeline
-from stream.tag import file_timeline
+from stream.replay import file_timeline
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import soundfile
 
 from model import load_model
 from stream.cli import main
-from stream.tag import file_timeline, file_windows
+from stream.replay import file_timeline, file_windows
 
 
 @pytest.fixture(scope="module")
