@@ -158,15 +158,16 @@ def run_stream_bench(args) -> int:
     print(f"stream bench: {what}, {backend} on {device}, torch threads {torch.get_num_threads()}, "
           f"{os.cpu_count()} CPUs; recording {recording} ({length:.1f} s)", flush=True)
     model.predict(np.zeros((1, 320000), np.float32), short="pad")  # warm up once
-    for hop in hops:
+    for hop in hops:  # the real-time runs first, before the fast runs' large batches grow the heap
         real = run_real_time(model, recording, hop, min(seconds, length))
         growth = "" if real.rss_early is None else f" ({(real.rss_end / real.rss_early - 1) * 100:+.1f}%)"
         early = "n/a" if real.rss_early is None else f"{real.rss_early:.0f} MiB"
-        print(f"hop {hop:g} s, real time ({min(seconds, length):.0f} s): windows {real.windows}, skipped {real.skipped}, "
-              f"ring overruns {real.overruns}, dropped messages {real.dropped}, "
+        print(f"hop {hop:g} s, real time ({min(seconds, length):.0f} s): windows {real.windows}, skipped "
+              f"{real.skipped}, ring overruns {real.overruns}, dropped messages {real.dropped}, "
               f"hop latency p50 {_seconds(real.hop_p50)} p95 {_seconds(real.hop_p95)}, "
               f"RSS after {RSS_AFTER_WINDOWS} windows {early}, at the end {real.rss_end:.0f} MiB{growth}",
               flush=True)
+    for hop in hops:
         best = None
         for streams in sorted({1, *[k for k in (2, 4, 8) if k <= max_streams], max_streams}):
             fast = run_fast(model, recording, hop, streams)

@@ -115,16 +115,20 @@ def run_detect(args) -> int:
 
 
 def build_pipeline(config, model):
-    """The pipeline of `detect`: the config's source, publisher, and event printing."""
+    """The pipeline of `detect`: the config's source, publisher and sinks, and event printing."""
     from stream.pipeline import Pipeline
     from stream.publish import Publisher
+    from stream.sinks import Sinks
 
     publisher = Publisher.from_config(config.publish) if config.publish.enabled else None
+    sinks = None
     try:
-        return Pipeline(config, model, publisher=publisher, listeners=[print_events])
+        sinks = Sinks.from_config(config.sinks)
+        return Pipeline(config, model, publisher=publisher, sinks=sinks, listeners=[print_events])
     except Exception:
-        if publisher is not None:
-            publisher.close()
+        for output in (publisher, sinks):
+            if output is not None:
+                output.close()
         raise
 
 

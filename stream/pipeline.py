@@ -354,8 +354,9 @@ class Pipeline:
     """Owns the sources, the stream threads and the inference worker of one or more streams.
 
     `inputs` are SOURCE strings (see stream.capture.open_source) or ready Source objects; default
-    the config's `source.input`. Every message goes to `publisher.send(topic, stream, body)` (if a
-    publisher is given), to `sinks.handle(topic, stream, body)` (if given) and to each listener.
+    the config's `source.input`. Every message goes to `sinks.handle(topic, stream, body)` (a
+    stream.sinks.Sinks, if given), `publisher.send(topic, stream, body)` (a stream.publish.Publisher,
+    if given) and each listener, one message at a time.
     """
 
     def __init__(self, config: Config, model, inputs: list[str | Source] | None = None, publisher=None,
@@ -364,10 +365,11 @@ class Pipeline:
         self.model = model
         self.publisher = publisher
         self.sinks = sinks
-        self.listeners = list(listeners)
+        self._outputs: list[Listener] = (([sinks.handle] if sinks is not None else [])
+                                         + ([publisher.send] if publisher is not None else []) + list(listeners))
         self.worker = InferenceWorker(model, max_batch=max_batch, max_pending=max_pending)
         self.runners: list[StreamRunner] = []
-        self._lock = threading.Lock()  # one message at a time into the publisher and sinks
+        self._lock = threading.Lock()  # one message at a time into the outputs
         inputs = list(inputs) if inputs else [config.source.input or None]
         fast = config.source.fast
         hop = round(config.windows.hop * SAMPLE_RATE)
@@ -385,22 +387,18 @@ class Pipeline:
                                      max_ahead=hop + SAMPLE_RATE // 4)
             runner = StreamRunner(name, spec or "mic", source, ring, config, model, self.worker, self._emit, fast,
                                   self._dropped)
+            if sinks is not None:
+                sinks.attach(name, ring)  # event clips are cut from the stream's ring
             holder.append(runner)
             self.runners.append(runner)
 
     def _emit(self, topic: str, stream: str, body: dict) -> None:
         with self._lock:
-            for output in (self.publisher, self.sinks):
-                if output is not None:
-                    try:
-                        output.send(topic, stream, body) if output is self.publisher else output.handle(topic, stream, body)
-                    except Exception:
-                        log.exception("%s output failed on a %s message", type(output).__name__, topic)
-            for listener in self.listeners:
+            for output in self._outputs:
                 try:
-                    listener(topic, stream, body)
-                except Exception:
-                    log.exception("listener failed on a %s message", topic)
+                    output(topic, stream, body)
+                except Exception:  # an output that fails loses its message, never the stream
+                    log.exception("%r failed on a %s message", output, topic)
 
     def _dropped(self) -> dict[str, int]:
         return dict.fromkeys(TOPICS, 0) if self.publisher is None else dict(self.publisher.dropped)

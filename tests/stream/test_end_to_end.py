@@ -1,6 +1,7 @@
 """End to end through real parts: PulseAudio null sink -> sounddevice/PortAudio capture of its monitor ->
 `htsat-live detect` (a subprocess) -> ZeroMQ PUB -> a real SUB socket here."""
 
+import json
 import signal
 import subprocess
 import sys
@@ -103,6 +104,44 @@ def test_a_microphone_that_disappears_is_reported_on_status_and_reopened(virtual
             detect.kill()
         subscriber.close()
     assert detect.returncode == 0
+
+
+def test_ctrl_c_ends_open_events_and_flushes_every_sink(tmp_path, tiny_checkpoint):
+    rate = 32000
+    wave = (0.2 * np.random.default_rng(1).standard_normal(40 * rate)).astype(np.float32)
+    soundfile.write(tmp_path / "long.wav", wave, rate)
+    config = tmp_path / "sinks.toml"
+    config.write_text(f'[publish]\nbind = "ipc://{tmp_path}/x.sock"\n[events]\nthreshold = 0.05\n'
+                      f'[sinks]\njsonl = "{tmp_path}/events.jsonl"\ntsv = "{tmp_path}/events.tsv"\n'
+                      f'audacity = "{tmp_path}/labels.txt"\nclips_dir = "{tmp_path}/clips"\npre_roll = 0.5\n'
+                      f'post_roll = 0.5\n')
+    detect = subprocess.Popen(
+        [sys.executable, "-m", "stream.cli", "detect", str(tmp_path / "long.wav"), "--model", str(tiny_checkpoint),
+         "--config", str(config)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in detect.stdout:  # events are printed live, as they start
+            if " start " in line:
+                break
+        detect.send_signal(signal.SIGINT)
+        out, err = detect.communicate(timeout=60)
+    finally:
+        if detect.poll() is None:
+            detect.kill()
+    assert detect.returncode == 0, err
+    reports = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    started = {r["id"] for r in reports if r["state"] == "start"}
+    ended = [r for r in reports if r["state"] == "end"]
+    assert started and started == {r["id"] for r in ended}  # every open event got its end
+    real = [r for r in ended if not r["cancelled"]]
+    assert real
+    rows = (tmp_path / "events.tsv").read_text().splitlines()
+    assert rows[0] == "filename\tonset\toffset\tevent_label" and len(rows) == 1 + len(real)
+    assert len((tmp_path / "labels.txt").read_text().splitlines()) == len(real)
+    clips = sorted((tmp_path / "clips").glob("*.wav"))
+    assert len(clips) == len(real)
+    assert all(r["offset"] < 30.0 for r in real)  # it stopped well before the file's end
+    assert "samples=" in out
 
 
 def no_microphone_env(tmp_path) -> dict:
