@@ -41,7 +41,6 @@ def run(args: argparse.Namespace) -> int:
     receiver = Receiver(source, live)
     window = LiveWindow(live, f"htsat-live: {title}", span_seconds=args.span, top_n=args.classes)
     receiver.connection_changed.connect(window.status_bar.show_connection)
-    app.aboutToQuit.connect(receiver.stop)  # stops the pipeline and flushes its sinks (local mode)
     previous = signal.signal(signal.SIGINT, lambda *_: app.quit())  # Ctrl-C in the terminal quits cleanly too
     receiver.start()
     window.show()
@@ -49,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         app.exec()
     finally:
         signal.signal(signal.SIGINT, previous)
-        receiver.stop()
+        receiver.stop()  # stops the pipeline and flushes its sinks (local mode)
     return 0
 
 

@@ -43,10 +43,11 @@ class StatusBar(QStatusBar):
         latency = status.get("latency", {})
         self.latency.setText(f"latency p50/p95 {_seconds(latency.get('hop_p50'))}/{_seconds(latency.get('hop_p95'))}")
         counters, dropped = status.get("counters", {}), status.get("dropped", {})
-        drops = counters.get("overruns", 0) + counters.get("input_overflows", 0)
-        skips = counters.get("skipped_windows", 0) + counters.get("failed_windows", 0)
-        lost = sum(dropped.values()) + missed_messages
+        drops = counters.get("input_overflows", 0)  # audio the capture lost
+        skips = counters.get("skipped_windows", 0) + counters.get("failed_windows", 0)  # windows not scored
+        lost = sum(dropped.values()) + missed_messages  # messages that did not reach this view
         self.counters.setText(f"drops {drops} / skips {skips} / lost msgs {lost}")
+        self.counters.setToolTip(", ".join(f"{key} {value}" for key, value in counters.items()))
 
     def show_connection(self, text: str, healthy: bool) -> None:
         self.connection.setText(text)

@@ -133,7 +133,8 @@ def test_status_bar_shows_source_latency_and_counters(window, grab, messages):
     w = window(live)
     w.redraw()
     bar = w.status_bar
-    assert bar.counters.text() == "drops 7 / skips 11 / lost msgs 3"
+    assert bar.counters.text() == "drops 4 / skips 11 / lost msgs 3"
+    assert "overruns 3" in bar.counters.toolTip()
     assert bar.latency.text() == "latency p50/p95 250 ms/500 ms"
     assert bar.source.text() == "tone.wav (running)"
     assert bar.backend.text() == "torch/cpu" and bar.hop.text() == "hop 1 s"
