@@ -239,7 +239,6 @@ class MicrophoneSource(Source):
                  backoff: Backoff | None = None):
         info = resolve_device(device)
         super().__init__("mic" if device is None else f"mic:{device}")
-        self.device_spec = device
         self.device_name = info["name"]
         self.samplerate = int(samplerate or info["default_samplerate"])
         self.channels = int(channels or min(2, info["max_input_channels"]))
@@ -255,7 +254,7 @@ class MicrophoneSource(Source):
         failures = 0
         while not self._stop.is_set():
             try:
-                stream, staging = self._open(rescan=failures >= 2)
+                stream, staging, last_callback = self._open(rescan=failures >= 2)
             except Exception as error:
                 failures += 1
                 self.stats.state = "reconnecting"
@@ -264,7 +263,7 @@ class MicrophoneSource(Source):
                 continue
             conditioner.reset()
             try:
-                failure = self._pump(stream, staging, conditioner, reopened=failures > 0)
+                failure = self._pump(stream, staging, last_callback, conditioner, reopened=failures > 0)
             finally:
                 try:
                     stream.close()
@@ -278,6 +277,7 @@ class MicrophoneSource(Source):
             self._stop.wait(self.backoff.next())
 
     def _open(self, rescan: bool):
+        """Open and start the input: (stream, staging ring the callback fills, [last callback time])."""
         sd = _sounddevice()
         if rescan:  # PortAudio lists devices once; rescanning finds a device that was plugged back in
             sd._terminate()
@@ -304,13 +304,12 @@ class MicrophoneSource(Source):
                                 dtype="float32", blocksize=int(self.samplerate * self.block_seconds),
                                 callback=callback, finished_callback=self._failed.set)
         stream.start()
-        self._last_callback = last_callback
-        return stream, staging
+        return stream, staging, last_callback
 
-    def _pump(self, stream, staging: RingBuffer, conditioner: Conditioner, reopened: bool) -> str | None:
+    def _pump(self, stream, staging: RingBuffer, last_callback: list[float], conditioner: Conditioner,
+              reopened: bool) -> str | None:
         """Move audio from the staging ring to the stream ring until stop (None) or a failure (why)."""
         reader = staging.reader(start=0)
-        opened = time.monotonic()
         flowing = False
         while not self._stop.is_set():
             staging.wait_for(reader.position + self.channels, timeout=0.05)
@@ -330,7 +329,7 @@ class MicrophoneSource(Source):
                 continue
             if self._failed.is_set() or not stream.active:
                 return f"input {self.device_name!r} stopped (device error or disconnected)"
-            if time.monotonic() - max(self._last_callback[0], opened) > self.stall_seconds:
+            if time.monotonic() - last_callback[0] > self.stall_seconds:  # no callback since (or since opening)
                 return f"input {self.device_name!r} delivered nothing for {self.stall_seconds:.1f} s"
         return None
 
