@@ -1,5 +1,7 @@
 """A horizontal bar chart of the current clipwise scores of the top k classes."""
 
+from collections.abc import Callable
+
 import numpy as np
 import pyqtgraph as pg
 
@@ -19,10 +21,14 @@ class TopKPlot(pg.PlotItem):
         self.addItem(self.bars)
         self.setXRange(0.0, 1.0, padding=0.0)
         self.setYRange(0, k, padding=0.0)
+        self._shown = np.zeros(0, dtype=np.float32)  # the scores drawn now ([C])
 
-    def refresh(self, clipwise: np.ndarray, names: list[str]) -> None:
-        """Show the k best of `clipwise` ([C] scores in [0, 1]), the best at the top."""
+    def refresh(self, clipwise: np.ndarray, name: Callable[[int], str]) -> None:
+        """Show the k best of `clipwise` ([C] scores in [0, 1]), the best at the top, named by `name(class)`."""
+        if np.array_equal(clipwise, self._shown):
+            return
+        self._shown = clipwise.copy()
         best = np.argsort(clipwise)[::-1][:self.k]
         rows = np.arange(self.k - len(best), self.k)[::-1]  # best in the top row
         self.bars.setOpts(x0=np.zeros(len(best)), y0=rows + 0.1, width=clipwise[best], height=0.8)
-        self.row_axis.set_names([""] * (self.k - len(best)) + [names[i] for i in best][::-1])
+        self.row_axis.set_names([""] * (self.k - len(best)) + [name(i) for i in best][::-1])

@@ -164,7 +164,7 @@ class LiveWindow(QMainWindow):
             self._rank_classes(span)
         self.heatmap.refresh(live.scores, self._classes, [live.label(i) for i in self._classes],
                              live.final_upto, now, span)
-        self.topk.refresh(live.clipwise, [live.label(i) for i in range(len(live.clipwise))])
+        self.topk.refresh(live.clipwise, live.label)
         self.lanes.refresh(live.events(), now, span)
 
     def _rank_classes(self, span: float) -> None:
