@@ -1,8 +1,6 @@
 """Event lanes: one lane per label with events in view, one bar per event from onset to offset,
 coloured per label; hovering a bar names its label and peak score."""
 
-import zlib
-
 import pyqtgraph as pg
 from PySide6.QtWidgets import QGraphicsRectItem
 
@@ -11,11 +9,8 @@ from gui.live_data import EventBar
 
 BAR_HEIGHT = 0.7  # of a lane
 MAX_LANES = 16  # labels shown at once: those active most recently
-
-
-def label_colour(label: str) -> pg.QtGui.QColor:
-    """A colour per label, the same in every run."""
-    return pg.intColor(zlib.crc32(label.encode()) % 24, hues=24, minValue=220)
+COLOURS = 16  # distinct label colours before they repeat
+HUE_STEP = 7  # coprime with COLOURS: every hue comes once in COLOURS labels
 
 
 class LanesPlot(pg.PlotItem):
@@ -27,6 +22,14 @@ class LanesPlot(pg.PlotItem):
         self.setLabel("bottom", "stream time", units="s")
         self._bars: dict[int, tuple[QGraphicsRectItem, tuple]] = {}  # event id -> (its bar, what it shows)
         self.lanes: list[str] = []  # label of each lane, top lane first
+        self._colours: dict[str, pg.QtGui.QColor] = {}  # label -> its colour, in order of first appearance
+
+    def colour(self, label: str) -> pg.QtGui.QColor:
+        """The label's colour, kept for the session: labels seen one after another get hues far apart
+        (steps of HUE_STEP of COLOURS hues)."""
+        if label not in self._colours:
+            self._colours[label] = pg.intColor(len(self._colours) * HUE_STEP % COLOURS, hues=COLOURS, minValue=230)
+        return self._colours[label]
 
     def refresh(self, events: list[EventBar], now: float, span_seconds: float) -> None:
         """Draw the events that overlap the last `span_seconds` before `now`, in the lanes of the
@@ -52,7 +55,7 @@ class LanesPlot(pg.PlotItem):
                 bar.setPen(pg.mkPen(None))
                 self.addItem(bar)
             if before is None or before[0] != event.label:
-                bar.setBrush(pg.mkBrush(label_colour(event.label)))
+                bar.setBrush(pg.mkBrush(self.colour(event.label)))
             bar.setRect(event.onset, drawn[1] + (1 - BAR_HEIGHT) / 2, event.offset - event.onset, BAR_HEIGHT)
             state = "open" if event.open else "ended"
             bar.setToolTip(f"{event.label}: peak {event.peak:.2f}\n{event.onset:.2f}-{event.offset:.2f} s ({state})")

@@ -29,6 +29,8 @@ class TopKPlot(pg.PlotItem):
             return
         self._shown = clipwise.copy()
         best = np.argsort(clipwise)[::-1][:self.k]
-        rows = np.arange(self.k - len(best), self.k)[::-1]  # best in the top row
+        rows = np.arange(len(best))[::-1]  # best in the top row
         self.bars.setOpts(x0=np.zeros(len(best)), y0=rows + 0.1, width=clipwise[best], height=0.8)
-        self.row_axis.set_names([""] * (self.k - len(best)) + [name(i) for i in best][::-1])
+        self.row_axis.set_names([name(i) for i in best][::-1])
+        self.setTitle(f"top {len(best)} clipwise")
+        self.setYRange(0, max(1, len(best)), padding=0.0)

@@ -6,7 +6,6 @@ import time
 import numpy as np
 import soundfile
 
-from gui.lanes import label_colour
 from gui.live_data import LiveData
 from gui.local_source import LocalSource
 from gui.receiver import Receiver
@@ -64,7 +63,7 @@ def test_a_tone_file_shows_its_row_its_event_and_the_counters(qapp, grab, tiny_c
         event = live.finished[0]
         assert event["onset"] == 0.0 and abs(event["offset"] - SECONDS) < 0.05
         left, row = image.row(window.lanes, 0.5, live.now - 20.0, live.now)
-        coloured = [left + i for i, c in enumerate(row) if c.rgb() == label_colour("class_3").rgb()]
+        coloured = [left + i for i, c in enumerate(row) if c.rgb() == window.lanes.colour("class_3").rgb()]
         assert abs(coloured[0] - image.point(window.lanes, 0.0, 0.5)[0]) <= 2
         assert abs(coloured[-1] - image.point(window.lanes, event["offset"], 0.5)[0]) <= 2
     finally:

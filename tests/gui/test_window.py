@@ -7,7 +7,6 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from gui.lanes import label_colour
 from gui.live_data import LiveData
 from gui.window import LiveWindow
 from model import load_model
@@ -18,10 +17,6 @@ FRAMES_PER_SECOND = 1024 / 10
 
 def brightness(colour) -> int:
     return colour.red() + colour.green() + colour.blue()
-
-
-def dog_rgb() -> int:
-    return label_colour("Dog").rgb()
 
 
 def feed_scores(live, messages, seconds: int, high: dict[int, tuple[float, float, float]] | None = None,
@@ -82,7 +77,7 @@ def test_event_bar_spans_its_onset_to_offset_in_its_lane(window, grab, messages)
     image = grab(w)
     assert w.lanes.lanes == ["Dog"]
     left, row = image.row(w.lanes, 0.5, 5.0, 20.0)
-    coloured = [left + i for i, c in enumerate(row) if c.rgb() == dog_rgb()]
+    coloured = [left + i for i, c in enumerate(row) if c.rgb() == w.lanes.colour("Dog").rgb()]
     assert coloured, "no bar drawn"
     assert abs(coloured[0] - image.point(w.lanes, 10.0, 0.5)[0]) <= 2
     assert abs(coloured[-1] - image.point(w.lanes, 15.0, 0.5)[0]) <= 2
@@ -102,10 +97,10 @@ def test_each_label_gets_its_own_lane_and_cancelled_events_vanish(window, grab, 
     w.redraw()
     image = grab(w)
     assert w.lanes.lanes == ["Dog", "Siren"]  # top lane first; Music was cancelled
-    assert image.colour(w.lanes, 6.0, 1.5).rgb() == dog_rgb()  # top lane (y in [1, 2))
-    assert image.colour(w.lanes, 22.0, 0.5).rgb() == label_colour("Siren").rgb()
-    assert image.colour(w.lanes, 22.0, 1.5).rgb() != label_colour("Siren").rgb()
-    assert image.colour(w.lanes, 27.0, 0.5).rgb() != label_colour("Music").rgb()
+    assert image.colour(w.lanes, 6.0, 1.5).rgb() == w.lanes.colour("Dog").rgb()  # top lane (y in [1, 2))
+    assert image.colour(w.lanes, 22.0, 0.5).rgb() == w.lanes.colour("Siren").rgb()
+    assert image.colour(w.lanes, 22.0, 1.5).rgb() != w.lanes.colour("Siren").rgb()
+    assert image.colour(w.lanes, 27.0, 0.5).rgb() != w.lanes.colour("Music").rgb()
 
 
 def test_heatmap_shows_the_top_classes_and_shades_the_provisional_region(window, grab, messages):
