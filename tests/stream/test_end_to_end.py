@@ -16,8 +16,8 @@ from stream.publish import Subscriber
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_speech_band_sound_played_into_the_virtual_microphone_reaches_a_subscriber(virtual_mic, tmp_path,
-                                                                                   tiny_checkpoint):
+def test_sound_played_into_the_virtual_microphone_reaches_a_zeromq_subscriber(virtual_mic, tmp_path,
+                                                                              tiny_checkpoint):
     rate = 44100  # any rate: the player and the capture both convert
     t = np.arange(int(14 * rate)) / rate
     sound = 0.4 * np.sin(2 * np.pi * 440 * t) * (1 + np.sin(2 * np.pi * 0.5 * t)) / 2
@@ -160,7 +160,7 @@ def test_detect_without_a_source_or_microphone_plays_the_demo_recording(tmp_path
     assert f"samples={round(seconds * 32000)}" in result.stdout
 
 
-def test_detect_from_a_named_microphone_that_does_not_exist_says_so(tmp_path, tiny_checkpoint):
+def test_detect_from_mic_without_any_microphone_says_so(tmp_path, tiny_checkpoint):
     result = subprocess.run(
         [sys.executable, "-m", "stream.cli", "detect", "mic", "--model", str(tiny_checkpoint),
          "--set", f'publish.bind="ipc://{tmp_path}/x.sock"'],
