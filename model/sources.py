@@ -8,7 +8,7 @@ every chosen file into a 32-kHz mono clip with leading and trailing silence trim
 
 Each recording belongs to a group: for speech the speaker (one language directory of one package), for
 everything else the recording itself. Splits are drawn per class over groups, so a voice or a recording
-is never in two splits. Every source's package, version and licence (from the package's DEP-5
+is never in two splits; a file whose bytes recur elsewhere is kept only in the first split that has it. Every source's package, version and licence (from the package's DEP-5
 copyright file) goes into the manifest that ships beside the weights.
 """
 
@@ -229,6 +229,17 @@ def assign_splits(sources: list[Source], seed: int, test_share: float = 0.2, val
     return [Source(**{**asdict(s), "split": split_of[(s.label, s.group)]}) for s in sources]
 
 
+def drop_cross_split_duplicates(sources: list[Source], cache: Path) -> list[Source]:
+    """Keep a recording whose bytes sit in several places (ktuberling's Serbian script variants share their
+    files) only in the first split of train, val, test that holds it, so a test file is never a training file."""
+    order = {"train": 0, "val": 1, "test": 2}
+    digests = {s.id: hashlib.sha1((cache / "pkgs" / s.package / s.id.split(":", 1)[1]).read_bytes()).hexdigest() for s in sources}
+    first_split = {}
+    for source in sorted(sources, key=lambda s: order[s.split]):
+        first_split.setdefault(digests[source.id], source.split)
+    return [s for s in sources if first_split[digests[s.id]] == s.split]
+
+
 def load_clip(path: Path) -> np.ndarray:
     """A file as 32-kHz mono float32, with leading and trailing silence trimmed."""
     wave, rate = sf.read(str(path), dtype="float32", always_2d=True)
@@ -273,7 +284,8 @@ def fetch_sources(cache: Path, seed: int) -> list[Source]:
     versions = download_packages(cache)
     if not (cache / "pkgs" / RCC_PACKAGE / RCC_AUDIO_DIR).is_dir():
         extract_rcc_audio(cache / "pkgs" / RCC_PACKAGE)
-    return prepare_clips(cache, assign_splits(find_sources(cache, versions), seed))
+    sources = assign_splits(find_sources(cache, versions), seed)
+    return prepare_clips(cache, drop_cross_split_duplicates(sources, cache))
 
 
 def write_manifest(sources: list[Source], seed: int, path: Path) -> None:

@@ -203,23 +203,25 @@ def tune_thresholds(data: SoundscapeSet, probabilities: np.ndarray, labels: list
         detections = token_events(data.names, probabilities, np.full(len(labels), threshold), labels, seconds)
         _, per_class = event_f1(truth, meta, detections)
         for label in labels:
-            f1 = per_class.get(label, 0.0)
-            f1 = 0.0 if f1 != f1 else f1  # psds_eval gives NaN for a class with no detections
+            f1 = strict_f1(per_class, label)
             if f1 > best[label][0]:
                 best[label] = (f1, float(threshold))
     return np.array([best[label][1] for label in labels], np.float32), {label: best[label][0] for label in labels}
 
 
-def new_model(config, init: Path | None):
-    """A fresh HTSAT, or one initialised from any checkpoint load_model reads with the head re-sized."""
+def new_model(config, init: Path | None, labels: list[str] | None = None):
+    """A fresh HTSAT, or one initialised from any checkpoint load_model reads: the whole model when the
+    checkpoint already has these labels, else everything but the head, which is re-sized and re-initialised."""
     import torch
 
-    from model.checkpoint import read_checkpoint
+    from model.checkpoint import build_model, read_checkpoint
     from model.htsat import HTSAT
 
     if init is None:
         return HTSAT(config)
     source = read_checkpoint(init)
+    if labels is not None and source.labels == list(labels):
+        return build_model(source, init).train()
     model = HTSAT(replace(source.config, num_classes=config.num_classes))
     own = model.state_dict()
     taken = {k: v for k, v in source.state_dict.items() if k in own and not k.startswith("tscam_conv.")}
@@ -250,7 +252,7 @@ def train(train_dir: Path, val_dir: Path, out_dir: Path, config, settings: Train
     labels = json.loads((Path(train_dir) / "manifest.json").read_text(encoding="utf-8"))["labels"]
     config = replace(config, num_classes=len(labels))
     torch.manual_seed(settings.seed)
-    model = new_model(config, init)
+    model = new_model(config, init, labels)
     tokens = model.config.time_tokens
     train_set = load_set(train_dir, labels, tokens, progress)
     val_set = load_set(val_dir, labels, tokens, progress)
@@ -342,13 +344,24 @@ def detect_set(predictor, directory: Path, batch_size: int = 8, progress: bool =
 
 
 def evaluate_checkpoint(path: Path, directory: Path, detections_path: Path, progress: bool = True) -> tuple[float, dict[str, float]]:
-    """Event F1 (psds_eval, Table 3 protocol) of a checkpoint on a mixed set; writes its detections TSV."""
+    """Macro and per-class event F1 (psds_eval, Table 3 protocol; a class never detected counts 0) of a
+    checkpoint on a mixed set; writes its detections TSV."""
     from model import load_model
     from model.evaluate import event_f1, read_events, read_metadata
 
-    detections = detect_set(load_model(path), directory, progress)
+    predictor = load_model(path)
+    detections = detect_set(predictor, directory, progress=progress)
     detections.to_csv(detections_path, sep="\t", index=False, float_format="%.4f")
-    return event_f1(read_events(Path(directory) / "soundscapes.tsv"), read_metadata(Path(directory) / "soundscapes_metadata.tsv"), detections)
+    _, per_class = event_f1(read_events(Path(directory) / "soundscapes.tsv"),
+                            read_metadata(Path(directory) / "soundscapes_metadata.tsv"), detections)
+    per_class = {label: strict_f1(per_class, label) for label in predictor.labels}
+    return float(np.mean(list(per_class.values()))), per_class
+
+
+def strict_f1(per_class: dict[str, float], label: str) -> float:
+    """A class's F1 with 0 for a class never detected (psds_eval reports NaN and leaves it out of its macro)."""
+    value = per_class.get(label, 0.0)
+    return 0.0 if value != value else float(value)
 
 
 def add_train_arguments(parser) -> None:
@@ -356,7 +369,8 @@ def add_train_arguments(parser) -> None:
     parser.add_argument("--val-dir", type=Path, required=True, help="validation soundscapes: best epoch and thresholds")
     parser.add_argument("--test-dir", type=Path, help="held-out soundscapes to score the best checkpoint on at the end")
     parser.add_argument("--out", type=Path, default=Path("runs/train"), help="run directory (best.safetensors, last.pt, history.json)")
-    parser.add_argument("--init", type=Path, help="start from this checkpoint (any file load_model reads), head re-sized")
+    parser.add_argument("--init", type=Path, help="start from this checkpoint (any file load_model reads; its architecture wins over "
+                             "--embed-dim/--depths/--heads); the head is re-sized unless it has the same labels")
     parser.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     parser.add_argument("--sources-manifest", type=Path, default=Path("model/data/sources_manifest.json"),
                         help="manifest of the source recordings, hashed into the checkpoint's provenance")
