@@ -86,14 +86,15 @@ def run_real_time(model, recording: str, hop: float, seconds: float, streams: in
 
     config = bench_config(hop, fast=False)
     publisher = Publisher.from_config(config.publish)
-    rss_early = []
+    rss = {}  # "early" after the 10th window, "last" after the newest: both just as a window's scores go out
     windows = [0]
 
     def measure(topic, stream, body):
         if topic == "scores":
             windows[0] += 1
+            rss["last"] = rss_mib()
             if windows[0] == RSS_AFTER_WINDOWS:
-                rss_early.append(rss_mib())
+                rss["early"] = rss["last"]
 
     pipeline = Pipeline(config, model, [recording] * streams, publisher=publisher, listeners=[measure],
                         max_batch=max(8, streams))
@@ -104,7 +105,7 @@ def run_real_time(model, recording: str, hop: float, seconds: float, streams: in
     latencies = [value for report in reports for value in report.hop_latencies]
     return RealTimeResult(sum(r.windows for r in reports), sum(r.skipped_windows for r in reports),
                           sum(r.overruns for r in reports), dropped, percentile(latencies, 50),
-                          percentile(latencies, 95), rss_early[0] if rss_early else None, rss_mib())
+                          percentile(latencies, 95), rss.get("early"), rss.get("last", rss_mib()))
 
 
 def run_fast(model, recording: str, hop: float, streams: int) -> FastResult:
