@@ -77,7 +77,7 @@ def _local_source(args):
     except ConfigError as error:
         print(f"htsat-live gui: {error}", file=sys.stderr)
         return None, ""
-    model = load_model_or_explain(config.model.path or None, config.model.device, config.model.backend)
+    model = load_model_or_explain(config.model.path or None, config.model.device, config.model.backend, config.model.precision)
     if model is None:
         return None, ""
     source = LocalSource()

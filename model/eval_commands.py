@@ -95,7 +95,8 @@ def run_detect_dir(args) -> int:
     try:
         config = load_config(args.config)
         files = audio_files(args.directory)
-        model = load_model(args.model or config.model.path or None, device=config.model.device, backend=config.model.backend)
+        model = load_model(args.model or config.model.path or None, device=config.model.device, backend=config.model.backend,
+                           precision=config.model.precision)
         targets = build_targets(config.events, model.labels, model.thresholds)
     except (OSError, ValueError) as error:
         print(f"detect-dir: {error}", file=sys.stderr)
@@ -144,7 +145,8 @@ def run_consistency(args) -> int:
         for hop in args.hop:
             with_overrides(config, {"windows.hop": hop})  # the stream's limits on the hop
         files = audio_files(args.directory)
-        model = load_model(args.model or config.model.path or None, device=config.model.device, backend=config.model.backend)
+        model = load_model(args.model or config.model.path or None, device=config.model.device, backend=config.model.backend,
+                           precision=config.model.precision)
         recordings = {path.name: read_clip(path) for path in tqdm(files, desc="reading", unit="file")}
     except (OSError, ValueError, CaptureError) as error:
         print(f"consistency: {error}", file=sys.stderr)

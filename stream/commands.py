@@ -30,6 +30,7 @@ def add_detect_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hop", type=float, help="seconds between 10-s windows (0.3125 to 10)")
     parser.add_argument("--backend", choices=("torch", "onnx"), help="inference engine")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="compute device")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), help="torch backend precision")
     parser.add_argument("--fast", action="store_true", default=None,
                         help="feed files as fast as inference allows instead of in real time")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -41,7 +42,8 @@ def detect_config(args):
     config = load_config(args.config)
     overrides = dict(parse_assignment(text) for text in args.set)
     overrides.update({"source.input": args.source, "model.path": args.model, "windows.hop": args.hop,
-                      "model.backend": args.backend, "model.device": args.device, "source.fast": args.fast})
+                      "model.backend": args.backend, "model.device": args.device, "model.precision": args.precision,
+                      "source.fast": args.fast})
     return with_overrides(config, overrides)
 
 
@@ -79,7 +81,7 @@ def run_detect(args) -> int:
     except ConfigError as error:
         print(f"htsat-live detect: {error}", file=sys.stderr)
         return 2
-    model = load_model_or_explain(config.model.path or None, config.model.device, config.model.backend)
+    model = load_model_or_explain(config.model.path or None, config.model.device, config.model.backend, config.model.precision)
     if model is None:
         return 2
     try:
@@ -132,12 +134,12 @@ def build_pipeline(config, model):
         raise
 
 
-def load_model_or_explain(path, device: str, backend: str):
+def load_model_or_explain(path, device: str, backend: str, precision: str = "fp32"):
     """The model, or None after printing why it cannot be loaded."""
     from model import load_model
 
     try:
-        return load_model(path, device=device, backend=backend)
+        return load_model(path, device=device, backend=backend, precision=precision)
     except (OSError, ValueError) as error:
         where = path or "the embedded default model"
         print(f"htsat-live: cannot load {where}: {error}", file=sys.stderr)

@@ -47,6 +47,7 @@ class ModelConfig:
     path: str = _setting("")  # checkpoint or .onnx file; "" = the embedded default model
     backend: str = _setting("torch", choices=("torch", "onnx"))
     device: str = _setting("cpu", choices=("cpu", "cuda"))
+    precision: str = _setting("fp32", choices=("fp32", "bf16"))  # torch backend: bf16 transformer on CPUs with bf16
 
 
 @dataclass(frozen=True)
