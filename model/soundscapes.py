@@ -12,7 +12,7 @@ One clip:
   recording group, then file; an event is 1-3 pieces of one group (several words of one speaker, a dog
   barking twice) or one excerpt of a long recording; each piece gets a speed change (pitch and time) and a
   spectral tilt; the event's level puts its active part SNR dB above the background, SNR uniform 0..15 dB;
-  onsets uniform, overlaps allowed;
+  onsets uniform, overlaps allowed (the demo spreads its events over equal slots instead);
 - strong labels: onset and offset of the event's audible part: the first and last 20-ms frame whose
   energy is within 30 dB of the event's loudest frame and no more than 6 dB below the background.
 
@@ -50,6 +50,7 @@ class MixSettings:
     gap_seconds: tuple[float, float] = (0.05, 0.4)  # silence between the pieces of one event
     speed: tuple[float, float] = (0.9, 1.1)
     tilt_db_per_octave: tuple[float, float] = (-3.0, 3.0)
+    spread: bool = False  # event k starts inside the k-th of n equal slots (readable demos), else anywhere
 
     def __post_init__(self):
         object.__setattr__(self, "events", tuple(self.events))
@@ -199,12 +200,17 @@ def mix_clip(rng: np.random.Generator, pool: ClipPool, settings: MixSettings) ->
     mix, background = make_background(rng, n, settings)
     background_power = float(np.mean(mix**2))
     events = []
-    for label in pick_labels(rng, int(rng.integers(settings.events[0], settings.events[1] + 1))):
+    labels = pick_labels(rng, int(rng.integers(settings.events[0], settings.events[1] + 1)))
+    for k, label in enumerate(labels):
         wave, pieces = make_event_wave(rng, pool, label, settings)
         wave = wave[:n]
         snr = float(rng.uniform(*settings.snr_db))
         wave = wave * np.sqrt(background_power * 10 ** (snr / 10) / active_power(wave))
-        at = int(rng.integers(0, n - len(wave) + 1))
+        if settings.spread:
+            slot = n // len(labels)
+            at = min(k * slot + int(rng.integers(0, max(1, slot - len(wave)) + 1)), n - len(wave))
+        else:
+            at = int(rng.integers(0, n - len(wave) + 1))
         mix[at: at + len(wave)] += wave
         first, last = audible_span(wave, background_power)
         onset = (at + first * FRAME) / SAMPLE_RATE
@@ -260,8 +266,9 @@ def manifest_hash(manifest: dict) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
-# The demo: one minute of held-out (test) recordings, every class at least once.
-DEMO_SETTINGS = MixSettings(clip_seconds=60.0, events=(10, 10))
+# The demo: one minute of held-out (test) recordings, every class at least once, one event per 6-s slot
+# (overlapping only where an event is longer than its slot) so that a listener can follow it.
+DEMO_SETTINGS = MixSettings(clip_seconds=60.0, events=(10, 10), spread=True)
 
 
 def make_demo(clips_dir: Path, sources: list[Source], seed: int, out_dir: Path, settings: MixSettings = DEMO_SETTINGS) -> dict:

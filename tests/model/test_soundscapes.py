@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from model.soundscapes import FRAME, MixSettings, audible_span, make_set
+from model.soundscapes import FRAME, ClipPool, MixSettings, audible_span, make_set, mix_clip
 from model.sources import LABELS, SAMPLE_RATE, Source, assign_splits, copyright_licences, licence_of, read_manifest
 
 MANIFEST = Path(__file__).resolve().parents[2] / "model" / "data" / "sources_manifest.json"
@@ -69,6 +69,14 @@ def test_events_only_use_recordings_of_their_split(pool_dir, tmp_path):
     manifest = make_set(clips, sources, "test", 10, seed=2, out_dir=tmp_path, progress=False)
     used = {piece["source"] for clip in manifest["clips"] for event in clip["events"] for piece in event["pieces"]}
     assert used and used <= test_ids
+
+
+def test_spread_puts_one_event_in_each_slot(pool_dir):
+    clips, sources = pool_dir
+    pool = ClipPool(clips, [s for s in sources if s.split == "train"])
+    settings = MixSettings(clip_seconds=30.0, events=(5, 5), spread=True)
+    _, _, events = mix_clip(np.random.default_rng(0), pool, settings)
+    assert sorted(int(e.placed_at // 6.0) for e in events) == [0, 1, 2, 3, 4]
 
 
 def test_audible_span_is_the_loud_part_of_a_placed_event():
