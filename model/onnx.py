@@ -108,8 +108,12 @@ class OnnxBackend:
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise ValueError(f"device {device!r} requested but ONNX Runtime has no CUDA provider here")
             providers.insert(0, "CUDAExecutionProvider")
+        options = ort.SessionOptions()
+        # no busy-waiting between runs: the stream's other threads (capture, publisher, GUI) and any torch
+        # work in the same process need the cores while the model is idle
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.device = device
-        self.session = ort.InferenceSession(str(path), providers=providers)
+        self.session = ort.InferenceSession(str(path), options, providers=providers)
 
     def run(self, wave: np.ndarray, tile_short: bool) -> tuple[np.ndarray, np.ndarray]:
         if not tile_short:
