@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     live = LiveData()
     receiver = Receiver(source, live)
-    window = LiveWindow(live, f"htsat-live: {title}", span_seconds=args.span, top_n=args.classes)
+    set_threshold = None if args.connect else source.set_threshold
+    window = LiveWindow(live, f"htsat-live: {title}", set_threshold=set_threshold, span_seconds=args.span, top_n=args.classes)
     receiver.connection_changed.connect(window.status_bar.show_connection)
     previous = signal.signal(signal.SIGINT, lambda *_: app.quit())  # Ctrl-C in the terminal quits cleanly too
     receiver.start()

@@ -44,6 +44,11 @@ class LocalSource:
                 break
         return messages
 
+    def set_threshold(self, target: str, on: float) -> None:
+        """Apply a threshold to the running pipeline's event detectors (shown on the next `status`)."""
+        if self.pipeline is not None:
+            self.pipeline.set_threshold(target, on)
+
     def connection(self) -> tuple[str, bool]:
         if self.pipeline is None:
             return "pipeline not started", False

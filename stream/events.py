@@ -191,6 +191,22 @@ class EventDetector:
         self._reported: list[_Reported] = []  # events started and not ended, in start order
         self._next_id = 1
 
+    def set_threshold(self, name: str, on: float) -> Target:
+        """Change a target's on-threshold while the stream runs; its off-threshold keeps its ratio to it.
+
+        Frames not yet through the final pass (and provisional ones) are judged by the new values.
+        """
+        index = next((i for i, target in enumerate(self.targets) if target.name == name), None)
+        if index is None:
+            raise ValueError(f"unknown detection target {name!r}")
+        if not 0.0 <= on <= 1.0:
+            raise ValueError(f"threshold for {name!r} must be in 0..1, got {on}")
+        old = self.targets[index]
+        off = on * (old.off / old.on) if old.on > 0 else on
+        self.targets[index] = replace(old, on=on, off=off)
+        self._on[index], self._off[index] = on, off
+        return self.targets[index]
+
     def update(self, timeline: TimelineUpdate, now: float | None = None) -> list[Event]:
         """Take the changed frames of one stitcher update; returns the reports it causes."""
         self._receive(timeline)

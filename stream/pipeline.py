@@ -108,6 +108,7 @@ class StreamRunner:
         self.report = StreamReport()
         self.scheduled_stop = 0  # end of the newest window handed to the worker (fast feeding follows it)
         self._results: queue.SimpleQueue[Result] = queue.SimpleQueue()
+        self._threshold_changes: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._read_overruns = 0
@@ -151,9 +152,26 @@ class StreamRunner:
         finally:
             self.ended.set()
 
+    def set_threshold(self, target: str, on: float) -> None:
+        """Queue a new on-threshold for `target`; the stream's thread applies it before its next update."""
+        if target not in {t.name for t in self.detector.targets}:
+            raise ValueError(f"unknown detection target {target!r}")
+        if not 0.0 <= on <= 1.0:
+            raise ValueError(f"threshold for {target!r} must be in 0..1, got {on}")
+        self._threshold_changes.put((target, on))
+
+    def _apply_threshold_changes(self) -> None:
+        while True:
+            try:
+                target, on = self._threshold_changes.get_nowait()
+            except queue.Empty:
+                return
+            self.detector.set_threshold(target, on)
+
     def _run(self) -> None:
         finishing = False
         while not self._stop.is_set():
+            self._apply_threshold_changes()
             self._take_results()
             if not finishing:
                 closed = self.ring.closed  # read before scheduling: every sample written before it is seen
@@ -416,6 +434,11 @@ class Pipeline:
             if not runner.ended.wait(left):
                 return False
         return True
+
+    def set_threshold(self, target: str, on: float) -> None:
+        """Change a detection target's on-threshold in every stream, live (ValueError for an unknown one)."""
+        for runner in self.runners:
+            runner.set_threshold(target, on)
 
     def stop(self, timeout: float = 30.0) -> dict[str, StreamReport]:
         """Stop capturing, finish what was captured, end open events, flush outputs; the reports."""

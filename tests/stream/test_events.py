@@ -192,3 +192,17 @@ def test_memory_stays_flat_over_a_long_stream():
     finally:
         tracemalloc.stop()
     assert late - early < 256 * 1024, f"memory grew by {late - early} bytes"
+
+
+def test_a_threshold_changed_mid_stream_judges_the_frames_still_to_come():
+    scores = [0.4] * 100
+    events = detector(0.5, 0.45)
+    assert events.update(timeline(scores[:50])) == []
+    changed = events.set_threshold("x", 0.3)
+    assert (changed.on, changed.off) == pytest.approx((0.3, 0.27))  # the off-threshold keeps its ratio
+    reports = events.update(timeline(scores[50:], start=50)) + events.flush()
+    assert ends(reports) == [(50, 100)]
+    with pytest.raises(ValueError, match="unknown detection target"):
+        events.set_threshold("nothing", 0.3)
+    with pytest.raises(ValueError, match="must be in 0..1"):
+        events.set_threshold("x", 1.5)

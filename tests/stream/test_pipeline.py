@@ -250,3 +250,20 @@ def test_a_stalled_and_a_vanished_subscriber_cost_the_stream_nothing(tiny_model,
         stalled.close(linger=0)
     assert report.windows == 32 and report.skipped_windows == 0
     assert len(received) == 33 and healthy.missed["scores"] == 0  # every window, plus the closing message
+
+
+def test_a_threshold_set_while_the_stream_runs_reaches_its_detector_and_status(tiny_model, tmp_path):
+    path = write_wave(tmp_path / "noise.wav", noise(6.0))
+    recorder = Recorder()
+    pipeline = Pipeline(make_config(windows__hop=1.0, source__fast=False), tiny_model, [path], listeners=[recorder])
+    pipeline.start()
+    try:
+        pipeline.set_threshold("class_3", 0.95)
+        with pytest.raises(ValueError, match="unknown detection target"):
+            pipeline.set_threshold("no such class", 0.5)
+        assert pipeline.wait(60), "the stream did not end"
+    finally:
+        pipeline.stop()
+    thresholds = recorder.messages["status"][-1]["thresholds"]
+    assert thresholds["class_3"][0] == pytest.approx(0.95)
+    assert thresholds["class_2"][0] == pytest.approx(0.3)
