@@ -23,28 +23,26 @@ F_MAX = 14000.0
 AMIN = 1e-10
 
 
+# Slaney's auditory scale: linear below 1 kHz (3 bands per 200 Hz), logarithmic above
+SLANEY_LINEAR_HZ_PER_MEL = 200.0 / 3.0
+SLANEY_BREAK_HZ = 1000.0
+SLANEY_BREAK_MEL = SLANEY_BREAK_HZ / SLANEY_LINEAR_HZ_PER_MEL
+SLANEY_LOG_STEP = math.log(6.4) / 27.0
+
+
 def _hz_to_slaney_mel(hz: np.ndarray) -> np.ndarray:
-    """Slaney's auditory scale: linear below 1 kHz (3 bands per 200 Hz), logarithmic above."""
     hz = np.asarray(hz, dtype=np.float64)
-    linear_step = 200.0 / 3.0
-    break_hz = 1000.0
-    break_mel = break_hz / linear_step
-    log_step = math.log(6.4) / 27.0
-    mel = hz / linear_step
-    above = hz >= break_hz
-    mel[above] = break_mel + np.log(hz[above] / break_hz) / log_step
+    mel = hz / SLANEY_LINEAR_HZ_PER_MEL
+    above = hz >= SLANEY_BREAK_HZ
+    mel[above] = SLANEY_BREAK_MEL + np.log(hz[above] / SLANEY_BREAK_HZ) / SLANEY_LOG_STEP
     return mel
 
 
 def _slaney_mel_to_hz(mel: np.ndarray) -> np.ndarray:
     mel = np.asarray(mel, dtype=np.float64)
-    linear_step = 200.0 / 3.0
-    break_hz = 1000.0
-    break_mel = break_hz / linear_step
-    log_step = math.log(6.4) / 27.0
-    hz = mel * linear_step
-    above = mel >= break_mel
-    hz[above] = break_hz * np.exp(log_step * (mel[above] - break_mel))
+    hz = mel * SLANEY_LINEAR_HZ_PER_MEL
+    above = mel >= SLANEY_BREAK_MEL
+    hz[above] = SLANEY_BREAK_HZ * np.exp(SLANEY_LOG_STEP * (mel[above] - SLANEY_BREAK_MEL))
     return hz
 
 
