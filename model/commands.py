@@ -35,7 +35,6 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    import numpy as np
     from tqdm import tqdm
 
     from model.checkpoint import build_model, read_checkpoint

@@ -14,7 +14,7 @@ import torch
 
 from model.checkpoint import Checkpoint, build_model, read_checkpoint
 from model.frontend import LogMel
-from model.htsat import FRAME_SECONDS, HTSAT, MODEL_FRAMES, WINDOW_SAMPLES, WINDOW_SECONDS, HTSATConfig, frames_for
+from model.htsat import FRAME_SECONDS, HTSAT, WINDOW_SAMPLES, WINDOW_SECONDS, HTSATConfig, frames_for
 
 SHORT_POLICIES = ("repeat", "pad")
 MIN_REPEAT_SAMPLES = 513  # the centred STFT's reflect padding needs more than n_fft / 2 samples
@@ -63,7 +63,6 @@ class Predictor:
     sample_rate = 32000
     window_seconds = WINDOW_SECONDS
     frame_seconds = FRAME_SECONDS
-    frames = MODEL_FRAMES
 
     def __post_init__(self):
         self._logmel = LogMel()

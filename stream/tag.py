@@ -18,21 +18,19 @@ DEFAULT_THRESHOLD = 0.5
 
 def timeline_events(timeline: np.ndarray, thresholds: np.ndarray, labels: list[str], frame_seconds: float) -> list[dict]:
     """Runs of frames over each class's threshold, with onset/offset seconds, peak and mean score."""
-    active = timeline > thresholds[None, :]  # [T, C]
-    edges = np.diff(active.astype(np.int8), axis=0, prepend=0, append=0)  # +1 at a start, -1 one past an end
+    from model.offline import runs_to_events
+
+    column_of = {label: column for column, label in enumerate(labels)}
     events = []
-    for column in np.flatnonzero(active.any(axis=0)):
-        starts = np.flatnonzero(edges[:, column] == 1)
-        ends = np.flatnonzero(edges[:, column] == -1)
-        for start, end in zip(starts, ends):
-            scores = timeline[start:end, column]
-            events.append({
-                "label": labels[column],
-                "onset": round(start * frame_seconds, 4),
-                "offset": round(end * frame_seconds, 4),
-                "peak": round(float(scores.max()), 4),
-                "mean": round(float(scores.mean()), 4),
-            })
+    for start, end, label in runs_to_events(timeline > thresholds[None, :], labels):  # active: [T, C]
+        scores = timeline[start:end, column_of[label]]
+        events.append({
+            "label": label,
+            "onset": round(start * frame_seconds, 4),
+            "offset": round(end * frame_seconds, 4),
+            "peak": round(float(scores.max()), 4),
+            "mean": round(float(scores.mean()), 4),
+        })
     return sorted(events, key=lambda e: -e["peak"])
 
 

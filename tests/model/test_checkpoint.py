@@ -1,5 +1,4 @@
 import json
-import pickle
 import re
 from pathlib import Path
 
@@ -9,7 +8,7 @@ import safetensors.torch
 import torch
 
 from model import load_model
-from model.checkpoint import CheckpointError, build_model, infer_config, read_checkpoint, save_checkpoint
+from model.checkpoint import CheckpointError, build_model, read_checkpoint, save_checkpoint
 from model.htsat import HTSAT, HTSATConfig
 
 

@@ -8,7 +8,6 @@ One frame is 10/1024 s = 9.765625 ms, so frame boundaries used below are: 100 ->
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile
 
 from model import load_model
