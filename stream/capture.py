@@ -177,6 +177,7 @@ class Source:
             self._stop.wait(0.002)
 
     def _run(self) -> None:
+        """Each source reads its input here, on its own thread, until `_stop` is set or the input ends."""
         raise NotImplementedError
 
     def _interrupt(self) -> None:
