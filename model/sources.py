@@ -6,8 +6,8 @@ water sounds. `fetch_sources` downloads the packages with `apt-get download`, un
 `dpkg-deb -x` (no root needed), opens gcompris' Qt resource files with PySide6's QResource, and turns
 every chosen file into a 32-kHz mono clip with leading and trailing silence trimmed.
 
-Each recording belongs to a group: for speech the speaker (one language directory of one package), for
-everything else the recording itself. Splits are drawn per class over groups, so a voice or a recording
+Each recording belongs to a group: for speech the speaker (one language directory or voice of one package),
+for everything else the recording, with its numbered takes (bird1_00, bird1_01) counted as one. Splits are drawn per class over groups, so a voice or a recording
 is never in two splits; a file whose bytes recur elsewhere is kept only in the first split that has it. Every source's package, version and licence (from the package's DEP-5
 copyright file) goes into the manifest that ships beside the weights.
 """
@@ -32,7 +32,7 @@ SPEECH_FILES_PER_SPEAKER = 24
 LABELS = ("Speech", "Music", "Bird", "Animal", "Alarm", "Water")
 
 # package -> licence where the copyright file is not machine-readable (DEP-5)
-LICENCE_OVERRIDES = {"asterisk-moh-opsound-wav": "CC-BY-SA-3.0"}
+LICENCE_OVERRIDES = {"asterisk-moh-opsound-wav": "CC-BY-SA-3.0", "pingus-data": "GPL-2+", "wesnoth-1.16-data": "GPL-2+"}
 
 RCC_PACKAGE = "gcompris-qt-data"
 RCC_DIR = "usr/share/gcompris-qt/rcc"
@@ -40,6 +40,11 @@ RCC_AUDIO_DIR = "rcc-audio"  # where the audio inside the .rcc files is written,
 GCOMPRIS = f"{RCC_AUDIO_DIR}/gcompris/src"
 TUXPAINT_STAMPS = "usr/share/tuxpaint/stamps"
 THEMES = "usr/share/sounds"
+HEDGEWARS = "usr/share/games/hedgewars/Data"
+WIDELANDS = "usr/share/games/widelands/data"
+MEGAGLEST = "usr/share/games/megaglest"
+WESNOTH = "usr/share/games/wesnoth/1.16/data/core/sounds"
+MINETEST = "usr/share/games/minetest/games/minetest_game/mods"
 
 
 @dataclass(frozen=True)
@@ -53,36 +58,61 @@ class Rule:
 
 
 RULES = (
-    # speech: single words and prompts; one language directory of one package is one speaker
+    # speech: single words and prompts; one language directory or voice of one package is one speaker
     Rule("Speech", "asterisk-core-sounds-en-wav", r"usr/share/asterisk/sounds/(?P<group>en_US_f_Allison)/[^/]+\.wav"),
     Rule("Speech", "asterisk-core-sounds-fr-wav", r"usr/share/asterisk/sounds/(?P<group>fr_[^/]+)/[^/]+\.wav"),
     Rule("Speech", "asterisk-core-sounds-es-wav", r"usr/share/asterisk/sounds/(?P<group>es_[^/]+)/[^/]+\.wav"),
     Rule("Speech", "ktuberling-data", r"usr/share/ktuberling/sounds/(?P<group>[^/.]+)/[^/]+\.(ogg|wav)"),
     Rule("Speech", "tuxpaint-stamps-default", rf"{TUXPAINT_STAMPS}/.+_desc_(?P<group>[a-z]{{2}}(_[A-Za-z]+)?)\.ogg"),
-    # music: music-on-hold tracks, world music, solo instruments, musical ringtones
+    Rule("Speech", "hedgewars-data", rf"{HEDGEWARS}/Sounds/voices/(?P<group>(?!Robot)[^/]+)/[^/]+\.ogg"),  # Robot is vocoded
+    # music: music-on-hold tracks, world music, solo instruments, musical ringtones, game soundtracks
     Rule("Music", "asterisk-moh-opsound-wav", r"usr/share/asterisk/moh/[^/]+\.wav"),
     Rule("Music", RCC_PACKAGE, rf"{GCOMPRIS}/activities/explore_world_music/resource/music/[^/]+\.ogg"),
     Rule("Music", RCC_PACKAGE, rf"{GCOMPRIS}/activities/instruments/resource/[^/]+\.ogg"),
     Rule("Music", RCC_PACKAGE, rf"{GCOMPRIS}/activities/memory-sound/resource/guitar_melody\.ogg"),
     Rule("Music", "lomiri-sounds", r"usr/share/sounds/lomiri/ringtones/(?!Alarm)[^/]+\.ogg"),
     Rule("Music", "tuxpaint-stamps-default", rf"{TUXPAINT_STAMPS}/hobbies/music/[a-z]+/(?![a-z_]*_desc)[a-z_]+\.ogg"),
+    Rule("Music", "hedgewars-data", rf"{HEDGEWARS}/Music/[^/]+\.ogg"),
+    Rule("Music", "colobot-common-sounds", r"usr/share/games/colobot/music/[^/]+\.ogg"),
+    Rule("Music", "frozen-bubble-data", r"usr/share/games/frozen-bubble/snd/[a-z0-9-]*zik[a-z0-9-]*\.ogg"),
     # birds
     Rule("Bird", "tuxpaint-stamps-default", rf"{TUXPAINT_STAMPS}/animals/birds/(?![a-z_]*_desc)[a-z_]+\.ogg"),
     Rule("Bird", RCC_PACKAGE, rf"{GCOMPRIS}/activities/explore_farm_animals/resource/animals/(owl|duck|chickens)\.ogg"),
     Rule("Bird", "sound-icons", r"usr/share/sounds/sound-icons/canary-long\.wav"),
+    Rule("Bird", "widelands-data", rf"{WIDELANDS}/sound/animals/bird[0-9]_[0-9]+\.ogg"),
+    Rule("Bird", "widelands-data", rf"{WIDELANDS}/world/critters/duck/duck_[0-9]+\.ogg"),
+    Rule("Bird", "megaglest-data", rf"{MEGAGLEST}/tilesets/autumn/sounds/owl\.ogg"),
+    Rule("Bird", "megaglest-data", rf"{MEGAGLEST}/techs/megapack/factions/indian/units/thunderbird/sounds/eagle_(ack|select)[0-9]\.wav"),
+    Rule("Bird", "simutrans-pak64", r"usr/share/games/simutrans/pak/sound/seagulls\.wav"),
+    Rule("Bird", "wesnoth-1.16-data", rf"{WESNOTH}/ambient/birds[0-9]\.ogg"),
     # other animals: mammals (dogs, cats, farm and wild animals), frogs, insects
     Rule("Animal", "tuxpaint-stamps-default", rf"{TUXPAINT_STAMPS}/animals/(mammals|marsupials|amphibians|insects)/([a-z]+/)?(?![a-z_0-9-]*_desc)[a-z_0-9]+\.ogg"),
     Rule("Animal", "tuxpaint-stamps-default", rf"{TUXPAINT_STAMPS}/seasonal/halloween/blackcat\.ogg"),
     Rule("Animal", RCC_PACKAGE, rf"{GCOMPRIS}/activities/explore_farm_animals/resource/animals/(cat|dog|cow|horse|pig|sheep)\.ogg"),
     Rule("Animal", RCC_PACKAGE, rf"{GCOMPRIS}/activities/memory-sound/resource/LRBark_[0-9]_LA_cut\.ogg"),
-    # alarms: alarm clocks, telephone rings, sirens
+    Rule("Animal", "widelands-data", rf"{WIDELANDS}/sound/animals/(boar|frog|(coyote|crickets[0-9]|moose|stag|wolf)_[0-9]+)\.ogg"),
+    Rule("Animal", "widelands-data", rf"{WIDELANDS}/sound/farm/(farm_animal|horse|sheep)_[0-9]+\.ogg"),
+    Rule("Animal", "megaglest-data", rf"{MEGAGLEST}/techs/megapack/commondata/sounds/(cow|pig)_(ack|select)[0-9]\.wav"),
+    Rule("Animal", "megaglest-data", rf"{MEGAGLEST}/techs/megapack/factions/persian/units/sheep/sounds/sheep[0-9]+\.wav"),
+    Rule("Animal", "megaglest-data", rf"{MEGAGLEST}/techs/megapack/factions/indian/units/beehive/sounds/bee[0-9]\.wav"),
+    Rule("Animal", "megaglest-data", rf"{MEGAGLEST}/tilesets/(birch_forest|desert2)/sounds/wolf\.wav"),
+    Rule("Animal", "megaglest-data", rf"{MEGAGLEST}/tilesets/pine_peat/sounds/mudchute_cow_1\.ogg"),
+    Rule("Animal", "simutrans-pak64", r"usr/share/games/simutrans/pak/sound/horse\.wav"),
+    Rule("Animal", "wesnoth-1.16-data", rf"{WESNOTH}/wolf-growl-[0-9]\.ogg"),
+    # alarms (AudioSet's Alarm: alarm clocks, telephone rings, sirens, horns, whistles)
     Rule("Alarm", "lomiri-sounds", r"usr/share/sounds/lomiri/ringtones/Alarm[^/]*\.ogg"),
     Rule("Alarm", "sound-theme-freedesktop", rf"{THEMES}/freedesktop/stereo/(alarm-clock-elapsed|phone-[a-z-]+)\.oga"),
     Rule("Alarm", "oxygen-sounds", rf"{THEMES}/Oxygen-Im-Phone-Ring\.ogg"),
     Rule("Alarm", "gnome-audio", rf"{THEMES}/phone\.wav"),
     Rule("Alarm", RCC_PACKAGE, rf"{GCOMPRIS}/activities/memory-sound/resource/LRRing_01_LA\.ogg"),
     Rule("Alarm", "tuxpaint-stamps-default", rf"{TUXPAINT_STAMPS}/vehicles/emergency/firetruck\.ogg"),
-    # water: filling, pouring, bubbling, rain, waves, a flushing toilet
+    Rule("Alarm", "heroes-sound-effects", r"usr/share/games/heroes/sfx/(clock0[12]|claxon)\.wav"),
+    Rule("Alarm", "simutrans-pak64", r"usr/share/games/simutrans/pak/sound/boat-horn\.wav"),
+    Rule("Alarm", "hedgewars-data", rf"{HEDGEWARS}/Sounds/Whistle\.ogg"),
+    Rule("Alarm", "lincity-ng-data", r"usr/share/games/lincity-ng/sounds/FireStation[0-9]\.wav"),
+    Rule("Alarm", "supertux-data", r"usr/share/games/supertux2/sounds/phone\.wav"),
+    Rule("Alarm", "pysiogame", r"usr/share/games/pysiogame/res/sounds/sfx_whistle0[34]\.ogg"),
+    # water: filling, pouring, bubbling, dripping, splashing, rain, streams, waves, a flushing toilet
     Rule("Water", RCC_PACKAGE, rf"{GCOMPRIS}/activities/canal_lock/resource/water_fill\.wav"),
     Rule("Water", RCC_PACKAGE, rf"{GCOMPRIS}/core/resource/sounds/water\.wav"),
     Rule("Water", RCC_PACKAGE, rf"{GCOMPRIS}/activities/watercycle/resource/(harbor[12]|bubble)\.wav"),
@@ -90,6 +120,16 @@ RULES = (
     Rule("Water", RCC_PACKAGE, rf"{GCOMPRIS}/activities/memory-sound/resource/LRRain_in_garden_01_LA_cut\.ogg"),
     Rule("Water", "tuxpaint-stamps-default", rf"{TUXPAINT_STAMPS}/household/toilet\.ogg"),
     Rule("Water", "sound-icons", r"usr/share/sounds/sound-icons/glass-water-1\.wav"),
+    Rule("Water", "lincity-ng-data", r"usr/share/games/lincity-ng/sounds/Water[0-9]\.wav"),
+    Rule("Water", "megaglest-data", rf"{MEGAGLEST}/data/core/water_sounds/water[0-9]\.wav"),
+    Rule("Water", "megaglest-data", rf"{MEGAGLEST}/tilesets/[a-z_0-9]+/sounds/rain\.(ogg|wav)"),
+    Rule("Water", "minetest-data", rf"{MINETEST}/(env_sounds/sounds/env_sounds_water|default/sounds/default_water_footstep)\.[0-9]\.ogg"),
+    Rule("Water", "pingus-data", r"usr/share/games/pingus/data/sounds/splash\.wav"),
+    Rule("Water", "simutrans-pak64", r"usr/share/games/simutrans/pak/sound/Water\.wav"),
+    Rule("Water", "supertux-data", r"usr/share/games/supertux2/sounds/(rain|waterfall|splash)\.(wav|ogg)"),
+    Rule("Water", "tuxpaint-data", r"usr/share/tuxpaint/sounds/bubble\.wav"),
+    Rule("Water", "widelands-data", rf"{WIDELANDS}/sound/empire/(beer|wine)bubble_[0-9]+\.ogg"),
+    Rule("Water", "hedgewars-data", rf"{HEDGEWARS}/Sounds/(Droplet[0-9]|splash)\.ogg"),
 )
 
 PACKAGES = tuple(sorted({rule.package for rule in RULES}))
@@ -193,14 +233,21 @@ def find_sources(cache: Path, versions: dict[str, str]) -> list[Source]:
             relative = file.relative_to(root).as_posix()
             match = pattern.fullmatch(relative)
             if match and file.is_file():
-                group = match.groupdict().get("group") or relative
-                picked.append((f"{rule.package}:{group}" if rule.label == "Speech" else f"{rule.package}:{relative}", relative))
+                group = match.groupdict().get("group") or recording_of(relative)
+                picked.append((f"{rule.package}:{group}", relative))
         if rule.label == "Speech":
             picked = _spread_per_group(picked, SPEECH_FILES_PER_SPEAKER)
         for group, relative in picked:
             sources.append(Source(f"{rule.package}:{relative}", rule.label, rule.package, versions[rule.package],
                                   licence_of(rule.package, relative, stanzas), group))
     return sources
+
+
+def recording_of(relative: str) -> str:
+    """The recording a file was cut from: its name without a trailing take number, so the numbered takes
+    of one recording (bird1_00.ogg, bird1_01.ogg; water0.wav ... water5.wav; rain.ogg in several folders)
+    form one group and never straddle two splits."""
+    return re.sub(r"[_.\- ]?[0-9]+$", "", Path(relative).stem)
 
 
 def _spread_per_group(picked: list[tuple[str, str]], per_group: int) -> list[tuple[str, str]]:

@@ -8,7 +8,8 @@ import pytest
 import soundfile as sf
 
 from model.soundscapes import FRAME, ClipPool, MixSettings, audible_span, make_set, mix_clip
-from model.sources import LABELS, SAMPLE_RATE, Source, assign_splits, copyright_licences, licence_of, read_manifest
+from model.sources import (LABELS, SAMPLE_RATE, Source, assign_splits, copyright_licences, licence_of, read_manifest,
+                           recording_of)
 
 MANIFEST = Path(__file__).resolve().parents[2] / "model" / "data" / "sources_manifest.json"
 
@@ -103,6 +104,17 @@ def test_committed_split_never_shares_a_speaker_or_recording():
         assert len(groups) >= 8
         assert sum(1 for s in groups.values() if s == "test") >= 2
     assert json.loads(MANIFEST.read_text())["seed"] == seed
+
+
+def test_numbered_takes_of_one_recording_form_one_group():
+    assert recording_of("sound/animals/bird1_00.ogg") == recording_of("sound/animals/bird1_02.ogg") == "bird1"
+    assert recording_of("sound/animals/bird2_00.ogg") != "bird1"
+    assert recording_of("core/water_sounds/water0.wav") == recording_of("core/water_sounds/water5.wav") == "water"
+    assert recording_of("mods/env_sounds_water.3.ogg") == "env_sounds_water"
+    assert recording_of("resource/LRBark_1_LA_cut.ogg") == "LRBark_1_LA_cut"
+    _, sources = read_manifest(MANIFEST)
+    takes = [s for s in sources if s.package == "widelands-data" and "/bird2_" in s.id]
+    assert len(takes) >= 2 and len({s.group for s in takes}) == 1
 
 
 def test_split_is_deterministic_for_a_seed():
