@@ -46,6 +46,12 @@ def _slaney_mel_to_hz(mel: np.ndarray) -> np.ndarray:
     return hz
 
 
+def mel_band_centres_hz(f_min: float = F_MIN, f_max: float = F_MAX, n_mels: int = N_MELS) -> np.ndarray:
+    """Centre frequency of each mel band: [n_mels]."""
+    edge_mels = np.linspace(_hz_to_slaney_mel(np.array([f_min]))[0], _hz_to_slaney_mel(np.array([f_max]))[0], n_mels + 2)
+    return _slaney_mel_to_hz(edge_mels)[1:-1]
+
+
 def slaney_mel_filterbank(
     sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N_MELS, f_min: float = F_MIN, f_max: float = F_MAX
 ) -> np.ndarray:

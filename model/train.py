@@ -23,6 +23,9 @@ from pathlib import Path
 import numpy as np
 
 TOKEN_GRID = np.round(np.arange(0.1, 0.91, 0.1), 2)  # thresholds tried per class on validation
+# Band limits of common low-rate sources (8, 11.025, 16, 22.05 kHz: phone lines, IP cameras, old files),
+# whose resampled audio is empty above them; the band-limit augmentation draws one of these.
+BAND_LIMITS_HZ = (4000.0, 5512.5, 8000.0, 11025.0)
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class TrainSettings:
     mixup_probability: float = 0.5  # share of batches mixed
     mixup_alpha: float = 1.0
     frame_loss_weight: float = 1.0
+    band_limit_probability: float = 0.0  # share of examples whose mel bands above a BAND_LIMITS_HZ cut are emptied
     seed: int = 8
     threads: int = 2
 
@@ -127,11 +131,17 @@ def learning_rate(step: int, total: int, settings: TrainSettings) -> float:
 
 
 def augment(mel, clip_target, token_target, settings: TrainSettings, generator):
-    """Gain, SpecAugment and mixup on a batch. mel [B, T, F]; targets [B, C], [B, tokens, C]."""
+    """Gain, band limit, SpecAugment and mixup on a batch. mel [B, T, F]; targets [B, C], [B, tokens, C]."""
     import torch
+
+    from model.frontend import AMIN, mel_band_centres_hz
 
     b, t, f = mel.shape
     mel = mel + (torch.rand(b, 1, 1, generator=generator) * 2 - 1) * settings.gain_db
+    limited = torch.rand(b, generator=generator) < settings.band_limit_probability  # [B]
+    cut_hz = torch.tensor(BAND_LIMITS_HZ)[torch.randint(0, len(BAND_LIMITS_HZ), (b,), generator=generator)]  # [B]
+    above = torch.from_numpy(mel_band_centres_hz(n_mels=f)).float()[None] > cut_hz[:, None]  # [B, F]
+    mel = torch.where((limited[:, None] & above)[:, None, :], torch.tensor(10 * math.log10(AMIN)), mel)
     fill = mel.mean(dim=(1, 2), keepdim=True).expand(b, t, f)
     keep = torch.ones(b, t, f, dtype=torch.bool)
     for _ in range(settings.time_masks):
@@ -378,7 +388,8 @@ def add_train_arguments(parser) -> None:
     parser.add_argument("--depths", type=int, nargs="+", default=[2, 2, 2, 2])
     parser.add_argument("--heads", type=int, nargs="+", default=[1, 2, 4, 8])
     defaults = TrainSettings()
-    for name in ("epochs", "batch_size", "lr", "weight_decay", "mixup_probability", "frame_loss_weight", "seed", "threads"):
+    for name in ("epochs", "batch_size", "lr", "weight_decay", "mixup_probability", "frame_loss_weight",
+                 "band_limit_probability", "seed", "threads"):
         parser.add_argument("--" + name.replace("_", "-"), type=type(getattr(defaults, name)), default=getattr(defaults, name))
 
 
@@ -388,7 +399,7 @@ def run_train(args) -> int:
 
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                              mixup_probability=args.mixup_probability, frame_loss_weight=args.frame_loss_weight,
-                             seed=args.seed, threads=args.threads)
+                             band_limit_probability=args.band_limit_probability, seed=args.seed, threads=args.threads)
     config = HTSATConfig(embed_dim=args.embed_dim, depths=tuple(args.depths), num_heads=tuple(args.heads))
     manifest = args.sources_manifest if args.sources_manifest.is_file() else None
     result = train(args.train_dir, args.val_dir, args.out, config, settings, args.init, args.resume, manifest)

@@ -13,7 +13,9 @@ import soundfile as sf
 
 from model.soundscapes import make_set
 from model.sources import LABELS, SAMPLE_RATE, Source, assign_splits
-from model.train import TrainSettings, balanced_weights, learning_rate, new_model, strict_f1, token_targets, train
+from model.frontend import mel_band_centres_hz
+from model.train import (BAND_LIMITS_HZ, TrainSettings, augment, balanced_weights, learning_rate, new_model, strict_f1,
+                         token_targets, train)
 
 TINY = HTSATConfig(num_classes=len(LABELS), embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1), drop_path_rate=0.0)
 FAST = TrainSettings(epochs=3, batch_size=8, lr=3e-3, mixup_probability=0.0, seed=1, threads=1)
@@ -98,6 +100,24 @@ def test_same_seed_same_run_and_resume_finishes_it(tiny_sets, tmp_path):
     resumed = train(tiny_sets / "train", tiny_sets / "val", tmp_path / "a", TINY, two_epochs, resume=True, progress=False)
     assert [e["epoch"] for e in resumed["history"]] == [1, 2]
     assert resumed["history"][0] == first["history"][0]
+
+
+def test_band_limit_empties_the_bands_above_a_low_rate_source_cut():
+    """Band-limit augmentation: whole mel bands above one of BAND_LIMITS_HZ drop to the -100 dB floor."""
+    only_band_limit = dict(gain_db=0.0, time_masks=0, freq_masks=0, mixup_probability=0.0)
+    mel = torch.zeros(32, 50, 64)  # [B, T, F]
+    targets = torch.zeros(32, 6), torch.zeros(32, 4, 6)
+    limited = augment(mel, *targets, TrainSettings(band_limit_probability=1.0, **only_band_limit), torch.Generator().manual_seed(1))[0]
+    centres = mel_band_centres_hz()
+    cuts_seen = set()
+    for example in limited:
+        emptied = (example == -100.0).all(dim=0).numpy()  # [F]
+        assert ((example == -100.0) | (example == 0.0)).all()
+        cut = next(c for c in BAND_LIMITS_HZ if np.array_equal(emptied, centres > c))
+        cuts_seen.add(cut)
+    assert len(cuts_seen) > 1
+    untouched = augment(mel, *targets, TrainSettings(band_limit_probability=0.0, **only_band_limit), torch.Generator().manual_seed(1))[0]
+    assert torch.equal(untouched, mel)
 
 
 DATA = Path(__file__).resolve().parents[2] / "model" / "data"
