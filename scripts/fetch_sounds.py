@@ -1,6 +1,6 @@
 """Fetch the real recordings the starter model is trained on, write their manifest, mix the soundscapes.
 
-    python scripts/fetch_sounds.py [--cache cache] [--seed 8] [--train 2400 --val 300 --test 200] [--demo]
+    python scripts/fetch_sounds.py [--cache cache] [--seed 8] [--train 4000 --val 300 --test 200] [--demo]
 
 Downloads Debian packages (apt-get download), unpacks them (dpkg-deb -x) into the cache directory
 (outside git), prepares 32-kHz clips under cache/clips/, records every source file's package, version,
