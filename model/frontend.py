@@ -46,10 +46,15 @@ def _slaney_mel_to_hz(mel: np.ndarray) -> np.ndarray:
     return hz
 
 
-def mel_band_centres_hz(f_min: float = F_MIN, f_max: float = F_MAX, n_mels: int = N_MELS) -> np.ndarray:
-    """Centre frequency of each mel band: [n_mels]."""
+def mel_band_edges_hz(f_min: float = F_MIN, f_max: float = F_MAX, n_mels: int = N_MELS) -> np.ndarray:
+    """Band i spans edges i..i+2 and peaks at edge i+1: [n_mels + 2], evenly spaced on the Slaney mel scale."""
     edge_mels = np.linspace(_hz_to_slaney_mel(np.array([f_min]))[0], _hz_to_slaney_mel(np.array([f_max]))[0], n_mels + 2)
-    return _slaney_mel_to_hz(edge_mels)[1:-1]
+    return _slaney_mel_to_hz(edge_mels)
+
+
+def mel_band_centres_hz(n_mels: int = N_MELS) -> np.ndarray:
+    """Centre frequency of each mel band: [n_mels]."""
+    return mel_band_edges_hz(n_mels=n_mels)[1:-1]
 
 
 def slaney_mel_filterbank(
@@ -57,8 +62,7 @@ def slaney_mel_filterbank(
 ) -> np.ndarray:
     """Triangular mel filters with Slaney area normalisation, float32 [n_fft // 2 + 1, n_mels]."""
     fft_hz = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
-    edge_mels = np.linspace(_hz_to_slaney_mel(np.array([f_min]))[0], _hz_to_slaney_mel(np.array([f_max]))[0], n_mels + 2)
-    edge_hz = _slaney_mel_to_hz(edge_mels)  # [n_mels + 2]
+    edge_hz = mel_band_edges_hz(f_min, f_max, n_mels)  # [n_mels + 2]
     widths = np.diff(edge_hz)  # [n_mels + 1]
     offsets = edge_hz[:, None] - fft_hz[None, :]  # [n_mels + 2, n_bins]
     rising = -offsets[:-2] / widths[:-1, None]

@@ -7,9 +7,10 @@ water sounds. `fetch_sources` downloads the packages with `apt-get download`, un
 every chosen file into a 32-kHz mono clip with leading and trailing silence trimmed.
 
 Each recording belongs to a group: for speech the speaker (one language directory or voice of one package),
-for everything else the recording, with its numbered takes (bird1_00, bird1_01) counted as one. Splits are drawn per class over groups, so a voice or a recording
-is never in two splits; a file whose bytes recur elsewhere is kept only in the first split that has it. Every source's package, version and licence (from the package's DEP-5
-copyright file) goes into the manifest that ships beside the weights.
+for everything else the recording, with its numbered takes (bird1_00, bird1_01) counted as one. Splits are
+drawn per class over groups, so a voice or a recording is never in two splits; a file whose bytes recur
+elsewhere is kept only in the first split that has it. Every source's package, version and licence (from
+the package's DEP-5 copyright file) goes into the manifest that ships beside the weights.
 """
 
 import fnmatch
