@@ -13,8 +13,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from model.htsat import WINDOW_SAMPLES  # noqa: E402
 from model.predictor import load_model  # noqa: E402
-from model.sources import SAMPLE_RATE, download_packages, load_clip, read_manifest  # noqa: E402
+from model.sources import download_packages, load_clip, read_manifest  # noqa: E402
 
 ASTERISK = "usr/share/asterisk/sounds"  # the Italian and Russian voices: speakers never met
 SUPERTUX_MUSIC = "usr/share/games/supertux2/music"
@@ -57,13 +58,12 @@ def main() -> int:
     cache = args.cache.resolve()
     download_packages(cache, tuple(sorted({package for package, _, _ in UNSEEN})))
     model = load_model(args.model)
-    window = 10 * SAMPLE_RATE
     hits = 0
     for package, path, expected in UNSEEN:
         wave = load_clip(cache / "pkgs" / package / path)
-        if len(wave) > window:
-            start = (len(wave) - window) // 2
-            wave = wave[start: start + window]
+        if len(wave) > WINDOW_SAMPLES:
+            start = (len(wave) - WINDOW_SAMPLES) // 2
+            wave = wave[start: start + WINDOW_SAMPLES]
         clipwise = model.predict(wave)["clipwise"][0]  # [C]
         top = model.labels[int(clipwise.argmax())]
         hits += top == expected
