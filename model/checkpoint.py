@@ -2,7 +2,7 @@
 
 Read: official PyTorch Lightning checkpoints (`state_dict` with the `sed_model.` prefix), plain state dicts,
 and our own format: one `.safetensors` file whose `__metadata__` holds a JSON document under the key
-`htsat_live` (config, labels, thresholds, provenance). Pickled files are opened with
+`htsat_live` (config, labels, thresholds, median filter length, provenance). Pickled files are opened with
 `torch.load(weights_only=True)` only, so a file that needs code to unpickle is refused.
 
 The architecture is inferred from tensor shapes; every key is checked against the model we build, and
@@ -34,6 +34,7 @@ UNUSED_PREFIXES = ("spectrogram_extractor.", "logmel_extractor.", "head.")
 # buffers the official model saves but that follow from the architecture; we derive and compare them
 DERIVED_BUFFERS = ("attn.relative_position_index", "attn_mask")
 AUDIOSET_CLASSES = 527
+MAX_MEDIAN_FRAMES = 1023
 
 
 class CheckpointError(ValueError):
@@ -46,6 +47,7 @@ class Checkpoint:
     state_dict: dict[str, torch.Tensor]
     labels: list[str]
     thresholds: list[float] | None = None
+    median_frames: int = 1  # default median filter of the event rule, grid frames (odd; 1 = none)
     metadata: dict = field(default_factory=dict)  # provenance and anything else our format carried
 
 
@@ -120,7 +122,14 @@ def _read_safetensors(path: Path) -> Checkpoint:
         raise CheckpointError(f"{path}: {len(labels)} labels for {config.num_classes} classes")
     if thresholds is not None and len(thresholds) != config.num_classes:
         raise CheckpointError(f"{path}: {len(thresholds)} thresholds for {config.num_classes} classes")
-    return Checkpoint(config, state_dict, list(labels), thresholds, metadata)
+    median_frames = metadata.get("median_frames", 1)
+    if not valid_median_frames(median_frames):
+        raise CheckpointError(f"{path}: median_frames must be an odd integer in 1..{MAX_MEDIAN_FRAMES}, got {median_frames!r}")
+    return Checkpoint(config, state_dict, list(labels), thresholds, median_frames, metadata)
+
+
+def valid_median_frames(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_MEDIAN_FRAMES and value % 2 == 1
 
 
 def infer_config(state_dict: dict[str, torch.Tensor], path: Path | str = "checkpoint") -> HTSATConfig:
@@ -206,19 +215,24 @@ def save_checkpoint(
     labels: list[str],
     thresholds: list[float] | None = None,
     provenance: dict | None = None,
+    median_frames: int = 1,
 ) -> None:
-    """Write our format: safetensors weights + JSON metadata (config, labels, thresholds, provenance)."""
+    """Write our format: safetensors weights + JSON metadata (config, labels, thresholds, median filter
+    length of the event rule, provenance)."""
     config = model.config
     if len(labels) != config.num_classes:
         raise ValueError(f"{len(labels)} labels for {config.num_classes} classes")
     if thresholds is not None and len(thresholds) != config.num_classes:
         raise ValueError(f"{len(thresholds)} thresholds for {config.num_classes} classes")
+    if not valid_median_frames(median_frames):
+        raise ValueError(f"median_frames must be an odd integer in 1..{MAX_MEDIAN_FRAMES}, got {median_frames!r}")
     metadata = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "config": config.to_dict(),
         "labels": list(labels),
         "thresholds": None if thresholds is None else [float(t) for t in thresholds],
+        "median_frames": median_frames,
         "provenance": provenance or {},
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

@@ -22,7 +22,7 @@ def run_convert(args: argparse.Namespace) -> int:
     if args.labels:
         labels = [line.strip() for line in open(args.labels, encoding="utf-8") if line.strip()]
     provenance = {**checkpoint.metadata.get("provenance", {}), "converted_from": str(args.checkpoint)}
-    save_checkpoint(args.output, model, labels, checkpoint.thresholds, provenance)
+    save_checkpoint(args.output, model, labels, checkpoint.thresholds, provenance, checkpoint.median_frames)
     print(f"wrote {args.output}: {checkpoint.config.num_classes} classes, embed_dim {checkpoint.config.embed_dim}, "
           f"depths {list(checkpoint.config.depths)}")
     return 0

@@ -24,7 +24,7 @@ import numpy as np
 from model.evaluate import event_based_f1
 from model.offline import offline_timeline, official_events
 from stream.config import EventsConfig
-from stream.events import EventDetector
+from stream.events import EventDetector, median_frames_in_force
 from stream.replay import TimelineRecorder, replay
 
 Events = list[tuple[float, float, str]]  # (onset s, offset s, label)
@@ -46,7 +46,7 @@ class Agreement:
 
 def stream_replay(model, wave: np.ndarray, events: EventsConfig, hop: float, batch_size: int = 4) -> tuple[np.ndarray, Events]:
     """The stream's stitched timeline [frames, C] and final events for a whole recording [N]."""
-    detector = EventDetector.from_config(events, model.labels, model.thresholds)
+    detector = EventDetector.from_config(events, model.labels, model.thresholds, model.median_frames)
     timeline = TimelineRecorder(model.num_classes)
     reports = []
     for update in replay(model, wave, hop, batch_size):
@@ -60,7 +60,7 @@ def stream_replay(model, wave: np.ndarray, events: EventsConfig, hop: float, bat
 def compare(model, recordings: dict[str, np.ndarray], events: EventsConfig, hop: float) -> list[Agreement]:
     """Streaming vs offline at one hop: a row per recording (name -> float32 [N] at 32 kHz), then,
     for several recordings, a row "all" pooling their frames and events."""
-    targets = EventDetector.from_config(events, model.labels, model.thresholds).targets
+    targets = EventDetector.from_config(events, model.labels, model.thresholds, model.median_frames).targets
     labels = [target.name for target in targets]
     rows, differences, found_offline, found_stream = [], [], {}, {}
     for name, wave in recordings.items():
@@ -68,7 +68,7 @@ def compare(model, recordings: dict[str, np.ndarray], events: EventsConfig, hop:
         stream, found_stream[name] = stream_replay(model, wave, events, hop)
         frames = min(len(offline), len(stream))
         differences.append(np.abs(stream[:frames] - offline[:frames]))  # [frames, C]
-        found_offline[name], _ = official_events(offline, targets)
+        found_offline[name], _ = official_events(offline, targets, median_frames_in_force(events, model.median_frames))
         rows.append(_row(name, hop, differences[-1], found_offline, found_stream, [name], labels))
     if len(recordings) > 1:
         rows.append(_row("all", hop, np.concatenate(differences), found_offline, found_stream, list(recordings), labels))

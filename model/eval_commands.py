@@ -73,8 +73,9 @@ def add_detect_dir_arguments(parser) -> None:
     parser.add_argument("--config", help="TOML config with the detection targets, e.g. configs/desed.toml")
     parser.add_argument("--out", required=True, help="event table to write (TSV: filename, onset, offset, event_label)")
     parser.add_argument("--mode", choices=("offline", "stream"), default="offline",
-                        help="offline: one official pass per clip (pad/cut to 10 s); stream: the live pipeline fed "
-                             "each file as fast as possible, at the config's hop (the events a live user gets)")
+                        help="offline: one official pass per clip (pad/cut to 10 s; the config's median filter, else the "
+                             "model's); stream: the live pipeline fed each file as fast as possible, at the config's hop "
+                             "(the events a live user gets)")
     parser.add_argument("--scores", help="offline mode: also write each clip's target scores to this folder "
                                          "(<stem>.tsv, for `evaluate --scores`)")
 
@@ -87,7 +88,7 @@ def run_detect_dir(args) -> int:
     from model.offline import detect_clip, read_clip
     from stream.capture import CaptureError
     from stream.config import load_config
-    from stream.events import build_targets
+    from stream.events import build_targets, median_frames_in_force
 
     if args.scores and args.mode != "offline":
         print("detect-dir: --scores is written by --mode offline only", file=sys.stderr)
@@ -98,6 +99,7 @@ def run_detect_dir(args) -> int:
         model = load_model(args.model or config.model.path or None, device=config.model.device, backend=config.model.backend,
                            precision=config.model.precision)
         targets = build_targets(config.events, model.labels, model.thresholds)
+        median_frames = median_frames_in_force(config.events, model.median_frames)
     except (OSError, ValueError) as error:
         print(f"detect-dir: {error}", file=sys.stderr)
         return 2
@@ -107,7 +109,7 @@ def run_detect_dir(args) -> int:
     for path in tqdm(files, desc=f"detect-dir ({args.mode})", unit="clip"):
         try:
             if args.mode == "offline":
-                events, scores = detect_clip(model, read_clip(path), targets)
+                events, scores = detect_clip(model, read_clip(path), targets, median_frames)
                 if args.scores:
                     write_scores(Path(args.scores) / f"{path.stem}.tsv", scores, [target.name for target in targets], FRAME_SECONDS)
             else:

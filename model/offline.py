@@ -6,6 +6,10 @@ score (`stream.events.Target`: a class or a label group) is the max over its map
 classes; a frame is active when that score exceeds the target's on-threshold; each run of active
 frames is one event, with no median filter. Frame k spans [k, k + 1) * 10/1024 s, so an event over
 frames [start, end) runs from start * 10/1024 s to end * 10/1024 s.
+
+Models of our own format may carry a median filter length tuned with their thresholds; given one (> 1),
+the target scores of the kept frames are median-filtered before thresholding, as the stream's event
+detector does (`stream.events.median_over_frames`). With 1 this is the official rule.
 """
 
 from collections.abc import Sequence
@@ -14,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from model.htsat import FRAME_SECONDS, WINDOW_SAMPLES, frames_for
-from stream.events import Target
+from stream.events import Target, median_over_frames
 
 
 def runs_to_events(active: np.ndarray, labels: Sequence[str]) -> list[tuple[int, int, str]]:
@@ -38,23 +42,24 @@ def target_scores(framewise: np.ndarray, targets: Sequence[Target]) -> np.ndarra
     return np.stack([framewise[:, list(target.classes)].max(axis=1) for target in targets], axis=1)
 
 
-def official_events(framewise: np.ndarray, targets: Sequence[Target]) -> tuple[list[tuple[float, float, str]], np.ndarray]:
+def official_events(framewise: np.ndarray, targets: Sequence[Target], median_frames: int = 1) -> tuple[list[tuple[float, float, str]], np.ndarray]:
     """The official rule over framewise scores [T, C] from grid frame 0: events (onset s, offset s,
-    label) and the target scores [T, G]."""
-    scores = target_scores(framewise, targets)  # [T, G]
+    label) and the target scores [T, G] (median-filtered when median_frames > 1)."""
+    scores = median_over_frames(target_scores(framewise, targets), median_frames)  # [T, G]
     # Compared in the scores' precision (float32), as the official code compared a float32 map with Python floats.
     thresholds = np.array([target.on for target in targets], dtype=scores.dtype)  # [G]
     runs = runs_to_events(scores > thresholds, [target.name for target in targets])
     return [(start * FRAME_SECONDS, end * FRAME_SECONDS, label) for start, end, label in runs], scores
 
 
-def events_from_scores(framewise: np.ndarray, n_samples: int, targets: Sequence[Target]) -> tuple[list[tuple[float, float, str]], np.ndarray]:
+def events_from_scores(framewise: np.ndarray, n_samples: int, targets: Sequence[Target],
+                       median_frames: int = 1) -> tuple[list[tuple[float, float, str]], np.ndarray]:
     """Events of one clip from the model's output for it, and the kept target scores.
 
     framewise: [1024, C] for the clip of `n_samples` samples zero-padded (or cut) to 10 s.
     Returns events as (onset s, offset s, label) and scores [frames of real audio, G].
     """
-    return official_events(framewise[:frames_for(min(n_samples, WINDOW_SAMPLES))], targets)
+    return official_events(framewise[:frames_for(min(n_samples, WINDOW_SAMPLES))], targets, median_frames)
 
 
 def fit_to_window(wave: np.ndarray) -> np.ndarray:
@@ -67,10 +72,10 @@ def fit_to_window(wave: np.ndarray) -> np.ndarray:
     return window
 
 
-def detect_clip(model, wave: np.ndarray, targets: Sequence[Target]) -> tuple[list[tuple[float, float, str]], np.ndarray]:
+def detect_clip(model, wave: np.ndarray, targets: Sequence[Target], median_frames: int = 1) -> tuple[list[tuple[float, float, str]], np.ndarray]:
     """The official one-pass detection of a clip (float32 [N] at 32 kHz): events and kept scores."""
     framewise = model.predict(fit_to_window(wave), short="pad")["framewise"][0]  # [1024, C]
-    return events_from_scores(framewise, len(wave), targets)
+    return events_from_scores(framewise, len(wave), targets, median_frames)
 
 
 def read_clip(path: str | Path) -> np.ndarray:

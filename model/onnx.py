@@ -1,8 +1,8 @@
 """ONNX export of the whole model (waveform in, clipwise and framewise out) and the ONNX Runtime backend.
 
 The graph includes the front end (ONNX STFT) and the official tiling of short clips, with dynamic batch
-and length. Its metadata carries our JSON document (config, labels, thresholds, provenance), so an .onnx
-file loads behind the same Predictor API as a checkpoint. `--int8` applies ONNX Runtime's dynamic
+and length. Its metadata carries our JSON document (config, labels, thresholds, median filter length,
+provenance), so an .onnx file loads behind the same Predictor API as a checkpoint. `--int8` applies ONNX Runtime's dynamic
 quantisation of the matrix-multiply weights.
 """
 
@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.checkpoint import FORMAT_NAME, FORMAT_VERSION, METADATA_KEY, Checkpoint, CheckpointError
+from model.checkpoint import (FORMAT_NAME, FORMAT_VERSION, MAX_MEDIAN_FRAMES, METADATA_KEY, Checkpoint, CheckpointError,
+                              valid_median_frames)
 from model.htsat import HTSAT, WINDOW_SAMPLES, HTSATConfig
 from model.predictor import MIN_REPEAT_SAMPLES, Predictor
 
@@ -70,6 +71,7 @@ def export_onnx(model: HTSAT, checkpoint: Checkpoint, path: str | Path, int8: bo
         "config": checkpoint.config.to_dict(),
         "labels": checkpoint.labels,
         "thresholds": checkpoint.thresholds,
+        "median_frames": checkpoint.median_frames,
         "provenance": {**checkpoint.metadata.get("provenance", {}), "int8": int8},
     }
     entry = graph.metadata_props.add()
@@ -138,12 +140,16 @@ def load_onnx_predictor(path: str | Path, device: str = "cpu") -> Predictor:
     metadata = json.loads(props[METADATA_KEY])
     config = HTSATConfig.from_dict(metadata["config"])
     thresholds = metadata.get("thresholds")
+    median_frames = metadata.get("median_frames", 1)
+    if not valid_median_frames(median_frames):
+        raise CheckpointError(f"{path}: median_frames must be an odd integer in 1..{MAX_MEDIAN_FRAMES}, got {median_frames!r}")
     return Predictor(
         OnnxBackend(path, device),
         config,
         list(metadata["labels"]),
         None if thresholds is None else np.asarray(thresholds, dtype=np.float32),
         str(path),
+        median_frames,
     )
 
 

@@ -59,6 +59,7 @@ class Predictor:
     labels: list[str]
     thresholds: np.ndarray | None  # [C] default per-class thresholds from our format's metadata
     source: str
+    median_frames: int = 1  # default median filter of the event rule (grid frames, odd) from the metadata
 
     sample_rate = 32000
     window_seconds = WINDOW_SECONDS
@@ -157,4 +158,4 @@ def load_model(path: str | Path | None = None, device: str = "cpu", backend: str
 
 def predictor_from_checkpoint(checkpoint: Checkpoint, backend: Backend, source: str) -> Predictor:
     thresholds = None if checkpoint.thresholds is None else np.asarray(checkpoint.thresholds, dtype=np.float32)
-    return Predictor(backend, checkpoint.config, checkpoint.labels, thresholds, source)
+    return Predictor(backend, checkpoint.config, checkpoint.labels, thresholds, source, checkpoint.median_frames)

@@ -23,7 +23,7 @@ class ConfigError(ValueError):
 
 
 def _setting(default, **limits):
-    """A dataclass field with its limits in metadata: min, max, above (exclusive min), choices, odd."""
+    """A dataclass field with its limits in metadata: min, max, above (exclusive min), choices, odd (or 0)."""
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: type(default)(default), metadata=limits)
     return field(default=default, metadata=limits)
@@ -56,7 +56,7 @@ class EventsConfig:
     thresholds: dict[str, float] = _setting({}, min=0.0, max=1.0)  # label -> on-threshold
     hysteresis: float = _setting(1.0, above=0.0, max=1.0)  # off-threshold = ratio * on-threshold
     off_thresholds: dict[str, float] = _setting({}, min=0.0, max=1.0)  # label -> off-threshold
-    median_frames: int = _setting(1, min=1, max=1023, odd=True)  # grid frames; 1 = no filter
+    median_frames: int = _setting(0, min=0, max=1023, odd=True)  # grid frames; 1 = no filter, 0 = the model's
     min_duration: float = _setting(0.0, min=0.0)  # seconds
     gap_merge: float = _setting(0.0, min=0.0)  # seconds
     classes: bool = _setting(True)  # every model class is a detection target besides the groups
@@ -228,8 +228,8 @@ def _check_limits(key: str, value, limits) -> None:
         raise ConfigError(f"{key}: must be > {limits['above']:g}, got {value:g}")
     if "max" in limits and value > limits["max"]:
         raise ConfigError(f"{key}: must be <= {limits['max']:g}, got {value:g}")
-    if limits.get("odd") and value % 2 == 0:
-        raise ConfigError(f"{key}: must be odd, got {value}")
+    if limits.get("odd") and value % 2 == 0 and value != 0:
+        raise ConfigError(f"{key}: must be odd (or 0), got {value}")
     if limits.get("nonempty") and not value:
         raise ConfigError(f"{key}: must not be empty")
     if isinstance(value, tuple) and any(isinstance(v, str) and not v for v in value):

@@ -119,6 +119,26 @@ def build_targets(config: EventsConfig, labels: list[str], model_thresholds: np.
     return targets
 
 
+def median_frames_in_force(config: EventsConfig, model_median_frames: int) -> int:
+    """The median filter length used: the config's, or the model's own when the config says 0."""
+    return config.median_frames or model_median_frames
+
+
+def median_over_frames(scores: np.ndarray, median_frames: int) -> np.ndarray:
+    """Step 1 over a whole recording: [T, G] -> [T, G], each frame the median of the `median_frames`
+    frames centred on it, the first and last frames repeated beyond the ends (as the detector does)."""
+    half = median_frames // 2
+    if half == 0:
+        return scores
+    return windowed_median(scores[np.clip(np.arange(-half, len(scores) + half), 0, len(scores) - 1)], half)
+
+
+def windowed_median(padded: np.ndarray, half: int) -> np.ndarray:
+    """[n + 2 * half, G] -> [n, G] float32: the median of each run of 2 * half + 1 rows."""
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1, axis=0)  # [n, G, M]
+    return np.median(windows, axis=-1).astype(np.float32)
+
+
 @dataclass
 class _Run:
     """A merged run of active frames of one target (possibly still growing)."""
@@ -175,9 +195,9 @@ class EventDetector:
 
     @classmethod
     def from_config(cls, config: EventsConfig, labels: list[str], model_thresholds: np.ndarray | None,
-                    wall_time: Callable[[int], float] | None = None) -> "EventDetector":
-        return cls(build_targets(config, labels, model_thresholds), config.median_frames, config.min_duration,
-                   config.gap_merge, wall_time)
+                    model_median_frames: int = 1, wall_time: Callable[[int], float] | None = None) -> "EventDetector":
+        return cls(build_targets(config, labels, model_thresholds), median_frames_in_force(config, model_median_frames),
+                   config.min_duration, config.gap_merge, wall_time)
 
     def reset(self) -> None:
         """Forget the stream: no scores, no open runs, no reported events; ids start at 1 again."""
@@ -255,8 +275,7 @@ class EventDetector:
         raw = self._raw[rows]  # [n + 2 * half, T]
         if self.half == 0:
             return raw
-        windows = np.lib.stride_tricks.sliding_window_view(raw, 2 * self.half + 1, axis=0)  # [n, T, M]
-        return np.median(windows, axis=-1).astype(np.float32)
+        return windowed_median(raw, self.half)
 
     def _final_pass(self, final_to: int, stream_ended: bool) -> list[tuple[int, _Run]]:
         """Advance the final state over frames [_position, final_to); returns the runs it closed."""

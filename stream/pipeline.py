@@ -104,7 +104,8 @@ class StreamRunner:
         self.dropped = dropped  # messages the publisher could not send, per topic
         self.scheduler = WindowScheduler(config.windows.hop)
         self.stitcher = Stitcher(model.num_classes)
-        self.detector = EventDetector.from_config(config.events, model.labels, model.thresholds, ring.wall_time)
+        self.detector = EventDetector.from_config(config.events, model.labels, model.thresholds, model.median_frames,
+                                                  ring.wall_time)
         self.report = StreamReport()
         self.scheduled_stop = 0  # end of the newest window handed to the worker (fast feeding follows it)
         self._results: queue.SimpleQueue[Result] = queue.SimpleQueue()

@@ -68,6 +68,24 @@ def test_our_format_round_trips_labels_thresholds_and_outputs(tiny_checkpoint, t
     assert np.abs(model.predict(wave)["framewise"] - load_model(tiny_checkpoint).predict(wave)["framewise"]).max() == 0
     metadata = json.loads(safetensors.safe_open(str(path), "pt").metadata()["htsat_live"])
     assert metadata["provenance"] == {"trained_on": "nothing"}
+    assert model.median_frames == 1
+
+
+def test_our_format_carries_the_median_filter_length_and_refuses_a_bad_one(tiny_checkpoint, tmp_path):
+    model = build_model(read_checkpoint(tiny_checkpoint))
+    labels = [f"sound {i}" for i in range(10)]
+    path = tmp_path / "tiny.safetensors"
+    save_checkpoint(path, model, labels, None, {}, median_frames=95)
+    assert load_model(path).median_frames == 95
+    with pytest.raises(ValueError, match="median_frames must be an odd integer"):
+        save_checkpoint(tmp_path / "even.safetensors", model, labels, None, {}, median_frames=64)
+    with safetensors.safe_open(str(path), "pt") as handle:
+        metadata = json.loads(handle.metadata()["htsat_live"])
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    safetensors.torch.save_file(tensors, str(tmp_path / "bad.safetensors"),
+                                metadata={"htsat_live": json.dumps({**metadata, "median_frames": 2.5})})
+    with pytest.raises(CheckpointError, match="median_frames must be an odd integer in 1..1023, got 2.5"):
+        read_checkpoint(tmp_path / "bad.safetensors")
 
 
 def test_missing_keys_are_named(tiny_checkpoint, tmp_path):

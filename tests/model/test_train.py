@@ -14,8 +14,9 @@ import soundfile as sf
 from model.soundscapes import make_set
 from model.sources import LABELS, SAMPLE_RATE, Source, assign_splits
 from model.frontend import mel_band_centres_hz
-from model.train import (BAND_LIMITS_HZ, TrainSettings, augment, balanced_weights, learning_rate, new_model, strict_f1,
-                         token_targets, train)
+from model.train import (BAND_LIMITS_HZ, MEDIAN_TOKENS, TrainSettings, augment, balanced_weights, learning_rate,
+                         load_set, median_frames_of_tokens, new_model, strict_f1, token_targets, train,
+                         tune_post_processing)
 
 TINY = HTSATConfig(num_classes=len(LABELS), embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1), drop_path_rate=0.0)
 FAST = TrainSettings(epochs=3, batch_size=8, lr=3e-3, mixup_probability=0.0, seed=1, threads=1)
@@ -82,6 +83,7 @@ def test_a_few_epochs_lower_the_loss_and_write_a_loadable_checkpoint(tiny_sets, 
     assert losses[-1] < losses[0]
     model = load_model(tmp_path / "best.safetensors")
     assert model.labels == list(LABELS) and model.thresholds.shape == (len(LABELS),)
+    assert model.median_frames in {median_frames_of_tokens(tokens) for tokens in MEDIAN_TOKENS}
     out = model.predict(np.zeros(32000, np.float32), short="pad")
     assert out["framewise"].shape == (1, 1024, len(LABELS))
     train_hash = json.loads((tiny_sets / "train" / "manifest.json").read_text())["hash"]
@@ -89,6 +91,16 @@ def test_a_few_epochs_lower_the_loss_and_write_a_loadable_checkpoint(tiny_sets, 
 
     provenance = read_checkpoint(tmp_path / "best.safetensors").metadata["provenance"]
     assert provenance["data"]["train"] == train_hash and "val_event_f1_macro" in provenance["metrics"]
+
+
+def test_tuning_picks_a_median_filter_that_removes_one_token_blips(tiny_sets):
+    val = load_set(tiny_sets / "val", list(LABELS), 32, progress=False)
+    truth = val.token_targets.numpy()  # [N, 32, C]
+    blips = np.zeros_like(truth)
+    blips[:, 3::9, :] = 1.0  # a lone active token every 9 tokens in every class (none at the edges)
+    median, thresholds, class_f1 = tune_post_processing(val, np.maximum(truth, blips), list(LABELS))
+    assert median > 1 and min(class_f1.values()) > 0.9
+    assert median_frames_of_tokens(1) == 1 and median_frames_of_tokens(median) == 32 * median - 1
 
 
 def test_same_seed_same_run_and_resume_finishes_it(tiny_sets, tmp_path):

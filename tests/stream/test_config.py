@@ -52,7 +52,7 @@ def test_values_from_file_are_read_and_typed(tmp_path):
     ("[windows]\nhopp = 1\n", "windows.hopp: unknown setting"),
     ("[window]\nhop = 1\n", "window: unknown section"),
     ("[model]\nbackend = \"tensorrt\"\n", "model.backend: must be one of torch, onnx"),
-    ("[events]\nmedian_frames = 4\n", "events.median_frames: must be odd"),
+    ("[events]\nmedian_frames = 4\n", "events.median_frames: must be odd (or 0)"),
     ("[events.thresholds]\nDog = 1.5\n", "events.thresholds.Dog: must be <= 1"),
     ("[events]\nclasses = 1\n", "events.classes: must be true or false"),
     ("[publish]\ntop_k = 2.5\n", "publish.top_k: must be an integer"),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from stream.config import ConfigError, EventsConfig
-from stream.events import FRAME_SECONDS, EventDetector, Target, build_targets
+from stream.events import FRAME_SECONDS, EventDetector, Target, build_targets, median_over_frames
 from stream.stitch import WINDOW_FRAMES, Stitcher, TimelineUpdate
 from stream.windows import WindowScheduler
 
@@ -57,6 +57,24 @@ def test_median_filter_removes_a_one_frame_spike():
     scores = [0.1] * 20 + [0.9] + [0.1] * 20 + [0.9] * 10 + [0.1] * 5
     events = detector(0.5, median_frames=5)
     assert ends(events.update(timeline(scores)) + events.flush()) == [(41, 51)]
+
+
+def test_offline_median_filter_is_the_detectors_filter():
+    scores = np.random.default_rng(3).random((300, 1)).astype(np.float32)
+    filtered = median_over_frames(scores, 33)
+    events = detector(0.5, median_frames=33)
+    streamed = ends(events.update(timeline(scores[:170], final_upto=120)) + events.update(timeline(scores[170:], start=170))
+                    + events.flush())
+    assert streamed == reference_runs(filtered[:, 0], 0.5)
+    assert filtered[0, 0] == np.median(np.concatenate([np.repeat(scores[:1], 16), scores[:17, 0]]))
+    assert median_over_frames(scores, 1) is scores
+
+
+def test_median_filter_length_comes_from_the_config_else_the_model():
+    thresholds = np.full(len(LABELS), 0.5, np.float32)
+    assert EventDetector.from_config(EventsConfig(), LABELS, thresholds, model_median_frames=95).half == 47
+    assert EventDetector.from_config(EventsConfig(median_frames=1), LABELS, thresholds, model_median_frames=95).half == 0
+    assert EventDetector.from_config(EventsConfig(), LABELS, None).half == 0
 
 
 def test_short_events_are_dropped_and_close_ones_are_merged():
