@@ -17,6 +17,7 @@ import fnmatch
 import hashlib
 import json
 import re
+import struct
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,12 +34,25 @@ SPEECH_FILES_PER_SPEAKER = 24
 LABELS = ("Speech", "Music", "Bird", "Animal", "Alarm", "Water")
 
 # package -> licence where the copyright file is not machine-readable (DEP-5)
-LICENCE_OVERRIDES = {"asterisk-moh-opsound-wav": "CC-BY-SA-3.0", "pingus-data": "GPL-2+", "wesnoth-1.16-data": "GPL-2+"}
+LICENCE_OVERRIDES = {"asterisk-moh-opsound-wav": "CC-BY-SA-3.0", "pingus-data": "GPL-2+", "wesnoth-1.16-data": "GPL-2+",
+                     "openttd-opensfx": "CC-BY-SA-3.0",  # its src/wav/* stanza, for the sounds of opensfx.cat
+                     "plee-the-bear-data": "CC-BY-SA-3.0"}  # "most media files", says its copyright file
 
 RCC_PACKAGE = "gcompris-qt-data"
 RCC_DIR = "usr/share/gcompris-qt/rcc"
 RCC_AUDIO_DIR = "rcc-audio"  # where the audio inside the .rcc files is written, inside the package dir
 GCOMPRIS = f"{RCC_AUDIO_DIR}/gcompris/src"
+OPENSFX_PACKAGE = "openttd-opensfx"
+OPENSFX_CATALOGUE = "usr/share/games/openttd/baseset/opensfx/opensfx.cat"
+OPENSFX_AUDIO_DIR = "cat-audio"  # where the sounds inside opensfx.cat are written, inside the package dir
+SCORCHED3D = "usr/share/games/scorched3d/data/globalmods"
+BERUSKY2 = "usr/share/games/berusky2/sound/sound"  # Czech names: voda water, kap drip, ptak bird, racek gull, krysa rat
+QABCS = "usr/share/qabcs/abcs/all/noises"
+SCRATCH = "usr/share/scratch/Media/Sounds"
+ZERO_AD_PACKAGE = "0ad-data"
+ZERO_AD_ARCHIVE = "usr/share/games/0ad/mods/public/public.zip"
+ZIP_AUDIO_DIR = "zip-audio"  # where the audio inside 0 A.D.'s zip archive is written, inside the package dir
+ZERO_AD = f"{ZIP_AUDIO_DIR}/audio"
 TUXPAINT_STAMPS = "usr/share/tuxpaint/stamps"
 THEMES = "usr/share/sounds"
 HEDGEWARS = "usr/share/games/hedgewars/Data"
@@ -46,6 +60,8 @@ WIDELANDS = "usr/share/games/widelands/data"
 MEGAGLEST = "usr/share/games/megaglest"
 WESNOTH = "usr/share/games/wesnoth/1.16/data/core/sounds"
 MINETEST = "usr/share/games/minetest/games/minetest_game/mods"
+SUPERTUXKART = "usr/share/games/supertuxkart/data"
+REDECLIPSE = "usr/share/games/redeclipse/data/sounds"
 
 
 @dataclass(frozen=True)
@@ -66,6 +82,8 @@ RULES = (
     Rule("Speech", "ktuberling-data", r"usr/share/ktuberling/sounds/(?P<group>[^/.]+)/[^/]+\.(ogg|wav)"),
     Rule("Speech", "tuxpaint-stamps-default", rf"{TUXPAINT_STAMPS}/.+_desc_(?P<group>[a-z]{{2}}(_[A-Za-z]+)?)\.ogg"),
     Rule("Speech", "hedgewars-data", rf"{HEDGEWARS}/Sounds/voices/(?P<group>(?!Robot)[^/]+)/[^/]+\.ogg"),  # Robot is vocoded
+    # 0 A.D.: acted phrases in Ancient Greek, Latin, Meroitic and Old Persian; one actor per language and gender
+    Rule("Speech", ZERO_AD_PACKAGE, rf"{ZERO_AD}/voice/(?P<group>(greek|latin|napatan|persian)/civ/civ_(male|female))_[^/]+\.ogg"),
     # music: music-on-hold tracks, world music, solo instruments, musical ringtones, game soundtracks
     Rule("Music", "asterisk-moh-opsound-wav", r"usr/share/asterisk/moh/[^/]+\.wav"),
     Rule("Music", RCC_PACKAGE, rf"{GCOMPRIS}/activities/explore_world_music/resource/music/[^/]+\.ogg"),
@@ -86,6 +104,19 @@ RULES = (
     Rule("Bird", "megaglest-data", rf"{MEGAGLEST}/techs/megapack/factions/indian/units/thunderbird/sounds/eagle_(ack|select)[0-9]\.wav"),
     Rule("Bird", "simutrans-pak64", r"usr/share/games/simutrans/pak/sound/seagulls\.wav"),
     Rule("Bird", "wesnoth-1.16-data", rf"{WESNOTH}/ambient/birds[0-9]\.ogg"),
+    Rule("Bird", OPENSFX_PACKAGE, rf"{OPENSFX_AUDIO_DIR}/(66|72)_tropical_bird_[12]\.wav"),
+    Rule("Bird", "supertuxkart-data", rf"{SUPERTUXKART}/sfx/(?P<group>exotic-birds(_2)?)\.ogg"),  # two recordings
+    Rule("Bird", ZERO_AD_PACKAGE, rf"{ZERO_AD}/actor/fauna/animal/(chicken_1[0-3]|flamingo_10|peacock_call_01)\.ogg"),
+    # day_temperate_gen_03: the longest of seven cuts and versions of one birdsong recording, the only one taken
+    Rule("Bird", ZERO_AD_PACKAGE, rf"{ZERO_AD}/ambient/dayscape/(day_temperate_gen_03|day_tropical_1[01])\.ogg"),
+    Rule("Bird", "scorched3d-data", rf"{SCORCHED3D}/(none/data/wav/misc/(birds[12]|birdchirp[1-6]|gull[1245])|apoc/data/wav/misc/rooster)\.wav"),
+    Rule("Bird", "berusky2-data", rf"{BERUSKY2}/(Crow[123]|ptak([6-9]|10)|racek[123]|les1)\.wav"),
+    Rule("Bird", "qabcs-data", rf"{QABCS}/(albatross|bird|booby|crow|duck|eagle-owl|emu|flamingo|goose|guinea_fowl|heron|iora|owl|"
+                               r"pelican|pheasant|quail|quetzal|rooster|sparrow|stork|vulture|wood_grouse)\.ogg"),
+    Rule("Bird", "scratch", rf"{SCRATCH}/Animal/(Bird|Duck|Goose|Owl|Rooster)\.wav"),
+    Rule("Bird", "pekka-kana-2-data", r"usr/share/games/pekka-kana-2/data/sprites/(hen|chick|bird|(?P<group>crow)(_ko)?)\.wav"),
+    Rule("Bird", "micropolis-data", r"usr/share/games/micropolis/res/sounds/quack\.wav"),
+    Rule("Bird", "gnome-shell-pomodoro-data", r"usr/share/gnome-pomodoro/sounds/birds\.ogg"),
     # other animals: mammals (dogs, cats, farm and wild animals), frogs, insects
     Rule("Animal", "tuxpaint-stamps-default", rf"{TUXPAINT_STAMPS}/animals/(mammals|marsupials|amphibians|insects)/([a-z]+/)?(?![a-z_0-9-]*_desc)[a-z_0-9]+\.ogg"),
     Rule("Animal", "tuxpaint-stamps-default", rf"{TUXPAINT_STAMPS}/seasonal/halloween/blackcat\.ogg"),
@@ -100,6 +131,26 @@ RULES = (
     Rule("Animal", "megaglest-data", rf"{MEGAGLEST}/tilesets/pine_peat/sounds/mudchute_cow_1\.ogg"),
     Rule("Animal", "simutrans-pak64", r"usr/share/games/simutrans/pak/sound/horse\.wav"),
     Rule("Animal", "wesnoth-1.16-data", rf"{WESNOTH}/wolf-growl-[0-9]\.ogg"),
+    Rule("Animal", OPENSFX_PACKAGE, rf"{OPENSFX_AUDIO_DIR}/(36_sheep|37_cow|38_horse|68_tropical_monkeys)\.wav"),
+    Rule("Animal", "supertuxkart-data", rf"{SUPERTUXKART}/tracks/(black_forest/cow|scotland/sheep)\.ogg"),
+    Rule("Animal", "redeclipse-data", rf"{REDECLIPSE}/ambience/(cycadas|nightcrickets)\.ogg"),
+    # 0 A.D. animals; the files of one recording session (elephant, horse, lion, camel, dog) share a group, and
+    # duplicates under other names (death_horse_12/13, pig_12, pig_squeal_move) are left out
+    Rule("Animal", ZERO_AD_PACKAGE, rf"{ZERO_AD}/actor/fauna/animal/(cattle_0[1-7]|pig_10|pig_death|sheep_1[01])\.ogg"),
+    Rule("Animal", ZERO_AD_PACKAGE, rf"{ZERO_AD}/actor/fauna/death/goat_1[0-7]\.ogg"),
+    Rule("Animal", ZERO_AD_PACKAGE, rf"{ZERO_AD}/actor/fauna/animal/(?P<group>elephant)_(attack[123]|death[12]|order[12]|select[12]|trained1)\.ogg"),
+    Rule("Animal", ZERO_AD_PACKAGE, rf"{ZERO_AD}/actor/fauna/animal/(?P<group>horse)_(11|attack[123]|death[12]|idle[123]|select[123])\.ogg"),
+    Rule("Animal", ZERO_AD_PACKAGE, rf"{ZERO_AD}/actor/fauna/death/death_(?P<group>horse)_1[01]\.ogg"),
+    Rule("Animal", ZERO_AD_PACKAGE, rf"{ZERO_AD}/actor/fauna/animal/(?P<group>lion)_(attack[12]|select1)\.ogg"),
+    Rule("Animal", ZERO_AD_PACKAGE, rf"{ZERO_AD}/actor/fauna/(movement|death)/(death_)?(?P<group>camel)_10\.ogg"),
+    Rule("Animal", ZERO_AD_PACKAGE, rf"{ZERO_AD}/voice/global/civ_(?P<group>dog)_(bark|move)\.ogg"),
+    Rule("Animal", "scorched3d-data", rf"{SCORCHED3D}/(none/data/wav/misc/(frogs|wolf|bats[123])|apoc/data/wav/misc/(dog[23]?|cows|moo|sheep))\.wav"),
+    Rule("Animal", "berusky2-data", rf"{BERUSKY2}/(frog[1-5]|Krysa[123]|swamp1)\.wav"),
+    Rule("Animal", "qabcs-data", rf"{QABCS}/(bear|calf|cat|chimpanzee|chinchilla|cow|deer|dog|dolphin|elephant|ferret|foal|frog|"
+                                 r"giant_panda|grasshopper|hamster|horse|hyena|jaguar|lion|little_monkey|lynx|moose|mouse|otter|"
+                                 r"pig|raccoon|rhinoceros|sheep|squirrel|tiger|wallaby|whale|wolf|yak|zebra)\.ogg"),
+    Rule("Animal", "scratch", rf"{SCRATCH}/Animal/(Cat\.mp3|(?P<group>Cricket)s?\.wav|(Dog[12]|Horse|Kitten|Meow|WolfHowl)\.wav|SeaLion\.mp3)"),
+    Rule("Animal", "plee-the-bear-data", r"usr/share/games/plee-the-bear/sound/forest/frog/(?P<group>croak)-(idle|jump)\.ogg"),
     # alarms (AudioSet's Alarm: alarm clocks, telephone rings, sirens, horns, whistles)
     Rule("Alarm", "lomiri-sounds", r"usr/share/sounds/lomiri/ringtones/Alarm[^/]*\.ogg"),
     Rule("Alarm", "sound-theme-freedesktop", rf"{THEMES}/freedesktop/stereo/(alarm-clock-elapsed|phone-[a-z-]+)\.oga"),
@@ -113,6 +164,19 @@ RULES = (
     Rule("Alarm", "lincity-ng-data", r"usr/share/games/lincity-ng/sounds/FireStation[0-9]\.wav"),
     Rule("Alarm", "supertux-data", r"usr/share/games/supertux2/sounds/phone\.wav"),
     Rule("Alarm", "pysiogame", r"usr/share/games/pysiogame/res/sounds/sfx_whistle0[34]\.ogg"),
+    # opensfx horns, whistles and a level-crossing bell; 04 and 05 are cuts of one steam-train horn recording
+    Rule("Alarm", OPENSFX_PACKAGE, rf"{OPENSFX_AUDIO_DIR}/(03_factory_whistle|06_ship_horn|07_ferry_horn|"
+                                   r"10_diesel_electric_train_station_departure|14_level_crossing|35_modern_car_horn)\.wav"),
+    Rule("Alarm", OPENSFX_PACKAGE, rf"{OPENSFX_AUDIO_DIR}/0[45]_(?P<group>steam)_[a-z_]+\.wav"),
+    Rule("Alarm", "supertuxkart-data", rf"{SUPERTUXKART}/sfx/horn\.ogg"),
+    Rule("Alarm", "scorched3d-data", rf"{SCORCHED3D}/apoc/data/wav/misc/(carhorn[1-6]|policecar|firetruck)\.wav"),
+    Rule("Alarm", "berusky2-data", rf"{BERUSKY2}/parnik3\.wav"),  # a steamboat horn
+    Rule("Alarm", "qabcs-data", rf"{QABCS}/whistle\.ogg"),
+    Rule("Alarm", "micropolis-data", r"usr/share/games/micropolis/res/sounds/(siren|(?P<group>honkhonk)-(low|med|high))\.wav"),
+    Rule("Alarm", "gnome-shell-pomodoro-data", r"usr/share/gnome-pomodoro/sounds/loud-bell\.ogg"),
+    Rule("Alarm", "linphone-common", r"usr/share/sounds/linphone/rings/oldphone-mono\.wav"),
+    Rule("Alarm", "etw-data", r"usr/share/games/etw/snd/(?P<group>fischio)(corto|lungo)\.wav"),  # a referee's whistle
+    Rule("Alarm", "tuxmath-data", r"usr/share/tuxmath/sounds/alarm\.wav"),
     # water: filling, pouring, bubbling, dripping, splashing, rain, streams, waves, a flushing toilet
     Rule("Water", RCC_PACKAGE, rf"{GCOMPRIS}/activities/canal_lock/resource/water_fill\.wav"),
     Rule("Water", RCC_PACKAGE, rf"{GCOMPRIS}/core/resource/sounds/water\.wav"),
@@ -131,6 +195,22 @@ RULES = (
     Rule("Water", "tuxpaint-data", r"usr/share/tuxpaint/sounds/bubble\.wav"),
     Rule("Water", "widelands-data", rf"{WIDELANDS}/sound/empire/(beer|wine)bubble_[0-9]+\.ogg"),
     Rule("Water", "hedgewars-data", rf"{HEDGEWARS}/Sounds/(Droplet[0-9]|splash)\.ogg"),
+    Rule("Water", "supertuxkart-data", rf"{SUPERTUXKART}/sfx/(rain|river_loop|waterfall_loop_2|splash)\.ogg"),
+    Rule("Water", "redeclipse-data", rf"{REDECLIPSE}/ambience/(creek|river|water|cavedrip)\.ogg"),
+    # seven waterfall files cut from three recordings (not told apart): one group; waterfall1 repeats waterfall
+    Rule("Water", "redeclipse-data", rf"{REDECLIPSE}/ambience/(?P<group>waterfall)(2|3|_deep|_huge|_indoor|_medium)?\.ogg"),
+    Rule("Water", "redeclipse-data", rf"{REDECLIPSE}/ambience/morph/(storm)?(?P<group>rain)\.ogg"),
+    Rule("Water", "redeclipse-data", rf"{REDECLIPSE}/sfx/(?P<group>splash)(in|out)[23]?\.ogg"),  # one session
+    Rule("Water", ZERO_AD_PACKAGE, rf"{ZERO_AD}/ambient/water/(river_(fast|med|raging|slow)_21|waterfall_31|wave_21|wavecrash_21|waverocky_21)\.ogg"),
+    Rule("Water", ZERO_AD_PACKAGE, rf"{ZERO_AD}/ambient/weather/rain_1[12]\.ogg"),
+    Rule("Water", "scorched3d-data", rf"{SCORCHED3D}/none/data/wav/misc/(rain|splash|oceanwaves)\.wav"),
+    Rule("Water", "berusky2-data", rf"{BERUSKY2}/(Voda[12]|Kap[123]|Zblunk[1-4]|vynor[123])\.wav"),
+    Rule("Water", "berusky2-data", rf"{BERUSKY2}/(?P<group>[Bb]ubl)(iny)?[123]\.wav"),  # one bubbling recording
+    Rule("Water", "qabcs-data", rf"{QABCS}/(umbrella|fish)\.ogg"),  # rain on an umbrella, a fish splashing
+    Rule("Water", "scratch", rf"{SCRATCH}/Effects/(Bubbles\.wav|Plunge\.wav|Ripples\.wav|WaterDrop\.mp3|WaterRunning\.mp3)"),
+    Rule("Water", "plee-the-bear-data", r"usr/share/games/plee-the-bear/sound/(weather/rain|splash)\.ogg"),
+    Rule("Water", "caveexpress-data", r"usr/share/games/caveexpress/sounds/(water-(impact|leave|rising)|tile-waterfall|npc-cave-swimming)\.ogg"),
+    Rule("Water", "kolf", r"usr/share/kolf/sounds/puddle\.wav"),
 )
 
 PACKAGES = tuple(sorted({rule.package for rule in RULES}))
@@ -192,6 +272,44 @@ def extract_rcc_audio(package_dir: Path) -> int:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(bytes(resource.readAll().data()))
         count += 1
+    return count
+
+
+def extract_opensfx_audio(package_dir: Path) -> int:
+    """Write the sounds of OpenTTD's opensfx.cat to package_dir/cat-audio/NN_<title>.wav; returns how many.
+
+    The catalogue starts with a table of (offset, size) little-endian uint32 pairs, one per sound (the
+    first offset, without its top bit, is the table's length); each entry is a length-prefixed text (the
+    sound's title in quotes, then its credit) followed by a RIFF WAVE file, or by nothing for the unused slots."""
+    data = (package_dir / OPENSFX_CATALOGUE).read_bytes()
+    count = (struct.unpack_from("<I", data, 0)[0] & 0x7FFFFFFF) // 8
+    target = package_dir / OPENSFX_AUDIO_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for index in range(count):
+        offset, size = struct.unpack_from("<II", data, 8 * index)
+        offset &= 0x7FFFFFFF
+        text = data[offset + 1: offset + 1 + data[offset]].rstrip(b"\0").decode("latin-1")
+        title = re.match(r'\s*"([^"]*)"', text)
+        slug = re.sub(r"[^a-z0-9]+", "_", (title.group(1) if title else text).lower()).strip("_")[:50].strip("_")
+        entry = data[offset + 1 + data[offset]: offset + size]
+        riff = entry.find(b"RIFF")
+        if riff >= 0:
+            (target / f"{index:02d}_{slug}.wav").write_bytes(entry[riff:])
+            written += 1
+    return written
+
+
+def extract_zip_audio(package_dir: Path) -> int:
+    """Write the .ogg files under audio/ in 0 A.D.'s public.zip to package_dir/zip-audio/; returns how many."""
+    import zipfile
+
+    count = 0
+    with zipfile.ZipFile(package_dir / ZERO_AD_ARCHIVE) as archive:
+        for name in archive.namelist():
+            if name.startswith("audio/") and name.endswith(".ogg"):
+                archive.extract(name, package_dir / ZIP_AUDIO_DIR)
+                count += 1
     return count
 
 
@@ -332,6 +450,10 @@ def fetch_sources(cache: Path, seed: int) -> list[Source]:
     versions = download_packages(cache)
     if not (cache / "pkgs" / RCC_PACKAGE / RCC_AUDIO_DIR).is_dir():
         extract_rcc_audio(cache / "pkgs" / RCC_PACKAGE)
+    if not (cache / "pkgs" / OPENSFX_PACKAGE / OPENSFX_AUDIO_DIR).is_dir():
+        extract_opensfx_audio(cache / "pkgs" / OPENSFX_PACKAGE)
+    if not (cache / "pkgs" / ZERO_AD_PACKAGE / ZIP_AUDIO_DIR).is_dir():
+        extract_zip_audio(cache / "pkgs" / ZERO_AD_PACKAGE)
     sources = assign_splits(find_sources(cache, versions), seed)
     return prepare_clips(cache, drop_cross_split_duplicates(sources, cache))
 
