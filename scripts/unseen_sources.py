@@ -21,6 +21,7 @@ ASTERISK = "usr/share/asterisk/sounds"  # the Italian and Russian voices: speake
 SUPERTUX_MUSIC = "usr/share/games/supertux2/music"
 WESNOTH = "usr/share/games/wesnoth/1.16/data/core/sounds"
 HEDGEWARS = "usr/share/games/hedgewars/Data/Sounds"
+KLETTRES = "usr/share/klettres"  # spoken words of KDE's letter-learning game
 
 UNSEEN = (  # (package, path inside it, expected class)
     ("asterisk-core-sounds-it-wav", f"{ASTERISK}/it_IT_m_Carlo/demo-congrats.wav", "Speech"),
@@ -41,6 +42,12 @@ UNSEEN = (  # (package, path inside it, expected class)
     ("wesnoth-1.16-data", f"{WESNOTH}/wolf-die-1.ogg", "Animal"),
     ("hedgewars-data", f"{HEDGEWARS}/rubberduck_water.ogg", "Water"),
     ("hedgewars-data", f"{HEDGEWARS}/planewater.ogg", "Water"),
+    ("klettres-data", f"{KLETTRES}/de/syllab/affe.ogg", "Speech"),
+    ("klettres-data", f"{KLETTRES}/de/syllab/baer.ogg", "Speech"),
+    ("freedink-data", "usr/share/games/dink/dink/Sound/bird1.wav", "Bird"),
+    ("lugaru-data", "usr/share/games/lugaru/Sounds/Hawk.ogg", "Bird"),
+    ("trackballs-data", "usr/share/games/trackballs/sfx/capuch_monkey.wav", "Animal"),
+    ("7kaa-data", "usr/share/games/7kaa/SOUND/RAIN.WAV", "Water"),
 )
 
 
