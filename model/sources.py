@@ -7,7 +7,9 @@ water sounds. `fetch_sources` downloads the packages with `apt-get download`, un
 every chosen file into a 32-kHz mono clip with leading and trailing silence trimmed.
 
 Each recording belongs to a group: for speech the speaker (one language directory or voice of one package),
-for everything else the recording, with its numbered takes (bird1_00, bird1_01) counted as one. Splits are
+for everything else the recording, with its numbered takes (bird1_00, bird1_01) counted as one, and with
+the files whose sound matches (one recording shipped by two games, or takes under different names; see
+model.near_duplicates) counted as one. Splits are
 drawn per class over groups, so a voice or a recording is never in two splits; a file whose bytes recur
 elsewhere is kept only in the first split that has it. Every source's package, version and licence (from
 the package's DEP-5 copyright file) goes into the manifest that ships beside the weights.
@@ -19,7 +21,7 @@ import json
 import re
 import struct
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -118,16 +120,17 @@ RULES = (
     Rule("Bird", "micropolis-data", r"usr/share/games/micropolis/res/sounds/quack\.wav"),
     Rule("Bird", "gnome-shell-pomodoro-data", r"usr/share/gnome-pomodoro/sounds/birds\.ogg"),
     # other animals: mammals (dogs, cats, farm and wild animals), frogs, insects
-    Rule("Animal", "tuxpaint-stamps-default", rf"{TUXPAINT_STAMPS}/animals/(mammals|marsupials|amphibians|insects)/([a-z]+/)?(?![a-z_0-9-]*_desc)[a-z_0-9]+\.ogg"),
+    # (dromedary.ogg is camel.ogg's recording, processed)
+    Rule("Animal", "tuxpaint-stamps-default", rf"{TUXPAINT_STAMPS}/animals/(mammals|marsupials|amphibians|insects)/([a-z]+/)?(?![a-z_0-9-]*_desc|dromedary)[a-z_0-9]+\.ogg"),
     Rule("Animal", "tuxpaint-stamps-default", rf"{TUXPAINT_STAMPS}/seasonal/halloween/blackcat\.ogg"),
     Rule("Animal", RCC_PACKAGE, rf"{GCOMPRIS}/activities/explore_farm_animals/resource/animals/(cat|dog|cow|horse|pig|sheep)\.ogg"),
     Rule("Animal", RCC_PACKAGE, rf"{GCOMPRIS}/activities/memory-sound/resource/LRBark_[0-9]_LA_cut\.ogg"),
+    # (megaglest's tileset wolf.wav is left out: its howl matches widelands' wolf recording)
     Rule("Animal", "widelands-data", rf"{WIDELANDS}/sound/animals/(boar|frog|(coyote|crickets[0-9]|moose|stag|wolf)_[0-9]+)\.ogg"),
     Rule("Animal", "widelands-data", rf"{WIDELANDS}/sound/farm/(farm_animal|horse|sheep)_[0-9]+\.ogg"),
     Rule("Animal", "megaglest-data", rf"{MEGAGLEST}/techs/megapack/commondata/sounds/(cow|pig)_(ack|select)[0-9]\.wav"),
     Rule("Animal", "megaglest-data", rf"{MEGAGLEST}/techs/megapack/factions/persian/units/sheep/sounds/sheep[0-9]+\.wav"),
     Rule("Animal", "megaglest-data", rf"{MEGAGLEST}/techs/megapack/factions/indian/units/beehive/sounds/bee[0-9]\.wav"),
-    Rule("Animal", "megaglest-data", rf"{MEGAGLEST}/tilesets/(birch_forest|desert2)/sounds/wolf\.wav"),
     Rule("Animal", "megaglest-data", rf"{MEGAGLEST}/tilesets/pine_peat/sounds/mudchute_cow_1\.ogg"),
     Rule("Animal", "simutrans-pak64", r"usr/share/games/simutrans/pak/sound/horse\.wav"),
     Rule("Animal", "wesnoth-1.16-data", rf"{WESNOTH}/wolf-growl-[0-9]\.ogg"),
@@ -395,6 +398,23 @@ def assign_splits(sources: list[Source], seed: int, test_share: float = 0.2, val
     return [Source(**{**asdict(s), "split": split_of[(s.label, s.group)]}) for s in sources]
 
 
+def join_matching_recordings(sources: list[Source], cache: Path) -> list[Source]:
+    """One group for the files of one recording that carry different names or ship in different packages
+    (model.near_duplicates), per class except Speech and Music (grouped by speaker and by track)."""
+    from model.near_duplicates import fingerprint, matching_groups
+
+    joined = []
+    for label in LABELS:
+        members = [s for s in sources if s.label == label]
+        if label in ("Speech", "Music"):
+            joined.extend(members)
+            continue
+        fingerprints = {s.id: fingerprint(sf.read(str(cache / "clips" / s.clip_name), dtype="float32")[0]) for s in members}
+        group_of = matching_groups(fingerprints, {s.id: s.group for s in members})
+        joined.extend(replace(s, group=group_of[s.group]) for s in members)
+    return joined
+
+
 def drop_cross_split_duplicates(sources: list[Source], cache: Path) -> list[Source]:
     """Keep a recording whose bytes sit in several places (ktuberling's Serbian script variants share their
     files) only in the first split of train, val, test that holds it, so a test file is never a training file."""
@@ -454,8 +474,8 @@ def fetch_sources(cache: Path, seed: int) -> list[Source]:
         extract_opensfx_audio(cache / "pkgs" / OPENSFX_PACKAGE)
     if not (cache / "pkgs" / ZERO_AD_PACKAGE / ZIP_AUDIO_DIR).is_dir():
         extract_zip_audio(cache / "pkgs" / ZERO_AD_PACKAGE)
-    sources = assign_splits(find_sources(cache, versions), seed)
-    return prepare_clips(cache, drop_cross_split_duplicates(sources, cache))
+    sources = join_matching_recordings(prepare_clips(cache, find_sources(cache, versions)), cache)
+    return drop_cross_split_duplicates(assign_splits(sources, seed), cache)
 
 
 def write_manifest(sources: list[Source], seed: int, path: Path) -> None:
