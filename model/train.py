@@ -25,7 +25,6 @@ import numpy as np
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)  # thresholds tried per class on validation
 MEDIAN_TOKENS = (1, 3, 5, 7, 9)  # median filter lengths tried on validation, in tokens (0.3125 s each)
-FRAMES_PER_TOKEN = 32  # grid frames of 10/1024 s per token of a 32-token model
 # Band limits of common low-rate sources (8, 11.025, 16, 22.05 kHz: phone lines, IP cameras, old files),
 # whose resampled audio is empty above them; the band-limit augmentation draws one of these.
 BAND_LIMITS_HZ = (4000.0, 5512.5, 8000.0, 11025.0)
@@ -232,9 +231,12 @@ def tune_post_processing(data: SoundscapeSet, probabilities: np.ndarray, labels:
     return chosen[1], chosen[2], chosen[3]
 
 
-def median_frames_of_tokens(median_tokens: int) -> int:
-    """The grid-frame median filter that spans `median_tokens` tokens (odd; 1 token = no filter)."""
-    return 1 if median_tokens == 1 else median_tokens * FRAMES_PER_TOKEN - 1
+def median_frames_of_tokens(median_tokens: int, tokens: int) -> int:
+    """The grid-frame median filter that spans `median_tokens` of a model's `tokens` time tokens (odd;
+    1 token = no filter)."""
+    from model.htsat import MODEL_FRAMES
+
+    return 1 if median_tokens == 1 else median_tokens * (MODEL_FRAMES // tokens) - 1
 
 
 def new_model(config, init: Path | None, labels: list[str] | None = None):
@@ -342,7 +344,7 @@ def train(train_dir: Path, val_dir: Path, out_dir: Path, config, settings: Train
             best = {"macro_f1": record["macro_f1"], "epoch": epoch + 1}
             metrics = {"val_event_f1_macro": record["macro_f1"], "val_event_f1": class_f1, "epoch": epoch + 1}
             save_checkpoint(out_dir / "best.safetensors", model, labels, thresholds.tolist(), {**provenance, "metrics": metrics},
-                            median_frames_of_tokens(median_tokens))
+                            median_frames_of_tokens(median_tokens, tokens))
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
                     "history": history, "best": best}, state_path)
         (out_dir / "history.json").write_text(json.dumps(history, indent=1) + "\n", encoding="utf-8")

@@ -83,7 +83,7 @@ def test_a_few_epochs_lower_the_loss_and_write_a_loadable_checkpoint(tiny_sets, 
     assert losses[-1] < losses[0]
     model = load_model(tmp_path / "best.safetensors")
     assert model.labels == list(LABELS) and model.thresholds.shape == (len(LABELS),)
-    assert model.median_frames in {median_frames_of_tokens(tokens) for tokens in MEDIAN_TOKENS}
+    assert model.median_frames in {median_frames_of_tokens(median, 32) for median in MEDIAN_TOKENS}
     out = model.predict(np.zeros(32000, np.float32), short="pad")
     assert out["framewise"].shape == (1, 1024, len(LABELS))
     train_hash = json.loads((tiny_sets / "train" / "manifest.json").read_text())["hash"]
@@ -100,7 +100,7 @@ def test_tuning_picks_a_median_filter_that_removes_one_token_blips(tiny_sets):
     blips[:, 3::9, :] = 1.0  # a lone active token every 9 tokens in every class (none at the edges)
     median, thresholds, class_f1 = tune_post_processing(val, np.maximum(truth, blips), list(LABELS))
     assert median > 1 and min(class_f1.values()) > 0.9
-    assert median_frames_of_tokens(1) == 1 and median_frames_of_tokens(median) == 32 * median - 1
+    assert median_frames_of_tokens(1, 32) == 1 and median_frames_of_tokens(median, 32) == 32 * median - 1
 
 
 def test_same_seed_same_run_and_resume_finishes_it(tiny_sets, tmp_path):
