@@ -122,14 +122,19 @@ def _read_safetensors(path: Path) -> Checkpoint:
         raise CheckpointError(f"{path}: {len(labels)} labels for {config.num_classes} classes")
     if thresholds is not None and len(thresholds) != config.num_classes:
         raise CheckpointError(f"{path}: {len(thresholds)} thresholds for {config.num_classes} classes")
-    median_frames = metadata.get("median_frames", 1)
-    if not valid_median_frames(median_frames):
-        raise CheckpointError(f"{path}: median_frames must be an odd integer in 1..{MAX_MEDIAN_FRAMES}, got {median_frames!r}")
-    return Checkpoint(config, state_dict, list(labels), thresholds, median_frames, metadata)
+    return Checkpoint(config, state_dict, list(labels), thresholds, median_frames_of(metadata, path), metadata)
 
 
 def valid_median_frames(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_MEDIAN_FRAMES and value % 2 == 1
+
+
+def median_frames_of(metadata: dict, path: Path | str) -> int:
+    """The median filter length in our metadata document (1 when absent), or CheckpointError."""
+    median_frames = metadata.get("median_frames", 1)
+    if not valid_median_frames(median_frames):
+        raise CheckpointError(f"{path}: median_frames must be an odd integer in 1..{MAX_MEDIAN_FRAMES}, got {median_frames!r}")
+    return median_frames
 
 
 def infer_config(state_dict: dict[str, torch.Tensor], path: Path | str = "checkpoint") -> HTSATConfig:

@@ -2,8 +2,8 @@
 
 The graph includes the front end (ONNX STFT) and the official tiling of short clips, with dynamic batch
 and length. Its metadata carries our JSON document (config, labels, thresholds, median filter length,
-provenance), so an .onnx file loads behind the same Predictor API as a checkpoint. `--int8` applies ONNX Runtime's dynamic
-quantisation of the matrix-multiply weights.
+provenance), so an .onnx file loads behind the same Predictor API as a checkpoint. `--int8` applies ONNX
+Runtime's dynamic quantisation of the matrix-multiply weights.
 """
 
 import hashlib
@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.checkpoint import (FORMAT_NAME, FORMAT_VERSION, MAX_MEDIAN_FRAMES, METADATA_KEY, Checkpoint, CheckpointError,
-                              valid_median_frames)
+from model.checkpoint import FORMAT_NAME, FORMAT_VERSION, METADATA_KEY, Checkpoint, CheckpointError, median_frames_of
 from model.htsat import HTSAT, WINDOW_SAMPLES, HTSATConfig
 from model.predictor import MIN_REPEAT_SAMPLES, Predictor
 
@@ -140,16 +139,13 @@ def load_onnx_predictor(path: str | Path, device: str = "cpu") -> Predictor:
     metadata = json.loads(props[METADATA_KEY])
     config = HTSATConfig.from_dict(metadata["config"])
     thresholds = metadata.get("thresholds")
-    median_frames = metadata.get("median_frames", 1)
-    if not valid_median_frames(median_frames):
-        raise CheckpointError(f"{path}: median_frames must be an odd integer in 1..{MAX_MEDIAN_FRAMES}, got {median_frames!r}")
     return Predictor(
         OnnxBackend(path, device),
         config,
         list(metadata["labels"]),
         None if thresholds is None else np.asarray(thresholds, dtype=np.float32),
         str(path),
-        median_frames,
+        median_frames_of(metadata, path),
     )
 
 
