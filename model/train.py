@@ -360,11 +360,12 @@ def detect_set(predictor, directory: Path, batch_size: int = 8, progress: bool =
     from tqdm import tqdm
 
     from model.offline import events_from_scores
-    from stream.events import Target
+    from stream.config import EventsConfig
+    from stream.events import build_targets
 
     if predictor.thresholds is None:
         raise ValueError("the model has no per-class thresholds to detect events with")
-    targets = [Target(label, (i,), float(on), float(on)) for i, (label, on) in enumerate(zip(predictor.labels, predictor.thresholds))]
+    targets = build_targets(EventsConfig(), predictor.labels, predictor.thresholds)  # one per class, the model's thresholds
     names = [clip["filename"] for clip in json.loads((Path(directory) / "manifest.json").read_text())["clips"]]
     rows = []
     for start in tqdm(range(0, len(names), batch_size), desc=f"detecting {Path(directory).name}", unit="batch", disable=not progress):

@@ -146,15 +146,15 @@ def test_shipped_model_finds_the_demo_events():
 
     from model.evaluate import event_f1, read_events, read_metadata
     from model.offline import official_events
-    from stream.events import Target
+    from stream.config import EventsConfig
+    from stream.events import build_targets
 
     model = load_model(None)
     assert model.labels == list(LABELS) and model.thresholds is not None
     wave, rate = sf.read(str(DATA / "demo.wav"), dtype="float32")
     assert rate == model.sample_rate and len(wave) == 60 * rate
     framewise = model.predict(wave.reshape(6, 10 * rate), short="pad")["framewise"].reshape(-1, len(LABELS))  # [6144, C]
-    targets = [Target(label, (i,), float(on), float(on)) for i, (label, on) in enumerate(zip(model.labels, model.thresholds))]
-    events, _ = official_events(framewise, targets, model.median_frames)
+    events, _ = official_events(framewise, build_targets(EventsConfig(), model.labels, model.thresholds), model.median_frames)
     detections = pd.DataFrame([("demo.wav", *event) for event in events], columns=["filename", "onset", "offset", "event_label"])
     _, per_class = event_f1(read_events(DATA / "demo.tsv"), read_metadata(DATA / "demo_metadata.tsv"), detections)
     assert np.mean([strict_f1(per_class, label) for label in LABELS]) >= DEMO_F1_FLOOR, per_class
