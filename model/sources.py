@@ -19,6 +19,7 @@ import fnmatch
 import hashlib
 import json
 import re
+import shutil
 import struct
 import subprocess
 from dataclasses import asdict, dataclass, replace
@@ -250,8 +251,12 @@ def download_packages(cache: Path, packages=PACKAGES) -> dict[str, str]:
         deb = sorted(debs.glob(f"{package}_*.deb"))[-1]
         versions[package] = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], capture_output=True, text=True, check=True).stdout.strip()
         target = unpacked / package
-        if not target.is_dir():
-            subprocess.run(["dpkg-deb", "-x", str(deb), str(target)], check=True)
+        if not target.is_dir():  # unpacked beside, then renamed: an interrupted unpack is redone, not taken as done
+            partial = unpacked / f"{package}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir(parents=True)
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(partial)], check=True)
+            partial.rename(target)
     return versions
 
 
