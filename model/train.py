@@ -28,6 +28,7 @@ MEDIAN_TOKENS = (1, 3, 5, 7, 9)  # median filter lengths tried on validation, in
 # Band limits of common low-rate sources (8, 11.025, 16, 22.05 kHz: phone lines, IP cameras, old files),
 # whose resampled audio is empty above them; the band-limit augmentation draws one of these.
 BAND_LIMITS_HZ = (4000.0, 5512.5, 8000.0, 11025.0)
+PRECISIONS = ("fp32", "bf16")  # training arithmetic; validation and the saved weights are always fp32
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class TrainSettings:
     mixup_alpha: float = 1.0
     frame_loss_weight: float = 1.0
     band_limit_probability: float = 0.0  # share of examples whose mel bands above a BAND_LIMITS_HZ cut are emptied
+    ema_decay: float = 0.0  # > 0: also validate an exponential moving average of the weights (per step) each epoch
+    precision: str = "fp32"  # "bf16": forward and backward under bfloat16 autocast (weights and optimizer stay fp32)
     seed: int = 8
     threads: int = 2
 
@@ -56,6 +59,10 @@ class TrainSettings:
         object.__setattr__(self, "betas", tuple(self.betas))
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("epochs, batch_size and lr must be positive")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
 
 @dataclass
@@ -266,6 +273,43 @@ def new_model(config, init: Path | None, labels: list[str] | None = None):
     return model
 
 
+class WeightAverage:
+    """An exponential moving average of a model's weights, updated after every optimizer step. Its decay
+    ramps up over the first steps ((1 + step) / (10 + step)) so that the random start fades out quickly;
+    buffers (the mel batch-norm statistics) are copied from the trained model."""
+
+    def __init__(self, model, decay: float):
+        import copy
+
+        self.decay = decay
+        self.model = copy.deepcopy(model)
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+
+    def update(self, model, step: int) -> None:
+        import torch
+
+        decay = min(self.decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            torch._foreach_lerp_(list(self.model.parameters()), [p.detach() for p in model.parameters()], 1 - decay)
+            for own, trained in zip(self.model.buffers(), model.buffers()):
+                own.copy_(trained)
+
+
+def validate(model, val_set: SoundscapeSet, labels: list[str], settings: TrainSettings) -> dict:
+    """Validation of one set of weights: clip and frame BCE, and the tuned event rule with its event F1."""
+    import torch
+
+    probabilities = token_probabilities(model, val_set.mels)  # [N, tokens, C]
+    with torch.no_grad():
+        val_logits = torch.logit(torch.from_numpy(probabilities).clamp(1e-6, 1 - 1e-6)).transpose(1, 2)
+        _, val_clip, val_frame = loss_terms(val_logits, val_set.clip_targets, val_set.token_targets, settings)
+    median_tokens, thresholds, class_f1 = tune_post_processing(val_set, probabilities, labels)
+    return {"val_clip_bce": val_clip.item(), "val_frame_bce": val_frame.item(),
+            "macro_f1": float(np.mean(list(class_f1.values()))), "class_f1": class_f1,
+            "thresholds": thresholds.tolist(), "median_tokens": median_tokens}
+
+
 def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -283,6 +327,7 @@ def train(train_dir: Path, val_dir: Path, out_dir: Path, config, settings: Train
     config = replace(config, num_classes=len(labels))
     torch.manual_seed(settings.seed)
     model = new_model(config, init, labels)
+    average = WeightAverage(model, settings.ema_decay) if settings.ema_decay > 0 else None
     tokens = model.config.time_tokens
     train_set = load_set(train_dir, labels, tokens, progress)
     val_set = load_set(val_dir, labels, tokens, progress)
@@ -299,6 +344,8 @@ def train(train_dir: Path, val_dir: Path, out_dir: Path, config, settings: Train
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if average is not None:
+            average.model.load_state_dict(state["ema"])
         history, best, first_epoch = state["history"], state["best"], state["epoch"] + 1
     provenance = {
         "data": {"train": train_set.manifest_hash, "val": val_set.manifest_hash,
@@ -320,33 +367,39 @@ def train(train_dir: Path, val_dir: Path, out_dir: Path, config, settings: Train
             index = order[i * settings.batch_size: (i + 1) * settings.batch_size]
             mel, clip_target, token_target = augment(train_set.mels[index].float(), train_set.clip_targets[index],
                                                      train_set.token_targets[index], settings, generator)
-            total, clip, frame = loss_terms(model.token_logits(mel), clip_target, token_target, settings)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.precision == "bf16"):
+                logits = model.token_logits(mel)  # [B, C, tokens]
+            total, clip, frame = loss_terms(logits.float(), clip_target, token_target, settings)
             optimizer.zero_grad()
             total.backward()
             optimizer.step()
+            if average is not None:
+                average.update(model, step)
             sums += [total.item(), clip.item(), frame.item()]
             bar.set_postfix(loss=f"{sums[0] / (i + 1):.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
-        probabilities = token_probabilities(model, val_set.mels)
-        with torch.no_grad():
-            val_logits = torch.logit(torch.from_numpy(probabilities).clamp(1e-6, 1 - 1e-6)).transpose(1, 2)
-            _, val_clip, val_frame = loss_terms(val_logits, val_set.clip_targets, val_set.token_targets, settings)
-        median_tokens, thresholds, class_f1 = tune_post_processing(val_set, probabilities, labels)
+        candidates = {"trained": model} if average is None else {"trained": model, "averaged": average.model}
+        results = {name: validate(candidate, val_set, labels, settings) for name, candidate in candidates.items()}
+        chosen = max(results, key=lambda name: results[name]["macro_f1"])  # the first on a tie: the trained weights
         mean = (sums / steps_per_epoch).tolist()  # python floats: the resume state loads with weights_only
-        record = {"epoch": epoch + 1, "train_loss": mean[0], "train_clip_bce": mean[1],
-                  "train_frame_bce": mean[2], "val_clip_bce": val_clip.item(),
-                  "val_frame_bce": val_frame.item(), "macro_f1": float(np.mean(list(class_f1.values()))),
-                  "class_f1": class_f1, "thresholds": thresholds.tolist(), "median_tokens": median_tokens,
+        record = {"epoch": epoch + 1, "train_loss": mean[0], "train_clip_bce": mean[1], "train_frame_bce": mean[2],
+                  **results[chosen], "weights": chosen, "candidates_f1": {k: v["macro_f1"] for k, v in results.items()},
                   "seconds": round(time.time() - started, 1)}
         history.append(record)
         print(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}, val frame BCE {record['val_frame_bce']:.4f}, "
-              f"val event F1 {record['macro_f1']:.3f} (median {median_tokens} tokens) " + " ".join(f"{k} {v:.2f}" for k, v in class_f1.items()), flush=True)
+              f"val event F1 {record['macro_f1']:.3f} ({chosen} weights, median {record['median_tokens']} tokens) "
+              + " ".join(f"{k} {v:.2f}" for k, v in record["class_f1"].items())
+              + ("" if average is None else f"; trained {results['trained']['macro_f1']:.3f}, averaged {results['averaged']['macro_f1']:.3f}"),
+              flush=True)
         if record["macro_f1"] > best["macro_f1"]:
-            best = {"macro_f1": record["macro_f1"], "epoch": epoch + 1}
-            metrics = {"val_event_f1_macro": record["macro_f1"], "val_event_f1": class_f1, "epoch": epoch + 1}
-            save_checkpoint(out_dir / "best.safetensors", model, labels, thresholds.tolist(), {**provenance, "metrics": metrics},
-                            median_frames_of_tokens(median_tokens, tokens))
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                    "history": history, "best": best}, state_path)
+            best = {"macro_f1": record["macro_f1"], "epoch": epoch + 1, "weights": chosen}
+            metrics = {"val_event_f1_macro": record["macro_f1"], "val_event_f1": record["class_f1"], "epoch": epoch + 1,
+                       "weights": chosen}
+            save_checkpoint(out_dir / "best.safetensors", candidates[chosen], labels, record["thresholds"],
+                            {**provenance, "metrics": metrics}, median_frames_of_tokens(record["median_tokens"], tokens))
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch, "history": history, "best": best}
+        if average is not None:
+            state["ema"] = average.model.state_dict()
+        torch.save(state, state_path)
         (out_dir / "history.json").write_text(json.dumps(history, indent=1) + "\n", encoding="utf-8")
     return {"history": history, "best": best}
 
@@ -414,8 +467,10 @@ def add_train_arguments(parser) -> None:
     parser.add_argument("--heads", type=int, nargs="+", default=[1, 2, 4, 8])
     defaults = TrainSettings()
     for name in ("epochs", "batch_size", "lr", "weight_decay", "mixup_probability", "frame_loss_weight",
-                 "band_limit_probability", "seed", "threads"):
+                 "band_limit_probability", "ema_decay", "seed", "threads"):
         parser.add_argument("--" + name.replace("_", "-"), type=type(getattr(defaults, name)), default=getattr(defaults, name))
+    parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
+                        help="training arithmetic: bf16 autocast is about 1.8x faster on CPUs with AVX-512 BF16 or AMX")
 
 
 def run_train(args) -> int:
@@ -424,7 +479,8 @@ def run_train(args) -> int:
 
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                              mixup_probability=args.mixup_probability, frame_loss_weight=args.frame_loss_weight,
-                             band_limit_probability=args.band_limit_probability, seed=args.seed, threads=args.threads)
+                             band_limit_probability=args.band_limit_probability, ema_decay=args.ema_decay,
+                             precision=args.precision, seed=args.seed, threads=args.threads)
     config = HTSATConfig(embed_dim=args.embed_dim, depths=tuple(args.depths), num_heads=tuple(args.heads))
     manifest = args.sources_manifest if args.sources_manifest.is_file() else None
     result = train(args.train_dir, args.val_dir, args.out, config, settings, args.init, args.resume, manifest)

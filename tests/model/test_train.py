@@ -14,8 +14,8 @@ import soundfile as sf
 from model.soundscapes import make_set
 from model.sources import LABELS, SAMPLE_RATE, Source, assign_splits
 from model.frontend import mel_band_centres_hz
-from model.train import (BAND_LIMITS_HZ, MEDIAN_TOKENS, TrainSettings, augment, balanced_weights, learning_rate,
-                         load_set, median_frames_of_tokens, new_model, strict_f1, token_targets, train,
+from model.train import (BAND_LIMITS_HZ, MEDIAN_TOKENS, TrainSettings, WeightAverage, augment, balanced_weights,
+                         learning_rate, load_set, median_frames_of_tokens, new_model, strict_f1, token_targets, train,
                          tune_post_processing)
 
 TINY = HTSATConfig(num_classes=len(LABELS), embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1), drop_path_rate=0.0)
@@ -112,6 +112,54 @@ def test_same_seed_same_run_and_resume_finishes_it(tiny_sets, tmp_path):
     resumed = train(tiny_sets / "train", tiny_sets / "val", tmp_path / "a", TINY, two_epochs, resume=True, progress=False)
     assert [e["epoch"] for e in resumed["history"]] == [1, 2]
     assert resumed["history"][0] == first["history"][0]
+
+
+def test_bf16_training_with_a_weight_average_learns_validates_both_and_resumes(tiny_sets, tmp_path, monkeypatch):
+    settings = TrainSettings(**{**FAST.__dict__, "precision": "bf16", "ema_decay": 0.9})
+    result = train(tiny_sets / "train", tiny_sets / "val", tmp_path / "a", TINY, settings, progress=False)
+    losses = [epoch["train_loss"] for epoch in result["history"]]
+    assert losses[-1] < losses[0]
+    for epoch in result["history"]:
+        assert set(epoch["candidates_f1"]) == {"trained", "averaged"}
+        assert epoch["macro_f1"] == max(epoch["candidates_f1"].values())
+    model = load_model(tmp_path / "a" / "best.safetensors")
+    assert model.predict(np.zeros(32000, np.float32), short="pad")["framewise"].dtype == np.float32
+    import model.train as training
+
+    tune, calls = training.tune_post_processing, []
+
+    def crash_in_the_third_epoch(*args):  # two candidates are tuned per epoch: the 5th call is epoch 3's first
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return tune(*args)
+
+    monkeypatch.setattr(training, "tune_post_processing", crash_in_the_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_sets / "train", tiny_sets / "val", tmp_path / "b", TINY, settings, progress=False)
+    monkeypatch.setattr(training, "tune_post_processing", tune)
+    resumed = train(tiny_sets / "train", tiny_sets / "val", tmp_path / "b", TINY, settings, resume=True, progress=False)
+    strip = [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in result["history"]]
+    assert [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in resumed["history"]] == strip  # the average too
+
+
+def test_weight_average_starts_fast_then_follows_its_decay():
+    trained = torch.nn.Linear(2, 1)
+    average = WeightAverage(trained, decay=0.99)
+    with torch.no_grad():
+        trained.weight.fill_(1.0)
+        average.model.weight.fill_(0.0)
+    average.update(trained, step=0)  # decay min(0.99, 1/10): 90 % of the way at once
+    torch.testing.assert_close(average.model.weight, torch.full((1, 2), 0.9))
+    average.update(trained, step=10_000)  # decay 0.99: 1 % of the remaining gap
+    torch.testing.assert_close(average.model.weight, torch.full((1, 2), 0.9 + 0.1 * 0.01))
+    assert not average.model.weight.requires_grad
+
+
+@pytest.mark.parametrize("bad", [{"precision": "fp16"}, {"ema_decay": 1.0}, {"ema_decay": -0.1}])
+def test_invalid_training_settings_are_refused(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        TrainSettings(**bad)
 
 
 def test_band_limit_empties_the_bands_above_a_low_rate_source_cut():
