@@ -5,8 +5,8 @@ manifest.json). Log-mels are computed once per folder and cached beside the clip
 by the manifest hash), so an epoch costs only the transformer.
 
 Recipe: AdamW (0.9, 0.999, eps 1e-8, weight decay 0.05), linear warm-up then cosine decay per step,
-balanced sampling (clips weighted by the rarity of their labels), per-example gain, SpecAugment (time and
-frequency masks), mixup of log-mels; loss = clip-level BCE (on the mean of the token logits, the model's
+balanced sampling (clips weighted by the rarity of their labels), per-example gain, equalizer and pitch
+shift of the mel bands, band limit, SpecAugment (time and frequency masks), mixup of log-mels; loss = clip-level BCE (on the mean of the token logits, the model's
 clipwise output) + a frame-level BCE on the token-semantic map against the share of each 312.5-ms token
 that a strong label covers. Each epoch is validated: a median filter length and per-class thresholds are
 tuned for event F1 (psds_eval, Table 3 protocol) on the validation set and the best epoch is kept in our
@@ -28,6 +28,7 @@ MEDIAN_TOKENS = (1, 3, 5, 7, 9)  # median filter lengths tried on validation, in
 # Band limits of common low-rate sources (8, 11.025, 16, 22.05 kHz: phone lines, IP cameras, old files),
 # whose resampled audio is empty above them; the band-limit augmentation draws one of these.
 BAND_LIMITS_HZ = (4000.0, 5512.5, 8000.0, 11025.0)
+EQUALIZER_POINTS = 5  # random gains at this many evenly spaced mel bands, linear between them
 PRECISIONS = ("fp32", "bf16")  # training arithmetic; validation and the saved weights are always fp32
 
 
@@ -50,6 +51,8 @@ class TrainSettings:
     mixup_alpha: float = 1.0
     frame_loss_weight: float = 1.0
     band_limit_probability: float = 0.0  # share of examples whose mel bands above a BAND_LIMITS_HZ cut are emptied
+    equalizer_db: float = 0.0  # per-example random tilt and bumps across the mel bands, within +-equalizer_db
+    pitch_shift_bins: int = 0  # per-example shift of the mel bands, uniform in +-pitch_shift_bins
     ema_decay: float = 0.0  # > 0: also validate an exponential moving average of the weights (per step) each epoch
     precision: str = "fp32"  # "bf16": forward and backward under bfloat16 autocast (weights and optimizer stay fp32)
     seed: int = 8
@@ -61,6 +64,8 @@ class TrainSettings:
             raise ValueError("epochs, batch_size and lr must be positive")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.equalizer_db < 0 or self.pitch_shift_bins < 0:
+            raise ValueError(f"equalizer_db and pitch_shift_bins must be >= 0, got {self.equalizer_db}, {self.pitch_shift_bins}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
@@ -140,13 +145,26 @@ def learning_rate(step: int, total: int, settings: TrainSettings) -> float:
 
 
 def augment(mel, clip_target, token_target, settings: TrainSettings, generator):
-    """Gain, band limit, SpecAugment and mixup on a batch. mel [B, T, F]; targets [B, C], [B, tokens, C]."""
+    """Gain, equalizer, pitch shift, band limit, SpecAugment and mixup on a batch. mel [B, T, F]; targets
+    [B, C], [B, tokens, C].
+
+    The equalizer and the pitch shift stand in for recordings not in the training set: another microphone
+    or room colours the spectrum (a smooth random gain curve over the mel bands), another individual of a
+    species calls higher or lower (the mel bands moved by a few bins, the edge band repeated)."""
     import torch
+    from torch.nn import functional as F
 
     from model.frontend import AMIN, mel_band_centres_hz
 
     b, t, f = mel.shape
     mel = mel + (torch.rand(b, 1, 1, generator=generator) * 2 - 1) * settings.gain_db
+    if settings.equalizer_db > 0:
+        points = (torch.rand(b, 1, EQUALIZER_POINTS, generator=generator) * 2 - 1) * settings.equalizer_db  # [B, 1, P]
+        mel = mel + F.interpolate(points, size=f, mode="linear", align_corners=True)  # + [B, 1, F]
+    if settings.pitch_shift_bins > 0:
+        shift = torch.randint(-settings.pitch_shift_bins, settings.pitch_shift_bins + 1, (b,), generator=generator)  # [B]
+        source_bin = (torch.arange(f)[None] - shift[:, None]).clamp(0, f - 1)  # [B, F]
+        mel = torch.gather(mel, 2, source_bin[:, None, :].expand(b, t, f))
     limited = torch.rand(b, generator=generator) < settings.band_limit_probability  # [B]
     cut_hz = torch.tensor(BAND_LIMITS_HZ)[torch.randint(0, len(BAND_LIMITS_HZ), (b,), generator=generator)]  # [B]
     above = torch.from_numpy(mel_band_centres_hz(n_mels=f)).float()[None] > cut_hz[:, None]  # [B, F]
@@ -467,7 +485,7 @@ def add_train_arguments(parser) -> None:
     parser.add_argument("--heads", type=int, nargs="+", default=[1, 2, 4, 8])
     defaults = TrainSettings()
     for name in ("epochs", "batch_size", "lr", "weight_decay", "mixup_probability", "frame_loss_weight",
-                 "band_limit_probability", "ema_decay", "seed", "threads"):
+                 "band_limit_probability", "equalizer_db", "pitch_shift_bins", "ema_decay", "seed", "threads"):
         parser.add_argument("--" + name.replace("_", "-"), type=type(getattr(defaults, name)), default=getattr(defaults, name))
     parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
                         help="training arithmetic: bf16 autocast is about 1.8x faster on CPUs with AVX-512 BF16 or AMX")
@@ -479,7 +497,8 @@ def run_train(args) -> int:
 
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                              mixup_probability=args.mixup_probability, frame_loss_weight=args.frame_loss_weight,
-                             band_limit_probability=args.band_limit_probability, ema_decay=args.ema_decay,
+                             band_limit_probability=args.band_limit_probability, equalizer_db=args.equalizer_db,
+                             pitch_shift_bins=args.pitch_shift_bins, ema_decay=args.ema_decay,
                              precision=args.precision, seed=args.seed, threads=args.threads)
     config = HTSATConfig(embed_dim=args.embed_dim, depths=tuple(args.depths), num_heads=tuple(args.heads))
     manifest = args.sources_manifest if args.sources_manifest.is_file() else None

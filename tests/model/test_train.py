@@ -156,7 +156,8 @@ def test_weight_average_starts_fast_then_follows_its_decay():
     assert not average.model.weight.requires_grad
 
 
-@pytest.mark.parametrize("bad", [{"precision": "fp16"}, {"ema_decay": 1.0}, {"ema_decay": -0.1}])
+@pytest.mark.parametrize("bad", [{"precision": "fp16"}, {"ema_decay": 1.0}, {"ema_decay": -0.1}, {"equalizer_db": -1.0},
+                                 {"pitch_shift_bins": -2}])
 def test_invalid_training_settings_are_refused(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         TrainSettings(**bad)
@@ -178,6 +179,41 @@ def test_band_limit_empties_the_bands_above_a_low_rate_source_cut():
     assert len(cuts_seen) > 1
     untouched = augment(mel, *targets, TrainSettings(band_limit_probability=0.0, **only_band_limit), torch.Generator().manual_seed(1))[0]
     assert torch.equal(untouched, mel)
+
+
+ONLY_SPECTRAL = dict(gain_db=0.0, time_masks=0, freq_masks=0, mixup_probability=0.0)
+
+
+def test_pitch_shift_moves_every_band_of_an_example_by_one_whole_shift():
+    """Pitch shift: each example's bands move by one integer in +-pitch_shift_bins (the edge band repeated),
+    targets untouched."""
+    mel = torch.arange(64.0).expand(32, 10, 64).clone()  # [B, T, F]: each bin holds its own index
+    targets = torch.rand(32, 6), torch.rand(32, 4, 6)
+    shifted, clip_target, token_target = augment(mel, *targets, TrainSettings(pitch_shift_bins=3, **ONLY_SPECTRAL),
+                                                 torch.Generator().manual_seed(3))
+    shifts = set()
+    for example in shifted:
+        shift = int(example[0, 32] - 32)  # a middle bin now holds the index of the bin it came from
+        assert -3 <= shift <= 3
+        expected = (torch.arange(64.0) + shift).clamp(0, 63).expand(10, 64)
+        assert torch.equal(example, expected)
+        shifts.add(shift)
+    assert len(shifts) >= 5
+    assert torch.equal(clip_target, targets[0]) and torch.equal(token_target, targets[1])
+    assert torch.equal(augment(mel, *targets, TrainSettings(**ONLY_SPECTRAL), torch.Generator().manual_seed(3))[0], mel)
+
+
+def test_equalizer_adds_one_smooth_bounded_curve_per_example():
+    """Equalizer: the same gain curve over the bands for every frame of an example, within +-equalizer_db,
+    changing smoothly from band to band, and different between examples."""
+    mel = torch.randn(16, 20, 64)  # [B, T, F]
+    targets = torch.zeros(16, 6), torch.zeros(16, 4, 6)
+    curves = augment(mel, *targets, TrainSettings(equalizer_db=6.0, **ONLY_SPECTRAL), torch.Generator().manual_seed(4))[0] - mel
+    torch.testing.assert_close(curves, curves[:, :1].expand_as(curves))  # one curve per example, all frames
+    curve = curves[:, 0]  # [B, F]
+    assert curve.abs().max() <= 6.0 + 1e-5 and curve.abs().max() > 3.0
+    assert (curve[:, 1:] - curve[:, :-1]).abs().max() < 12.0 / 15  # at most a full swing over a quarter of the bands
+    assert curve.std(dim=0).mean() > 1.0
 
 
 DATA = Path(__file__).resolve().parents[2] / "model" / "data"
