@@ -363,7 +363,7 @@ def train(train_dir: Path, val_dir: Path, out_dir: Path, config, settings: Train
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if average is not None:
-            average.model.load_state_dict(state["ema"])
+            average.model.load_state_dict(state.get("ema", state["model"]))  # a run without one starts it here
         history, best, first_epoch = state["history"], state["best"], state["epoch"] + 1
     provenance = {
         "data": {"train": train_set.manifest_hash, "val": val_set.manifest_hash,

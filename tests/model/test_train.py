@@ -112,6 +112,9 @@ def test_same_seed_same_run_and_resume_finishes_it(tiny_sets, tmp_path):
     resumed = train(tiny_sets / "train", tiny_sets / "val", tmp_path / "a", TINY, two_epochs, resume=True, progress=False)
     assert [e["epoch"] for e in resumed["history"]] == [1, 2]
     assert resumed["history"][0] == first["history"][0]
+    with_average = TrainSettings(**{**FAST.__dict__, "epochs": 3, "ema_decay": 0.9})  # a run without one gains one
+    extended = train(tiny_sets / "train", tiny_sets / "val", tmp_path / "a", TINY, with_average, resume=True, progress=False)
+    assert extended["history"][:2] == resumed["history"] and set(extended["history"][2]["candidates_f1"]) == {"trained", "averaged"}
 
 
 def test_bf16_training_with_a_weight_average_learns_validates_both_and_resumes(tiny_sets, tmp_path, monkeypatch):
