@@ -3,7 +3,8 @@
 All contenders share one set of weights (the checkpoint given, or the full-size architecture with seeded
 random weights) and are timed in the same run, interleaved round by round, so that a shared, noisy machine
 slows them alike. Each row gives ms per 10-s window (median over rounds), windows/s, the speed-up over the
-reference at the same batch size, and the drift of its framewise output from the reference's.
+reference at the same batch size, and the drift of its framewise output from the reference's. On a machine
+with CUDA the GPU backends join them (torch fp32 and bf16, ONNX Runtime's CUDA provider where installed).
 """
 
 import argparse
@@ -90,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         Contender("onnxruntime fp32", lambda w: onnx_fp32.run(w, True)[1], {}),
         Contender("onnxruntime int8", lambda w: onnx_int8.run(w, True)[1], {}),
     ]
+    contenders += cuda_contenders(checkpoint, args.model or "random weights", fp32_path)
     probes = probe_waves(4)
     outputs = {c.name: c.run(probes) for c in contenders}  # also warms every contender up
     for batch in args.batch:
@@ -116,6 +118,29 @@ def run(args: argparse.Namespace) -> int:
             print(f"{contender.name:34s} {batch:5d} {per_window * 1000:10.1f} {1 / per_window:10.2f} "
                   f"{base / per_window:8.2f}x  {drift.max():13.2e} / {drift.mean():.2e}  {agreement:.3f}")
     return 0
+
+
+def cuda_contenders(checkpoint, path: str, onnx_path: Path) -> list[Contender]:
+    """The GPU backends, where this machine has CUDA: the torch backend in fp32 and bf16, and ONNX Runtime's
+    CUDA provider where it has one. Each call includes the host-to-device copy of the waves and the copy of
+    the outputs back, as in the stream's worker (the copy back waits for the GPU to finish)."""
+    import onnxruntime as ort
+    import torch
+
+    from model.checkpoint import build_model
+    from model.onnx import OnnxBackend
+    from model.predictor import PRECISIONS, TorchBackend
+
+    if not torch.cuda.is_available():
+        return []
+    contenders = []
+    for precision in PRECISIONS:
+        backend = TorchBackend(build_model(checkpoint, path), "cuda", precision)
+        contenders.append(Contender(f"torch {precision} cuda", lambda w, b=backend: b.run(w, True)[1], {}))
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        onnx_cuda = OnnxBackend(onnx_path, "cuda")
+        contenders.append(Contender("onnxruntime fp32 cuda", lambda w: onnx_cuda.run(w, True)[1], {}))
+    return contenders
 
 
 def _top5_agreement(framewise: np.ndarray, reference: np.ndarray) -> float:

@@ -20,6 +20,15 @@ def onnx_model(tiny_checkpoint, tmp_path_factory, monkeypatch_module):
 
 
 @pytest.fixture(scope="module")
+def cuda_model(tiny_checkpoint):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine: this runs on a GPU machine")
+    return load_model(tiny_checkpoint, backend="torch", device="cuda")
+
+
+@pytest.fixture(scope="module")
 def monkeypatch_module():
     with pytest.MonkeyPatch.context() as patch:
         yield patch
@@ -43,6 +52,15 @@ def test_onnx_backend_matches_official_and_torch_outputs(torch_model, onnx_model
     assert difference.max() < 1e-4
     assert difference.mean() < 5e-6
     assert np.abs(result[output] - torch_model.predict(wave)[output]).max() < 1e-4
+
+
+@pytest.mark.parametrize("wave_key, out_key", CASES)
+@pytest.mark.parametrize("output", ["clipwise", "framewise"])
+def test_cuda_torch_backend_matches_official_outputs(cuda_model, tiny_outputs, wave_key, out_key, output):
+    result = cuda_model.predict(tiny_outputs[wave_key].numpy())
+    difference = np.abs(result[output] - tiny_outputs[out_key][output].numpy())
+    assert difference.max() < 1e-4
+    assert difference.mean() < 5e-6
 
 
 def test_output_shapes_and_properties(torch_model, tiny_outputs):
