@@ -36,8 +36,9 @@ def monkeypatch_module():
 
 @pytest.mark.parametrize("wave_key, out_key", CASES)
 @pytest.mark.parametrize("output", ["clipwise", "framewise"])
-def test_torch_backend_matches_official_outputs(torch_model, tiny_outputs, wave_key, out_key, output):
-    result = torch_model.predict(tiny_outputs[wave_key].numpy())
+@pytest.mark.parametrize("model_fixture", ["torch_model", "cuda_model"])
+def test_torch_backend_matches_official_outputs(request, model_fixture, tiny_outputs, wave_key, out_key, output):
+    result = request.getfixturevalue(model_fixture).predict(tiny_outputs[wave_key].numpy())
     difference = np.abs(result[output] - tiny_outputs[out_key][output].numpy())
     assert difference.max() < 1e-4
     assert difference.mean() < 5e-6
@@ -52,15 +53,6 @@ def test_onnx_backend_matches_official_and_torch_outputs(torch_model, onnx_model
     assert difference.max() < 1e-4
     assert difference.mean() < 5e-6
     assert np.abs(result[output] - torch_model.predict(wave)[output]).max() < 1e-4
-
-
-@pytest.mark.parametrize("wave_key, out_key", CASES)
-@pytest.mark.parametrize("output", ["clipwise", "framewise"])
-def test_cuda_torch_backend_matches_official_outputs(cuda_model, tiny_outputs, wave_key, out_key, output):
-    result = cuda_model.predict(tiny_outputs[wave_key].numpy())
-    difference = np.abs(result[output] - tiny_outputs[out_key][output].numpy())
-    assert difference.max() < 1e-4
-    assert difference.mean() < 5e-6
 
 
 def test_output_shapes_and_properties(torch_model, tiny_outputs):
