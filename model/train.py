@@ -6,11 +6,11 @@ by the manifest hash), so an epoch costs only the transformer.
 
 Recipe: AdamW (0.9, 0.999, eps 1e-8, weight decay 0.05), linear warm-up then cosine decay per step,
 balanced sampling (clips weighted by the rarity of their labels), per-example gain, equalizer and pitch
-shift of the mel bands, band limit, SpecAugment (time and frequency masks), mixup of log-mels; loss = clip-level BCE (on the mean of the token logits, the model's
-clipwise output) + a frame-level BCE on the token-semantic map against the share of each 312.5-ms token
-that a strong label covers. Each epoch is validated: a median filter length and per-class thresholds are
-tuned for event F1 (psds_eval, Table 3 protocol) on the validation set and the best epoch is kept in our
-checkpoint format, with them. Training is
+shift of the mel bands, band limit, SpecAugment (time and frequency masks), mixup of log-mels; loss =
+clip-level BCE (on the mean of the token logits, the model's clipwise output) + a frame-level BCE on the
+token-semantic map against the share of each 312.5-ms token that a strong label covers. Each epoch is
+validated: a median filter length and per-class thresholds are tuned for event F1 (psds_eval, Table 3
+protocol) on the validation set and the best epoch is kept in our checkpoint format, with them. Training is
 deterministic for a seed and resumes from the last finished epoch.
 """
 

@@ -166,12 +166,14 @@ def test_invalid_training_settings_are_refused(bad):
         TrainSettings(**bad)
 
 
+ONLY_SPECTRAL = dict(gain_db=0.0, time_masks=0, freq_masks=0, mixup_probability=0.0)  # no gain, masks or mixup
+
+
 def test_band_limit_empties_the_bands_above_a_low_rate_source_cut():
     """Band-limit augmentation: whole mel bands above one of BAND_LIMITS_HZ drop to the -100 dB floor."""
-    only_band_limit = dict(gain_db=0.0, time_masks=0, freq_masks=0, mixup_probability=0.0)
     mel = torch.zeros(32, 50, 64)  # [B, T, F]
     targets = torch.zeros(32, 6), torch.zeros(32, 4, 6)
-    limited = augment(mel, *targets, TrainSettings(band_limit_probability=1.0, **only_band_limit), torch.Generator().manual_seed(1))[0]
+    limited = augment(mel, *targets, TrainSettings(band_limit_probability=1.0, **ONLY_SPECTRAL), torch.Generator().manual_seed(1))[0]
     centres = mel_band_centres_hz()
     cuts_seen = set()
     for example in limited:
@@ -180,11 +182,8 @@ def test_band_limit_empties_the_bands_above_a_low_rate_source_cut():
         cut = next(c for c in BAND_LIMITS_HZ if np.array_equal(emptied, centres > c))
         cuts_seen.add(cut)
     assert len(cuts_seen) > 1
-    untouched = augment(mel, *targets, TrainSettings(band_limit_probability=0.0, **only_band_limit), torch.Generator().manual_seed(1))[0]
+    untouched = augment(mel, *targets, TrainSettings(band_limit_probability=0.0, **ONLY_SPECTRAL), torch.Generator().manual_seed(1))[0]
     assert torch.equal(untouched, mel)
-
-
-ONLY_SPECTRAL = dict(gain_db=0.0, time_masks=0, freq_masks=0, mixup_probability=0.0)
 
 
 def test_pitch_shift_moves_every_band_of_an_example_by_one_whole_shift():
