@@ -267,8 +267,9 @@ def manifest_hash(manifest: dict) -> str:
 
 
 # The demo: one minute of held-out (test) recordings, every class at least once, one event per 6-s slot
-# (overlapping only where an event is longer than its slot) so that a listener can follow it.
-DEMO_SETTINGS = MixSettings(clip_seconds=60.0, events=(10, 10), spread=True)
+# (overlapping only where an event is longer than its slot) so that a listener can follow it: every event
+# at least 6 dB over the background, and short recordings (single words, one bark) in twos or threes.
+DEMO_SETTINGS = MixSettings(clip_seconds=60.0, events=(10, 10), spread=True, snr_db=(6.0, 15.0), pieces=(2, 3))
 
 
 def make_demo(clips_dir: Path, sources: list[Source], seed: int, out_dir: Path, settings: MixSettings = DEMO_SETTINGS) -> dict:

@@ -87,6 +87,12 @@ RULES = (
     Rule("Speech", "hedgewars-data", rf"{HEDGEWARS}/Sounds/voices/(?P<group>(?!Robot)[^/]+)/[^/]+\.ogg"),  # Robot is vocoded
     # 0 A.D.: acted phrases in Ancient Greek, Latin, Meroitic and Old Persian; one actor per language and gender
     Rule("Speech", ZERO_AD_PACKAGE, rf"{ZERO_AD}/voice/(?P<group>(greek|latin|napatan|persian)/civ/civ_(male|female))_[^/]+\.ogg"),
+    Rule("Speech", "asterisk-prompt-it-menardi-wav", r"usr/share/asterisk/sounds/(?P<group>it_IT_f_Menardi)/[^/]+\.wav"),
+    # letters and words of KDE's letter-learning game, one speaker per language; German is left out for
+    # scripts/unseen_sources.py
+    Rule("Speech", "klettres-data", r"usr/share/klettres/(?P<group>(?!de/)[a-z]{2,3}(_[A-Z]{2})?)/(alpha|syllab)/[^/]+\.ogg"),
+    # mahjong calls; a voice name (male1 ...) counts as one speaker in English and German alike
+    Rule("Speech", "kajongg", r"usr/share/kajongg/voices/(de/)?(?P<group>(fe)?male[0-9])/[^/]+\.ogg"),
     # music: music-on-hold tracks, world music, solo instruments, musical ringtones, game soundtracks
     Rule("Music", "asterisk-moh-opsound-wav", r"usr/share/asterisk/moh/[^/]+\.wav"),
     Rule("Music", RCC_PACKAGE, rf"{GCOMPRIS}/activities/explore_world_music/resource/music/[^/]+\.ogg"),
@@ -181,6 +187,9 @@ RULES = (
     Rule("Alarm", "linphone-common", r"usr/share/sounds/linphone/rings/oldphone-mono\.wav"),
     Rule("Alarm", "etw-data", r"usr/share/games/etw/snd/(?P<group>fischio)(corto|lungo)\.wav"),  # a referee's whistle
     Rule("Alarm", "tuxmath-data", r"usr/share/tuxmath/sounds/alarm\.wav"),
+    # telephone signals of two VoIP phones (AudioSet's Alarm > Telephone: ringing, ringback, busy signal)
+    Rule("Alarm", "baresip-core", r"usr/share/baresip/(ring|ringback|busy|callwaiting)\.wav"),
+    Rule("Alarm", "twinkle-common", r"usr/share/twinkle/ring(tone|back)\.wav"),
     # water: filling, pouring, bubbling, dripping, splashing, rain, streams, waves, a flushing toilet
     Rule("Water", RCC_PACKAGE, rf"{GCOMPRIS}/activities/canal_lock/resource/water_fill\.wav"),
     Rule("Water", RCC_PACKAGE, rf"{GCOMPRIS}/core/resource/sounds/water\.wav"),
@@ -387,7 +396,7 @@ def _spread_per_group(picked: list[tuple[str, str]], per_group: int) -> list[tup
     return kept
 
 
-def assign_splits(sources: list[Source], seed: int, test_share: float = 0.2, val_share: float = 0.1) -> list[Source]:
+def assign_splits(sources: list[Source], seed: int, test_share: float = 0.2, val_share: float = 0.15) -> list[Source]:
     """Split every class by group: at least 2 groups for test and 1 for validation, the rest for training."""
     rng = np.random.default_rng(seed)
     split_of = {}

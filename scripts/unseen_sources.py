@@ -21,7 +21,7 @@ ASTERISK = "usr/share/asterisk/sounds"  # the Italian and Russian voices: speake
 SUPERTUX_MUSIC = "usr/share/games/supertux2/music"
 WESNOTH = "usr/share/games/wesnoth/1.16/data/core/sounds"
 HEDGEWARS = "usr/share/games/hedgewars/Data/Sounds"
-KLETTRES = "usr/share/klettres"  # spoken words of KDE's letter-learning game
+KLETTRES = "usr/share/klettres"  # KDE's letter-learning game: its German speaker (the other languages train)
 
 UNSEEN = (  # (package, path inside it, expected class)
     ("asterisk-core-sounds-it-wav", f"{ASTERISK}/it_IT_m_Carlo/demo-congrats.wav", "Speech"),
