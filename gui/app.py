@@ -6,8 +6,8 @@ import argparse
 import signal
 import sys
 
-from gui.live_data import SPANS_SECONDS, LiveData
-from stream.commands import add_detect_arguments
+from htsat_live.gui.live_data import SPANS_SECONDS, LiveData
+from htsat_live.stream.commands import add_detect_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from PySide6.QtWidgets import QApplication
 
-    from gui.receiver import Receiver
-    from gui.window import LiveWindow
+    from htsat_live.gui.receiver import Receiver
+    from htsat_live.gui.window import LiveWindow
 
     if args.connect and args.source:
         print("htsat-live gui: give either a SOURCE (local pipeline) or --connect ADDRESS, not both", file=sys.stderr)
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _remote_source(args):
-    from stream.publish import Subscriber
+    from htsat_live.stream.publish import Subscriber
 
     try:
         return Subscriber(args.connect, server_key=args.server_key), args.connect
@@ -64,14 +64,13 @@ def _remote_source(args):
 
 
 def _local_source(args):
-    from stream.capture import CaptureError, NoMicrophone
-    from stream.commands import detect_config, load_model_or_explain
-    from stream.config import ConfigError
-    from stream.pipeline import Pipeline
-    from stream.publish import Publisher
-    from stream.sinks import Sinks
-
-    from gui.local_source import LocalSource
+    from htsat_live.gui.local_source import LocalSource
+    from htsat_live.stream.capture import CaptureError, NoMicrophone
+    from htsat_live.stream.commands import detect_config, load_model_or_explain
+    from htsat_live.stream.config import ConfigError
+    from htsat_live.stream.pipeline import Pipeline
+    from htsat_live.stream.publish import Publisher
+    from htsat_live.stream.sinks import Sinks
 
     try:
         config = detect_config(args)

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from htsat_live.model.timebase import SAMPLE_RATE
+
 GOAL_FPS = 20.0
-SAMPLE_RATE = 32000
 
 
 def synthetic_recording(path: Path, seconds: float) -> None:
@@ -42,8 +43,8 @@ def random_full_size_model(path: Path) -> Path:
     """The full-size AudioSet architecture (527 classes) with seeded random weights, saved at `path`."""
     import torch
 
-    from model.checkpoint import audioset_labels, save_checkpoint
-    from model.htsat import HTSAT, HTSATConfig
+    from htsat_live.model.checkpoint import audioset_labels, save_checkpoint
+    from htsat_live.model.htsat import HTSAT, HTSATConfig
 
     torch.manual_seed(0)
     save_checkpoint(path, HTSAT(HTSATConfig()).eval(), audioset_labels(),
@@ -67,13 +68,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from PySide6.QtWidgets import QApplication
 
-    from gui.live_data import LiveData
-    from gui.local_source import LocalSource
-    from gui.receiver import Receiver
-    from gui.window import LiveWindow
-    from stream.commands import load_model_or_explain
-    from stream.config import load_config, with_overrides
-    from stream.pipeline import Pipeline
+    from htsat_live.gui.live_data import LiveData
+    from htsat_live.gui.local_source import LocalSource
+    from htsat_live.gui.receiver import Receiver
+    from htsat_live.gui.window import LiveWindow
+    from htsat_live.stream.commands import load_model_or_explain
+    from htsat_live.stream.config import load_config, with_overrides
+    from htsat_live.stream.pipeline import Pipeline
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     with tempfile.TemporaryDirectory() as folder:

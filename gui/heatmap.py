@@ -5,8 +5,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 
-from gui.axes import RowAxis
-from gui.history import FrameHistory
+from htsat_live.gui.axes import RowAxis
+from htsat_live.gui.history import FrameHistory
 
 PROVISIONAL_BRUSH = (80, 160, 255, 70)
 

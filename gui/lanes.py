@@ -4,8 +4,8 @@ coloured per label; hovering a bar names its label and peak score."""
 import pyqtgraph as pg
 from PySide6.QtWidgets import QGraphicsRectItem
 
-from gui.axes import RowAxis
-from gui.live_data import EventBar
+from htsat_live.gui.axes import RowAxis
+from htsat_live.gui.live_data import EventBar
 
 BAR_HEIGHT = 0.7  # of a lane
 MAX_LANES = 16  # labels shown at once: those active most recently

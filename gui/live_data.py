@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gui.history import FrameHistory
+from htsat_live.gui.history import FrameHistory
 
 SCHEMA_VERSION = 1
 MEL_FLOOR_DB = -100.0  # the schema's floor of mel values

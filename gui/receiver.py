@@ -6,7 +6,7 @@ from typing import Protocol
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from gui.live_data import LiveData
+from htsat_live.gui.live_data import LiveData
 
 POLL_INTERVAL_MS = 20
 MAX_MESSAGES_PER_POLL = 200  # keeps one poll short when a backlog arrives at once

@@ -4,8 +4,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 
-from gui.axes import LEFT_AXIS_WIDTH, WallClockAxis
-from gui.history import FrameHistory
+from htsat_live.gui.axes import LEFT_AXIS_WIDTH, WallClockAxis
+from htsat_live.gui.history import FrameHistory
 
 DYNAMIC_RANGE_DB = 80.0  # the colour scale spans this many dB below the loudest recent bin
 LEVEL_UPDATE_FRAMES = 100  # re-estimate the colour scale after this many new frames

@@ -5,7 +5,7 @@ from collections.abc import Callable
 import numpy as np
 import pyqtgraph as pg
 
-from gui.axes import RowAxis
+from htsat_live.gui.axes import RowAxis
 
 
 class TopKPlot(pg.PlotItem):

@@ -11,15 +11,24 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QLabel, QLineEdit, QMainWindow,
-                               QSpinBox, QSplitter, QToolBar)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QSpinBox,
+    QSplitter,
+    QToolBar,
+)
 
-from gui.heatmap import HeatmapPlot
-from gui.lanes import LanesPlot
-from gui.live_data import SPANS_SECONDS, LiveData
-from gui.spectrogram import SpectrogramPlot
-from gui.status import StatusBar
-from gui.topk import TopKPlot
+from htsat_live.gui.heatmap import HeatmapPlot
+from htsat_live.gui.lanes import LanesPlot
+from htsat_live.gui.live_data import SPANS_SECONDS, LiveData
+from htsat_live.gui.spectrogram import SpectrogramPlot
+from htsat_live.gui.status import StatusBar
+from htsat_live.gui.topk import TopKPlot
 
 RANK_INTERVAL_SECONDS = 0.5  # how often the heatmap's choice of classes is revisited
 

@@ -15,14 +15,13 @@ import math
 import pickle
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import safetensors
 import safetensors.torch
 import torch
 
-from model.htsat import HTSAT, HTSATConfig
+from htsat_live.model.htsat import HTSAT, HTSATConfig
 
 FORMAT_NAME = "htsat-live"
 FORMAT_VERSION = 1
@@ -53,7 +52,7 @@ class Checkpoint:
 
 def audioset_labels() -> list[str]:
     """The 527 AudioSet display names in model output order."""
-    text = resources.files("model").joinpath("data/class_label_indice.csv").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parent / "data" / "class_label_indice.csv").read_text(encoding="utf-8")
     return [row["display_name"] for row in csv.DictReader(text.splitlines())]
 
 

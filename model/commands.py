@@ -11,7 +11,11 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from model.checkpoint import build_model, read_checkpoint, save_checkpoint
+    from htsat_live.model.checkpoint import (
+        build_model,
+        read_checkpoint,
+        save_checkpoint,
+    )
 
     if not args.output.endswith(".safetensors"):
         print("error: the output must be a .safetensors file", file=sys.stderr)
@@ -37,9 +41,9 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 def run_export(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from model.checkpoint import build_model, read_checkpoint
-    from model.onnx import export_onnx, load_onnx_predictor
-    from model.predictor import TorchBackend, predictor_from_checkpoint
+    from htsat_live.model.checkpoint import build_model, read_checkpoint
+    from htsat_live.model.onnx import export_onnx, load_onnx_predictor
+    from htsat_live.model.predictor import TorchBackend, predictor_from_checkpoint
 
     with tqdm(total=3, desc="export-onnx", unit="step") as progress:
         checkpoint = read_checkpoint(args.checkpoint)

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
-SAMPLE_RATE = 32000
+from htsat_live.model.timebase import HOP_LENGTH, SAMPLE_RATE
+
 N_FFT = 1024
-HOP_LENGTH = 320
 N_MELS = 64
 F_MIN = 50.0
 F_MAX = 14000.0

@@ -10,19 +10,15 @@ checkpoints load unchanged. The forward pass reproduces the official eval path:
 Only what inference, fine-tuning and export use is kept (no hierarchical output, repeat mode, heatmaps).
 """
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from model.frontend import HOP_LENGTH, N_MELS, SAMPLE_RATE, LogMel
+from htsat_live.model.frontend import N_MELS, LogMel
+from htsat_live.model.timebase import MODEL_FRAMES, SAMPLE_RATE
 
-MODEL_FRAMES = 1024  # time frames of the model input and of the framewise output
-WINDOW_SECONDS = 10.0
-WINDOW_SAMPLES = int(SAMPLE_RATE * WINDOW_SECONDS)
-FRAME_SECONDS = WINDOW_SECONDS / MODEL_FRAMES
 FREQ_RATIO = 4  # time chunks stacked along frequency when folding 1024 x 64 into 256 x 256
 
 
@@ -344,10 +340,3 @@ def _init_weights(module: nn.Module) -> None:
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)
 
-
-def frames_for(n_samples: int) -> int:
-    """Frames of the 1024 that hold real audio when a clip of n_samples is zero-padded to 10 s.
-
-    The official DESED rule, float arithmetic included: ceil(floor(n / 320) * 1.024), at most 1024.
-    """
-    return min(MODEL_FRAMES, math.ceil((n_samples // HOP_LENGTH) * 1.024))

@@ -16,9 +16,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.checkpoint import FORMAT_NAME, FORMAT_VERSION, METADATA_KEY, Checkpoint, CheckpointError, median_frames_of
-from model.htsat import HTSAT, WINDOW_SAMPLES, HTSATConfig
-from model.predictor import MIN_REPEAT_SAMPLES, Predictor
+from htsat_live.model.checkpoint import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    METADATA_KEY,
+    Checkpoint,
+    CheckpointError,
+    median_frames_of,
+)
+from htsat_live.model.htsat import HTSAT, HTSATConfig
+from htsat_live.model.predictor import MIN_REPEAT_SAMPLES, Predictor
+from htsat_live.model.timebase import WINDOW_SAMPLES
 
 OPSET = 18
 

@@ -5,20 +5,26 @@ tiling of short clips), and runs one backend: PyTorch (CPU or CUDA) or ONNX Runt
 """
 
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import torch
 
-from model.checkpoint import Checkpoint, build_model, read_checkpoint
-from model.frontend import LogMel
-from model.htsat import FRAME_SECONDS, HTSAT, WINDOW_SAMPLES, WINDOW_SECONDS, HTSATConfig, frames_for
+from htsat_live.model.checkpoint import Checkpoint, build_model, read_checkpoint
+from htsat_live.model.embedded import DEFAULT_MODEL
+from htsat_live.model.frontend import LogMel
+from htsat_live.model.htsat import HTSAT, HTSATConfig
+from htsat_live.model.timebase import (
+    FRAME_SECONDS,
+    SAMPLE_RATE,
+    WINDOW_SAMPLES,
+    WINDOW_SECONDS,
+    frames_for,
+)
 
 SHORT_POLICIES = ("repeat", "pad")
 MIN_REPEAT_SAMPLES = 513  # the centred STFT's reflect padding needs more than n_fft / 2 samples
-DEFAULT_MODEL = "data/starter.safetensors"
 
 
 class Backend(Protocol):
@@ -61,7 +67,7 @@ class Predictor:
     source: str
     median_frames: int = 1  # default median filter of the event rule (grid frames, odd) from the metadata
 
-    sample_rate = 32000
+    sample_rate = SAMPLE_RATE
     window_seconds = WINDOW_SECONDS
     frame_seconds = FRAME_SECONDS
 
@@ -125,10 +131,6 @@ def _check_wave(wave: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(wave, dtype=np.float32)
 
 
-def default_model_path() -> Path:
-    return Path(str(resources.files("model").joinpath(DEFAULT_MODEL)))
-
-
 def load_model(path: str | Path | None = None, device: str = "cpu", backend: str = "torch", precision: str = "fp32") -> Predictor:
     """Load any checkpoint we read (or an exported .onnx file) behind the Predictor API.
 
@@ -136,13 +138,13 @@ def load_model(path: str | Path | None = None, device: str = "cpu", backend: str
     exported on load and cached in the user's cache directory. precision "bf16" runs the torch backend's
     transformer in bfloat16 (about 2x faster on CPUs with AVX-512 bf16; drift is reported by `bench`).
     """
-    path = Path(path) if path is not None else default_model_path()
+    path = Path(path) if path is not None else DEFAULT_MODEL
     if backend not in ("torch", "onnx"):
         raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
     if path.suffix == ".onnx":
         if backend != "onnx":
             raise ValueError(f"{path} is an ONNX file: load it with backend='onnx'")
-        from model.onnx import load_onnx_predictor
+        from htsat_live.model.onnx import load_onnx_predictor
 
         return load_onnx_predictor(path, device)
     checkpoint = read_checkpoint(path)
@@ -150,7 +152,7 @@ def load_model(path: str | Path | None = None, device: str = "cpu", backend: str
     if backend == "onnx":
         if precision != "fp32":
             raise ValueError("the ONNX backend runs fp32 graphs; for int8 export with `htsat-live export-onnx --int8`")
-        from model.onnx import cached_onnx_predictor
+        from htsat_live.model.onnx import cached_onnx_predictor
 
         return cached_onnx_predictor(path, checkpoint, model, device)
     return predictor_from_checkpoint(checkpoint, TorchBackend(model, device, precision), str(path))

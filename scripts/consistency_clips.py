@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-SAMPLE_RATE = 32000
+from htsat_live.model.embedded import DEMO_RECORDING
+from htsat_live.model.timebase import SAMPLE_RATE
+
 CLIPS = {"noise_tone_25s.wav": (25.0, 1), "noise_tone_10s.wav": (10.0, 2), "noise_tone_4s.wav": (4.0, 3)}
-DEMO = Path(__file__).resolve().parents[1] / "model" / "data" / "demo.wav"
 
 
 def noise_tone(seconds: float, seed: int) -> np.ndarray:
@@ -35,7 +36,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, (seconds, seed) in CLIPS.items():
         soundfile.write(out / name, noise_tone(seconds, seed), SAMPLE_RATE, subtype="FLOAT")
-    shutil.copyfile(DEMO, out / "demo_soundscape_60s.wav")
+    shutil.copyfile(DEMO_RECORDING, out / "demo_soundscape_60s.wav")
     print(f"{len(CLIPS) + 1} recordings -> {out}")
 
 

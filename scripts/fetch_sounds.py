@@ -12,10 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from model.soundscapes import DEMO_SETTINGS, make_demo, make_set  # noqa: E402
-from model.sources import LABELS, fetch_sources, write_manifest  # noqa: E402
+from htsat_live.training.soundscapes import DEMO_SETTINGS, make_demo, make_set
+from htsat_live.training.sources import LABELS, fetch_sources, write_manifest
 
 
 def main() -> int:

@@ -27,13 +27,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from PySide6.QtWidgets import QApplication
 
-    from gui.live_data import LiveData
-    from gui.local_source import LocalSource
-    from gui.receiver import Receiver
-    from gui.window import LiveWindow
-    from stream.commands import load_model_or_explain
-    from stream.config import load_config, with_overrides
-    from stream.pipeline import Pipeline
+    from htsat_live.gui.live_data import LiveData
+    from htsat_live.gui.local_source import LocalSource
+    from htsat_live.gui.receiver import Receiver
+    from htsat_live.gui.window import LiveWindow
+    from htsat_live.stream.commands import load_model_or_explain
+    from htsat_live.stream.config import load_config, with_overrides
+    from htsat_live.stream.pipeline import Pipeline
 
     model = load_model_or_explain(args.model, "cpu", "torch")
     if model is None:

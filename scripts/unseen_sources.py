@@ -11,11 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from model.htsat import WINDOW_SAMPLES  # noqa: E402
-from model.predictor import load_model  # noqa: E402
-from model.sources import download_packages, load_clip, read_manifest  # noqa: E402
+from htsat_live.model.predictor import load_model
+from htsat_live.model.timebase import WINDOW_SAMPLES
+from htsat_live.training.sources import download_packages, load_clip, read_manifest
 
 ASTERISK = "usr/share/asterisk/sounds"  # the Italian and Russian voices: speakers never met
 SUPERTUX_MUSIC = "usr/share/games/supertux2/music"

@@ -26,12 +26,9 @@ from typing import Callable
 
 import numpy as np
 import soundfile
-import soxr
 
-from stream.ring import RingBuffer
-
-SAMPLE_RATE = 32000  # the stream's rate: the model's input rate
-CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped
+from htsat_live.model import SAMPLE_RATE, AudioFileError, Conditioner, check_audio_file
+from htsat_live.stream.ring import RingBuffer
 
 log = logging.getLogger(__name__)
 
@@ -77,37 +74,6 @@ class Backoff:
         delay = self._next
         self._next = min(self.maximum, self._next * 2)
         return delay
-
-
-class Conditioner:
-    """Raw blocks [frames, channels] at `input_rate` -> 32 kHz mono float32 [n], finite.
-
-    Mixes channels by their mean, zeroes and counts non-finite samples, counts clipped ones, and
-    resamples with a soxr stream whose state carries across blocks.
-    """
-
-    def __init__(self, input_rate: int, stats: CaptureStats):
-        self.input_rate = int(input_rate)
-        self.stats = stats
-        self.reset()
-
-    def reset(self) -> None:
-        self._resampler = None
-        if self.input_rate != SAMPLE_RATE:
-            self._resampler = soxr.ResampleStream(self.input_rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
-
-    def process(self, block: np.ndarray, last: bool = False) -> np.ndarray:
-        block = np.asarray(block, dtype=np.float32)
-        if block.ndim == 2:  # [frames, channels] -> [frames]
-            block = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
-        finite = np.isfinite(block)
-        if not finite.all():
-            self.stats.nonfinite_samples += int(block.size - np.count_nonzero(finite))
-            block = np.where(finite, block, np.float32(0.0))
-        self.stats.clipped_samples += int(np.count_nonzero(np.abs(block) >= CLIP_LEVEL))
-        if self._resampler is None:
-            return np.ascontiguousarray(block)
-        return self._resampler.resample_chunk(np.ascontiguousarray(block), last=last)
 
 
 class Source:
@@ -341,19 +307,12 @@ class MicrophoneSource(Source):
 # --- files --------------------------------------------------------------------------------------
 
 
-def check_audio_file(path: str | Path) -> soundfile.SoundFile:
+def open_audio_file(path: str | Path) -> soundfile.SoundFile:
     """Open an audio file for reading, or raise CaptureError saying why it cannot be used."""
-    path = Path(path)
-    if not path.is_file():
-        raise CaptureError(f"{path}: no such file")
     try:
-        handle = soundfile.SoundFile(str(path))
-    except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
-        raise CaptureError(f"{path}: not a readable audio file ({error})") from error
-    if handle.frames == 0:
-        handle.close()
-        raise CaptureError(f"{path}: the file holds no audio")
-    return handle
+        return check_audio_file(path)
+    except AudioFileError as error:
+        raise CaptureError(str(error)) from None
 
 
 class FileSource(Source):
@@ -363,7 +322,7 @@ class FileSource(Source):
     def __init__(self, path: str | Path, realtime: bool = True, block_seconds: float = 0.05,
                  consumer_position: Callable[[], int] | None = None, max_ahead: int | None = None):
         self.path = Path(path)
-        with check_audio_file(self.path) as handle:
+        with open_audio_file(self.path) as handle:
             input_rate, channels = handle.samplerate, handle.channels
         super().__init__(str(path), consumer_position, max_ahead)
         self.realtime = realtime
@@ -376,7 +335,7 @@ class FileSource(Source):
         conditioner = Conditioner(self.stats.input_rate, self.stats)
         block_frames = max(1, int(self.stats.input_rate * self.block_seconds))
         started = time.monotonic()
-        with check_audio_file(self.path) as handle:
+        with open_audio_file(self.path) as handle:
             try:
                 for block in handle.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
                     if self._stop.is_set():

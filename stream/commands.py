@@ -8,14 +8,15 @@ import argparse
 import signal
 import sys
 import threading
-from pathlib import Path
 
-from stream.capture import CaptureError, NoMicrophone
-from stream.config import ConfigError, load_config, parse_assignment, with_overrides
-
-# Played by `detect` without a SOURCE when there is no microphone: one minute of held-out recordings.
-DEMO_RECORDING = Path(__file__).resolve().parents[1] / "model" / "data" / "demo.wav"
-
+from htsat_live.model import DEMO_RECORDING
+from htsat_live.stream.capture import CaptureError, NoMicrophone
+from htsat_live.stream.config import (
+    ConfigError,
+    load_config,
+    parse_assignment,
+    with_overrides,
+)
 
 # --- detect -------------------------------------------------------------------------------------
 
@@ -118,9 +119,9 @@ def run_detect(args) -> int:
 
 def build_pipeline(config, model):
     """The pipeline of `detect`: the config's source, publisher and sinks, and event printing."""
-    from stream.pipeline import Pipeline
-    from stream.publish import Publisher
-    from stream.sinks import Sinks
+    from htsat_live.stream.pipeline import Pipeline
+    from htsat_live.stream.publish import Publisher
+    from htsat_live.stream.sinks import Sinks
 
     publisher = Publisher.from_config(config.publish) if config.publish.enabled else None
     sinks = None
@@ -136,7 +137,7 @@ def build_pipeline(config, model):
 
 def load_model_or_explain(path, device: str, backend: str, precision: str = "fp32"):
     """The model, or None after printing why it cannot be loaded."""
-    from model import load_model
+    from htsat_live.model import load_model
 
     try:
         return load_model(path, device=device, backend=backend, precision=precision)
@@ -154,7 +155,7 @@ def add_devices_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_devices(args) -> int:
-    from stream.capture import input_devices
+    from htsat_live.stream.capture import input_devices
 
     try:
         devices = input_devices()

@@ -14,8 +14,10 @@ import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
-HOP_MIN = 0.3125  # one HTS-AT token (10 s / 32)
-HOP_MAX = 10.0  # one whole window
+from htsat_live.model import TOKEN_SECONDS, WINDOW_SECONDS
+
+HOP_MIN = TOKEN_SECONDS  # one HTS-AT token (10 s / 32)
+HOP_MAX = WINDOW_SECONDS  # one whole window
 
 
 class ConfigError(ValueError):

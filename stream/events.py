@@ -2,12 +2,14 @@
 
 Targets. A detection target is a model class (named by its label) or a label group from the config
 (several classes under one name; its score is the max of its members' scores, as in the official
-DESED mapping). `build_targets` resolves them from `EventsConfig`, the model labels and the model's
-default thresholds: on-threshold = config override, else the model's threshold for a class, else
-`events.threshold`; off-threshold = config override, else `hysteresis` x on-threshold.
+DESED mapping). `targets_from_config` resolves them from `EventsConfig`, the model labels and the
+model's default thresholds with the shared event rule (`htsat_live.model.build_targets`): on-threshold =
+config override, else the model's threshold for a class, else `events.threshold`; off-threshold =
+config override, else `hysteresis` x on-threshold.
 
 Per target and grid frame (10/1024 s), in this order:
-1. median filter over `median_frames` frames (edges repeat the first / newest frame);
+1. median filter over `median_frames` frames (edges repeat the first / newest frame; the same filter as
+   `htsat_live.model.median_over_frames` over a whole recording);
 2. hysteresis: the target turns on at a score > on-threshold and off at a score <= off-threshold
    (with off = on this is "active while the score exceeds the threshold", the official rule);
 3. runs of active frames separated by at most `gap_merge` seconds of inactive frames are merged;
@@ -35,19 +37,17 @@ from typing import Callable
 
 import numpy as np
 
-from stream.config import ConfigError, EventsConfig
-from stream.stitch import SAMPLES_PER_FRAME, TimelineUpdate
-
-FRAME_SECONDS = 10 / 1024
-SAMPLE_RATE = 32000
-
-
-@dataclass(frozen=True)
-class Target:
-    name: str  # class label or group name
-    classes: tuple[int, ...]  # model class indices whose max is the target's score
-    on: float  # on-threshold
-    off: float  # off-threshold (<= on)
+from htsat_live.model import (
+    FRAME_SECONDS,
+    SAMPLE_RATE,
+    SAMPLES_PER_FRAME,
+    Target,
+    TargetError,
+    build_targets,
+    windowed_median,
+)
+from htsat_live.stream.config import ConfigError, EventsConfig
+from htsat_live.stream.stitch import TimelineUpdate
 
 
 @dataclass(frozen=True)
@@ -77,66 +77,21 @@ class Event:
         return data
 
 
-def build_targets(config: EventsConfig, labels: list[str], model_thresholds: np.ndarray | None) -> list[Target]:
-    """The detection targets in force, or ConfigError naming the setting that does not fit the model."""
-    index = {label: i for i, label in enumerate(labels)}
-    members: dict[str, tuple[int, ...]] = {}
-    if config.classes:
-        members.update((label, (i,)) for i, label in enumerate(labels))
-    for name, group in config.groups.items():
-        resolved = []
-        for item in group:
-            if isinstance(item, int):
-                if not 0 <= item < len(labels):
-                    raise ConfigError(f"events.groups.{name}: class index {item} outside 0..{len(labels) - 1}")
-                resolved.append(item)
-            elif item in index:
-                resolved.append(index[item])
-            else:
-                raise ConfigError(f"events.groups.{name}: unknown label {item!r}")
-        members[name] = tuple(dict.fromkeys(resolved))
-    for key, names in (("allow", config.allow), ("deny", config.deny),
-                       ("thresholds", config.thresholds), ("off_thresholds", config.off_thresholds)):
-        for name in names:
-            if name not in members:
-                raise ConfigError(f"events.{key}: unknown target {name!r} (not a class label or group)")
-    targets = []
-    for name, classes in members.items():
-        if (config.allow and name not in config.allow) or name in config.deny:
-            continue
-        if name in config.thresholds:
-            on = config.thresholds[name]
-        elif len(classes) == 1 and name == labels[classes[0]] and model_thresholds is not None:
-            on = float(model_thresholds[classes[0]])
-        else:
-            on = config.threshold
-        off = config.off_thresholds.get(name, on * config.hysteresis)
-        if off > on:
-            raise ConfigError(f"events.off_thresholds.{name}: must be <= the on-threshold {on:g}, got {off:g}")
-        targets.append(Target(name, classes, on, off))
-    if not targets:
-        raise ConfigError("events: no detection target left after allow/deny")
-    return targets
+def targets_from_config(config: EventsConfig, labels: list[str], model_thresholds: np.ndarray | None) -> list[Target]:
+    """The detection targets of the config (model.build_targets), or ConfigError naming the setting."""
+    try:
+        return build_targets(labels, model_thresholds, classes=config.classes, groups=config.groups,
+                             allow=config.allow, deny=config.deny, thresholds=config.thresholds,
+                             off_thresholds=config.off_thresholds, threshold=config.threshold,
+                             hysteresis=config.hysteresis)
+    except TargetError as error:
+        key = f"events.{error.setting}" if error.setting else "events"
+        raise ConfigError(f"{key}: {error.problem}") from None
 
 
 def median_frames_in_force(config: EventsConfig, model_median_frames: int) -> int:
     """The median filter length used: the config's, or the model's own when the config says 0."""
     return config.median_frames or model_median_frames
-
-
-def median_over_frames(scores: np.ndarray, median_frames: int) -> np.ndarray:
-    """Step 1 over a whole recording: [T, G] -> [T, G], each frame the median of the `median_frames`
-    frames centred on it, the first and last frames repeated beyond the ends (as the detector does)."""
-    half = median_frames // 2
-    if half == 0:
-        return scores
-    return windowed_median(scores[np.clip(np.arange(-half, len(scores) + half), 0, len(scores) - 1)], half)
-
-
-def windowed_median(padded: np.ndarray, half: int) -> np.ndarray:
-    """[n + 2 * half, G] -> [n, G] float32: the median of each run of 2 * half + 1 rows."""
-    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1, axis=0)  # [n, G, M]
-    return np.median(windows, axis=-1).astype(np.float32)
 
 
 @dataclass
@@ -196,7 +151,7 @@ class EventDetector:
     @classmethod
     def from_config(cls, config: EventsConfig, labels: list[str], model_thresholds: np.ndarray | None,
                     model_median_frames: int = 1, wall_time: Callable[[int], float] | None = None) -> "EventDetector":
-        return cls(build_targets(config, labels, model_thresholds), median_frames_in_force(config, model_median_frames),
+        return cls(targets_from_config(config, labels, model_thresholds), median_frames_in_force(config, model_median_frames),
                    config.min_duration, config.gap_merge, wall_time)
 
     def reset(self) -> None:

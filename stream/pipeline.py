@@ -25,18 +25,23 @@ from typing import Callable
 
 import numpy as np
 
-from stream.capture import SAMPLE_RATE, Source, open_source
-from stream.config import Config
-from stream.events import EventDetector
-from stream.publish import TOPICS, event_message, mel_message, scores_message
-from stream.ring import Overrun, RingBuffer
-from stream.stitch import SAMPLES_PER_FRAME, Stitcher, TimelineUpdate
-from stream.windows import WINDOW_SAMPLES, Window, WindowScheduler
-from stream.worker import InferenceWorker, Job, Result
+from htsat_live.model import (
+    HOP_LENGTH,
+    N_FFT,
+    SAMPLE_RATE,
+    SAMPLES_PER_FRAME,
+    WINDOW_SAMPLES,
+)
+from htsat_live.stream.capture import Source, open_source
+from htsat_live.stream.config import Config
+from htsat_live.stream.events import EventDetector
+from htsat_live.stream.publish import TOPICS, event_message, mel_message, scores_message
+from htsat_live.stream.ring import Overrun, RingBuffer
+from htsat_live.stream.stitch import Stitcher, TimelineUpdate
+from htsat_live.stream.windows import Window, WindowScheduler
+from htsat_live.stream.worker import InferenceWorker, Job, Result
 
-MEL_HOP = 320  # samples between log-mel columns
 MEL_CONTEXT = 2  # columns of audio read before the first column sent, so its STFT frame is complete
-N_FFT_HALF = 512  # half of the front end's 1024-sample STFT frame
 MEL_CHUNK = 500  # log-mel columns computed per front-end call (5 s)
 STATUS_PERIOD = 1.0  # seconds between status messages
 LATENCY_HISTORY = 100  # latencies kept for the p50/p95 on status
@@ -276,30 +281,30 @@ class StreamRunner:
 
     def _send_mel(self, stop: int) -> None:
         """Log-mel columns from the last one sent up to the newest whose STFT frame ends by `stop`."""
-        last = (stop - N_FFT_HALF) // MEL_HOP  # column j is centred on sample j * 320
+        last = (stop - N_FFT // 2) // HOP_LENGTH  # column j is centred on sample j * 320
         oldest = self.ring.oldest  # the context before the first column must still be held
-        first = max(self._mel_next, 0 if oldest == 0 else -(-oldest // MEL_HOP) + MEL_CONTEXT)
+        first = max(self._mel_next, 0 if oldest == 0 else -(-oldest // HOP_LENGTH) + MEL_CONTEXT)
         if last < first:
             return
         columns = []
         for chunk_first in range(first, last + 1, MEL_CHUNK):  # the front end takes at most 10 s at once
             chunk_last = min(last, chunk_first + MEL_CHUNK - 1)
-            begin = max(0, (chunk_first - MEL_CONTEXT) * MEL_HOP)  # a few columns of context before
+            begin = max(0, (chunk_first - MEL_CONTEXT) * HOP_LENGTH)  # a few columns of context before
             try:
-                wave = self.ring.read(begin, chunk_last * MEL_HOP + N_FFT_HALF)
+                wave = self.ring.read(begin, chunk_last * HOP_LENGTH + N_FFT // 2)
             except Overrun:
                 return
-            offset = begin // MEL_HOP
+            offset = begin // HOP_LENGTH
             try:
                 mel = self.model.logmel(wave)[0]  # [T, 64]; column i is centred on sample begin + i * 320
             except ValueError as error:  # audio the front end refuses costs its columns, not the stream
-                self._error = f"log-mel of samples {begin}..{chunk_last * MEL_HOP}: {error}"
+                self._error = f"log-mel of samples {begin}..{chunk_last * HOP_LENGTH}: {error}"
                 self._mel_next = last + 1
                 return
             columns.append(mel[chunk_first - offset:chunk_last - offset + 1])  # [n, 64]
         columns = np.concatenate(columns)  # [last - first + 1, 64]
         self._mel_next = last + 1
-        self.emit("mel", self.name, mel_message(first, columns, self.ring.wall_time(first * MEL_HOP)))
+        self.emit("mel", self.name, mel_message(first, columns, self.ring.wall_time(first * HOP_LENGTH)))
 
     def refresh_report(self) -> StreamReport:
         """Bring the report's counters up to date (thread-safe reads of the source and worker)."""

@@ -31,15 +31,15 @@ import numpy as np
 import zmq
 import zmq.auth
 
-from stream.config import PublishConfig
-from stream.events import Event
-from stream.stitch import TimelineUpdate
+from htsat_live.model import FRAME_SECONDS, HOP_LENGTH, SAMPLE_RATE
+from htsat_live.stream.config import PublishConfig
+from htsat_live.stream.events import Event
+from htsat_live.stream.stitch import TimelineUpdate
 
 SCHEMA_VERSION = 1
 TOPICS = ("event", "scores", "status", "mel")
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5556"
-SCORE_FRAME_SECONDS = 10 / 1024
-MEL_FRAME_SECONDS = 0.01
+MEL_FRAME_SECONDS = HOP_LENGTH / SAMPLE_RATE  # 0.01 s between log-mel columns
 HEALTHY_SILENCE_S = 3.0  # a subscriber that heard nothing for this long reports an unhealthy link
 
 
@@ -153,7 +153,7 @@ def scores_message(update: TimelineUpdate, clipwise: np.ndarray, labels: list[st
         classes = np.arange(clipwise.shape[0])
     return {
         "grid_start": update.start,
-        "frame_seconds": SCORE_FRAME_SECONDS,
+        "frame_seconds": FRAME_SECONDS,
         "wall_time_start": wall_time_start,
         "grid_end": update.end,
         "final_upto": update.final_upto,

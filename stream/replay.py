@@ -10,8 +10,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from stream.stitch import Stitcher, TimelineUpdate
-from stream.windows import WINDOW_SAMPLES, Window, WindowScheduler
+from htsat_live.model import zero_padded_batch
+from htsat_live.stream.stitch import Stitcher, TimelineUpdate
+from htsat_live.stream.windows import Window, WindowScheduler
 
 
 def file_windows(n_samples: int, hop_seconds: float) -> list[Window]:
@@ -31,9 +32,7 @@ def replay(model, wave: np.ndarray, hop_seconds: float, batch_size: int = 4) -> 
     windows = file_windows(len(wave), hop_seconds)
     for first in range(0, len(windows), batch_size):
         batch = windows[first : first + batch_size]
-        audio = np.zeros((len(batch), WINDOW_SAMPLES), dtype=np.float32)  # [b, 320000]
-        for row, window in enumerate(batch):
-            audio[row, : window.samples] = wave[window.start : window.stop]
+        audio = zero_padded_batch([wave[window.start:window.stop] for window in batch])  # [b, 320000]
         framewise = model.predict(audio, short="pad")["framewise"]  # [b, 1024, C]
         for row, window in enumerate(batch):
             yield stitcher.add(framewise[row], window.start, model.frames_for(window.samples), window.next_start)

@@ -29,12 +29,11 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from stream.config import SinksConfig
-from stream.events import Event
-from stream.ring import Overrun, RingBuffer
-from stream.stitch import SAMPLES_PER_FRAME
+from htsat_live.model import EVENT_HEADER, SAMPLE_RATE, SAMPLES_PER_FRAME, event_row
+from htsat_live.stream.config import SinksConfig
+from htsat_live.stream.events import Event
+from htsat_live.stream.ring import Overrun, RingBuffer
 
-SAMPLE_RATE = 32000
 CLIP_PREFIX = "htsat-"  # ClipSink only ever deletes files named like its own clips
 WAV_HEADER_BYTES = 44
 
@@ -75,11 +74,11 @@ class TsvSink(_TextSink):
 
     def __init__(self, path: str | Path):
         super().__init__(path, "w")
-        self._line("filename\tonset\toffset\tevent_label")
+        self._line(EVENT_HEADER)
 
     def write(self, stream: str, event: Event) -> None:
         if _ended(event):
-            self._line(f"{stream}\t{event.onset:.3f}\t{event.offset:.3f}\t{event.label}")
+            self._line(event_row(stream, event.onset, event.offset, event.label))
 
 
 class AudacitySink(_TextSink):

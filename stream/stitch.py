@@ -26,8 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-WINDOW_FRAMES = 1024  # framewise output frames per 10-s window
-SAMPLES_PER_FRAME = 312.5  # 320000 samples / 1024 frames
+from htsat_live.model import MODEL_FRAMES, SAMPLES_PER_FRAME
 
 
 @dataclass(frozen=True)
@@ -58,10 +57,10 @@ class Stitcher:
     frames(start, stop) -> [stop - start, C]: read back retained frames.
     """
 
-    def __init__(self, num_classes: int, history_frames: int = WINDOW_FRAMES):
+    def __init__(self, num_classes: int, history_frames: int = MODEL_FRAMES):
         self.num_classes = num_classes
         self.history_frames = history_frames
-        self._capacity = history_frames + 2 * WINDOW_FRAMES
+        self._capacity = history_frames + 2 * MODEL_FRAMES
         self._values = np.zeros((self._capacity, num_classes), dtype=np.float32)  # [capacity, C]
         self._distance = np.full(self._capacity, np.inf)  # [capacity]: owner's centre to frame middle
         self.reset()
@@ -84,10 +83,10 @@ class Stitcher:
         Raises ValueError for a wrong shape or a window that starts before the promised next start.
         """
         framewise = np.asarray(framewise, dtype=np.float32)
-        if framewise.shape != (WINDOW_FRAMES, self.num_classes):
-            raise ValueError(f"framewise must be [{WINDOW_FRAMES}, {self.num_classes}], got {list(framewise.shape)}")
-        if not 0 < valid_frames <= WINDOW_FRAMES:
-            raise ValueError(f"valid_frames must be in 1..{WINDOW_FRAMES}, got {valid_frames}")
+        if framewise.shape != (MODEL_FRAMES, self.num_classes):
+            raise ValueError(f"framewise must be [{MODEL_FRAMES}, {self.num_classes}], got {list(framewise.shape)}")
+        if not 0 < valid_frames <= MODEL_FRAMES:
+            raise ValueError(f"valid_frames must be in 1..{MODEL_FRAMES}, got {valid_frames}")
         if start_sample < self._earliest_next or next_start_sample < start_sample:
             raise ValueError(f"window at sample {start_sample} breaks the schedule (next start >= "
                              f"{self._earliest_next}, its own next start {next_start_sample})")
@@ -102,7 +101,7 @@ class Stitcher:
             changed_from = self.end
         rows = slice(first - self.base, stop - self.base)
         middles = np.arange(first, stop) + 0.5
-        distance = np.abs(middles - (first + WINDOW_FRAMES / 2))  # [valid_frames]
+        distance = np.abs(middles - (first + MODEL_FRAMES / 2))  # [valid_frames]
         takes = distance <= self._distance[rows]  # [valid_frames]: this window is at least as central
         if takes.any():
             taken = np.flatnonzero(takes)
@@ -130,7 +129,7 @@ class Stitcher:
         # A later window starts at grid frame >= g_next, so its centre is >= c_next: it cannot reach
         # frames before g_next, and it takes frame k only if |k + 0.5 - c| <= the present distance.
         g_next = grid_frame(next_start_sample)
-        c_next = g_next + WINDOW_FRAMES / 2
+        c_next = g_next + MODEL_FRAMES / 2
         final = min(max(self.final_upto, g_next), self.end)
         candidates = np.arange(final, self.end)
         safe = self._distance[final - self.base:self.end - self.base] < c_next - (candidates + 0.5)

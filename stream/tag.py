@@ -11,15 +11,14 @@ import sys
 
 import numpy as np
 
-from stream.replay import file_timeline
+from htsat_live.model import read_clip, runs_to_events
+from htsat_live.stream.replay import file_timeline
 
 DEFAULT_THRESHOLD = 0.5
 
 
 def timeline_events(timeline: np.ndarray, thresholds: np.ndarray, labels: list[str], frame_seconds: float) -> list[dict]:
     """Runs of frames over each class's threshold, with onset/offset seconds, peak and mean score."""
-    from model.offline import runs_to_events
-
     column_of = {label: column for column, label in enumerate(labels)}
     events = []
     for start, end, label in runs_to_events(timeline > thresholds[None, :], labels):  # active: [T, C]
@@ -35,8 +34,6 @@ def timeline_events(timeline: np.ndarray, thresholds: np.ndarray, labels: list[s
 
 
 def tag_file(model, path: str, hop_seconds: float, top_k: int, max_events: int, threshold: float | None) -> dict:
-    from model.offline import read_clip
-
     wave = read_clip(path)
     if wave.size == 0:
         raise ValueError(f"{path}: holds no audio")
@@ -70,8 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from model import load_model
-    from stream.capture import CaptureError
+    from htsat_live.model import load_model
 
     if not 0.3125 <= args.hop <= 10:
         print(f"error: --hop must be in 0.3125..10 s, got {args.hop}", file=sys.stderr)
@@ -81,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     for path in args.files:
         try:
             results.append(tag_file(model, path, args.hop, args.top_k, args.events, args.threshold))
-        except (CaptureError, OSError, ValueError) as error:
+        except (OSError, ValueError) as error:  # an unreadable file (AudioFileError) included
             failed += 1
             print(f"error: {error}", file=sys.stderr)
     if args.json:

@@ -17,8 +17,7 @@ The scheduler holds no audio; the caller reads `[window.start, window.stop)` fro
 
 from dataclasses import dataclass
 
-SAMPLE_RATE = 32000
-WINDOW_SAMPLES = 320000  # 10 s
+from htsat_live.model import SAMPLE_RATE, WINDOW_SAMPLES
 
 
 @dataclass(frozen=True)

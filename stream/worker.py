@@ -21,7 +21,8 @@ from typing import Callable, Hashable
 
 import numpy as np
 
-from stream.windows import WINDOW_SAMPLES, Window
+from htsat_live.model import WINDOW_SAMPLES, zero_padded_batch
+from htsat_live.stream.windows import Window
 
 log = logging.getLogger(__name__)
 
@@ -211,9 +212,7 @@ class InferenceWorker:
         return [result for job in batch for result in self._infer([job])]  # isolate the failing window
 
     def _predict(self, batch: list[Job]) -> list[Result]:
-        waves = np.zeros((len(batch), WINDOW_SAMPLES), dtype=np.float32)  # [B, 320000], zero-padded
-        for row, job in enumerate(batch):
-            waves[row, :job.wave.shape[0]] = job.wave
+        waves = zero_padded_batch([job.wave for job in batch])  # [B, 320000]
         started = time.perf_counter()
         out = self.model.predict(waves, short="pad")
         elapsed = time.perf_counter() - started

@@ -13,7 +13,7 @@ from PySide6.QtCore import QPointF  # noqa: E402
 from PySide6.QtGui import QColor, QImage  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-FRAME_SECONDS = 10 / 1024
+from htsat_live.model import FRAME_SECONDS  # noqa: E402
 
 
 class Messages:

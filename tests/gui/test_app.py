@@ -8,8 +8,8 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from gui.window import LiveWindow
-from stream.cli import main
+from htsat_live.cli import main
+from htsat_live.gui.window import LiveWindow
 
 
 def test_gui_runs_a_file_and_ctrl_q_stops_the_pipeline_and_flushes_the_sinks(qapp, tiny_checkpoint, tmp_path):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gui.history import FrameHistory
+from htsat_live.gui.history import FrameHistory
 
 
 def column(values) -> np.ndarray:

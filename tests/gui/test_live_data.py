@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gui.live_data import LiveData
+from htsat_live.gui.live_data import LiveData
 
 LABELS = ["Speech", "Dog", "Siren"]
 

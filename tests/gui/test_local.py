@@ -6,15 +6,15 @@ import time
 import numpy as np
 import soundfile
 
-from gui.live_data import LiveData
-from gui.local_source import LocalSource
-from gui.receiver import Receiver
-from gui.window import LiveWindow
-from model import load_model
-from stream.config import load_config, with_overrides
-from stream.pipeline import Pipeline
+from htsat_live.gui.live_data import LiveData
+from htsat_live.gui.local_source import LocalSource
+from htsat_live.gui.receiver import Receiver
+from htsat_live.gui.window import LiveWindow
+from htsat_live.model import SAMPLE_RATE, load_model
+from htsat_live.stream.config import load_config, with_overrides
+from htsat_live.stream.pipeline import Pipeline
 
-SAMPLE_RATE = 32000
+
 SECONDS = 12
 
 

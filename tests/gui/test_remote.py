@@ -6,10 +6,10 @@ import time
 import numpy as np
 import zmq.auth
 
-from gui.live_data import LiveData
-from gui.receiver import Receiver
-from gui.window import LiveWindow
-from stream.publish import Publisher, Subscriber
+from htsat_live.gui.live_data import LiveData
+from htsat_live.gui.receiver import Receiver
+from htsat_live.gui.window import LiveWindow
+from htsat_live.stream.publish import Publisher, Subscriber
 
 ENVELOPE = ("schema", "topic", "stream", "seq", "sent_time")
 

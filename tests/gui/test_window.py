@@ -7,9 +7,9 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from gui.live_data import LiveData
-from gui.window import LiveWindow
-from model import load_model
+from htsat_live.gui.live_data import LiveData
+from htsat_live.gui.window import LiveWindow
+from htsat_live.model import load_model
 
 LABELS = ["Speech", "Dog", "Siren", "Music"]
 FRAMES_PER_SECOND = 1024 / 10

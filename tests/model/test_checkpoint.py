@@ -7,9 +7,14 @@ import pytest
 import safetensors.torch
 import torch
 
-from model import load_model
-from model.checkpoint import CheckpointError, build_model, read_checkpoint, save_checkpoint
-from model.htsat import HTSAT, HTSATConfig
+from htsat_live.model import load_model
+from htsat_live.model.checkpoint import (
+    CheckpointError,
+    build_model,
+    read_checkpoint,
+    save_checkpoint,
+)
+from htsat_live.model.htsat import HTSAT, HTSATConfig
 
 
 def _official_state_dict(tiny_checkpoint: Path) -> dict[str, torch.Tensor]:

@@ -1,7 +1,7 @@
 import numpy as np
 
-from model import load_model
-from stream.cli import main
+from htsat_live.cli import main
+from htsat_live.model import load_model
 
 
 def test_convert_writes_a_loadable_safetensors_file(tiny_checkpoint, tmp_path, tiny_outputs):

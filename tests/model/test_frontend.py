@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from model.frontend import LogMel, slaney_mel_filterbank
+from htsat_live.model.frontend import LogMel, slaney_mel_filterbank
 
 
 def test_mel_filterbank_matches_the_official_one(golden_dir):

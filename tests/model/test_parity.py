@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from model import load_model
+from htsat_live.model import load_model
 
 CASES = [("wave10", "out10"), ("wave4", "out4")]
 

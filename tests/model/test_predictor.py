@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from model import load_model
+from htsat_live.model import load_model
 
 
 @pytest.fixture(scope="module")

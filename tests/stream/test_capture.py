@@ -7,9 +7,16 @@ import numpy as np
 import pytest
 import soundfile
 
-from stream.capture import (SAMPLE_RATE, Backoff, CaptureError, FfmpegSource, FileSource, MicrophoneSource,
-                            open_source)
-from stream.ring import RingBuffer
+from htsat_live.model import SAMPLE_RATE
+from htsat_live.stream.capture import (
+    Backoff,
+    CaptureError,
+    FfmpegSource,
+    FileSource,
+    MicrophoneSource,
+    open_source,
+)
+from htsat_live.stream.ring import RingBuffer
 
 
 def tone(seconds: float, rate: int, frequency: float = 1000.0, amplitude: float = 0.5) -> np.ndarray:

@@ -5,7 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from stream.config import Config, ConfigError, load_config, parse_assignment, with_overrides
+from htsat_live.stream.config import (
+    Config,
+    ConfigError,
+    load_config,
+    parse_assignment,
+    with_overrides,
+)
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from stream.publish import Subscriber
+from htsat_live.stream.publish import Subscriber
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,7 +30,7 @@ def test_sound_played_into_the_virtual_microphone_reaches_a_zeromq_subscriber(vi
 
     subscriber = Subscriber(address)
     detect = subprocess.Popen(
-        [sys.executable, "-m", "stream.cli", "detect", "mic", "--model", str(tiny_checkpoint),
+        [sys.executable, "-m", "htsat_live.cli", "detect", "mic", "--model", str(tiny_checkpoint),
          "--config", str(config), "--hop", "1.25"],
         cwd=REPO, env=virtual_mic.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     player = None
@@ -73,7 +73,7 @@ def test_a_microphone_that_disappears_is_reported_on_status_and_reopened(virtual
     address = f"ipc://{tmp_path}/htsat.sock"
     subscriber = Subscriber(address, topics=("status",))
     detect = subprocess.Popen(
-        [sys.executable, "-m", "stream.cli", "detect", "mic", "--model", str(tiny_checkpoint), "--hop", "2.5",
+        [sys.executable, "-m", "htsat_live.cli", "detect", "mic", "--model", str(tiny_checkpoint), "--hop", "2.5",
          "--set", f'publish.bind="{address}"'],
         cwd=REPO, env=virtual_mic.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     states = []
@@ -116,7 +116,7 @@ def test_ctrl_c_ends_open_events_and_flushes_every_sink(tmp_path, tiny_checkpoin
                       f'audacity = "{tmp_path}/labels.txt"\nclips_dir = "{tmp_path}/clips"\npre_roll = 0.5\n'
                       f'post_roll = 0.5\n')
     detect = subprocess.Popen(
-        [sys.executable, "-m", "stream.cli", "detect", str(tmp_path / "long.wav"), "--model", str(tiny_checkpoint),
+        [sys.executable, "-m", "htsat_live.cli", "detect", str(tmp_path / "long.wav"), "--model", str(tiny_checkpoint),
          "--config", str(config)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -151,7 +151,7 @@ def no_microphone_env(tmp_path) -> dict:
 
 def test_detect_without_a_source_or_microphone_plays_the_demo_recording(tmp_path, tiny_checkpoint):
     result = subprocess.run(
-        [sys.executable, "-m", "stream.cli", "detect", "--model", str(tiny_checkpoint), "--fast", "--hop", "5",
+        [sys.executable, "-m", "htsat_live.cli", "detect", "--model", str(tiny_checkpoint), "--fast", "--hop", "5",
          "--set", f'publish.bind="ipc://{tmp_path}/x.sock"'],
         cwd=REPO, env=no_microphone_env(tmp_path), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -162,7 +162,7 @@ def test_detect_without_a_source_or_microphone_plays_the_demo_recording(tmp_path
 
 def test_detect_from_mic_without_any_microphone_says_so(tmp_path, tiny_checkpoint):
     result = subprocess.run(
-        [sys.executable, "-m", "stream.cli", "detect", "mic", "--model", str(tiny_checkpoint),
+        [sys.executable, "-m", "htsat_live.cli", "detect", "mic", "--model", str(tiny_checkpoint),
          "--set", f'publish.bind="ipc://{tmp_path}/x.sock"'],
         cwd=REPO, env=no_microphone_env(tmp_path), capture_output=True, text=True, timeout=120)
     assert result.returncode == 2

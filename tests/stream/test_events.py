@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from stream.config import ConfigError, EventsConfig
-from stream.events import FRAME_SECONDS, EventDetector, Target, build_targets, median_over_frames
-from stream.stitch import WINDOW_FRAMES, Stitcher, TimelineUpdate
-from stream.windows import WindowScheduler
+from htsat_live.model import FRAME_SECONDS, MODEL_FRAMES, Target, median_over_frames
+from htsat_live.stream.config import ConfigError, EventsConfig
+from htsat_live.stream.events import EventDetector, targets_from_config
+from htsat_live.stream.stitch import Stitcher, TimelineUpdate
+from htsat_live.stream.windows import WindowScheduler
 
 LABELS = ["Speech", "Dog", "Bark", "Cat"]
 
@@ -87,7 +88,7 @@ def test_short_events_are_dropped_and_close_ones_are_merged():
 
 def test_group_score_is_the_max_of_its_members_and_allow_deny_pick_targets():
     config = EventsConfig(groups={"dog": ("Dog", 2)}, allow=("dog", "Cat"), thresholds={"dog": 0.5})
-    targets = build_targets(config, LABELS, None)
+    targets = targets_from_config(config, LABELS, None)
     assert [(t.name, t.classes) for t in targets] == [("Cat", (3,)), ("dog", (1, 2))]
     values = np.zeros((60, 4), np.float32)
     values[10:20, 1] = 0.9  # Dog
@@ -96,13 +97,13 @@ def test_group_score_is_the_max_of_its_members_and_allow_deny_pick_targets():
     reports = events.update(timeline(values)) + events.flush()
     assert [(r.label, r.onset_frame, r.offset_frame) for r in reports if r.state == "end"] == [
         ("dog", 10, 20), ("dog", 30, 40)]
-    assert build_targets(EventsConfig(deny=("Speech",)), LABELS, None)[0].name == "Dog"
+    assert targets_from_config(EventsConfig(deny=("Speech",)), LABELS, None)[0].name == "Dog"
 
 
 def test_thresholds_come_from_config_then_model_then_default():
     config = EventsConfig(thresholds={"Dog": 0.7}, hysteresis=0.5, off_thresholds={"Cat": 0.1},
                           groups={"pets": ("Dog", "Cat")})
-    targets = {t.name: t for t in build_targets(config, LABELS, np.array([0.2, 0.3, 0.4, 0.6]))}
+    targets = {t.name: t for t in targets_from_config(config, LABELS, np.array([0.2, 0.3, 0.4, 0.6]))}
     assert (targets["Dog"].on, targets["Dog"].off) == (0.7, 0.35)
     assert (targets["Speech"].on, targets["Cat"].on, targets["Cat"].off) == (0.2, 0.6, 0.1)
     assert targets["pets"].on == 0.5  # groups fall back to events.threshold
@@ -118,7 +119,7 @@ def test_thresholds_come_from_config_then_model_then_default():
 ])
 def test_settings_that_do_not_fit_the_model_are_config_errors(config, message):
     with pytest.raises(ConfigError, match=message):
-        build_targets(config, LABELS, None)
+        targets_from_config(config, LABELS, None)
 
 
 def test_an_event_starts_on_provisional_frames_and_ends_when_final():
@@ -160,8 +161,8 @@ def test_streaming_through_the_stitcher_gives_the_offline_events_of_the_final_ti
     streamed = []
     for w in WindowScheduler(1.25).due(seconds * 32000):
         first = int(round(w.start / 312.5))
-        framewise = truth[first:first + WINDOW_FRAMES] + 0.15 * rng.standard_normal((WINDOW_FRAMES, 3)).astype(np.float32)
-        valid = min(WINDOW_FRAMES, int(np.ceil(w.samples // 320 * 1.024)))
+        framewise = truth[first:first + MODEL_FRAMES] + 0.15 * rng.standard_normal((MODEL_FRAMES, 3)).astype(np.float32)
+        valid = min(MODEL_FRAMES, int(np.ceil(w.samples // 320 * 1.024)))
         streamed += events.update(stitcher.add(framewise, w.start, valid, w.next_start))
     streamed += events.update(stitcher.finish()) + events.flush()
 
@@ -203,7 +204,7 @@ def test_memory_stays_flat_over_a_long_stream():
     try:
         for k, w in enumerate(windows):
             framewise = np.repeat(rng.random((32, 5), dtype=np.float32), 32, axis=0)
-            events.update(stitcher.add(framewise, w.start, WINDOW_FRAMES, w.next_start))
+            events.update(stitcher.add(framewise, w.start, MODEL_FRAMES, w.next_start))
             if k == 50:
                 early = tracemalloc.get_traced_memory()[0]
         late = tracemalloc.get_traced_memory()[0]

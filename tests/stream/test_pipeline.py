@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import soundfile
 
-from model import load_model
-from stream.capture import SAMPLE_RATE, Source
-from stream.config import load_config, with_overrides
-from stream.pipeline import Pipeline
-from stream.replay import file_timeline
+from htsat_live.model import SAMPLE_RATE, load_model
+from htsat_live.stream.capture import Source
+from htsat_live.stream.config import load_config, with_overrides
+from htsat_live.stream.pipeline import Pipeline
+from htsat_live.stream.replay import file_timeline
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +210,7 @@ def test_memory_stays_flat_over_a_long_fast_forwarded_stream(tiny_model, tmp_pat
 def test_a_stalled_and_a_vanished_subscriber_cost_the_stream_nothing(tiny_model, tmp_path):
     import zmq
 
-    from stream.publish import Publisher, Subscriber
+    from htsat_live.stream.publish import Publisher, Subscriber
 
     path = write_wave(tmp_path / "noise.wav", noise(40.0, seed=6))
     address = f"ipc://{tmp_path}/pub.sock"

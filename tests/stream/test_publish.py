@@ -12,10 +12,17 @@ import numpy as np
 import pytest
 import zmq
 
-from stream.events import Event
-from stream.publish import (SCHEMA_VERSION, Publisher, Subscriber, event_message, is_loopback, mel_message,
-                            scores_message)
-from stream.stitch import TimelineUpdate
+from htsat_live.stream.events import Event
+from htsat_live.stream.publish import (
+    SCHEMA_VERSION,
+    Publisher,
+    Subscriber,
+    event_message,
+    is_loopback,
+    mel_message,
+    scores_message,
+)
+from htsat_live.stream.stitch import TimelineUpdate
 
 ROOT = Path(__file__).resolve().parents[2]
 ANY_PORT = "tcp://127.0.0.1:*"
@@ -159,7 +166,7 @@ def test_messages_of_another_schema_version_are_skipped_and_counted():
 
 
 def test_curve_roundtrip_and_clients_without_the_server_key_get_nothing(tmp_path):
-    subprocess.run([sys.executable, "-m", "stream.cli", "keys", str(tmp_path / "server")], cwd=ROOT, check=True,
+    subprocess.run([sys.executable, "-m", "htsat_live.cli", "keys", str(tmp_path / "server")], cwd=ROOT, check=True,
                    capture_output=True)
     public, secret = tmp_path / "server.key", tmp_path / "server.key_secret"
     assert public.exists() and secret.exists() and (secret.stat().st_mode & 0o077) == 0
@@ -194,7 +201,7 @@ def test_bad_key_file_is_a_clear_error(tmp_path):
 
 def test_listen_prints_received_messages_and_keys_refuses_to_overwrite(tmp_path):
     with Publisher(ANY_PORT) as publisher:
-        listen = subprocess.Popen([sys.executable, "-m", "stream.cli", "listen", publisher.address, "--topic", "event",
+        listen = subprocess.Popen([sys.executable, "-m", "htsat_live.cli", "listen", publisher.address, "--topic", "event",
                                    "--count", "2", "--timeout", "30"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
         try:
             for n in range(600):
@@ -210,6 +217,6 @@ def test_listen_prints_received_messages_and_keys_refuses_to_overwrite(tmp_path)
     topic, body = lines[0].split(" ", 1)
     assert topic == "event" and json.loads(body)["stream"] == "mic"
     prefix = str(tmp_path / "k")
-    first = subprocess.run([sys.executable, "-m", "stream.cli", "keys", prefix], cwd=ROOT, capture_output=True)
-    again = subprocess.run([sys.executable, "-m", "stream.cli", "keys", prefix], cwd=ROOT, capture_output=True, text=True)
+    first = subprocess.run([sys.executable, "-m", "htsat_live.cli", "keys", prefix], cwd=ROOT, capture_output=True)
+    again = subprocess.run([sys.executable, "-m", "htsat_live.cli", "keys", prefix], cwd=ROOT, capture_output=True, text=True)
     assert first.returncode == 0 and again.returncode == 1 and "exists" in again.stdout

@@ -4,7 +4,7 @@ import time
 import numpy as np
 import pytest
 
-from stream.ring import Overrun, RingBuffer
+from htsat_live.stream.ring import Overrun, RingBuffer
 
 
 def ramp(start: int, stop: int) -> np.ndarray:

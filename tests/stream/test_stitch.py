@@ -5,36 +5,37 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stream.stitch import WINDOW_FRAMES, Stitcher, grid_frame
-from stream.windows import WindowScheduler
+from htsat_live.model import MODEL_FRAMES
+from htsat_live.stream.stitch import Stitcher, grid_frame
+from htsat_live.stream.windows import WindowScheduler
 
 TINY = Path(__file__).resolve().parents[3] / "shared" / "golden" / "htsat_tiny.ckpt"
 
 
 def window_map(value: float, classes: int = 3) -> np.ndarray:
-    return np.full((WINDOW_FRAMES, classes), value, dtype=np.float32)
+    return np.full((MODEL_FRAMES, classes), value, dtype=np.float32)
 
 
 def run_schedule(stitcher: Stitcher, hop: float, seconds: float, make_map):
     """Feed every window of a schedule; returns the windows and the updates."""
     windows = WindowScheduler(hop).due(int(seconds * 32000))
-    updates = [stitcher.add(make_map(w), w.start, min(WINDOW_FRAMES, int(np.ceil(w.samples // 320 * 1.024))),
+    updates = [stitcher.add(make_map(w), w.start, min(MODEL_FRAMES, int(np.ceil(w.samples // 320 * 1.024))),
                             w.next_start) for w in windows]
     return windows, updates
 
 
 def test_hop_of_ten_seconds_equals_the_model_framewise_output():
-    from model import load_model
+    from htsat_live.model import load_model
     model = load_model(TINY)
     rng = np.random.default_rng(0)
     audio = (0.1 * rng.standard_normal(3 * 320000)).astype(np.float32)
     framewise = model.predict(audio.reshape(3, 320000), short="pad")["framewise"]  # [3, 1024, 10]
-    stitcher = Stitcher(model.num_classes, history_frames=3 * WINDOW_FRAMES)
+    stitcher = Stitcher(model.num_classes, history_frames=3 * MODEL_FRAMES)
     for w in WindowScheduler(10.0).due(audio.shape[0]):
         window_out = model.predict(audio[w.start:w.stop], short="pad")["framewise"][0]  # [1024, 10]
         update = stitcher.add(window_out, w.start, model.frames_for(w.samples), w.next_start)
         assert update.final_upto == update.end  # nothing later can change a 10-s hop's frames
-    np.testing.assert_allclose(stitcher.frames(0, 3 * WINDOW_FRAMES), framewise.reshape(-1, 10), atol=1e-6)
+    np.testing.assert_allclose(stitcher.frames(0, 3 * MODEL_FRAMES), framewise.reshape(-1, 10), atol=1e-6)
 
 
 def test_window_frames_land_at_the_nearest_grid_frame():
@@ -50,7 +51,7 @@ def test_each_frame_comes_from_the_window_where_it_is_most_central():
     full = [w for w in windows if w.samples == 320000]
     timeline = stitcher.frames(stitcher.base, stitcher.end)[:, 0]
     for k in range(stitcher.base, stitcher.end):
-        covering = [w for w in full if grid_frame(w.start) <= k < grid_frame(w.start) + WINDOW_FRAMES]
+        covering = [w for w in full if grid_frame(w.start) <= k < grid_frame(w.start) + MODEL_FRAMES]
         nearest = min(covering, key=lambda w: (abs(k + 0.5 - grid_frame(w.start) - 512), -w.index))
         assert timeline[k - stitcher.base] == nearest.index
 
@@ -93,7 +94,7 @@ def test_changed_range_covers_exactly_the_frames_that_changed():
     windows, _ = run_schedule(stitcher, 1.0, 12.0, lambda w: window_map(float(w.index)))
     before = stitcher.frames(stitcher.base, stitcher.end)
     w = WindowScheduler(1.0).due(13 * 32000)[-1]
-    update = stitcher.add(window_map(99.0), w.start, WINDOW_FRAMES, w.next_start)
+    update = stitcher.add(window_map(99.0), w.start, MODEL_FRAMES, w.next_start)
     after = stitcher.frames(stitcher.base, stitcher.end)
     differs = np.flatnonzero(np.any(after[:before.shape[0]] != before, axis=1)) + stitcher.base
     assert update.start == differs[0] and update.stop == update.end
@@ -104,35 +105,35 @@ def test_memory_stays_bounded_over_a_long_stream():
     stitcher = Stitcher(5, history_frames=512)
     scheduler = WindowScheduler(1.25)
     for w in scheduler.due(3600 * 32000):  # one hour
-        stitcher.add(window_map(0.5, 5), w.start, WINDOW_FRAMES, w.next_start)
-    assert stitcher.end - stitcher.base <= 512 + 2 * WINDOW_FRAMES
+        stitcher.add(window_map(0.5, 5), w.start, MODEL_FRAMES, w.next_start)
+    assert stitcher.end - stitcher.base <= 512 + 2 * MODEL_FRAMES
     assert stitcher.end == grid_frame(3600 * 32000)
 
 
 def test_skipped_windows_leave_a_counted_gap_of_zeros():
     stitcher = Stitcher(2, history_frames=4096)
-    stitcher.add(window_map(0.5, 2), 0, WINDOW_FRAMES, 320000)
-    update = stitcher.add(window_map(0.9, 2), 640000, WINDOW_FRAMES, 680000)
-    assert stitcher.gap_frames == WINDOW_FRAMES
-    assert update.start == WINDOW_FRAMES
-    assert np.all(stitcher.frames(WINDOW_FRAMES, 2 * WINDOW_FRAMES) == 0.0)
+    stitcher.add(window_map(0.5, 2), 0, MODEL_FRAMES, 320000)
+    update = stitcher.add(window_map(0.9, 2), 640000, MODEL_FRAMES, 680000)
+    assert stitcher.gap_frames == MODEL_FRAMES
+    assert update.start == MODEL_FRAMES
+    assert np.all(stitcher.frames(MODEL_FRAMES, 2 * MODEL_FRAMES) == 0.0)
 
 
 def test_bad_windows_are_rejected_without_changing_the_timeline():
     stitcher = Stitcher(3)
-    stitcher.add(window_map(0.5), 0, WINDOW_FRAMES, 40000)
+    stitcher.add(window_map(0.5), 0, MODEL_FRAMES, 40000)
     with pytest.raises(ValueError, match="framewise must be"):
-        stitcher.add(np.zeros((1024, 4), np.float32), 40000, WINDOW_FRAMES, 80000)
+        stitcher.add(np.zeros((1024, 4), np.float32), 40000, MODEL_FRAMES, 80000)
     with pytest.raises(ValueError, match="breaks the schedule"):
-        stitcher.add(window_map(0.1), 0, WINDOW_FRAMES, 40000)
+        stitcher.add(window_map(0.1), 0, MODEL_FRAMES, 40000)
     with pytest.raises(ValueError, match="valid_frames"):
         stitcher.add(window_map(0.1), 40000, 0, 80000)
-    assert stitcher.end == WINDOW_FRAMES and np.all(stitcher.frames(0, WINDOW_FRAMES) == 0.5)
+    assert stitcher.end == MODEL_FRAMES and np.all(stitcher.frames(0, MODEL_FRAMES) == 0.5)
 
 
 def test_reset_forgets_the_stream():
     stitcher = Stitcher(3)
-    stitcher.add(window_map(0.5), 0, WINDOW_FRAMES, 320000)
+    stitcher.add(window_map(0.5), 0, MODEL_FRAMES, 320000)
     stitcher.reset()
     assert (stitcher.end, stitcher.final_upto, stitcher.base) == (0, 0, 0)
     update = stitcher.add(window_map(0.1), 0, 100, 0)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from model import load_model
-from stream.cli import main
-from stream.replay import file_timeline, file_windows
+from htsat_live.cli import main
+from htsat_live.model import load_model
+from htsat_live.stream.replay import file_timeline, file_windows
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,8 @@
 
 import pytest
 
-from stream.windows import WINDOW_SAMPLES, WindowScheduler
+from htsat_live.model import WINDOW_SAMPLES
+from htsat_live.stream.windows import WindowScheduler
 
 
 def test_first_window_is_due_one_hop_after_start_and_starts_at_zero():

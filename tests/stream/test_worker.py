@@ -4,9 +4,9 @@ import threading
 import numpy as np
 import pytest
 
-from model import load_model
-from stream.windows import WINDOW_SAMPLES, Window
-from stream.worker import InferenceWorker, Job
+from htsat_live.model import WINDOW_SAMPLES, load_model
+from htsat_live.stream.windows import Window
+from htsat_live.stream.worker import InferenceWorker, Job
 
 
 @pytest.fixture(scope="module")

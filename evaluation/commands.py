@@ -1,11 +1,16 @@
-"""The `detect-dir` and `consistency` subcommands: batch detection over a folder of clips, and the
-streaming pipeline checked against the official offline pass on the same files.
+"""The `evaluate`, `detect-dir` and `consistency` subcommands: metrics of detected events, batch detection
+over a folder of clips, and the streaming pipeline checked against the official offline pass on the same files.
 
 torch and the stream modules are imported inside the run functions so `htsat-live --help` stays fast.
 """
 
+import json
+import math
 import sys
+from dataclasses import asdict
 from pathlib import Path
+
+from htsat_live.model.event_table import write_events
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif"}
 
@@ -19,14 +24,6 @@ def audio_files(directory: str | Path) -> list[Path]:
     if not files:
         raise ValueError(f"{directory}: no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
     return files
-
-
-def write_events(path: str | Path, rows: list[tuple[str, float, float, str]]) -> None:
-    """A DESED-style event table: filename, onset, offset, event_label (seconds, exact)."""
-    with open(path, "w") as out:
-        out.write("filename\tonset\toffset\tevent_label\n")
-        for filename, onset, offset, label in rows:
-            out.write(f"{filename}\t{onset!r}\t{offset!r}\t{label}\n")
 
 
 def write_scores(path: str | Path, scores, labels: list[str], frame_seconds: float) -> None:
@@ -43,9 +40,9 @@ def pipeline_events(path: Path, model, config) -> list[tuple[float, float, str]]
 
     Raises CaptureError or ValueError when the file cannot be read to its end or a window was lost.
     """
-    from stream.capture import CaptureError
-    from stream.config import with_overrides
-    from stream.pipeline import Pipeline
+    from htsat_live.stream.capture import CaptureError
+    from htsat_live.stream.config import with_overrides
+    from htsat_live.stream.pipeline import Pipeline
 
     events = []
 
@@ -83,12 +80,13 @@ def add_detect_dir_arguments(parser) -> None:
 def run_detect_dir(args) -> int:
     from tqdm import tqdm
 
-    from model import load_model
-    from model.htsat import FRAME_SECONDS
-    from model.offline import detect_clip, read_clip
-    from stream.capture import CaptureError
-    from stream.config import load_config
-    from stream.events import build_targets, median_frames_in_force
+    from htsat_live.model import load_model
+    from htsat_live.model.audio import read_clip
+    from htsat_live.model.event_rule import detect_clip
+    from htsat_live.model.timebase import FRAME_SECONDS
+    from htsat_live.stream.capture import CaptureError
+    from htsat_live.stream.config import load_config
+    from htsat_live.stream.events import median_frames_in_force, targets_from_config
 
     if args.scores and args.mode != "offline":
         print("detect-dir: --scores is written by --mode offline only", file=sys.stderr)
@@ -98,7 +96,7 @@ def run_detect_dir(args) -> int:
         files = audio_files(args.directory)
         model = load_model(args.model or config.model.path or None, device=config.model.device, backend=config.model.backend,
                            precision=config.model.precision)
-        targets = build_targets(config.events, model.labels, model.thresholds)
+        targets = targets_from_config(config.events, model.labels, model.thresholds)
         median_frames = median_frames_in_force(config.events, model.median_frames)
     except (OSError, ValueError) as error:
         print(f"detect-dir: {error}", file=sys.stderr)
@@ -136,11 +134,11 @@ def add_consistency_arguments(parser) -> None:
 def run_consistency(args) -> int:
     from tqdm import tqdm
 
-    from model import load_model
-    from model.consistency import compare, format_table
-    from model.offline import read_clip
-    from stream.capture import CaptureError
-    from stream.config import load_config, with_overrides
+    from htsat_live.evaluation.consistency import compare, format_table
+    from htsat_live.model import load_model
+    from htsat_live.model.audio import read_clip
+    from htsat_live.stream.capture import CaptureError
+    from htsat_live.stream.config import load_config, with_overrides
 
     try:
         config = load_config(args.config)
@@ -157,4 +155,50 @@ def run_consistency(args) -> int:
     for hop in tqdm(args.hop, desc="hops", unit="hop"):
         rows += compare(model, recordings, config.events, hop)
     print(format_table(rows))
+    return 0
+
+
+# --- evaluate -----------------------------------------------------------------------------------
+
+
+def _percent(value: float) -> str:
+    return "   n/a" if value is None or math.isnan(value) else f"{100 * value:6.2f}"
+
+
+def format_table(result) -> str:
+    """A plain-text table of an `evaluation.metrics.Evaluation`, figures in percent."""
+    width = max(len("macro"), *(len(label) for label in result.class_f1))
+    lines = [f"{'class':<{width}}  event F1  segment F1"]
+    for label in sorted(result.class_f1):
+        lines.append(f"{label:<{width}}    {_percent(result.class_f1[label])}      "
+                     f"{_percent(result.segment_class_f1.get(label, float('nan')))}")
+    lines.append(f"{'macro':<{width}}    {_percent(result.macro_f1)}")
+    lines.append(f"{'micro':<{width}}              {_percent(result.segment_f1)}")
+    if result.psds1 is not None:
+        lines.append(f"PSDS1 {result.psds1:.4f}   PSDS2 {result.psds2:.4f}")
+    return "\n".join(lines)
+
+
+def add_evaluate_arguments(parser) -> None:
+    parser.add_argument("detections", help="detected events (TSV: filename, onset, offset, event_label)")
+    parser.add_argument("--ground-truth", required=True, help="reference events (TSV, same columns)")
+    parser.add_argument("--metadata", required=True, help="clip durations (TSV: filename, duration)")
+    parser.add_argument("--scores", help="folder of per-clip score files (<stem>.tsv) for PSDS1/PSDS2")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON (fractions)")
+
+
+def run_evaluate(args) -> int:
+    from htsat_live.evaluation.metrics import evaluate, read_scores
+    from htsat_live.model.event_table import read_events, read_metadata
+
+    try:
+        ground_truth = read_events(args.ground_truth)
+        metadata = read_metadata(args.metadata)
+        detections = read_events(args.detections)
+        scores = read_scores(args.scores, list(metadata["filename"])) if args.scores else None
+    except (OSError, ValueError) as error:
+        print(f"evaluate: {error}", file=sys.stderr)
+        return 2
+    result = evaluate(ground_truth, metadata, detections, scores)
+    print(json.dumps(asdict(result), indent=2) if args.json else format_table(result))
     return 0

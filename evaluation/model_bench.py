@@ -37,17 +37,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.stream:
-        from stream.bench import run_stream_bench
+        from htsat_live.evaluation.stream_bench import run_stream_bench
 
         return run_stream_bench(args)
     import torch
     from tqdm import tqdm
 
-    from model.checkpoint import Checkpoint, build_model, default_labels, read_checkpoint
-    from model.commands import probe_waves
-    from model.htsat import HTSAT, HTSATConfig
-    from model.onnx import OnnxBackend, export_onnx
-    from model.reference import ReferenceHTSAT
+    from htsat_live.evaluation.reference import ReferenceHTSAT
+    from htsat_live.model.checkpoint import (
+        Checkpoint,
+        build_model,
+        default_labels,
+        read_checkpoint,
+    )
+    from htsat_live.model.commands import probe_waves
+    from htsat_live.model.htsat import HTSAT, HTSATConfig
+    from htsat_live.model.onnx import OnnxBackend, export_onnx
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -127,9 +132,9 @@ def cuda_contenders(checkpoint, path: str, onnx_path: Path) -> list[Contender]:
     import onnxruntime as ort
     import torch
 
-    from model.checkpoint import build_model
-    from model.onnx import OnnxBackend
-    from model.predictor import PRECISIONS, TorchBackend
+    from htsat_live.model.checkpoint import build_model
+    from htsat_live.model.onnx import OnnxBackend
+    from htsat_live.model.predictor import PRECISIONS, TorchBackend
 
     if not torch.cuda.is_available():
         return []

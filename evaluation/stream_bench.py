@@ -20,22 +20,22 @@ speed does not depend on the weights. The recording is the one-minute demo sound
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from htsat_live.model.embedded import DEMO_RECORDING
+
 RSS_AFTER_WINDOWS = 10
 VERIFY_SECONDS = 30.0  # length of the real-time check of the stream count the fast runs suggest
-DEMO_RECORDING = Path(__file__).resolve().parents[1] / "model" / "data" / "demo.wav"
 
 
 def full_size_model(device: str):
     """The full-size HTS-AT (527 AudioSet classes) with seeded random weights, behind the Predictor API."""
     import torch
 
-    from model.checkpoint import audioset_labels
-    from model.htsat import HTSAT, HTSATConfig
-    from model.predictor import Predictor, TorchBackend
+    from htsat_live.model.checkpoint import audioset_labels
+    from htsat_live.model.htsat import HTSAT, HTSATConfig
+    from htsat_live.model.predictor import Predictor, TorchBackend
 
     torch.manual_seed(0)
     config = HTSATConfig()
@@ -72,7 +72,7 @@ class FastResult:
 
 
 def bench_config(hop: float, fast: bool):
-    from stream.config import load_config, with_overrides
+    from htsat_live.stream.config import load_config, with_overrides
 
     return with_overrides(load_config(None), {"windows.hop": hop, "source.fast": fast,
                                               "publish.bind": "tcp://127.0.0.1:*"})
@@ -81,8 +81,8 @@ def bench_config(hop: float, fast: bool):
 def run_real_time(model, recording: str, hop: float, seconds: float, streams: int = 1) -> RealTimeResult:
     """Play the recording in real time through the whole pipeline for `seconds` (or to its end), as
     `streams` streams at once; the counters and latencies are those of all streams together."""
-    from stream.pipeline import Pipeline, percentile
-    from stream.publish import Publisher
+    from htsat_live.stream.pipeline import Pipeline, percentile
+    from htsat_live.stream.publish import Publisher
 
     config = bench_config(hop, fast=False)
     publisher = Publisher.from_config(config.publish)
@@ -110,8 +110,8 @@ def run_real_time(model, recording: str, hop: float, seconds: float, streams: in
 
 def run_fast(model, recording: str, hop: float, streams: int) -> FastResult:
     """Feed the recording to `streams` streams at once, each as fast as the shared worker takes it."""
-    from stream.capture import SAMPLE_RATE
-    from stream.pipeline import Pipeline
+    from htsat_live.model.timebase import SAMPLE_RATE
+    from htsat_live.stream.pipeline import Pipeline
 
     config = bench_config(hop, fast=True)
     pipeline = Pipeline(config, model, [recording] * streams, max_batch=max(8, streams))
@@ -135,7 +135,7 @@ def run_stream_bench(args) -> int:
     import soundfile
     import torch
 
-    from model import load_model
+    from htsat_live.model import load_model
 
     model_path = getattr(args, "model", None)
     device = getattr(args, "device", None) or "cpu"

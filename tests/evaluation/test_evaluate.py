@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model import evaluate
-from stream.cli import main
+from htsat_live.cli import main
+from htsat_live.evaluation import metrics as evaluate
+from htsat_live.model import EVENT_COLUMNS
 
 DESED = Path(__file__).resolve().parents[3] / "shared" / "golden" / "desed"
 
@@ -45,7 +46,7 @@ def test_evaluate_prints_a_table_with_every_class(capsys):
 
 def _tables():
     ground_truth = pd.DataFrame([("a.wav", 1.0, 3.0, "Dog"), ("a.wav", 5.0, 9.0, "Speech"), ("b.wav", 0.0, 2.0, "Dog")],
-                                columns=evaluate.EVENT_COLUMNS)
+                                columns=EVENT_COLUMNS)
     metadata = pd.DataFrame({"filename": ["a.wav", "b.wav"], "duration": [10.0, 4.0]})
     return ground_truth, metadata
 
@@ -54,7 +55,7 @@ def test_segment_f1_counts_one_second_segments():
     ground_truth, metadata = _tables()
     # Dog right in a.wav, missed in b.wav; Speech covers 2 of its 4 segments; one false Speech segment.
     detections = pd.DataFrame([("a.wav", 1.0, 3.0, "Dog"), ("a.wav", 5.0, 7.0, "Speech"), ("b.wav", 3.0, 4.0, "Speech")],
-                              columns=evaluate.EVENT_COLUMNS)
+                              columns=EVENT_COLUMNS)
     micro, per_class = evaluate.segment_f1(ground_truth, metadata, detections)
     # Dog: tp 2, fn 2 -> F1 2*2/(2*2+2) = 2/3. Speech: tp 2, fp 1, fn 2 -> 4/7. Micro: tp 4, fp 1, fn 4 -> 8/13.
     assert per_class["Dog"] == pytest.approx(2 / 3)

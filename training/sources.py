@@ -27,9 +27,10 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import soxr
 
-SAMPLE_RATE = 32000
+from htsat_live.model.audio import read_clip
+from htsat_live.model.timebase import SAMPLE_RATE
+
 TRIM_DB = 40.0  # trim leading/trailing audio quieter than the clip's peak frame minus this
 TRIM_FRAME = 640  # 20 ms
 SPEECH_FILES_PER_SPEAKER = 24
@@ -415,7 +416,7 @@ def assign_splits(sources: list[Source], seed: int, test_share: float = 0.2, val
 def join_matching_recordings(sources: list[Source], cache: Path) -> list[Source]:
     """One group for the files of one recording that carry different names or ship in different packages
     (model.near_duplicates), per class except Speech and Music (grouped by speaker and by track)."""
-    from model.near_duplicates import fingerprint, matching_groups
+    from htsat_live.training.near_duplicates import fingerprint, matching_groups
 
     joined = []
     for label in LABELS:
@@ -441,12 +442,8 @@ def drop_cross_split_duplicates(sources: list[Source], cache: Path) -> list[Sour
 
 
 def load_clip(path: Path) -> np.ndarray:
-    """A file as 32-kHz mono float32, with leading and trailing silence trimmed."""
-    wave, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    wave = wave.mean(axis=1)  # [N, channels] -> [N]
-    if rate != SAMPLE_RATE:
-        wave = soxr.resample(wave, rate, SAMPLE_RATE).astype(np.float32)
-    return trim_silence(wave)
+    """A file as 32-kHz mono float32 (`htsat_live.model.read_clip`), with leading and trailing silence trimmed."""
+    return trim_silence(read_clip(path))
 
 
 def trim_silence(wave: np.ndarray, floor_db: float = TRIM_DB) -> np.ndarray:

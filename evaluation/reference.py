@@ -10,8 +10,16 @@ import math
 import torch
 from torch.nn import functional as F
 
-from model.frontend import AMIN, HOP_LENGTH, N_FFT
-from model.htsat import FREQ_RATIO, MODEL_FRAMES, HTSAT, PatchMerging, SwinBlock, window_partition, window_reverse
+from htsat_live.model.frontend import AMIN, N_FFT
+from htsat_live.model.htsat import (
+    FREQ_RATIO,
+    HTSAT,
+    PatchMerging,
+    SwinBlock,
+    window_partition,
+    window_reverse,
+)
+from htsat_live.model.timebase import HOP_LENGTH, MODEL_FRAMES
 
 
 def stft_kernels() -> tuple[torch.Tensor, torch.Tensor]:

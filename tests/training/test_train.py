@@ -5,18 +5,30 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
-from model import load_model
-from model.htsat import HTSATConfig
-import soundfile as sf
-
-from model.soundscapes import make_set
-from model.sources import LABELS, SAMPLE_RATE, Source, assign_splits
-from model.frontend import mel_band_centres_hz
-from model.train import (BAND_LIMITS_HZ, MEDIAN_TOKENS, TrainSettings, WeightAverage, augment, balanced_weights,
-                         learning_rate, load_set, median_frames_of_tokens, new_model, strict_f1, token_targets, train,
-                         tune_post_processing)
+from htsat_live.model import SAMPLE_RATE, load_model
+from htsat_live.model.frontend import mel_band_centres_hz
+from htsat_live.model.htsat import HTSATConfig
+from htsat_live.training.soundscapes import make_set
+from htsat_live.training.sources import LABELS, Source, assign_splits
+from htsat_live.training.train import (
+    BAND_LIMITS_HZ,
+    MEDIAN_TOKENS,
+    TrainSettings,
+    WeightAverage,
+    augment,
+    balanced_weights,
+    learning_rate,
+    load_set,
+    median_frames_of_tokens,
+    new_model,
+    strict_f1,
+    token_targets,
+    train,
+    tune_post_processing,
+)
 
 TINY = HTSATConfig(num_classes=len(LABELS), embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1), drop_path_rate=0.0)
 FAST = TrainSettings(epochs=3, batch_size=8, lr=3e-3, mixup_probability=0.0, seed=1, threads=1)
@@ -87,7 +99,7 @@ def test_a_few_epochs_lower_the_loss_and_write_a_loadable_checkpoint(tiny_sets, 
     out = model.predict(np.zeros(32000, np.float32), short="pad")
     assert out["framewise"].shape == (1, 1024, len(LABELS))
     train_hash = json.loads((tiny_sets / "train" / "manifest.json").read_text())["hash"]
-    from model.checkpoint import read_checkpoint
+    from htsat_live.model.checkpoint import read_checkpoint
 
     provenance = read_checkpoint(tmp_path / "best.safetensors").metadata["provenance"]
     assert provenance["data"]["train"] == train_hash and "val_event_f1_macro" in provenance["metrics"]
@@ -127,7 +139,7 @@ def test_bf16_training_with_a_weight_average_learns_validates_both_and_resumes(t
         assert epoch["macro_f1"] == max(epoch["candidates_f1"].values())
     model = load_model(tmp_path / "a" / "best.safetensors")
     assert model.predict(np.zeros(32000, np.float32), short="pad")["framewise"].dtype == np.float32
-    import model.train as training
+    import htsat_live.training.train as training
 
     tune, calls = training.tune_post_processing, []
 
@@ -231,17 +243,16 @@ def test_shipped_model_finds_the_demo_events():
     import pandas as pd
     import soundfile as sf
 
-    from model.evaluate import event_f1, read_events, read_metadata
-    from model.offline import official_events
-    from stream.config import EventsConfig
-    from stream.events import build_targets
+    from htsat_live.model import event_f1, official_events, read_events, read_metadata
+    from htsat_live.stream.config import EventsConfig
+    from htsat_live.stream.events import targets_from_config
 
     model = load_model(None)
     assert model.labels == list(LABELS) and model.thresholds is not None
     wave, rate = sf.read(str(DATA / "demo.wav"), dtype="float32")
     assert rate == model.sample_rate and len(wave) == 60 * rate
     framewise = model.predict(wave.reshape(6, 10 * rate), short="pad")["framewise"].reshape(-1, len(LABELS))  # [6144, C]
-    events, _ = official_events(framewise, build_targets(EventsConfig(), model.labels, model.thresholds), model.median_frames)
+    events, _ = official_events(framewise, targets_from_config(EventsConfig(), model.labels, model.thresholds), model.median_frames)
     detections = pd.DataFrame([("demo.wav", *event) for event in events], columns=["filename", "onset", "offset", "event_label"])
     _, per_class = event_f1(read_events(DATA / "demo.tsv"), read_metadata(DATA / "demo_metadata.tsv"), detections)
     assert np.mean([strict_f1(per_class, label) for label in LABELS]) >= DEMO_F1_FLOOR, per_class

@@ -28,7 +28,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from model.sources import LABELS, SAMPLE_RATE, Source
+from htsat_live.model.event_table import write_events
+from htsat_live.model.timebase import SAMPLE_RATE
+from htsat_live.training.sources import LABELS, Source
 
 FRAME = 640  # 20-ms analysis frame for levels and audible spans
 ACTIVE_DB = 30.0  # an event's active part: frames within this of its loudest frame
@@ -251,10 +253,8 @@ def make_set(clips_dir: Path, sources: list[Source], split: str, count: int, see
 
 def write_labels(out_dir: Path, manifest: dict, stem: str = "soundscapes") -> None:
     """<stem>.tsv (filename, onset, offset, event_label) and <stem>_metadata.tsv (filename, duration)."""
-    rows = ["filename\tonset\toffset\tevent_label"]
-    for clip in manifest["clips"]:
-        rows += [f"{clip['filename']}\t{e['onset']:.3f}\t{e['offset']:.3f}\t{e['label']}" for e in clip["events"]]
-    (Path(out_dir) / f"{stem}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    write_events(Path(out_dir) / f"{stem}.tsv",
+                 [(clip["filename"], e["onset"], e["offset"], e["label"]) for clip in manifest["clips"] for e in clip["events"]])
     seconds = manifest["settings"]["clip_seconds"]
     meta = ["filename\tduration"] + [f"{clip['filename']}\t{seconds:.3f}" for clip in manifest["clips"]]
     (Path(out_dir) / f"{stem}_metadata.tsv").write_text("\n".join(meta) + "\n", encoding="utf-8")

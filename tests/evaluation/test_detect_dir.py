@@ -8,12 +8,11 @@ import pandas as pd
 import pytest
 import soundfile
 
-from model import load_model
-from model.consistency import stream_replay
-from model.offline import detect_clip, read_clip
-from stream.cli import main
-from stream.config import load_config
-from stream.events import build_targets
+from htsat_live.cli import main
+from htsat_live.evaluation.consistency import stream_replay
+from htsat_live.model import detect_clip, load_model, read_clip
+from htsat_live.stream.config import load_config
+from htsat_live.stream.events import targets_from_config
 
 TINY = Path(__file__).resolve().parents[3] / "shared" / "golden" / "htsat_tiny.ckpt"
 CONFIG = """
@@ -53,7 +52,7 @@ def test_detect_dir_offline_writes_the_official_events_of_every_clip(clips, tmp_
     assert code == 0
     detections = pd.read_csv(out, sep="\t")
     model = load_model(TINY)
-    targets = build_targets(load_config(config).events, model.labels, model.thresholds)
+    targets = targets_from_config(load_config(config).events, model.labels, model.thresholds)
     names = [target.name for target in targets]
     assert "pair" in names and len(names) == 11
     for name in ("a.wav", "b.wav", "c.flac"):

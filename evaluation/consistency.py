@@ -1,6 +1,6 @@
 """Streaming against offline on the same recording: how far the live path strays from the official pass.
 
-Offline: `model.offline.offline_timeline`, one official pass per consecutive 10-s window, frames of
+Offline: `htsat_live.model.offline_timeline`, one official pass per consecutive 10-s window, frames of
 real audio laid end to end on the 10/1024-s grid; its events by the official rule (runs of frames over
 each target's on-threshold, no filter).
 
@@ -12,7 +12,7 @@ The stream's events are the final (`end`, not cancelled) reports.
 
 Compared: the stitched timeline against the offline framewise output on every grid frame both hold
 (mean and max absolute difference over frames and classes), and the stream's events against the
-offline events (micro event-based F1, `model.evaluate.event_based_f1`). At hop 10 s the windows are
+offline events (micro event-based F1, `evaluation.metrics.event_based_f1`). At hop 10 s the windows are
 the offline ones, so the timelines agree to float rounding; at other hops each frame comes from the
 window in which it sits most centrally, which saw different context.
 """
@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.evaluate import event_based_f1
-from model.offline import offline_timeline, official_events
-from stream.config import EventsConfig
-from stream.events import EventDetector, median_frames_in_force
-from stream.replay import TimelineRecorder, replay
+from htsat_live.evaluation.metrics import event_based_f1
+from htsat_live.model.event_rule import official_events, offline_timeline
+from htsat_live.stream.config import EventsConfig
+from htsat_live.stream.events import EventDetector, median_frames_in_force
+from htsat_live.stream.replay import TimelineRecorder, replay
 
 Events = list[tuple[float, float, str]]  # (onset s, offset s, label)
 

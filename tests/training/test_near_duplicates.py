@@ -2,7 +2,12 @@
 
 import numpy as np
 
-from model.near_duplicates import MATCH_SIMILARITY, fingerprint, matching_groups, similarity
+from htsat_live.training.near_duplicates import (
+    MATCH_SIMILARITY,
+    fingerprint,
+    matching_groups,
+    similarity,
+)
 
 RATE = 32000
 

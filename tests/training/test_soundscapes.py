@@ -7,9 +7,24 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from model.soundscapes import FRAME, ClipPool, MixSettings, audible_span, make_set, mix_clip
-from model.sources import (LABELS, SAMPLE_RATE, Source, assign_splits, copyright_licences, licence_of, read_manifest,
-                           recording_of)
+from htsat_live.training.soundscapes import (
+    FRAME,
+    ClipPool,
+    MixSettings,
+    audible_span,
+    make_set,
+    mix_clip,
+)
+from htsat_live.training.sources import (
+    LABELS,
+    SAMPLE_RATE,
+    Source,
+    assign_splits,
+    copyright_licences,
+    licence_of,
+    read_manifest,
+    recording_of,
+)
 
 MANIFEST = Path(__file__).resolve().parents[2] / "model" / "data" / "sources_manifest.json"
 

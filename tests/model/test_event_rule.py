@@ -8,12 +8,19 @@ One frame is 10/1024 s = 9.765625 ms, so frame boundaries used below are: 100 ->
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile
 
-from model import load_model
-from model.offline import detect_clip, events_from_scores, fit_to_window, read_clip
-from stream.config import load_config
-from stream.events import Target, build_targets
+from htsat_live.model import (
+    Target,
+    detect_clip,
+    events_from_scores,
+    load_model,
+    read_clip,
+    zero_padded_batch,
+)
+from htsat_live.stream.config import load_config
+from htsat_live.stream.events import targets_from_config
 
 TINY = Path(__file__).resolve().parents[3] / "shared" / "golden" / "htsat_tiny.ckpt"
 
@@ -66,16 +73,20 @@ def test_half_second_clip_keeps_52_frames():
 
 def test_long_clip_is_cut_to_its_first_ten_seconds():
     wave = np.concatenate([np.ones(320000, np.float32), np.full(80000, 2.0, np.float32)])
-    window = fit_to_window(wave)
-    assert window.shape == (320000,) and window.max() == 1.0
     events, scores = events_from_scores(score_map({4: [(1020, 1024, 0.5)]}), len(wave), GROUPS)
     assert scores.shape == (1024, 3)
     assert events == [(9.9609375, 10.0, "C")]
 
 
-def test_short_clip_is_zero_padded_after_its_samples():
-    window = fit_to_window(np.full(1000, 0.5, np.float32))
-    assert np.all(window[:1000] == 0.5) and np.all(window[1000:] == 0.0)
+def test_short_clips_are_zero_padded_after_their_samples():
+    batch = zero_padded_batch([np.full(1000, 0.5, np.float32), np.full(320000, 0.25, np.float32)])
+    assert batch.shape == (2, 320000) and batch.dtype == np.float32
+    assert np.all(batch[0, :1000] == 0.5) and np.all(batch[0, 1000:] == 0.0) and np.all(batch[1] == 0.25)
+
+
+def test_a_window_longer_than_ten_seconds_is_refused():
+    with pytest.raises(ValueError, match="at most 320000"):
+        zero_padded_batch([np.zeros(320001, np.float32)])
 
 
 def test_detect_clip_runs_the_model_once_on_the_padded_clip(tmp_path):
@@ -106,7 +117,7 @@ def audioset_labels() -> list[str]:
 
 
 def test_desed_config_holds_the_official_mapping_and_thresholds():
-    targets = build_targets(load_config(REPO / "configs" / "desed.toml").events, audioset_labels(), None)
+    targets = targets_from_config(load_config(REPO / "configs" / "desed.toml").events, audioset_labels(), None)
     official = {  # golden README: DESED class -> AudioSet indices, frame threshold
         "Speech": (list(range(0, 8)), 0.275), "Frying": ([366, 367, 368], 0.2), "Dishes": ([364], 0.20),
         "Running_water": (list(range(288, 298)), 0.23), "Blender": ([369], 0.48),

@@ -14,19 +14,15 @@ metadata tables have filename, duration. A score file is `<clip stem>.tsv` with 
 onset, offset and one column per class (one row per frame), as sed_scores_eval writes them.
 """
 
-import json
-import math
-import sys
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-EVENT_COLUMNS = ["filename", "onset", "offset", "event_label"]
+from htsat_live.model.event_table import event_f1, labelled
+
 SEGMENT_SECONDS = 1.0
-# The Table 3 protocol (psds_eval's defaults).
-F1_DTC, F1_GTC, F1_CTTC = 0.5, 0.5, 0.3
 # Collars of the collar-based event F1 (DCASE task 4 up to 2019).
 EVENT_COLLAR = 0.2  # seconds, onsets and offsets
 EVENT_OFFSET_FRACTION = 0.2  # offsets also within this fraction of the reference event's length
@@ -58,23 +54,6 @@ class Evaluation:
     psds2: float | None = None
 
 
-def read_events(path: str | Path) -> pd.DataFrame:
-    """An event table (TSV). Rows without a label (clips with no event) are kept as they are."""
-    table = pd.read_csv(path, sep="\t")
-    missing = set(EVENT_COLUMNS) - set(table.columns)
-    if missing:
-        raise ValueError(f"{path}: event table lacks the columns {sorted(missing)} (needs {EVENT_COLUMNS})")
-    return table[EVENT_COLUMNS]
-
-
-def read_metadata(path: str | Path) -> pd.DataFrame:
-    table = pd.read_csv(path, sep="\t")
-    missing = {"filename", "duration"} - set(table.columns)
-    if missing:
-        raise ValueError(f"{path}: metadata lacks the columns {sorted(missing)} (needs filename, duration)")
-    return table[["filename", "duration"]]
-
-
 def _sed_eval():
     """The sed_eval and dcase_util modules (dcase_util warns on import that pkg_resources is deprecated)."""
     with warnings.catch_warnings():
@@ -89,24 +68,10 @@ def _clip_id(filename: str) -> str:
     return Path(filename).stem
 
 
-def _labelled(events: pd.DataFrame) -> pd.DataFrame:
-    return events[events["event_label"].notna()]
-
-
-def event_f1(ground_truth: pd.DataFrame, metadata: pd.DataFrame, detections: pd.DataFrame) -> tuple[float, dict[str, float]]:
-    """Macro and per-class event-based F1 (psds_eval, Table 3 protocol)."""
-    from psds_eval import PSDSEval
-
-    evaluator = PSDSEval(dtc_threshold=F1_DTC, gtc_threshold=F1_GTC, cttc_threshold=F1_CTTC,
-                         ground_truth=_labelled(ground_truth), metadata=metadata)
-    macro, per_class = evaluator.compute_macro_f_score(_labelled(detections))
-    return float(macro), {label: float(f1) for label, f1 in per_class.items()}
-
-
 def segment_f1(ground_truth: pd.DataFrame, metadata: pd.DataFrame, detections: pd.DataFrame) -> tuple[float, dict[str, float]]:
     """Micro and per-class segment-based F1 on 1-s segments (sed_eval)."""
     dcase_util, sed_eval = _sed_eval()
-    reference, estimated = _labelled(ground_truth), _labelled(detections)
+    reference, estimated = labelled(ground_truth), labelled(detections)
     labels = sorted(set(reference["event_label"]) | set(estimated["event_label"]))
     metrics = sed_eval.sound_event.SegmentBasedMetrics(event_label_list=labels, time_resolution=SEGMENT_SECONDS)
     reference_by_file = dict(tuple(reference.groupby("filename")))
@@ -169,7 +134,7 @@ def psds(ground_truth: pd.DataFrame, metadata: pd.DataFrame, scores: dict[str, p
     from sed_scores_eval import intersection_based
 
     reference = {_clip_id(filename): [] for filename in metadata["filename"]}
-    for filename, onset, offset, label in _labelled(ground_truth).itertuples(index=False):
+    for filename, onset, offset, label in labelled(ground_truth).itertuples(index=False):
         reference[_clip_id(filename)].append((float(onset), float(offset), label))
     durations = {_clip_id(filename): float(duration) for filename, duration in zip(metadata["filename"], metadata["duration"])}
     value, *_ = intersection_based.psds(
@@ -188,43 +153,3 @@ def evaluate(ground_truth: pd.DataFrame, metadata: pd.DataFrame, detections: pd.
         psds1 = psds(ground_truth, metadata, scores, PSDS1)
         psds2 = psds(ground_truth, metadata, scores, PSDS2)
     return Evaluation(macro, per_class, segment, segment_per_class, psds1, psds2)
-
-
-def _percent(value: float) -> str:
-    return "   n/a" if value is None or math.isnan(value) else f"{100 * value:6.2f}"
-
-
-def format_table(result: Evaluation) -> str:
-    """A plain-text table of the evaluation, figures in percent."""
-    width = max(len("macro"), *(len(label) for label in result.class_f1))
-    lines = [f"{'class':<{width}}  event F1  segment F1"]
-    for label in sorted(result.class_f1):
-        lines.append(f"{label:<{width}}    {_percent(result.class_f1[label])}      "
-                     f"{_percent(result.segment_class_f1.get(label, float('nan')))}")
-    lines.append(f"{'macro':<{width}}    {_percent(result.macro_f1)}")
-    lines.append(f"{'micro':<{width}}              {_percent(result.segment_f1)}")
-    if result.psds1 is not None:
-        lines.append(f"PSDS1 {result.psds1:.4f}   PSDS2 {result.psds2:.4f}")
-    return "\n".join(lines)
-
-
-def add_evaluate_arguments(parser) -> None:
-    parser.add_argument("detections", help="detected events (TSV: filename, onset, offset, event_label)")
-    parser.add_argument("--ground-truth", required=True, help="reference events (TSV, same columns)")
-    parser.add_argument("--metadata", required=True, help="clip durations (TSV: filename, duration)")
-    parser.add_argument("--scores", help="folder of per-clip score files (<stem>.tsv) for PSDS1/PSDS2")
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON (fractions)")
-
-
-def run_evaluate(args) -> int:
-    try:
-        ground_truth = read_events(args.ground_truth)
-        metadata = read_metadata(args.metadata)
-        detections = read_events(args.detections)
-        scores = read_scores(args.scores, list(metadata["filename"])) if args.scores else None
-    except (OSError, ValueError) as error:
-        print(f"evaluate: {error}", file=sys.stderr)
-        return 2
-    result = evaluate(ground_truth, metadata, detections, scores)
-    print(json.dumps(asdict(result), indent=2) if args.json else format_table(result))
-    return 0

@@ -98,7 +98,7 @@ def load_set(directory: Path, labels: list[str], tokens: int, progress: bool = T
     import torch
     from tqdm import tqdm
 
-    from model.frontend import LogMel
+    from htsat_live.model.frontend import LogMel
 
     directory = Path(directory)
     manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
@@ -154,7 +154,7 @@ def augment(mel, clip_target, token_target, settings: TrainSettings, generator):
     import torch
     from torch.nn import functional as F
 
-    from model.frontend import AMIN, mel_band_centres_hz
+    from htsat_live.model.frontend import AMIN, mel_band_centres_hz
 
     b, t, f = mel.shape
     mel = mel + (torch.rand(b, 1, 1, generator=generator) * 2 - 1) * settings.gain_db
@@ -218,22 +218,23 @@ def token_events(names: list[str], probabilities: np.ndarray, thresholds: np.nda
     A token is 32 identical frames of the framewise output, so this equals the official frame rule."""
     import pandas as pd
 
-    from model.offline import runs_to_events
+    from htsat_live.model.event_rule import runs_to_events
+    from htsat_live.model.event_table import EVENT_COLUMNS
 
     token_seconds = seconds / probabilities.shape[1]
     rows = []
     for name, probs in zip(names, probabilities):
         rows += [(name, start * token_seconds, end * token_seconds, label)
                  for start, end, label in runs_to_events(probs > thresholds, labels)]
-    return pd.DataFrame(rows, columns=["filename", "onset", "offset", "event_label"])
+    return pd.DataFrame(rows, columns=EVENT_COLUMNS)
 
 
 def tune_post_processing(data: SoundscapeSet, probabilities: np.ndarray, labels: list[str]) -> tuple[int, np.ndarray, dict[str, float]]:
     """The event rule with the best event F1 on `data`: a median filter length of MEDIAN_TOKENS (one for
     all classes, the best macro) and, under it, per class the threshold of THRESHOLD_GRID with the best F1.
     Returns (median length in tokens, thresholds [C], per-class F1)."""
-    from model.evaluate import event_f1, read_events, read_metadata
-    from stream.events import median_over_frames
+    from htsat_live.model.event_rule import median_over_frames
+    from htsat_live.model.event_table import event_f1, read_events, read_metadata
 
     truth = read_events(data.directory / "soundscapes.tsv")
     meta = read_metadata(data.directory / "soundscapes_metadata.tsv")
@@ -259,7 +260,7 @@ def tune_post_processing(data: SoundscapeSet, probabilities: np.ndarray, labels:
 def median_frames_of_tokens(median_tokens: int, tokens: int) -> int:
     """The grid-frame median filter that spans `median_tokens` of a model's `tokens` time tokens (odd;
     1 token = no filter)."""
-    from model.htsat import MODEL_FRAMES
+    from htsat_live.model.htsat import MODEL_FRAMES
 
     return 1 if median_tokens == 1 else median_tokens * (MODEL_FRAMES // tokens) - 1
 
@@ -269,8 +270,8 @@ def new_model(config, init: Path | None, labels: list[str] | None = None):
     checkpoint already has these labels, else everything but the head, which is re-sized and re-initialised."""
     import torch
 
-    from model.checkpoint import build_model, read_checkpoint
-    from model.htsat import HTSAT
+    from htsat_live.model.checkpoint import build_model, read_checkpoint
+    from htsat_live.model.htsat import HTSAT
 
     if init is None:
         return HTSAT(config)
@@ -338,7 +339,7 @@ def train(train_dir: Path, val_dir: Path, out_dir: Path, config, settings: Train
     import torch
     from tqdm import tqdm
 
-    from model.checkpoint import save_checkpoint
+    from htsat_live.model.checkpoint import save_checkpoint
 
     torch.set_num_threads(settings.threads)
     labels = json.loads((Path(train_dir) / "manifest.json").read_text(encoding="utf-8"))["labels"]
@@ -430,13 +431,12 @@ def detect_set(predictor, directory: Path, batch_size: int = 8, progress: bool =
     import soundfile as sf
     from tqdm import tqdm
 
-    from model.offline import events_from_scores
-    from stream.config import EventsConfig
-    from stream.events import build_targets
+    from htsat_live.model.event_rule import build_targets, events_from_scores
+    from htsat_live.model.event_table import EVENT_COLUMNS
 
     if predictor.thresholds is None:
         raise ValueError("the model has no per-class thresholds to detect events with")
-    targets = build_targets(EventsConfig(), predictor.labels, predictor.thresholds)  # one per class, the model's thresholds
+    targets = build_targets(predictor.labels, predictor.thresholds)  # one per class, the model's thresholds
     names = [clip["filename"] for clip in json.loads((Path(directory) / "manifest.json").read_text())["clips"]]
     rows = []
     for start in tqdm(range(0, len(names), batch_size), desc=f"detecting {Path(directory).name}", unit="batch", disable=not progress):
@@ -446,18 +446,23 @@ def detect_set(predictor, directory: Path, batch_size: int = 8, progress: bool =
         for name, scores in zip(batch, framewise):
             events, _ = events_from_scores(scores, waves.shape[1], targets, predictor.median_frames)
             rows += [(name, onset, offset, label) for onset, offset, label in events]
-    return pd.DataFrame(rows, columns=["filename", "onset", "offset", "event_label"])
+    return pd.DataFrame(rows, columns=EVENT_COLUMNS)
 
 
 def evaluate_checkpoint(path: Path, directory: Path, detections_path: Path, progress: bool = True) -> tuple[float, dict[str, float]]:
     """Macro and per-class event F1 (psds_eval, Table 3 protocol; a class never detected counts 0) of a
     checkpoint on a mixed set; writes its detections TSV."""
-    from model import load_model
-    from model.evaluate import event_f1, read_events, read_metadata
+    from htsat_live.model import load_model
+    from htsat_live.model.event_table import (
+        event_f1,
+        read_events,
+        read_metadata,
+        write_events,
+    )
 
     predictor = load_model(path)
     detections = detect_set(predictor, directory, progress=progress)
-    detections.to_csv(detections_path, sep="\t", index=False, float_format="%.4f")
+    write_events(detections_path, detections.itertuples(index=False))
     _, per_class = event_f1(read_events(Path(directory) / "soundscapes.tsv"),
                             read_metadata(Path(directory) / "soundscapes_metadata.tsv"), detections)
     per_class = {label: strict_f1(per_class, label) for label in predictor.labels}
@@ -492,8 +497,12 @@ def add_train_arguments(parser) -> None:
 
 
 def run_train(args) -> int:
-    from model.checkpoint import build_model, read_checkpoint, save_checkpoint
-    from model.htsat import HTSATConfig
+    from htsat_live.model.checkpoint import (
+        build_model,
+        read_checkpoint,
+        save_checkpoint,
+    )
+    from htsat_live.model.htsat import HTSATConfig
 
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                              mixup_probability=args.mixup_probability, frame_loss_weight=args.frame_loss_weight,

@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from model import load_model
-from model.consistency import compare, stream_replay
-from model.offline import offline_timeline, read_clip
-from stream.cli import main
-from stream.config import load_config
+from htsat_live.cli import main
+from htsat_live.evaluation.consistency import compare, stream_replay
+from htsat_live.model import load_model, offline_timeline, read_clip
+from htsat_live.stream.config import load_config
 
 TINY = Path(__file__).resolve().parents[3] / "shared" / "golden" / "htsat_tiny.ckpt"
 LENGTHS = {"long.wav": 12.0, "full.wav": 10.0, "short.wav": 4.0}

@@ -1,0 +1,1 @@
+"""Evaluation: event metrics, batch detection, stream-vs-offline consistency, the official reference forward and the benchmarks."""

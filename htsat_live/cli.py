@@ -1,0 +1,66 @@
+"""The `htsat-live` command: one table of subcommands, each implemented where its concept lives.
+
+Every entry names the functions that add the subcommand's arguments and run it, as
+"module:function" strings; only the chosen subcommand's module is imported, so `htsat-live --help`
+starts at once and one subcommand's dependencies never break another.
+"""
+
+import argparse
+import importlib
+import sys
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    name: str
+    help: str
+    add_arguments: str  # "module:function(parser)"
+    run: str  # "module:function(args) -> exit code"
+
+
+SUBCOMMANDS = [
+    Subcommand("detect", "Detect sound events live from a microphone, a file or an ffmpeg stream; print and publish them.", "htsat_live.stream.commands:add_detect_arguments", "htsat_live.stream.commands:run_detect"),
+    Subcommand("devices", "List the audio input devices (for detect mic:NAME).", "htsat_live.stream.commands:add_devices_arguments", "htsat_live.stream.commands:run_devices"),
+    Subcommand("labels", "List the model's class labels (and default thresholds).", "htsat_live.stream.commands:add_labels_arguments", "htsat_live.stream.commands:run_labels"),
+    Subcommand("gui", "Live visualiser: spectrogram, class heatmap, event lanes (local pipeline, or --connect to a publisher).", "htsat_live.gui.app:add_arguments", "htsat_live.gui.app:run"),
+    Subcommand("listen", "Subscribe to a running detector and print its messages.", "htsat_live.stream.publish:add_listen_arguments", "htsat_live.stream.publish:run_listen"),
+    Subcommand("keys", "Write a CURVE key pair (PREFIX.key, PREFIX.key_secret) for an encrypted publisher.", "htsat_live.stream.publish:add_keys_arguments", "htsat_live.stream.publish:run_keys"),
+    Subcommand("tag", "Tag audio files of any length: top labels and strongest events.", "htsat_live.stream.tag:add_arguments", "htsat_live.stream.tag:run"),
+    Subcommand("convert", "Convert a checkpoint (official Lightning, state dict) to our .safetensors format.", "htsat_live.model.commands:add_convert_arguments", "htsat_live.model.commands:run_convert"),
+    Subcommand("export-onnx", "Export a checkpoint to ONNX (fp32, or --int8) and print its drift from torch.", "htsat_live.model.commands:add_export_arguments", "htsat_live.model.commands:run_export"),
+    Subcommand("bench", "Inference speed of every backend vs the official eager model (--stream: the live pipeline).", "htsat_live.evaluation.model_bench:add_arguments", "htsat_live.evaluation.model_bench:run"),
+    Subcommand("evaluate", "Event-based F1 (Table 3 protocol), segment-based F1 and PSDS of detected events.", "htsat_live.evaluation.commands:add_evaluate_arguments", "htsat_live.evaluation.commands:run_evaluate"),
+    Subcommand("detect-dir", "Detect events in every clip of a folder (official offline pass or the live pipeline).", "htsat_live.evaluation.commands:add_detect_dir_arguments", "htsat_live.evaluation.commands:run_detect_dir"),
+    Subcommand("consistency", "Streaming vs offline on the same files: timeline difference and event F1 per hop.", "htsat_live.evaluation.commands:add_consistency_arguments", "htsat_live.evaluation.commands:run_consistency"),
+    Subcommand("train", "Train or fine-tune HTS-AT on strong-labelled soundscapes; keeps the best epoch.", "htsat_live.training.train:add_train_arguments", "htsat_live.training.train:run_train"),
+]
+
+
+def _resolve(target: str):
+    module_name, function_name = target.split(":")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; only the selected subcommand's module is imported to add its arguments."""
+    parser = argparse.ArgumentParser(prog="htsat-live", description="Streaming sound event detection with HTS-AT.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for subcommand in SUBCOMMANDS:
+        sub = subparsers.add_parser(subcommand.name, help=subcommand.help, description=subcommand.help)
+        if subcommand.name == selected:
+            _resolve(subcommand.add_arguments)(sub)
+        sub.set_defaults(run=subcommand.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    names = {subcommand.name for subcommand in SUBCOMMANDS}
+    selected = next((arg for arg in argv if arg in names), None)
+    args = build_parser(selected).parse_args(argv)
+    return int(_resolve(args.run)(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""The layers, read from the source: every import of every package module points down.
+
+    cli (htsat_live/)  >  gui | training | evaluation  >  stream  >  model
+
+A module may import its own package and the layers below it, never a layer above it, never a sibling
+wing (gui, training and evaluation do not import each other), and `stream` takes only the public names
+of `htsat_live.model` (its `__all__`). Imports are read with `ast`, relative ones resolved, so a lazy
+import inside a function counts as much as one at the top.
+"""
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+import htsat_live.model
+
+ROOT = Path(__file__).resolve().parents[1]
+# folder at the repository root -> (installed package, layer rank)
+PACKAGES = {
+    "model": ("htsat_live.model", 0),
+    "stream": ("htsat_live.stream", 1),
+    "gui": ("htsat_live.gui", 2),
+    "training": ("htsat_live.training", 2),
+    "evaluation": ("htsat_live.evaluation", 2),
+    "htsat_live": ("htsat_live", 3),
+}
+RANK = {package: rank for package, rank in PACKAGES.values()}
+UNNAMESPACED = set(PACKAGES) - {"htsat_live"}
+
+
+@dataclass(frozen=True)
+class Violation:
+    path: str
+    line: int
+    imported: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.imported}: {self.reason}"
+
+
+def package_of(module: str) -> str:
+    """The layer package an absolute htsat_live module belongs to: htsat_live.stream.events -> htsat_live.stream."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 1 and ".".join(parts[:2]) in RANK else "htsat_live"
+
+
+def imports_of(source: str, package: str) -> list[tuple[int, str, list[str]]]:
+    """(line, absolute module, imported names) for every import in a module that lies in `package`."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name, []) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:
+                base = package.split(".")[:len(package.split(".")) - node.level + 1]  # level 1 = this package
+                module = ".".join(base + ([module] if module else []))
+            found.append((node.lineno, module, [alias.name for alias in node.names]))
+    return found
+
+
+def check_module(path: str, source: str, package: str) -> list[Violation]:
+    """The layer rules broken by one module of `package` (an installed name such as htsat_live.model)."""
+    violations = []
+    for line, module, names in imports_of(source, package):
+        top = module.split(".")[0]
+        if top in UNNAMESPACED:
+            violations.append(Violation(path, line, module, "imports a top-level name; use htsat_live." + module))
+            continue
+        if top != "htsat_live":
+            continue  # the standard library or a third-party package
+        if module == "htsat_live" and names:
+            # `from htsat_live import model` names a subpackage; `from htsat_live import load_model` the top.
+            targets = [f"htsat_live.{name}" if f"htsat_live.{name}" in RANK else "htsat_live" for name in names]
+        else:
+            targets = [module]
+        for target in targets:
+            imported = package_of(target)
+            if imported == package:
+                continue
+            if RANK[imported] > RANK[package]:
+                violations.append(Violation(path, line, target, f"{package} imports from {imported}, a layer above it"))
+            elif RANK[imported] == RANK[package]:
+                violations.append(Violation(path, line, target, f"{package} imports from its sibling wing {imported}"))
+            elif package == "htsat_live.stream" and imported == "htsat_live.model":
+                if target != "htsat_live.model":
+                    violations.append(Violation(path, line, target, "stream imports a model submodule; use the "
+                                                                    "public names of htsat_live.model"))
+                private = sorted(set(names) - set(htsat_live.model.__all__))
+                if private:
+                    violations.append(Violation(path, line, target, f"stream imports {private}, not public names "
+                                                                    "of htsat_live.model (its __all__)"))
+    return violations
+
+
+def tree_violations() -> list[Violation]:
+    violations = []
+    for folder, (package, _) in PACKAGES.items():
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            relative = path.relative_to(ROOT / folder)
+            module_package = ".".join([package, *relative.parent.parts])
+            violations += check_module(str(path.relative_to(ROOT)), path.read_text(encoding="utf-8"), module_package)
+    return violations
+
+
+def test_every_import_points_down():
+    violations = tree_violations()
+    assert not violations, "layer rules broken:\n" + "\n".join(map(str, violations))
+
+
+def test_the_check_reads_every_package():
+    counted = {folder: len(list((ROOT / folder).rglob("*.py"))) for folder in PACKAGES}
+    assert all(count > 0 for count in counted.values()), counted
+
+
+def test_a_model_module_importing_the_stream_fails_the_check():
+    for source in ("from htsat_live.stream import events\n",
+                   "from htsat_live.stream.events import EventDetector\n",
+                   "import htsat_live.stream.pipeline\n",
+                   "def later():\n    from ..stream import config\n",
+                   "from .. import stream\n"):
+        violations = check_module("model/example.py", source, "htsat_live.model")
+        assert violations and "a layer above" in violations[0].reason, source
+        assert violations[0].path == "model/example.py" and violations[0].line >= 1
+
+
+def test_siblings_and_private_model_names_fail_the_check():
+    assert "sibling" in check_module("training/x.py", "from htsat_live.evaluation.metrics import psds\n",
+                                     "htsat_live.training")[0].reason
+    assert "model submodule" in check_module("stream/x.py", "from htsat_live.model.checkpoint import read_checkpoint\n",
+                                             "htsat_live.stream")[0].reason
+    assert "not public" in check_module("stream/x.py", "from htsat_live.model import build_model\n",
+                                        "htsat_live.stream")[0].reason
+    assert "top-level" in check_module("gui/x.py", "from stream.config import Config\n", "htsat_live.gui")[0].reason
+    assert "a layer above" in check_module("model/x.py", "from htsat_live import load_model\n", "htsat_live.model")[0].reason
+
+
+def test_allowed_imports_pass_the_check():
+    assert not check_module("stream/x.py", "from htsat_live.model import SAMPLE_RATE, load_model\nimport numpy\n",
+                            "htsat_live.stream")
+    assert not check_module("gui/x.py", "from htsat_live.stream.config import Config\nfrom htsat_live.model.htsat import HTSAT\n",
+                            "htsat_live.gui")
+    assert not check_module("model/x.py", "from .timebase import SAMPLE_RATE\n", "htsat_live.model")
