@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds per batch size")
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 4], help="batch sizes")
     parser.add_argument("--threads", type=int, default=None, help="torch/ORT threads (default: torch's default)")
-    parser.add_argument("--stream", action="store_true", help="benchmark the live pipeline instead (stream.bench)")
+    parser.add_argument("--stream", action="store_true", help="benchmark the live pipeline instead (evaluation/stream_bench.py)")
     parser.add_argument("--hop", type=float, nargs="+", default=[1.25, 1.0], help="--stream: hops to run")
     parser.add_argument("--seconds", type=float, default=60.0, help="--stream: length of the real-time run")
 

@@ -5,6 +5,7 @@ Both run in a subprocess started in an empty folder, so that the repository root
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -36,8 +37,12 @@ def test_the_editable_install_adds_no_top_level_folder_modules(tmp_path):
 
 
 def test_a_regular_install_holds_only_the_namespace_and_works(tmp_path):
+    # Built from a copy, so that setuptools' build/ folder does not land in the working tree.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "cache", "runs", "*.egg-info",
+                                                                "__pycache__", ".pytest_cache"))
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(tmp_path / "wheel"), str(ROOT)], capture_output=True, text=True, timeout=600)
+                            "-w", str(tmp_path / "wheel"), str(source)], capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stderr
     wheel = next((tmp_path / "wheel").glob("htsat_live-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
