@@ -189,16 +189,33 @@ def add_evaluate_arguments(parser) -> None:
 
 def run_evaluate(args) -> int:
     from htsat_live.evaluation.metrics import evaluate, read_scores
-    from htsat_live.model.event_table import read_events, read_metadata
+    from htsat_live.model.event_table import merge_overlaps, read_events, read_metadata
 
     try:
-        ground_truth = read_events(args.ground_truth)
+        ground_truth, merged_truth = merge_overlaps(read_events(args.ground_truth))
         metadata = read_metadata(args.metadata)
-        detections = read_events(args.detections)
+        detections, merged_detections = merge_overlaps(read_events(args.detections))
         scores = read_scores(args.scores, list(metadata["filename"])) if args.scores else None
     except (OSError, ValueError) as error:
         print(f"evaluate: {error}", file=sys.stderr)
         return 2
-    result = evaluate(ground_truth, metadata, detections, scores)
-    print(json.dumps(asdict(result), indent=2) if args.json else format_table(result))
+    for merged, table in ((merged_truth, "ground truth"), (merged_detections, "detections")):
+        if merged:
+            print(f"evaluate: merged {merged} overlapping events of one class into their neighbours in the {table} "
+                  "(as the DCASE tools do)", file=sys.stderr)
+    try:
+        result = evaluate(ground_truth, metadata, detections, scores)
+    except ValueError as error:  # tables that read well but do not fit together (e.g. clips missing from the metadata)
+        print(f"evaluate: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(_json_safe(asdict(result)), indent=2, allow_nan=False) if args.json else format_table(result))
     return 0
+
+
+def _json_safe(value):
+    """NaN (a figure with nothing to measure) as null: JSON has no NaN."""
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value

@@ -14,6 +14,7 @@ metadata tables have filename, duration. A score file is `<clip stem>.tsv` with 
 onset, offset and one column per class (one row per frame), as sed_scores_eval writes them.
 """
 
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,9 +86,19 @@ def segment_f1(ground_truth: pd.DataFrame, metadata: pd.DataFrame, detections: p
                 estimated_by_file.get(filename, empty).to_dict("records")),
             evaluated_length_seconds=float(duration),
         )
-    results = metrics.results()
-    per_class = {label: float(scores["f_measure"]["f_measure"]) for label, scores in results["class_wise"].items()}
-    return float(results["overall"]["f_measure"]["f_measure"]), per_class
+    with warnings.catch_warnings():  # sed_eval averages empty slices for classes one side lacks
+        warnings.simplefilter("ignore", RuntimeWarning)
+        results = metrics.results()
+    truth_labels = set(reference["event_label"])
+    # A class of the ground truth that nothing detected scores 0, not NaN (sed_eval's precision is 0/0 there).
+    per_class = {label: _zero_if_missed(scores["f_measure"]["f_measure"], label in truth_labels)
+                 for label, scores in results["class_wise"].items()}
+    return _zero_if_missed(results["overall"]["f_measure"]["f_measure"], bool(truth_labels)), per_class
+
+
+def _zero_if_missed(value: float, expected: bool) -> float:
+    value = float(value)
+    return 0.0 if expected and math.isnan(value) else value
 
 
 def event_based_f1(reference: dict[str, list[tuple[float, float, str]]], estimated: dict[str, list[tuple[float, float, str]]],
@@ -106,7 +117,9 @@ def event_based_f1(reference: dict[str, list[tuple[float, float, str]]], estimat
     for clip in sorted(set(reference) | set(estimated)):
         metrics.evaluate(reference_event_list=container(clip, reference.get(clip, [])),
                          estimated_event_list=container(clip, estimated.get(clip, [])))
-    return float(metrics.results()["overall"]["f_measure"]["f_measure"])
+    with warnings.catch_warnings():  # sed_eval averages empty slices for classes one side lacks
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(metrics.results()["overall"]["f_measure"]["f_measure"])
 
 
 def read_scores(directory: str | Path, filenames: list[str]) -> dict[str, pd.DataFrame]:

@@ -1,6 +1,8 @@
 """The evaluation command and its metrics, against the paper's Table 3 and hand-made tables."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -106,3 +108,71 @@ def test_collar_event_f1_matches_within_200_ms_and_is_nan_without_events():
     assert evaluate.event_based_f1(reference, estimated, ["Cat", "Dog"]) == pytest.approx(0.5)
     assert evaluate.event_based_f1(reference, reference, ["Cat", "Dog"]) == pytest.approx(1.0)
     assert np.isnan(evaluate.event_based_f1({"a": []}, {"a": []}, ["Cat"]))
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+HEADER = "filename\tonset\toffset\tevent_label\n"
+
+
+@pytest.fixture()
+def small_truth(tmp_path):
+    truth = _write(tmp_path / "truth.tsv", HEADER + "a.wav\t1.0\t3.0\tDog\na.wav\t2.0\t4.0\tDog\nb.wav\t0.0\t2.0\tCat\n")
+    meta = _write(tmp_path / "meta.tsv", "filename\tduration\na.wav\t10\nb.wav\t4\n")
+    return truth, meta
+
+
+def test_overlapping_truth_events_are_merged_and_counted(small_truth, tmp_path, capsys):
+    truth, meta = small_truth
+    detections = _write(tmp_path / "det.tsv", HEADER + "a.wav\t1.0\t4.0\tDog\nb.wav\t0.0\t2.0\tCat\n")
+    assert main(["evaluate", str(detections), "--ground-truth", str(truth), "--metadata", str(meta), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "merged 1 overlapping events" in captured.err and "ground truth" in captured.err
+    result = json.loads(captured.out)
+    assert result["class_f1"] == {"Cat": 1.0, "Dog": 1.0} and result["macro_f1"] == 1.0
+
+
+def test_empty_detections_score_zero_and_the_json_is_strict(small_truth, tmp_path, capsys):
+    truth, meta = small_truth
+    detections = _write(tmp_path / "det.tsv", HEADER)
+    assert main(["evaluate", str(detections), "--ground-truth", str(truth), "--metadata", str(meta), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "NaN" not in out
+    result = json.loads(out)
+    assert result["macro_f1"] == 0.0 and result["class_f1"] == {"Cat": 0.0, "Dog": 0.0}
+    assert result["segment_f1"] == 0.0
+    main(["evaluate", str(detections), "--ground-truth", str(truth), "--metadata", str(meta)])
+    assert "n/a" not in capsys.readouterr().out
+
+
+def test_a_class_never_detected_counts_zero_in_the_macro(small_truth, tmp_path, capsys):
+    truth, meta = small_truth
+    detections = _write(tmp_path / "det.tsv", HEADER + "a.wav\t1.0\t4.0\tDog\n")
+    assert main(["evaluate", str(detections), "--ground-truth", str(truth), "--metadata", str(meta), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["class_f1"] == {"Cat": 0.0, "Dog": 1.0} and result["macro_f1"] == 0.5
+
+
+@pytest.mark.parametrize("body, message", [
+    ("a.wav\t3.0\t1.0\tDog\n", "line 2: onset 3 s is after offset 1 s"),
+    ("a.wav\tsoon\t1.0\tDog\n", "line 2: onset 'soon' is not a number"),
+    ("a.wav\t1.0\n\"broken\n", "not a tab-separated event table"),
+])
+def test_bad_detection_tables_are_one_line_errors(small_truth, tmp_path, capsys, body, message):
+    truth, meta = small_truth
+    detections = _write(tmp_path / "det.tsv", HEADER + body)
+    assert main(["evaluate", str(detections), "--ground-truth", str(truth), "--metadata", str(meta)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_evaluate_prints_no_library_warnings(small_truth, tmp_path):
+    truth, meta = small_truth
+    detections = _write(tmp_path / "det.tsv", HEADER + "a.wav\t1.0\t2.0\tDog\n")
+    result = subprocess.run([sys.executable, "-m", "htsat_live.cli", "evaluate", str(detections), "--ground-truth",
+                             str(truth), "--metadata", str(meta)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr, result.stderr
