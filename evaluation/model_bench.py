@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         default_labels,
         read_checkpoint,
     )
-    from htsat_live.model.commands import probe_waves
+    from htsat_live.model.commands import probe_waves, top_k_agreement
     from htsat_live.model.htsat import HTSAT, HTSATConfig
     from htsat_live.model.onnx import OnnxBackend, export_onnx
 
@@ -119,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
         for contender in contenders:
             per_window = statistics.median(contender.times[batch]) / batch
             drift = np.abs(outputs[contender.name] - reference_out)
-            agreement = _top5_agreement(outputs[contender.name], reference_out)
+            # clip-level scores: the framewise mean over time
+            agreement, _ = top_k_agreement(outputs[contender.name].mean(axis=1), reference_out.mean(axis=1))
             print(f"{contender.name:34s} {batch:5d} {per_window * 1000:10.1f} {1 / per_window:10.2f} "
                   f"{base / per_window:8.2f}x  {drift.max():13.2e} / {drift.mean():.2e}  {agreement:.3f}")
     return 0
@@ -147,9 +148,3 @@ def cuda_contenders(checkpoint, path: str, onnx_path: Path) -> list[Contender]:
         contenders.append(Contender("onnxruntime fp32 cuda", lambda w: onnx_cuda.run(w, True)[1], {}))
     return contenders
 
-
-def _top5_agreement(framewise: np.ndarray, reference: np.ndarray) -> float:
-    """Mean overlap of the 5 highest clip-level scores (framewise mean over time), per probe clip."""
-    ours = np.argsort(-framewise.mean(axis=1), axis=1)[:, :5]
-    theirs = np.argsort(-reference.mean(axis=1), axis=1)[:, :5]
-    return float(np.mean([len(set(a) & set(b)) / 5 for a, b in zip(ours, theirs)]))

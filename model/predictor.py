@@ -131,19 +131,24 @@ def _check_wave(wave: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(wave, dtype=np.float32)
 
 
-def load_model(path: str | Path | None = None, device: str = "cpu", backend: str = "torch", precision: str = "fp32") -> Predictor:
+def load_model(path: str | Path | None = None, device: str = "cpu", backend: str | None = None,
+               precision: str = "fp32") -> Predictor:
     """Load any checkpoint we read (or an exported .onnx file) behind the Predictor API.
 
-    path None = the embedded default model. backend "onnx" runs ONNX Runtime; a checkpoint given with it is
-    exported on load and cached in the user's cache directory. precision "bf16" runs the torch backend's
-    transformer in bfloat16 (about 2x faster on CPUs with AVX-512 bf16; drift is reported by `bench`).
+    path None = the embedded default model. backend None (or "auto") follows the file: an .onnx file runs
+    on ONNX Runtime, anything else on torch. backend "onnx" with a checkpoint exports it on load and caches
+    the graph in the user's cache directory. precision "bf16" runs the torch backend's transformer in
+    bfloat16 (about 2x faster on CPUs with AVX-512 bf16; drift is reported by `bench`).
     """
     path = Path(path) if path is not None else DEFAULT_MODEL
+    if backend in (None, "auto"):
+        backend = "onnx" if path.suffix == ".onnx" else "torch"
     if backend not in ("torch", "onnx"):
-        raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
+        raise ValueError(f"backend must be 'auto', 'torch' or 'onnx', got {backend!r}")
     if path.suffix == ".onnx":
         if backend != "onnx":
-            raise ValueError(f"{path} is an ONNX file: load it with backend='onnx'")
+            raise ValueError(f"{path} is an ONNX graph, which runs on ONNX Runtime, not on torch: "
+                             "use backend 'onnx' (or 'auto')")
         from htsat_live.model.onnx import load_onnx_predictor
 
         return load_onnx_predictor(path, device)

@@ -23,13 +23,15 @@ def test_export_onnx_int8_reports_its_drift(tiny_checkpoint, tmp_path, capsys, t
     assert np.abs(result["framewise"] - tiny_outputs["out10"]["framewise"].numpy()).mean() < 0.1
 
 
-def test_onnx_file_needs_the_onnx_backend(tiny_checkpoint, tmp_path):
+def test_an_onnx_file_selects_onnx_runtime_by_itself(tiny_checkpoint, tmp_path):
     import pytest
 
     out = tmp_path / "tiny.onnx"
     assert main(["export-onnx", str(tiny_checkpoint), str(out)]) == 0
-    with pytest.raises(ValueError, match="backend='onnx'"):
-        load_model(out)
+    assert load_model(out).backend.name == "onnx" and load_model(out, backend="auto").backend.name == "onnx"
+    assert load_model(tiny_checkpoint).backend.name == "torch"
+    with pytest.raises(ValueError, match="runs on ONNX Runtime, not on torch"):
+        load_model(out, backend="torch")
 
 
 def test_bench_prints_every_contender(tiny_checkpoint, capsys):
@@ -39,3 +41,19 @@ def test_bench_prints_every_contender(tiny_checkpoint, capsys):
         assert name in printed
     reference_row = next(line for line in printed.splitlines() if line.startswith("reference"))
     assert "1.00x" in reference_row
+
+
+def test_export_onnx_agreement_uses_at_most_the_class_count(tiny_checkpoint, tmp_path, capsys):
+    from dataclasses import replace
+
+    import torch
+
+    from htsat_live.model.checkpoint import read_checkpoint, save_checkpoint
+    from htsat_live.model.htsat import HTSAT
+
+    torch.manual_seed(0)
+    three = HTSAT(replace(read_checkpoint(tiny_checkpoint).config, num_classes=3))
+    save_checkpoint(tmp_path / "three.safetensors", three, ["a", "b", "c"])
+    assert main(["export-onnx", str(tmp_path / "three.safetensors"), str(tmp_path / "three.onnx")]) == 0
+    printed = capsys.readouterr().out
+    assert "top-3 clipwise agreement 1.000" in printed and "top-5" not in printed
