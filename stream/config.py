@@ -1,18 +1,30 @@
-"""Typed configuration of a stream: frozen dataclasses loaded once from TOML and validated.
+"""Typed configuration of a stream: frozen pydantic models loaded once from TOML and validated.
 
 `load_config(path)` reads a TOML file (see configs/default.toml for every setting with its meaning);
 `with_overrides(config, {"windows.hop": 1.0})` applies command-line flags on top. Both return a new,
 fully checked `Config`; an unknown key, a wrong type or an out-of-range value raises `ConfigError`
 naming the key, e.g. "events.min_duration: must be >= 0, got -1".
 
+Types are strict as in TOML: an integer is accepted for a float setting, but a boolean is not a
+number and a string is not a number; lists are read as tuples.
+
 Settings not given keep the defaults below, which are the values written in configs/default.toml.
 """
 
 import tomllib
-import types
 import typing
-from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetPydanticSchema,
+    Strict,
+    ValidationError,
+)
 
 from htsat_live.model import TOKEN_SECONDS, WINDOW_SECONDS
 
@@ -24,78 +36,94 @@ class ConfigError(ValueError):
     """A setting is unknown, of the wrong type, or out of range; the message starts with its key."""
 
 
-def _setting(default, **limits):
-    """A dataclass field with its limits in metadata: min, max, above (exclusive min), choices, odd (or 0)."""
-    if isinstance(default, (dict, list)):
-        return field(default_factory=lambda: type(default)(default), metadata=limits)
-    return field(default=default, metadata=limits)
+def _odd_or_zero(frames: int) -> int:
+    if frames % 2 == 0 and frames != 0:
+        raise ValueError(f"must be odd (or 0), got {frames}")
+    return frames
 
 
-@dataclass(frozen=True)
-class SourceConfig:
-    input: str = _setting("")  # "" | "mic" | "mic:NAME" | "ffmpeg:URL" | a file path
-    name: str = _setting("")  # stream id in messages; "" = derived from the input
-    fast: bool = _setting(False)  # files: feed as fast as possible instead of in real time
-    ring_seconds: float = _setting(60.0, min=20.0, max=3600.0)
+def _no_empty_names(names: tuple) -> tuple:
+    if any(isinstance(name, str) and not name for name in names):
+        raise ValueError("names must not be empty")
+    return names
 
 
-@dataclass(frozen=True)
-class WindowsConfig:
-    hop: float = _setting(1.25, min=HOP_MIN, max=HOP_MAX)  # seconds between window starts
+def _one_error_for_the_union(source, handler):
+    # pydantic reports a value that no member of a union accepts once per member; one error reads better
+    return {**handler(source), "custom_error_type": "label_or_index",
+            "custom_error_message": "Input should be a label (str) or a class index (int)"}
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    path: str = _setting("")  # checkpoint or .onnx file; "" = the embedded default model
-    backend: str = _setting("torch", choices=("torch", "onnx"))
-    device: str = _setting("cpu", choices=("cpu", "cuda"))
-    precision: str = _setting("fp32", choices=("fp32", "bf16"))  # torch backend: bf16 transformer on CPUs with bf16
+Score = Annotated[float, Field(ge=0.0, le=1.0)]
+LabelOrIndex = Annotated[str | int, GetPydanticSchema(_one_error_for_the_union)]
+# A TOML list becomes a tuple: the tuple itself is lax (strict would take only tuples), its items stay strict.
+Names = Annotated[tuple[str, ...], Strict(False), AfterValidator(_no_empty_names)]
+Members = Annotated[tuple[LabelOrIndex, ...], Strict(False), Field(min_length=1), AfterValidator(_no_empty_names)]
 
 
-@dataclass(frozen=True)
-class EventsConfig:
-    threshold: float = _setting(0.5, min=0.0, max=1.0)  # when the model has no thresholds
-    thresholds: dict[str, float] = _setting({}, min=0.0, max=1.0)  # label -> on-threshold
-    hysteresis: float = _setting(1.0, above=0.0, max=1.0)  # off-threshold = ratio * on-threshold
-    off_thresholds: dict[str, float] = _setting({}, min=0.0, max=1.0)  # label -> off-threshold
-    median_frames: int = _setting(0, min=0, max=1023, odd=True)  # grid frames; 1 = no filter, 0 = the model's
-    min_duration: float = _setting(0.0, min=0.0)  # seconds
-    gap_merge: float = _setting(0.0, min=0.0)  # seconds
-    classes: bool = _setting(True)  # every model class is a detection target besides the groups
-    allow: tuple[str, ...] = _setting(())  # only these targets (empty = all)
-    deny: tuple[str, ...] = _setting(())  # never these targets
-    groups: dict[str, tuple[str | int, ...]] = _setting({}, nonempty=True)  # name -> labels/indices
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-@dataclass(frozen=True)
-class PublishConfig:
-    enabled: bool = _setting(True)
-    bind: str = _setting("tcp://127.0.0.1:5556")
-    allow_remote: bool = _setting(False)  # permit a non-loopback bind address
-    server_secret_key: str = _setting("")  # CURVE secret key file; "" = no encryption
-    top_k: int = _setting(10, min=0)  # classes per scores message; 0 = all
-    hwm: int = _setting(100, min=1)  # messages queued per subscriber before dropping
+class SourceConfig(_Settings):
+    input: str = ""  # "" | "mic" | "mic:NAME" | "ffmpeg:URL" | a file path
+    name: str = ""  # stream id in messages; "" = derived from the input
+    fast: bool = False  # files: feed as fast as possible instead of in real time
+    ring_seconds: float = Field(60.0, ge=20.0, le=3600.0)
 
 
-@dataclass(frozen=True)
-class SinksConfig:
-    jsonl: str = _setting("")  # events as JSON Lines; "" = off
-    tsv: str = _setting("")  # DESED-style TSV; "" = off
-    audacity: str = _setting("")  # Audacity label track; "" = off
-    clips_dir: str = _setting("")  # WAV clip per event; "" = off
-    pre_roll: float = _setting(1.0, min=0.0, max=10.0)  # seconds before the onset
-    post_roll: float = _setting(1.0, min=0.0, max=10.0)  # seconds after the offset
-    clips_max_mb: float = _setting(500.0, above=0.0)  # disk cap of clips_dir
+class WindowsConfig(_Settings):
+    hop: float = Field(1.25, ge=HOP_MIN, le=HOP_MAX)  # seconds between window starts
 
 
-@dataclass(frozen=True)
-class Config:
-    source: SourceConfig = field(default_factory=SourceConfig)
-    windows: WindowsConfig = field(default_factory=WindowsConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    events: EventsConfig = field(default_factory=EventsConfig)
-    publish: PublishConfig = field(default_factory=PublishConfig)
-    sinks: SinksConfig = field(default_factory=SinksConfig)
+class ModelConfig(_Settings):
+    path: str = ""  # checkpoint or .onnx file; "" = the embedded default model
+    backend: Literal["torch", "onnx"] = "torch"
+    device: Literal["cpu", "cuda"] = "cpu"
+    precision: Literal["fp32", "bf16"] = "fp32"  # torch backend: bf16 transformer on CPUs with bf16
+
+
+class EventsConfig(_Settings):
+    threshold: Score = 0.5  # when the model has no thresholds
+    thresholds: dict[str, Score] = {}  # label -> on-threshold
+    hysteresis: float = Field(1.0, gt=0.0, le=1.0)  # off-threshold = ratio * on-threshold
+    off_thresholds: dict[str, Score] = {}  # label -> off-threshold
+    # grid frames; 1 = no filter, 0 = the model's
+    median_frames: Annotated[int, Field(ge=0, le=1023), AfterValidator(_odd_or_zero)] = 0
+    min_duration: float = Field(0.0, ge=0.0)  # seconds
+    gap_merge: float = Field(0.0, ge=0.0)  # seconds
+    classes: bool = True  # every model class is a detection target besides the groups
+    allow: Names = ()  # only these targets (empty = all)
+    deny: Names = ()  # never these targets
+    groups: dict[str, Members] = {}  # name -> labels/indices
+
+
+class PublishConfig(_Settings):
+    enabled: bool = True
+    bind: str = "tcp://127.0.0.1:5556"
+    allow_remote: bool = False  # permit a non-loopback bind address
+    server_secret_key: str = ""  # CURVE secret key file; "" = no encryption
+    top_k: int = Field(10, ge=0)  # classes per scores message; 0 = all
+    hwm: int = Field(100, ge=1)  # messages queued per subscriber before dropping
+
+
+class SinksConfig(_Settings):
+    jsonl: str = ""  # events as JSON Lines; "" = off
+    tsv: str = ""  # DESED-style TSV; "" = off
+    audacity: str = ""  # Audacity label track; "" = off
+    clips_dir: str = ""  # WAV clip per event; "" = off
+    pre_roll: float = Field(1.0, ge=0.0, le=10.0)  # seconds before the onset
+    post_roll: float = Field(1.0, ge=0.0, le=10.0)  # seconds after the offset
+    clips_max_mb: float = Field(500.0, gt=0.0)  # disk cap of clips_dir
+
+
+class Config(_Settings):
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    windows: WindowsConfig = Field(default_factory=WindowsConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
+    publish: PublishConfig = Field(default_factory=PublishConfig)
+    sinks: SinksConfig = Field(default_factory=SinksConfig)
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -114,22 +142,17 @@ def load_config(path: str | Path | None = None) -> Config:
 
 def config_from_dict(data: dict) -> Config:
     """A validated Config from nested dicts shaped like the TOML file."""
-    _check_table("", data)
-    sections = {}
-    for section in fields(Config):
-        values = data.get(section.name, {})
-        _check_table(section.name, values)
-        sections[section.name] = _build_section(section.name, section.type, values)
-    unknown = sorted(set(data) - set(sections))
-    if unknown:
-        raise ConfigError(f"{unknown[0]}: unknown section (known: {', '.join(sections)})")
-    return Config(**sections)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_error_line(error.errors()[0])) from None
 
 
 def with_overrides(config: Config, overrides: dict[str, object]) -> Config:
     """A new validated Config with dotted keys replaced: {"windows.hop": 1.0,
     "events.thresholds.Speech": 0.3}. A value of None leaves the setting as it is."""
-    data = asdict(config)
+    # Dotted keys are ours: pydantic's model_copy(update=...) neither validates nor reaches into a section.
+    data = config.model_dump()
     for key, value in overrides.items():
         if value is None:
             continue
@@ -158,81 +181,45 @@ def parse_assignment(text: str) -> tuple[str, object]:
     return key.strip(), value
 
 
-def _check_table(key: str, value) -> None:
-    if not isinstance(value, dict):
-        raise ConfigError(f"{key}: must be a table, got {value!r}")
+# pydantic error type -> what the setting must be
+_EXPECTED = {
+    "bool_type": "true or false",
+    "int_type": "an integer",
+    "float_type": "a number",
+    "string_type": "a string",
+    "label_or_index": "a str or int",
+    "tuple_type": "a list",
+    "dict_type": "a table",
+    "model_type": "a table",
+}
+# pydantic error type -> (its limit in the error's context, the comparison it failed)
+_LIMITS = {"greater_than_equal": ("ge", ">="), "greater_than": ("gt", ">"), "less_than_equal": ("le", "<=")}
 
 
-def _build_section(name: str, cls: type, values: dict):
-    hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in fields(cls)}
-    for key in values:
-        if key not in known:
-            raise ConfigError(f"{name}.{key}: unknown setting (known: {', '.join(known)})")
-    kwargs = {}
-    for key, spec in known.items():
-        full = f"{name}.{key}"
-        if key in values:
-            value = _coerce(full, values[key], hints[key])
-        else:
-            value = spec.default_factory() if spec.default is MISSING else spec.default
-        _check_limits(full, value, spec.metadata)
-        kwargs[key] = value
-    return cls(**kwargs)
+def _error_line(error: dict) -> str:
+    """One pydantic error as a line that starts with the setting's TOML key."""
+    where, kind, value = error["loc"], error["type"], error["input"]
+    key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in where).removeprefix(".")
+    if kind == "extra_forbidden":
+        known = ", ".join(_annotation_at(where[:-1]).model_fields)
+        return f"{key}: unknown {'section' if len(where) == 1 else 'setting'} (known: {known})"
+    if kind in _EXPECTED:
+        return f"{key}: must be {_EXPECTED[kind]}, got {value!r}"
+    if kind in _LIMITS:
+        limit, comparison = _LIMITS[kind]
+        return f"{key}: must be {comparison} {error['ctx'][limit]:g}, got {value:g}"
+    if kind == "literal_error":
+        return f"{key}: must be one of {', '.join(typing.get_args(_annotation_at(where)))}, got {value!r}"
+    if kind == "too_short":
+        return f"{key}: must not be empty"
+    if kind == "value_error":  # raised by the validators above, worded as the rest
+        return f"{key}: {error['ctx']['error']}"
+    return f"{key}: {error['msg']}"  # no other kind comes from TOML; a Python caller's keeps pydantic's words
 
 
-def _coerce(key: str, value, hint):
-    """`value` as the annotated type, or ConfigError naming `key`."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: must be true or false, got {value!r}")
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: must be an integer, got {value!r}")
-    if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"{key}: must be a number, got {value!r}")
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{key}: must be a string, got {value!r}")
-    if origin in (types.UnionType, typing.Union):
-        for option in args:
-            try:
-                return _coerce(key, value, option)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{key}: must be a {' or '.join(a.__name__ for a in args)}, got {value!r}")
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: must be a list, got {value!r}")
-        return tuple(_coerce(f"{key}[{i}]", item, args[0]) for i, item in enumerate(value))
-    if origin is dict:
-        _check_table(key, value)
-        return {str(k): _coerce(f"{key}.{k}", v, args[1]) for k, v in value.items()}
-    raise TypeError(f"no coercion for {hint}")
-
-
-def _check_limits(key: str, value, limits) -> None:
-    if isinstance(value, dict):
-        for name, item in value.items():
-            _check_limits(f"{key}.{name}", item, limits)
-        return
-    if "choices" in limits and value not in limits["choices"]:
-        raise ConfigError(f"{key}: must be one of {', '.join(limits['choices'])}, got {value!r}")
-    if "min" in limits and value < limits["min"]:
-        raise ConfigError(f"{key}: must be >= {limits['min']:g}, got {value:g}")
-    if "above" in limits and value <= limits["above"]:
-        raise ConfigError(f"{key}: must be > {limits['above']:g}, got {value:g}")
-    if "max" in limits and value > limits["max"]:
-        raise ConfigError(f"{key}: must be <= {limits['max']:g}, got {value:g}")
-    if limits.get("odd") and value % 2 == 0 and value != 0:
-        raise ConfigError(f"{key}: must be odd (or 0), got {value}")
-    if limits.get("nonempty") and not value:
-        raise ConfigError(f"{key}: must not be empty")
-    if isinstance(value, tuple) and any(isinstance(v, str) and not v for v in value):
-        raise ConfigError(f"{key}: names must not be empty")
+def _annotation_at(where: tuple):
+    """The type declared for a setting: ("model", "backend") -> Literal["torch", "onnx"]; () -> Config."""
+    annotation = Config
+    for name in where:
+        annotation = annotation.model_fields[name].annotation
+    return annotation

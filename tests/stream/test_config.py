@@ -8,6 +8,7 @@ import pytest
 from htsat_live.stream.config import (
     Config,
     ConfigError,
+    EventsConfig,
     load_config,
     parse_assignment,
     with_overrides,
@@ -65,11 +66,45 @@ def test_values_from_file_are_read_and_typed(tmp_path):
     ("[events.groups]\nalarm = []\n", "events.groups.alarm: must not be empty"),
     ("[events.groups]\nalarm = [1.5]\n", "events.groups.alarm[0]: must be a str or int"),
     ("[events]\nhysteresis = 0\n", "events.hysteresis: must be > 0"),
+    ("[events]\nbogus = 1\n", "events.bogus: unknown setting (known: threshold, thresholds, hysteresis, "),
+    ("[foo]\n", "foo: unknown section (known: source, windows, model, events, publish, sinks)"),
+    ("source = 5\n", "source: must be a table, got 5"),
+    ("[model]\nbackend = \"x\"\n", "model.backend: must be one of torch, onnx, got 'x'"),
+    ("[events]\nthreshold = true\n", "events.threshold: must be a number, got True"),
+    ("[events]\nthreshold = \"0.5\"\n", "events.threshold: must be a number, got '0.5'"),
+    ("[windows]\nhop = nan\n", "windows.hop: must be <= 10, got nan"),
+    ("[publish]\nhwm = 2.0\n", "publish.hwm: must be an integer, got 2.0"),
+    ("[publish]\nhwm = 0\n", "publish.hwm: must be >= 1, got 0"),
+    ("[source]\ninput = 1\n", "source.input: must be a string, got 1"),
+    ("[events]\nallow = \"Dog\"\n", "events.allow: must be a list, got 'Dog'"),
+    ("[events]\ndeny = [\"Dog\", 1]\n", "events.deny[1]: must be a string, got 1"),
+    ("[events]\nallow = [\"\"]\n", "events.allow: names must not be empty"),
+    ("[events.groups]\nalarm = [\"\", 399]\n", "events.groups.alarm: names must not be empty"),
+    ("[events.groups]\nalarm = [true]\n", "events.groups.alarm[0]: must be a str or int, got True"),
+    ("[events]\nmedian_frames = -1\n", "events.median_frames: must be >= 0, got -1"),
+    ("[events]\nmedian_frames = 1025\n", "events.median_frames: must be <= 1023, got 1025"),
+    ("[sinks]\nclips_max_mb = 0\n", "sinks.clips_max_mb: must be > 0, got 0"),
 ])
 def test_bad_values_raise_an_error_naming_the_key(tmp_path, text, message):
     with pytest.raises(ConfigError) as error:
         load_config(write(tmp_path, text))
     assert str(error.value).startswith(message)
+
+
+def test_integers_are_numbers_and_odd_frames_or_zero_pass(tmp_path):
+    config = load_config(write(tmp_path, "[events]\nthreshold = 1\nmedian_frames = 7\n[events.thresholds]\nDog = 0\n"))
+    assert config.events.threshold == 1.0 and isinstance(config.events.threshold, float)
+    assert config.events.thresholds == {"Dog": 0.0} and isinstance(config.events.thresholds["Dog"], float)
+    assert config.events.median_frames == 7
+
+
+def test_sections_built_by_keyword_are_validated_and_frozen():
+    events = EventsConfig(groups={"dog": ("Dog", 2)}, allow=("dog",))
+    assert events.groups == {"dog": ("Dog", 2)} and events.allow == ("dog",)
+    with pytest.raises(ValueError, match="must be odd"):
+        EventsConfig(median_frames=4)
+    with pytest.raises(ValueError, match="frozen"):
+        events.allow = ()
 
 
 def test_invalid_toml_and_missing_file_are_config_errors(tmp_path):
@@ -84,6 +119,9 @@ def test_overrides_replace_settings_and_are_validated():
                                        "events.thresholds.Speech": 0.3})
     assert config.windows.hop == 1.0 and config.model.backend == "onnx" and config.model.device == "cpu"
     assert config.events.thresholds == {"Speech": 0.3}
+    grouped = with_overrides(Config(), {"events.groups.pets": ["Dog", 2], "events.allow": ["pets"]})
+    assert grouped.events.groups == {"pets": ("Dog", 2)} and grouped.events.allow == ("pets",)
+    assert with_overrides(grouped, {"events.threshold": 0.4}).events.groups == {"pets": ("Dog", 2)}
     with pytest.raises(ConfigError, match="windows.hop: must be <= 10"):
         with_overrides(Config(), {"windows.hop": 20.0})
     with pytest.raises(ConfigError, match="model.gpu: unknown setting"):
