@@ -81,8 +81,9 @@ def bench_config(hop: float, fast: bool):
 def run_real_time(model, recording: str, hop: float, seconds: float, streams: int = 1) -> RealTimeResult:
     """Play the recording in real time through the whole pipeline for `seconds` (or to its end), as
     `streams` streams at once; the counters and latencies are those of all streams together."""
-    from htsat_live.stream.pipeline import Pipeline, percentile
+    from htsat_live.stream.pipeline import Pipeline
     from htsat_live.stream.publish import Publisher
+    from htsat_live.stream.status import percentile
 
     config = bench_config(hop, fast=False)
     publisher = Publisher.from_config(config.publish)

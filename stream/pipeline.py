@@ -9,42 +9,39 @@ them, `Pipeline.stop()` stops the sources, lets each stream finish the windows a
 (open events get their offset), stops the worker, flushes the sinks, closes the publisher, and
 returns the counters.
 
-Messages follow docs/schema.md. Per stream: `scores` after every window, `mel` once per hop, `event`
-whenever an event starts, changes or ends, `status` once a second. Listeners see every message body
-as well; the CLI prints events from them.
+Messages follow docs/schema.md (bodies built by stream.messages). Per stream: `scores` after every
+window, `mel` once per hop, `event` whenever an event starts, changes or ends, `status` once a second
+(built by the stream's stream.status.StatusReporter). Listeners see every message body as well; the
+CLI prints events from them.
 """
 
 import logging
 import queue
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from htsat_live.model import (
-    HOP_LENGTH,
-    N_FFT,
-    SAMPLE_RATE,
-    SAMPLES_PER_FRAME,
-    WINDOW_SAMPLES,
-)
+from htsat_live.model import HOP_LENGTH, N_FFT, SAMPLE_RATE, SAMPLES_PER_FRAME
 from htsat_live.stream.capture import Source, open_source
 from htsat_live.stream.config import Config
 from htsat_live.stream.events import EventDetector
-from htsat_live.stream.publish import TOPICS, event_message, mel_message, scores_message
+from htsat_live.stream.messages import (
+    TOPICS,
+    event_message,
+    mel_message,
+    scores_message,
+)
 from htsat_live.stream.ring import Overrun, RingBuffer
+from htsat_live.stream.status import StatusReporter, StreamReport
 from htsat_live.stream.stitch import Stitcher, TimelineUpdate
 from htsat_live.stream.windows import Window, WindowScheduler
 from htsat_live.stream.worker import InferenceWorker, Job, Result
 
 MEL_CONTEXT = 2  # columns of audio read before the first column sent, so its STFT frame is complete
 MEL_CHUNK = 500  # log-mel columns computed per front-end call (5 s)
-STATUS_PERIOD = 1.0  # seconds between status messages
-LATENCY_HISTORY = 100  # latencies kept for the p50/p95 on status
 POLL_SECONDS = 0.01  # longest a stream thread sleeps before looking at its ring again
 
 log = logging.getLogger(__name__)
@@ -52,46 +49,11 @@ log = logging.getLogger(__name__)
 Listener = Callable[[str, str, dict], None]  # (topic, stream, body)
 
 
-def percentile(values, q: float) -> float | None:
-    return None if not values else round(float(np.percentile(np.asarray(values), q)), 4)
-
-
-def dbfs(value: float) -> float:
-    return round(max(-120.0, 20.0 * np.log10(max(value, 1e-6))), 1)
-
-
-@dataclass
-class StreamReport:
-    """What one stream did, returned by `Pipeline.stop()` and shown on `status`."""
-
-    samples: int = 0
-    windows: int = 0
-    skipped_windows: int = 0
-    failed_windows: int = 0
-    overruns: int = 0
-    input_overflows: int = 0
-    nonfinite_samples: int = 0
-    clipped_samples: int = 0
-    reconnects: int = 0
-    events: int = 0
-    hop_latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCY_HISTORY))
-    event_latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCY_HISTORY))
-
-    def counters(self) -> dict[str, int]:
-        return {"samples": self.samples, "windows": self.windows, "skipped_windows": self.skipped_windows,
-                "failed_windows": self.failed_windows, "overruns": self.overruns,
-                "input_overflows": self.input_overflows, "nonfinite_samples": self.nonfinite_samples,
-                "reconnects": self.reconnects, "events": self.events}
-
-    def latency(self) -> dict[str, float | None]:
-        return {"hop_p50": percentile(self.hop_latencies, 50), "hop_p95": percentile(self.hop_latencies, 95),
-                "event_p50": percentile(self.event_latencies, 50), "event_p95": percentile(self.event_latencies, 95)}
-
-
 class StreamRunner:
     """One stream: reads windows from its ring, submits them, and turns results into messages.
 
-    All of its state is touched only by its own thread, except the counters read for reports.
+    Its `reporter` (stream.status) keeps the stream's report and builds its `status` messages. All of
+    its state is touched only by its own thread, except the counters read for reports.
     """
 
     def __init__(self, name: str, spec: str, source: Source, ring: RingBuffer, config: Config, model,
@@ -106,27 +68,28 @@ class StreamRunner:
         self.worker = worker
         self.emit = emit
         self.fast = fast
-        self.dropped = dropped  # messages the publisher could not send, per topic
         self.scheduler = WindowScheduler(config.windows.hop)
         self.stitcher = Stitcher(model.num_classes)
         self.detector = EventDetector.from_config(config.events, model.labels, model.thresholds, model.median_frames,
                                                   ring.wall_time)
-        self.report = StreamReport()
+        self.reporter = StatusReporter(name, spec, source, ring, self.scheduler, worker, self.detector, self.stitcher,
+                                       config, model.num_classes, dropped)
         self.scheduled_stop = 0  # end of the newest window handed to the worker (fast feeding follows it)
         self._results: queue.SimpleQueue[Result] = queue.SimpleQueue()
         self._threshold_changes: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._read_overruns = 0
         self._mel_next = 0  # next log-mel column to send
         self._last_clipwise = np.zeros(model.num_classes, dtype=np.float32)  # [C]
         self._last_window: Window | None = None
         self._error: str | None = None
-        self._status_due = 0.0
-        self._rate_mark = (time.monotonic(), 0, 0)  # (time, windows, samples) at the last status
         self.ended = threading.Event()  # set when the stream has finished (source ended or stopped)
         worker.add_stream(name, self._results.put)
-        self._registered = True
+
+    @property
+    def report(self) -> StreamReport:
+        """The stream's counters and latencies; the runner records its latencies and events into it."""
+        return self.reporter.report
 
     # --- lifecycle (called by the Pipeline) ------------------------------------------------------
 
@@ -143,9 +106,8 @@ class StreamRunner:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        self.refresh_report()
+        self.reporter.leave_worker()
         self.worker.remove_stream(self.name)
-        self._registered = False
 
     # --- thread ---------------------------------------------------------------------------------
 
@@ -185,7 +147,7 @@ class StreamRunner:
                 if closed:
                     self._schedule_tail()
                     finishing = True
-            if time.monotonic() >= self._status_due:
+            if self.reporter.due():
                 self._send_status()
             if finishing and self._in_flight() == 0:
                 break
@@ -216,7 +178,7 @@ class StreamRunner:
         try:
             wave = self.ring.read(window.start, window.stop)  # [window.samples]
         except Overrun:
-            self._read_overruns += 1
+            self.reporter.read_overruns += 1
             return
         job = Job(self.name, window, wave, ready_wall=self.ring.wall_time(window.stop - 1))
         if self.fast:  # a file fed as fast as possible waits for the worker instead of skipping
@@ -306,63 +268,8 @@ class StreamRunner:
         self._mel_next = last + 1
         self.emit("mel", self.name, mel_message(first, columns, self.ring.wall_time(first * HOP_LENGTH)))
 
-    def refresh_report(self) -> StreamReport:
-        """Bring the report's counters up to date (thread-safe reads of the source and worker)."""
-        stats = self.source.stats
-        report = self.report
-        report.samples = stats.samples
-        report.input_overflows = stats.input_overflows + stats.staging_overruns
-        report.nonfinite_samples = stats.nonfinite_samples
-        report.clipped_samples = stats.clipped_samples
-        report.reconnects = stats.reconnects
-        report.overruns = self.scheduler.skipped + self._read_overruns
-        if self._registered:
-            counters = self.worker.counters(self.name)
-            report.windows = counters.processed
-            report.failed_windows = counters.failed
-            report.skipped_windows = counters.skipped + report.overruns
-        return report
-
     def _send_status(self) -> None:
-        now = time.monotonic()
-        self._status_due = now + STATUS_PERIOD
-        report = self.refresh_report()
-        mark_time, mark_windows, mark_samples = self._rate_mark
-        elapsed = max(now - mark_time, 1e-6)
-        self._rate_mark = (now, report.windows, report.samples)
-        stats = self.source.stats
-        recent = self._recent_audio(SAMPLE_RATE)
-        self.emit("status", self.name, {
-            "source": self.spec,
-            "source_state": {"starting": "running", "stopped": "ended"}.get(stats.state, stats.state),
-            "error": stats.last_error or self._error,
-            "sample_rate": SAMPLE_RATE,
-            "input_rate": stats.input_rate,
-            "level_dbfs": dbfs(float(np.sqrt(np.mean(recent ** 2)))) if recent.size else -120.0,
-            "peak_dbfs": dbfs(float(np.abs(recent).max())) if recent.size else -120.0,
-            "stream_seconds": round(self.ring.end / SAMPLE_RATE, 3),
-            "hop": self.config.windows.hop,
-            "window": WINDOW_SAMPLES / SAMPLE_RATE,
-            "model": self.config.model.path or "default",
-            "backend": self.config.model.backend,
-            "device": self.config.model.device,
-            "num_classes": self.model.num_classes,
-            "thresholds": {t.name: [t.on, t.off] for t in self.detector.targets},
-            "final_upto": self.stitcher.final_upto,
-            "rates": {"windows_per_s": round((report.windows - mark_windows) / elapsed, 3),
-                      "audio_seconds_per_s": round((report.samples - mark_samples) / SAMPLE_RATE / elapsed, 3)},
-            "counters": report.counters(),
-            "dropped": self.dropped(),
-            "queue": self.worker.pending(),
-            "latency": report.latency(),
-        })
-
-    def _recent_audio(self, n: int) -> np.ndarray:
-        end = self.ring.end
-        try:
-            return self.ring.read(max(self.ring.oldest, end - n), end)
-        except Overrun:
-            return np.zeros(0, dtype=np.float32)
+        self.emit("status", self.name, self.reporter.message(self._error))
 
 
 def stream_name(spec: str | None) -> str:

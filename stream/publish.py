@@ -1,9 +1,9 @@
-"""ZeroMQ publishing of detections (PUB side) and the subscriber every shipped client uses.
+"""The ZeroMQ transport of htsat-live messages: the publisher (PUB side) and the subscriber every
+shipped client uses.
 
-Messages are multipart `[topic, json]` with the topics and fields of docs/schema.md; every body
-carries the envelope `schema`, `topic`, `stream`, `seq`, `sent_time`. The builders
-`event_message`, `scores_message` and `mel_message` turn pipeline data into bodies;
-`Publisher.send(topic, stream, body)` adds the envelope and hands the message to ZeroMQ.
+Messages are multipart `[topic, json]`, built by stream.messages (docs/schema.md).
+`Publisher.send(topic, stream, body)` numbers a message in its topic and stream (`seq`), wraps it
+in the envelope and hands it to ZeroMQ.
 
 Sending never blocks. A PUB socket keeps at most `hwm` messages queued per subscriber and drops
 further messages for that subscriber only, so one slow or stalled subscriber never delays the
@@ -14,32 +14,21 @@ counts the messages ZeroMQ refused outright (a full queue reported as EAGAIN, a 
 The socket binds to loopback only, unless `allow_remote` is set. With a CURVE secret key file
 (`htsat-live keys PREFIX` writes PREFIX.key and PREFIX.key_secret) the publisher is a CURVE server;
 subscribers then need its public key.
-
-Commands: `htsat-live listen [ADDR]` prints messages; `htsat-live keys PREFIX` writes a key pair.
 """
 
-import argparse
 import ipaddress
 import json
-import math
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
 import zmq
 import zmq.auth
 
-from htsat_live.model import FRAME_SECONDS, HOP_LENGTH, SAMPLE_RATE
 from htsat_live.stream.config import PublishConfig
-from htsat_live.stream.events import Event
-from htsat_live.stream.stitch import TimelineUpdate
+from htsat_live.stream.messages import SCHEMA_VERSION, TOPICS, message_json
 
-SCHEMA_VERSION = 1
-TOPICS = ("event", "scores", "status", "mel")
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5556"
-MEL_FRAME_SECONDS = HOP_LENGTH / SAMPLE_RATE  # 0.01 s between log-mel columns
 HEALTHY_SILENCE_S = 3.0  # a subscriber that heard nothing for this long reports an unhealthy link
 
 
@@ -113,12 +102,7 @@ class Publisher:
             raise ValueError(f"unknown topic {topic!r} (topics: {', '.join(TOPICS)})")
         seq = self._seq.get((topic, stream), 0)
         self._seq[(topic, stream)] = seq + 1
-        message = {"schema": SCHEMA_VERSION, "topic": topic, "stream": stream, "seq": seq,
-                   "sent_time": time.time(), **body}
-        try:
-            payload = json.dumps(message, allow_nan=False, separators=(",", ":"))
-        except ValueError:  # NaN or inf somewhere: the schema says null
-            payload = json.dumps(_without_nonfinite(message), separators=(",", ":"))
+        payload = message_json(topic, stream, seq, body)
         try:
             self._socket.send_multipart([topic.encode(), payload.encode()], flags=zmq.NOBLOCK)
         except zmq.ZMQError:
@@ -135,57 +119,6 @@ class Publisher:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def event_message(event: Event) -> dict:
-    """Body of an `event` message."""
-    return event.to_dict()
-
-
-def scores_message(update: TimelineUpdate, clipwise: np.ndarray, labels: list[str], top_k: int,
-                   wall_time_start: float, window_start: int, window_samples: int, hop: float) -> dict:
-    """Body of a `scores` message: the changed frames of `update` for the top_k classes of the
-    newest window's clipwise scores [C] (all classes, in index order, when top_k is 0).
-    `wall_time_start` is the capture wall time of grid frame `update.start`."""
-    if top_k and top_k < clipwise.shape[0]:
-        classes = np.argsort(-clipwise, kind="stable")[:top_k]
-    else:
-        classes = np.arange(clipwise.shape[0])
-    return {
-        "grid_start": update.start,
-        "frame_seconds": FRAME_SECONDS,
-        "wall_time_start": wall_time_start,
-        "grid_end": update.end,
-        "final_upto": update.final_upto,
-        "classes": classes.tolist(),
-        "labels": [labels[i] for i in classes],
-        "frames": np.round(update.values[:, classes].astype(np.float64), 4).tolist(),
-        "clipwise": np.round(clipwise[classes].astype(np.float64), 4).tolist(),
-        "window_start": window_start,
-        "window_samples": window_samples,
-        "hop": hop,
-    }
-
-
-def mel_message(grid_start: int, columns: np.ndarray, wall_time_start: float) -> dict:
-    """Body of a `mel` message: log-mel columns [n, bins] in dB from mel column `grid_start`."""
-    return {
-        "grid_start": grid_start,
-        "frame_seconds": MEL_FRAME_SECONDS,
-        "wall_time_start": wall_time_start,
-        "bins": columns.shape[1],
-        "frames": np.round(np.maximum(columns, -100.0).astype(np.float64), 1).tolist(),
-    }
-
-
-def _without_nonfinite(value):
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _without_nonfinite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_nonfinite(v) for v in value]
-    return value
 
 
 @dataclass(frozen=True)
@@ -294,60 +227,3 @@ class Subscriber:
         if last is not None and seq > last + 1:
             self.missed[topic] += seq - last - 1
         self._last_seq[key] = seq
-
-
-def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("address", nargs="?", default=DEFAULT_ADDRESS, help=f"publisher address (default {DEFAULT_ADDRESS})")
-    parser.add_argument("--topic", action="append", choices=TOPICS, help="only this topic (repeatable; default all)")
-    parser.add_argument("--server-key", default="", help="the publisher's CURVE public key file (PREFIX.key) or Z85 key")
-    parser.add_argument("--client-key", default="", help="this client's CURVE secret key file (default: a throw-away key)")
-    parser.add_argument("--count", type=int, default=0, help="exit after this many messages (default: run until Ctrl-C)")
-    parser.add_argument("--timeout", type=float, default=0.0,
-                        help="exit with status 1 when no message arrives for this many seconds (default: wait forever)")
-
-
-def run_listen(args: argparse.Namespace) -> int:
-    """Print each message as one line: the topic, then the JSON body."""
-    try:
-        subscriber = Subscriber(args.address, tuple(args.topic or ()), args.server_key, args.client_key)
-    except ValueError as error:
-        print(f"htsat-live listen: {error}")
-        return 2
-    count = 0
-    try:
-        with subscriber:
-            while not args.count or count < args.count:
-                message = subscriber.receive(args.timeout if args.timeout > 0 else 3600.0)
-                if message is None:
-                    if args.timeout > 0:
-                        print(f"htsat-live listen: nothing received for {args.timeout:g} s")
-                        return 1
-                    continue
-                print(message.topic, json.dumps(message.body, separators=(",", ":")), flush=True)
-                count += 1
-    except KeyboardInterrupt:
-        pass
-    missed = sum(subscriber.missed.values())
-    if missed or subscriber.skipped:
-        print(f"htsat-live listen: {missed} messages missed, {subscriber.skipped} skipped")
-    return 0
-
-
-def add_keys_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("prefix", help="writes PREFIX.key (public, give it to subscribers) and PREFIX.key_secret")
-    parser.add_argument("--force", action="store_true", help="overwrite existing key files")
-
-
-def run_keys(args: argparse.Namespace) -> int:
-    """Write a CURVE key pair for `publish.server_secret_key` / `--server-key`."""
-    prefix = Path(args.prefix)
-    public, secret = Path(f"{prefix}.key"), Path(f"{prefix}.key_secret")
-    if not args.force and (public.exists() or secret.exists()):
-        print(f"htsat-live keys: {public} or {secret} exists (use --force to overwrite)")
-        return 1
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    written_public, written_secret = zmq.auth.create_certificates(prefix.parent, prefix.name)
-    os.chmod(written_secret, 0o600)
-    print(f"public key (for subscribers, --server-key): {written_public}")
-    print(f"secret key (publish.server_secret_key; keep private): {written_secret}")
-    return 0

@@ -1,9 +1,23 @@
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden"
+POLL_SECONDS = 0.01  # between two looks at a condition a test waits for
+
+
+def _wait_until(condition, timeout: float, what: str, between=None) -> None:
+    """Return once `condition()` holds; fail naming `what` when it still does not after `timeout` s.
+    `between()`, if given, runs between two looks (the GUI tests run Qt's events there)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        if between is not None:
+            between()
+        time.sleep(POLL_SECONDS)
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +33,10 @@ def tiny_checkpoint() -> Path:
 @pytest.fixture(scope="session")
 def tiny_outputs() -> dict:
     return torch.load(GOLDEN / "htsat_tiny_outputs.pt", weights_only=True)
+
+
+@pytest.fixture(scope="session")
+def wait_until():
+    """Wait for something a test started to happen, with a deadline instead of a fixed sleep:
+    `wait_until(condition, timeout, what, between=None)`."""
+    return _wait_until

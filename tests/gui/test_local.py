@@ -1,8 +1,6 @@
 """Local mode end to end: a tone file through the real pipeline (tiny model) in this process, its
 messages through LocalSource and the receiver into the window, checked from the window's pixels."""
 
-import time
-
 import numpy as np
 import soundfile
 
@@ -14,11 +12,10 @@ from htsat_live.model import SAMPLE_RATE, load_model
 from htsat_live.stream.config import load_config, with_overrides
 from htsat_live.stream.pipeline import Pipeline
 
-
 SECONDS = 12
 
 
-def test_a_tone_file_shows_its_row_its_event_and_the_counters(qapp, grab, tiny_checkpoint, tmp_path):
+def test_a_tone_file_shows_its_row_its_event_and_the_counters(qapp, grab, tiny_checkpoint, tmp_path, wait_until):
     t = np.arange(SECONDS * SAMPLE_RATE) / SAMPLE_RATE
     path = tmp_path / "tone.wav"
     wave = (0.3 * np.sin(2 * np.pi * 1500 * t)).astype(np.float32)
@@ -38,15 +35,10 @@ def test_a_tone_file_shows_its_row_its_event_and_the_counters(qapp, grab, tiny_c
     receiver.start()
     window.show()
     try:
-        deadline = time.monotonic() + 60
-        while not live.finished and time.monotonic() < deadline:  # the event ends when the file does
-            qapp.processEvents()
-            time.sleep(0.01)
-        assert live.finished, "the stream did not end"
+        wait_until(lambda: live.finished, 60.0, "the event to end with the file", between=qapp.processEvents)
         receiver.poll()
-        while window.display_now()[1]:  # the view scrolls one hop behind the data, then settles
-            qapp.processEvents()
-            time.sleep(0.01)
+        # the view scrolls one hop behind the data, then settles
+        wait_until(lambda: not window.display_now()[1], 10.0, "the view to settle", between=qapp.processEvents)
         window.redraw(force=True)
         image = grab(window)
         assert window.status_bar.connection.text() == "local pipeline: receiving"

@@ -1,6 +1,5 @@
 import collections
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -162,16 +161,14 @@ def test_a_window_the_model_refuses_is_counted_and_the_stream_goes_on(tiny_model
     assert recorder.messages["scores"][-1]["window_start"] == 5 * SAMPLE_RATE
 
 
-def test_stop_ends_a_live_stream_and_its_open_events(tiny_model, tmp_path):
+def test_stop_ends_a_live_stream_and_its_open_events(tiny_model, tmp_path, wait_until):
     path = write_wave(tmp_path / "long.wav", noise(60.0, seed=4))
     recorder = Recorder()
     config = make_config(windows__hop=1.25, events__threshold=0.0, source__fast=False)
     pipeline = Pipeline(config, tiny_model, [path], listeners=[recorder])
     pipeline.start()
-    deadline = time.monotonic() + 30
-    while not any(e["state"] == "start" for e in list(recorder.messages["event"])):
-        assert time.monotonic() < deadline, "no event started"
-        time.sleep(0.05)
+    wait_until(lambda: any(e["state"] == "start" for e in list(recorder.messages["event"])), 30.0,
+               "an event to start")
     report = pipeline.stop()["long.wav"]
     events = recorder.messages["event"]
     assert {e["id"] for e in events if e["state"] == "start"} == {e["id"] for e in events if e["state"] == "end"}
@@ -207,7 +204,7 @@ def test_memory_stays_flat_over_a_long_fast_forwarded_stream(tiny_model, tmp_pat
     assert growth < 20 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB over {minutes * 0.7:.0f} minutes of audio"
 
 
-def test_a_stalled_and_a_vanished_subscriber_cost_the_stream_nothing(tiny_model, tmp_path):
+def test_a_stalled_and_a_vanished_subscriber_cost_the_stream_nothing(tiny_model, tmp_path, wait_until):
     import zmq
 
     from htsat_live.stream.publish import Publisher, Subscriber
@@ -223,7 +220,17 @@ def test_a_stalled_and_a_vanished_subscriber_cost_the_stream_nothing(tiny_model,
     stalled.connect(address)
     vanished = Subscriber(address)
     healthy = Subscriber(address, topics=("scores",))
-    time.sleep(0.3)  # let the subscriptions reach the publisher
+
+    def probed(arrived):
+        """A condition that sends a probe first: ZeroMQ drops what is sent before a subscription
+        reaches the publisher, so a subscriber has joined once a probe arrived."""
+        return lambda: publisher.send("scores", "probe", {}) and arrived()
+
+    wait_until(probed(lambda: stalled.poll(10)), 10.0, "the stalled socket's subscription")  # left unread
+    wait_until(probed(lambda: vanished.receive(0.01) is not None), 10.0, "the vanished subscription")
+    wait_until(probed(lambda: healthy.receive(0.01) is not None), 10.0, "the healthy subscription")
+    while healthy.receive(0.1) is not None:  # the probes are not the stream's messages
+        pass
     received = []
     stop_reading = threading.Event()
 
@@ -237,13 +244,13 @@ def test_a_stalled_and_a_vanished_subscriber_cost_the_stream_nothing(tiny_model,
     reader.start()
     pipeline = Pipeline(config, tiny_model, [path], publisher=publisher)
     pipeline.start()
-    time.sleep(0.5)
-    vanished.close()  # a subscriber that goes away mid-stream
     try:
+        wait_until(lambda: received, 30.0, "the first scores message")
+        vanished.close()  # a subscriber that goes away mid-stream
         assert pipeline.wait(120)
         report = pipeline.stop()["noise.wav"]
+        wait_until(lambda: len(received) >= 33, 10.0, "every window's scores message to arrive")
     finally:
-        time.sleep(0.3)
         stop_reading.set()
         reader.join()
         healthy.close()

@@ -13,15 +13,13 @@ import pytest
 import zmq
 
 from htsat_live.stream.events import Event
-from htsat_live.stream.publish import (
+from htsat_live.stream.messages import (
     SCHEMA_VERSION,
-    Publisher,
-    Subscriber,
     event_message,
-    is_loopback,
     mel_message,
     scores_message,
 )
+from htsat_live.stream.publish import Publisher, Subscriber, is_loopback
 from htsat_live.stream.stitch import TimelineUpdate
 
 ROOT = Path(__file__).resolve().parents[2]
