@@ -56,6 +56,8 @@ class CaptureStats:
     staging_overruns: int = 0  # the supervisor fell behind the audio callback
     errors: int = 0
     reconnects: int = 0  # successful reopen/reconnect after a failure
+    gap_seconds: float = 0.0  # wall time a live input delivered nothing before it came back
+    loops: int = 0  # times a finite input started again from its beginning (loop)
     last_error: str | None = None
 
 
@@ -364,47 +366,73 @@ class FileSource(Source):
 class FfmpegSource(Source):
     """Anything ffmpeg reads, decoded to 32 kHz mono float32 by an ffmpeg subprocess.
 
-    A local file ends the stream at its end; any other input (a network stream) is reconnected with
-    backoff whenever ffmpeg exits or fails. A local file with `realtime=False` follows its consumer
-    (see Source): ffmpeg simply waits while its output pipe is not read.
+    Finite or live is told apart once, at start, by ffprobe's duration: a local file, or a URL whose
+    duration is known (a whole file on a web server), is finite; a URL without one (a radio or camera
+    stream) is live. A finite input is paced to real time (ffmpeg's -re) unless `realtime=False`, and ends
+    the stream at its end, or starts again from its beginning with `loop` (counted in `stats.loops`). A
+    live input is read as it comes and reconnected with backoff whenever ffmpeg exits or fails; each
+    reconnect and the audio it missed (`stats.gap_seconds`, wall time without samples) are counted. With
+    `realtime=False` the source follows its consumer (see Source): ffmpeg waits while its pipe is not read.
     """
 
     def __init__(self, url: str, realtime: bool = True, block_seconds: float = 0.05,
                  io_timeout_seconds: float = 5.0, backoff: Backoff | None = None, ffmpeg: str = "ffmpeg",
-                 consumer_position: Callable[[], int] | None = None, max_ahead: int | None = None):
+                 consumer_position: Callable[[], int] | None = None, max_ahead: int | None = None,
+                 loop: bool = False, ffprobe: str = "ffprobe"):
         if not url:
             raise CaptureError("ffmpeg: source needs a URL or path, e.g. ffmpeg:http://host/stream")
         super().__init__(f"ffmpeg:{url}", consumer_position, max_ahead)
         self.url = url
         self.local = Path(url).is_file()
+        self.finite = self.local  # settled by the duration probe when the source starts
+        self.loop = loop
         self.realtime = realtime
         self.block_bytes = int(SAMPLE_RATE * block_seconds) * 4
         self.io_timeout_seconds = io_timeout_seconds
         self.backoff = backoff or Backoff()
         self.ffmpeg = ffmpeg
+        self.ffprobe = ffprobe
         self.stats.input_rate = SAMPLE_RATE  # ffmpeg resamples; the native rate is not known here
         self.stats.input_channels = 1
         self._process: subprocess.Popen | None = None
+        self._last_audio = time.monotonic()  # when the last samples came in (the start of a gap)
         self._lock = threading.Lock()
 
     def command(self) -> list[str]:
         command = [self.ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error"]
-        if self.realtime and self.local:
+        if self.realtime and self.finite:
             command += ["-re"]
         if not self.local:
             command += ["-rw_timeout", str(int(self.io_timeout_seconds * 1e6))]
         return command + ["-i", self.url, "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "-"]
 
+    def probe_duration(self) -> float | None:
+        """The input's duration in seconds by ffprobe; None for a live stream, or when it cannot tell."""
+        command = [self.ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "default=nw=1:nk=1"]
+        if not self.local:
+            command += ["-rw_timeout", str(int(self.io_timeout_seconds * 1e6))]
+        try:
+            probe = subprocess.run(command + [self.url], capture_output=True, text=True,
+                                   timeout=3 * self.io_timeout_seconds)
+            duration = float(probe.stdout.strip().splitlines()[0])
+        except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
+            return None  # no ffprobe, no answer or "N/A": treat it as live, which reconnects
+        return duration if np.isfinite(duration) and duration > 0 else None
+
     def _run(self) -> None:
         conditioner = Conditioner(SAMPLE_RATE, self.stats)
+        self.finite = self.local or self.probe_duration() is not None
         failures = 0
         while not self._stop.is_set():
             received, why = self._decode_once(conditioner, reconnecting=failures > 0)
             if self._stop.is_set():
                 return
-            if self.local:  # a file is not a stream that comes back: its end or error is final
+            if self.finite:  # a whole file is not a stream that comes back: its end or error is final
                 if why is not None:
                     raise CaptureError(why)
+                if self.loop:
+                    self.stats.loops += 1
+                    continue
                 self.stats.state = "ended"
                 return
             if received:
@@ -436,6 +464,8 @@ class FfmpegSource(Source):
                     self.stats.state = "running"
                     if reconnecting:
                         self.stats.reconnects += 1
+                        self.stats.gap_seconds += time.monotonic() - self._last_audio
+                self._last_audio = time.monotonic()
                 received += len(chunk)
                 pending += chunk
                 usable = len(pending) - len(pending) % 4
@@ -463,16 +493,17 @@ class FfmpegSource(Source):
 
 
 def open_source(spec: str | None, fast: bool = False, consumer_position: Callable[[], int] | None = None,
-                max_ahead: int | None = None) -> Source:
+                max_ahead: int | None = None, loop: bool = False) -> Source:
     """A source from a command-line SOURCE: None or `mic`, `mic:NAME` (index or name part), `ffmpeg:URL`,
-    or a path to an audio file. `fast` feeds files as fast as the consumer allows (see Source)."""
+    or a path to an audio file. `fast` feeds files as fast as the consumer allows (see Source); `loop`
+    starts a finite ffmpeg input again at its end."""
     if spec is None or spec == "mic":
         return MicrophoneSource(None)
     if spec.startswith("mic:"):
         return MicrophoneSource(spec[len("mic:"):])
     if spec.startswith("ffmpeg:"):
         return FfmpegSource(spec[len("ffmpeg:"):], realtime=not fast, consumer_position=consumer_position,
-                            max_ahead=max_ahead)
+                            max_ahead=max_ahead, loop=loop)
     if not os.path.exists(spec):
         raise CaptureError(f"{spec}: no such file (SOURCE is mic, mic:NAME, ffmpeg:URL or an audio file)")
     return FileSource(spec, realtime=not fast, consumer_position=consumer_position, max_ahead=max_ahead)

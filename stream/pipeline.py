@@ -58,7 +58,7 @@ class StreamRunner:
 
     def __init__(self, name: str, spec: str, source: Source, ring: RingBuffer, config: Config, model,
                  worker: InferenceWorker, emit: Callable[[str, str, dict], None], fast: bool,
-                 dropped: Callable[[], dict[str, int]]):
+                 dropped: Callable[[], dict[str, int]], sink_counters: Callable[[], dict[str, int]]):
         self.name = name
         self.spec = spec
         self.source = source
@@ -73,7 +73,7 @@ class StreamRunner:
         self.detector = EventDetector.from_config(config.events, model.labels, model.thresholds, model.median_frames,
                                                   ring.wall_time)
         self.reporter = StatusReporter(name, spec, source, ring, self.scheduler, worker, self.detector, self.stitcher,
-                                       config, model.num_classes, dropped)
+                                       config, model.num_classes, dropped, sink_counters)
         self.scheduled_stop = 0  # end of the newest window handed to the worker (fast feeding follows it)
         self._results: queue.SimpleQueue[Result] = queue.SimpleQueue()
         self._threshold_changes: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
@@ -317,7 +317,7 @@ class Pipeline:
                 source = open_source(given, fast=fast, consumer_position=lambda h=holder: h[0].scheduled_stop,
                                      max_ahead=hop + SAMPLE_RATE // 4)
             runner = StreamRunner(name, spec or "mic", source, ring, config, model, self.worker, self._emit, fast,
-                                  self._dropped)
+                                  self._dropped, self._sink_counters)
             if sinks is not None:
                 sinks.attach(name, ring)  # event clips are cut from the stream's ring
             holder.append(runner)
@@ -333,6 +333,9 @@ class Pipeline:
 
     def _dropped(self) -> dict[str, int]:
         return dict.fromkeys(TOPICS, 0) if self.publisher is None else dict(self.publisher.dropped)
+
+    def _sink_counters(self) -> dict[str, int]:
+        return {} if self.sinks is None else self.sinks.counters()
 
     def start(self) -> None:
         self.worker.start()

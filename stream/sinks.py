@@ -17,10 +17,17 @@ Each sink takes `write(stream, event)` for each `stream.events.Event` report and
   attached rings whenever a message of that stream passes (status comes once a second), and once
   more at `close()`. Clips live in one directory under a disk cap; when a new clip would exceed
   it, the oldest clips go first.
+
+Faults. A path that cannot be written at start (a read-only folder, a missing parent that cannot be
+made) is a `SinkError` naming the setting. A write that fails later (no space left, a folder made
+read-only) costs that one line or clip, never the stream or the other sinks: it is counted in the
+sink's `failures` (see `Sinks.counters()`, shown on `status`) and logged as one line.
 """
 
 import json
+import logging
 import math
+import os
 import re
 import time
 from dataclasses import dataclass, fields
@@ -37,29 +44,57 @@ from htsat_live.stream.ring import Overrun, RingBuffer
 CLIP_PREFIX = "htsat-"  # ClipSink only ever deletes files named like its own clips
 WAV_HEADER_BYTES = 44
 
+log = logging.getLogger(__name__)
+
+
+class SinkError(OSError):
+    """A sink cannot be opened at start; the message names its setting and the path."""
+
+
+def _failed(sink, what: str, error: Exception) -> None:
+    """Count and log one write that failed; the sink and the stream go on."""
+    sink.failures += 1
+    sink.last_error = f"{what}: {getattr(error, 'strerror', None) or error}"
+    if math.log10(sink.failures).is_integer():  # the 1st, 10th, 100th ...: a full disk does not flood the log
+        log.warning("%s (failure %d of this sink)", sink.last_error, sink.failures)
+
 
 def _ended(event: Event) -> bool:
     return event.state == "end" and not event.cancelled
 
 
 class _TextSink:
+    setting = ""  # its key under [sinks], for messages
+
     def __init__(self, path: str | Path, mode: str):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, mode, encoding="utf-8")
+        self.failures = 0
+        self.last_error: str | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, mode, encoding="utf-8")
+        except OSError as error:
+            raise SinkError(f"sinks.{self.setting}: cannot write {self.path}: {error.strerror or error}") from None
 
     def _line(self, text: str) -> None:
-        self._file.write(text + "\n")
-        self._file.flush()
+        try:
+            self._file.write(text + "\n")
+            self._file.flush()
+        except OSError as error:
+            _failed(self, f"sinks.{self.setting}: writing {self.path}", error)
 
     def close(self) -> None:
         if not self._file.closed:
-            self._file.flush()
-            self._file.close()
+            try:
+                self._file.close()  # flushes; the file is closed even when that fails
+            except OSError as error:
+                _failed(self, f"sinks.{self.setting}: closing {self.path}", error)
 
 
 class JsonlSink(_TextSink):
     """Appends `start` and `end` reports as JSON objects, one per line, with the stream id."""
+
+    setting = "jsonl"
 
     def __init__(self, path: str | Path):
         super().__init__(path, "a")
@@ -72,6 +107,8 @@ class JsonlSink(_TextSink):
 class TsvSink(_TextSink):
     """DESED-style TSV of ended events: filename, onset, offset, event_label (seconds)."""
 
+    setting = "tsv"
+
     def __init__(self, path: str | Path):
         super().__init__(path, "w")
         self._line(EVENT_HEADER)
@@ -83,6 +120,8 @@ class TsvSink(_TextSink):
 
 class AudacitySink(_TextSink):
     """Audacity label track of ended events: onset<TAB>offset<TAB>label (seconds)."""
+
+    setting = "audacity"
 
     def __init__(self, path: str | Path):
         super().__init__(path, "w")
@@ -107,13 +146,20 @@ class ClipSink:
     queued clips whose audio exists (all of them, cut at `available`, once the stream ended);
     save(request, audio, audio_start) writes one. Counters: `written`, `deleted` (by the cap),
     `skipped` (a clip larger than the cap on its own, or with no audio left), `unwritten` (still
-    queued at close).
+    queued at close), `failures` (a write that failed: no space, no permission).
     """
 
     def __init__(self, directory: str | Path, pre_roll: float, post_roll: float, max_mb: float,
                  sample_rate: int = SAMPLE_RATE):
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise SinkError(f"sinks.clips_dir: cannot make {self.directory}: {error.strerror or error}") from None
+        if not os.access(self.directory, os.W_OK | os.X_OK):
+            raise SinkError(f"sinks.clips_dir: cannot write to {self.directory}: permission denied")
+        self.failures = 0
+        self.last_error: str | None = None
         self.pre = round(pre_roll * sample_rate)
         self.post = round(post_roll * sample_rate)
         self.max_bytes = int(max_mb * 1e6)
@@ -151,11 +197,19 @@ class ClipSink:
             return None
         while self._clips and self.bytes_used + size > self.max_bytes:
             oldest, _ = self._clips.pop(0)
-            oldest.unlink(missing_ok=True)
+            try:
+                oldest.unlink(missing_ok=True)
+            except OSError as error:
+                _failed(self, f"sinks.clips_dir: deleting {oldest}", error)
             self.deleted += 1
         path = self.directory / self._name(request, audio_start)
-        soundfile.write(path, np.clip(audio, -1.0, 1.0), self.sample_rate, subtype="PCM_16")
-        self._clips.append((path, path.stat().st_size))
+        try:
+            soundfile.write(path, np.clip(audio, -1.0, 1.0), self.sample_rate, subtype="PCM_16")
+            self._clips.append((path, path.stat().st_size))
+        except (OSError, soundfile.LibsndfileError) as error:
+            _failed(self, f"sinks.clips_dir: writing {path.name}", error)  # libsndfile says "System error"
+            path.unlink(missing_ok=True)  # a partial clip is no clip
+            return None
         self.written += 1
         return path
 
@@ -209,6 +263,14 @@ class Sinks:
 
     def attach(self, stream: str, ring: RingBuffer) -> None:
         self._rings[stream] = ring
+
+    def counters(self) -> dict[str, int]:
+        """Writes that failed, per sink setting, and the clips written and deleted by the cap."""
+        counts = {f"{sink.setting}_failures": sink.failures for sink in self.text_sinks}
+        if self.clips is not None:
+            counts.update(clips_written=self.clips.written, clips_deleted=self.clips.deleted,
+                          clips_skipped=self.clips.skipped, clips_dir_failures=self.clips.failures)
+        return counts
 
     def handle(self, topic: str, stream: str, body: dict) -> None:
         if topic == "event":

@@ -48,15 +48,18 @@ class StreamReport:
     nonfinite_samples: int = 0
     clipped_samples: int = 0
     reconnects: int = 0
+    gap_seconds: float = 0.0  # input missed while a live source reconnected
+    loops: int = 0  # a finite input started again (loop)
     events: int = 0
     hop_latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCY_HISTORY))
     event_latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCY_HISTORY))
 
-    def counters(self) -> dict[str, int]:
+    def counters(self) -> dict[str, int | float]:
         return {"samples": self.samples, "windows": self.windows, "skipped_windows": self.skipped_windows,
                 "failed_windows": self.failed_windows, "overruns": self.overruns,
                 "input_overflows": self.input_overflows, "nonfinite_samples": self.nonfinite_samples,
-                "reconnects": self.reconnects, "events": self.events}
+                "reconnects": self.reconnects, "gap_seconds": round(self.gap_seconds, 3), "loops": self.loops,
+                "events": self.events}
 
     def latency(self) -> dict[str, float | None]:
         return {"hop_p50": percentile(self.hop_latencies, 50), "hop_p95": percentile(self.hop_latencies, 95),
@@ -73,7 +76,7 @@ class StatusReporter:
 
     def __init__(self, name: str, spec: str, source: Source, ring: RingBuffer, scheduler: WindowScheduler,
                  worker: InferenceWorker, detector: EventDetector, stitcher: Stitcher, config: Config,
-                 num_classes: int, dropped: Callable[[], dict[str, int]]):
+                 num_classes: int, dropped: Callable[[], dict[str, int]], sink_counters: Callable[[], dict[str, int]]):
         self.name = name
         self.spec = spec
         self.source = source
@@ -85,6 +88,7 @@ class StatusReporter:
         self.config = config
         self.num_classes = num_classes
         self.dropped = dropped  # messages the publisher could not send, per topic
+        self.sink_counters = sink_counters  # what the sinks (shared by every stream) wrote and failed to write
         self.report = StreamReport()
         self.read_overruns = 0
         self._counting_worker = True  # until the stream leaves the worker, whose counters then are gone
@@ -103,6 +107,8 @@ class StatusReporter:
         report.nonfinite_samples = stats.nonfinite_samples
         report.clipped_samples = stats.clipped_samples
         report.reconnects = stats.reconnects
+        report.gap_seconds = stats.gap_seconds
+        report.loops = stats.loops
         report.overruns = self.scheduler.skipped + self.read_overruns
         if self._counting_worker:
             counters = self.worker.counters(self.name)
@@ -147,6 +153,7 @@ class StatusReporter:
                       "audio_seconds_per_s": round((report.samples - mark_samples) / SAMPLE_RATE / elapsed, 3)},
             "counters": report.counters(),
             "dropped": self.dropped(),
+            "sinks": self.sink_counters(),
             "queue": self.worker.pending(),
             "latency": report.latency(),
         }

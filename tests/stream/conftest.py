@@ -1,6 +1,8 @@
-"""A real virtual microphone for the stream tests: a private PulseAudio daemon with a null sink whose
-monitor is the default source, so sounddevice/PortAudio records whatever `paplay` plays into it."""
+"""Real parts for the stream tests: a virtual microphone (a private PulseAudio daemon with a null sink
+whose monitor is the default source, so sounddevice/PortAudio records whatever `paplay` plays into it),
+and folders that cannot be written (a read-only tmpfs) or fill up at once (a 64-KiB tmpfs)."""
 
+import errno
 import os
 import shutil
 import subprocess
@@ -58,3 +60,44 @@ def virtual_mic(monkeypatch):
     finally:
         mic.kill()
         shutil.rmtree(runtime_dir, ignore_errors=True)
+
+
+def _mount_tmpfs(path, options: str) -> bool:
+    """Mount a tmpfs on `path` (root only); False where this machine does not allow it."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A folder nobody can write to: a read-only tmpfs as root (root ignores file modes), else mode 0555."""
+    path = tmp_path / "read-only"
+    path.mkdir()
+    if _mount_tmpfs(path, "ro,size=1m"):
+        yield path
+        subprocess.run(["umount", str(path)], check=True)
+    elif os.geteuid() != 0:
+        path.chmod(0o555)
+        yield path
+        path.chmod(0o755)
+    else:
+        pytest.skip("root without mount: no folder can be made unwritable here")
+
+
+@pytest.fixture
+def full_disk(tmp_path, monkeypatch):
+    """A folder on a 64-KiB tmpfs where writes soon fail with ENOSPC. Where no tmpfs can be mounted, the
+    sinks' soundfile.write is replaced by a fake that raises ENOSPC (so only clip writes fail there)."""
+    path = tmp_path / "full"
+    path.mkdir()
+    if _mount_tmpfs(path, "size=64k"):
+        yield path
+        subprocess.run(["umount", str(path)], check=True)
+        return
+
+    def fake_full_disk_write(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("htsat_live.stream.sinks.soundfile.write", fake_full_disk_write)
+    yield path

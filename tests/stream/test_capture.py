@@ -1,5 +1,6 @@
 import http.server
 import io
+import struct
 import threading
 import time
 
@@ -36,14 +37,6 @@ def run_to_end(source, seconds_capacity: float = 30.0, timeout: float = 20.0) ->
     assert ring.closed, "the source did not finish"
     source.stop()
     return ring
-
-
-def wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def test_file_source_mixes_to_mono_and_resamples_any_rate(tmp_path):
@@ -114,14 +107,15 @@ def test_empty_corrupt_and_missing_files_are_clear_errors(tmp_path):
         open_source(str(tmp_path / "missing.wav"))
 
 
-def test_fast_file_source_stays_within_reach_of_its_consumer(tmp_path):
+def test_fast_file_source_stays_within_reach_of_its_consumer(tmp_path, wait_until):
     soundfile.write(tmp_path / "long.wav", tone(5.0, SAMPLE_RATE), SAMPLE_RATE)
     consumed = [0]
     source = FileSource(tmp_path / "long.wav", realtime=False, consumer_position=lambda: consumed[0],
                         max_ahead=SAMPLE_RATE)
     ring = RingBuffer(2 * SAMPLE_RATE, SAMPLE_RATE)
     source.start(ring)
-    time.sleep(0.3)
+    wait_until(lambda: ring.end >= SAMPLE_RATE // 2, 10.0, "the source to read ahead")
+    time.sleep(0.3)  # time to read far past its limit, were it not held back
     assert SAMPLE_RATE // 2 <= ring.end <= SAMPLE_RATE  # held back: the consumer took nothing
     reader = ring.reader(start=0)
     while not (ring.closed and reader.position >= ring.end):
@@ -151,26 +145,41 @@ def test_ffmpeg_source_reports_a_corrupt_file(tmp_path):
     assert "ffmpeg exited" in source.stats.last_error
 
 
-class FlakyStreamServer:
-    """A local HTTP server of 1-s WAV streams: each connection gets one second of audio and is then
-    closed (the stream drops); connections 2 and 3 are refused with 503 (the server is down)."""
+def streaming_wav(wave: np.ndarray, rate: int) -> bytes:
+    """A WAV as a live stream sends it: header sizes 0xFFFFFFFF ("until the stream ends"), so no duration."""
+    buffer = io.BytesIO()
+    soundfile.write(buffer, wave, rate, format="WAV", subtype="PCM_16")
+    payload = bytearray(buffer.getvalue())
+    payload[4:8] = struct.pack("<I", 0xFFFFFFFF)
+    data = payload.find(b"data")
+    payload[data + 4:data + 8] = struct.pack("<I", 0xFFFFFFFF)
+    return bytes(payload)
 
-    def __init__(self):
+
+class FlakyStreamServer:
+    """A local HTTP server of a live WAV stream (no length, no duration): each connection gets one second
+    of audio and is then closed (the stream drops); connections 2 and 3 are refused with 503 (the server is
+    down; the first connection is the source's duration probe). With `finite`, it serves a whole 1-s file
+    (Content-Length, a duration) instead, on every request."""
+
+    def __init__(self, finite: bool = False):
+        wave = tone(1.0, 22050, 1000.0)
         buffer = io.BytesIO()
-        soundfile.write(buffer, tone(1.0, 22050, 1000.0), 22050, format="WAV", subtype="PCM_16")
-        payload = buffer.getvalue()
+        soundfile.write(buffer, wave, 22050, format="WAV", subtype="PCM_16")
+        payload = buffer.getvalue() if finite else streaming_wav(wave, 22050)
         self.requests = 0
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 server.requests += 1
-                if server.requests in (2, 3):
+                if server.requests in (2, 3) and not finite:
                     self.send_error(503, "down for a moment")
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "audio/wav")
-                self.send_header("Content-Length", str(len(payload)))
+                if finite:
+                    self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
 
@@ -190,7 +199,7 @@ class FlakyStreamServer:
         self.httpd.server_close()
 
 
-def test_ffmpeg_source_reconnects_when_a_network_stream_drops_and_returns():
+def test_ffmpeg_source_reconnects_when_a_network_stream_drops_and_returns(wait_until):
     with FlakyStreamServer() as server:
         source = FfmpegSource(server.url, backoff=Backoff(initial=0.05, maximum=0.2))
         ring = RingBuffer(30 * SAMPLE_RATE, SAMPLE_RATE)
@@ -203,6 +212,43 @@ def test_ffmpeg_source_reconnects_when_a_network_stream_drops_and_returns():
     assert server.requests >= 4
     assert source.stats.reconnects >= 1
     assert source.stats.errors >= 3  # the drop and two refused connections
+    assert source.stats.gap_seconds > 0.0 and source.stats.loops == 0
+
+
+def test_ffmpeg_source_ends_a_finite_network_file_like_a_file(wait_until):
+    with FlakyStreamServer(finite=True) as server:
+        source = FfmpegSource(server.url, realtime=False, backoff=Backoff(initial=0.05, maximum=0.2))
+        ring = RingBuffer(30 * SAMPLE_RATE, SAMPLE_RATE)
+        source.start(ring)
+        try:
+            wait_until(lambda: source.stats.state == "ended", 30.0, "the end of the file")
+        finally:
+            source.stop()
+    assert source.finite and server.requests == 2  # the duration probe and one read
+    assert source.stats.reconnects == 0 and source.stats.errors == 0
+    assert abs(source.stats.samples - SAMPLE_RATE) <= 64  # one second, once
+    assert ring.closed
+
+
+def test_ffmpeg_source_loops_a_finite_input_only_when_asked(wait_until):
+    with FlakyStreamServer(finite=True) as server:
+        source = FfmpegSource(server.url, realtime=False, loop=True)
+        ring = RingBuffer(30 * SAMPLE_RATE, SAMPLE_RATE)
+        source.start(ring)
+        try:
+            wait_until(lambda: source.stats.loops >= 2, 30.0, "two loops")
+        finally:
+            source.stop()
+    assert source.stats.samples >= 2 * SAMPLE_RATE - 64 and source.stats.reconnects == 0
+
+
+def test_ffmpeg_paces_finite_inputs_to_real_time_and_reads_live_ones_as_they_come(tmp_path):
+    path = tmp_path / "one.wav"
+    soundfile.write(path, tone(1.0, 22050, 1000.0), 22050)
+    assert "-re" in FfmpegSource(str(path)).command()
+    assert "-re" not in FfmpegSource(str(path), realtime=False).command()
+    live = FfmpegSource("http://127.0.0.1:9/radio")
+    assert not live.finite and "-re" not in live.command() and "-rw_timeout" in live.command()
 
 
 def test_unknown_input_device_is_a_clear_error(virtual_mic):
@@ -219,7 +265,7 @@ def reinitialise_portaudio() -> None:
     sounddevice._initialize()
 
 
-def test_microphone_any_native_rate_and_channels_becomes_32k_mono(virtual_mic, tmp_path):
+def test_microphone_any_native_rate_and_channels_becomes_32k_mono(virtual_mic, tmp_path, wait_until):
     reinitialise_portaudio()
     soundfile.write(tmp_path / "tone22k.wav", tone(6.0, 22050, 1000.0), 22050)
     source = MicrophoneSource(None, samplerate=48000, channels=2)
@@ -228,9 +274,10 @@ def test_microphone_any_native_rate_and_channels_becomes_32k_mono(virtual_mic, t
     player = virtual_mic.play(tmp_path / "tone22k.wav")
     try:
         wait_until(lambda: source.stats.samples >= SAMPLE_RATE, 15.0, "microphone audio")
-        time.sleep(1.5)
+        wait_until(lambda: np.sqrt(np.mean(ring.read(ring.end - 3200, ring.end) ** 2)) > 0.05, 15.0,
+                   "the played tone")
         first_end, first_time = ring.end, time.monotonic()
-        time.sleep(1.0)
+        time.sleep(1.0)  # the rate is measured over this second
         rate = (ring.end - first_end) / (time.monotonic() - first_time)
         recent = ring.read(ring.end - 16000, ring.end)
     finally:
@@ -243,7 +290,7 @@ def test_microphone_any_native_rate_and_channels_becomes_32k_mono(virtual_mic, t
     assert abs(ring.wall_time(ring.end - 1) - time.time()) < 3.0
 
 
-def test_microphone_that_disappears_is_reported_and_reopened(virtual_mic):
+def test_microphone_that_disappears_is_reported_and_reopened(virtual_mic, wait_until):
     reinitialise_portaudio()
     source = MicrophoneSource(None, stall_seconds=2.0, backoff=Backoff(initial=0.1, maximum=0.5))
     ring = RingBuffer(20 * SAMPLE_RATE, SAMPLE_RATE)

@@ -2,8 +2,10 @@
 pipeline feeds them (published event messages, clips cut from a real ring buffer)."""
 
 import json
+import os
 
 import numpy as np
+import pytest
 import soundfile
 
 from htsat_live.model import FRAME_SECONDS
@@ -14,6 +16,7 @@ from htsat_live.stream.sinks import (
     AudacitySink,
     ClipSink,
     JsonlSink,
+    SinkError,
     Sinks,
     TsvSink,
     event_from_message,
@@ -143,3 +146,41 @@ def test_no_sinks_when_the_config_names_none():
     assert sinks.text_sinks == [] and sinks.clips is None
     sinks.handle("event", "mic", message(event()))
     sinks.close()
+
+
+def test_an_unwritable_clips_dir_or_log_is_refused_at_start(read_only_dir):
+    with pytest.raises(SinkError, match=r"sinks.clips_dir: cannot (write to|make)"):
+        Sinks.from_config(SinksConfig(clips_dir=str(read_only_dir / "clips")))
+    with pytest.raises(SinkError, match="sinks.clips_dir: cannot write to"):
+        Sinks.from_config(SinksConfig(clips_dir=str(read_only_dir)))
+    with pytest.raises(SinkError, match="sinks.jsonl: cannot write"):
+        Sinks.from_config(SinksConfig(jsonl=str(read_only_dir / "e.jsonl")))
+
+
+def test_a_full_disk_costs_its_clips_and_lines_not_the_stream_or_the_other_sinks(full_disk, tmp_path):
+    sinks = Sinks.from_config(SinksConfig(clips_dir=str(full_disk), tsv=str(tmp_path / "e.tsv"),
+                                          jsonl=str(tmp_path / "e.jsonl"), pre_roll=0.0, post_roll=0.0))
+    ring = RingBuffer(40 * RATE, RATE)
+    sinks.attach("mic", ring)
+    ring.write((0.25 * np.sin(np.arange(30 * RATE) / 10)).astype(np.float32))
+    ends = [event(id=i, onset_frame=100 * i, offset_frame=100 * i + 512) for i in range(1, 4)]  # 5 s clips: 320 kB
+    for ended in ends:
+        sinks.handle("event", "mic", message(ended))  # never raises
+    counters = sinks.counters()
+    assert counters["clips_dir_failures"] == 3 and counters["clips_written"] == 0
+    assert counters["tsv_failures"] == 0 and counters["jsonl_failures"] == 0
+    assert not list(full_disk.glob("*.wav"))  # no partial clip left behind
+    sinks.close()
+    assert len((tmp_path / "e.tsv").read_text().splitlines()) == 4 and len((tmp_path / "e.jsonl").read_text().splitlines()) == 3
+
+
+def test_a_log_on_a_full_disk_counts_its_lost_lines(full_disk, tmp_path):
+    if not os.path.ismount(full_disk):
+        pytest.skip("needs a mounted tmpfs (root): the fallback fake only fails clip writes")
+    sinks = Sinks.from_config(SinksConfig(jsonl=str(full_disk / "e.jsonl"), tsv=str(tmp_path / "e.tsv")))
+    for i in range(1, 2001):  # about 600 bytes a line: far more than 64 KiB
+        sinks.handle("event", "mic", message(event(id=i)))
+    counters = sinks.counters()
+    assert counters["jsonl_failures"] > 0 and counters["tsv_failures"] == 0
+    sinks.close()
+    assert len((tmp_path / "e.tsv").read_text().splitlines()) == 2001
