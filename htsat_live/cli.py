@@ -33,7 +33,7 @@ SUBCOMMANDS = [
     Subcommand("evaluate", "Event-based F1 (Table 3 protocol), segment-based F1 and PSDS of detected events.", "htsat_live.evaluation.commands:add_evaluate_arguments", "htsat_live.evaluation.commands:run_evaluate"),
     Subcommand("detect-dir", "Detect events in every clip of a folder (official offline pass or the live pipeline).", "htsat_live.evaluation.commands:add_detect_dir_arguments", "htsat_live.evaluation.commands:run_detect_dir"),
     Subcommand("consistency", "Streaming vs offline on the same files: timeline difference and event F1 per hop.", "htsat_live.evaluation.commands:add_consistency_arguments", "htsat_live.evaluation.commands:run_consistency"),
-    Subcommand("train", "Train or fine-tune HTS-AT on strong-labelled soundscapes; keeps the best epoch.", "htsat_live.training.train:add_train_arguments", "htsat_live.training.train:run_train"),
+    Subcommand("train", "Train or fine-tune HTS-AT on strong-labelled soundscapes; keeps the best epoch.", "htsat_live.training.commands:add_train_arguments", "htsat_live.training.commands:run_train"),
 ]
 
 

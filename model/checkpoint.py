@@ -6,7 +6,8 @@ and our own format: one `.safetensors` file whose `__metadata__` holds a JSON do
 `torch.load(weights_only=True)` only, so a file that needs code to unpickle is refused.
 
 The architecture is inferred from tensor shapes; every key is checked against the model we build, and
-anything missing, unexpected or misshapen is refused with the key names.
+anything missing, unexpected or misshapen is refused with the key names. Loading for another class count
+(fine-tuning) takes every weight but the head's, which starts afresh.
 """
 
 import csv
@@ -14,7 +15,7 @@ import json
 import math
 import pickle
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import safetensors
@@ -30,6 +31,7 @@ LIGHTNING_PREFIX = "sed_model."
 # keys of the official model that our model does not use: torchlibrosa's STFT/mel buffers (our front end
 # computes them) and the linear head that the token-semantic path never calls
 UNUSED_PREFIXES = ("spectrogram_extractor.", "logmel_extractor.", "head.")
+HEAD_PREFIX = "tscam_conv."  # the token-semantic head: the only weights whose shape follows the class count
 # buffers the official model saves but that follow from the architecture; we derive and compare them
 DERIVED_BUFFERS = ("attn.relative_position_index", "attn_mask")
 AUDIOSET_CLASSES = 527
@@ -177,13 +179,20 @@ def infer_config(state_dict: dict[str, torch.Tensor], path: Path | str = "checkp
         raise CheckpointError(f"{path}: tensor shapes do not describe a valid HTS-AT: {error}") from None
 
 
-def build_model(checkpoint: Checkpoint, path: Path | str = "checkpoint") -> HTSAT:
-    """An eval-mode HTSAT holding the checkpoint's weights; refuses any key that does not fit."""
-    model = HTSAT(checkpoint.config)
+def load_weights(checkpoint: Checkpoint, path: Path | str = "checkpoint", num_classes: int | None = None) -> HTSAT:
+    """An HTSAT of the checkpoint's architecture holding its weights (in train mode, as built). With
+    `num_classes`, the head (tscam_conv) is new: sized for that many classes and randomly initialised, the
+    checkpoint's head left out (fine-tuning for other classes). Every other key is checked: anything missing,
+    unexpected or misshapen is refused with the key names."""
+    new_head = num_classes is not None
+    model = HTSAT(replace(checkpoint.config, num_classes=num_classes) if new_head else checkpoint.config)
     expected = model.state_dict()
+    head = {key for key in expected if new_head and key.startswith(HEAD_PREFIX)}
     derived = {name: buffer for name, buffer in model.named_buffers() if name.endswith(DERIVED_BUFFERS)}
     unexpected, misshapen, weights = [], [], {}
     for key, tensor in checkpoint.state_dict.items():
+        if new_head and key.startswith(HEAD_PREFIX):
+            continue
         if key in expected:
             target = expected[key]
         elif key in derived:
@@ -199,7 +208,7 @@ def build_model(checkpoint: Checkpoint, path: Path | str = "checkpoint") -> HTSA
             weights[key] = tensor
         elif not torch.equal(tensor.to(target.dtype), target):
             misshapen.append(f"{key} (values differ from the architecture's own)")
-    missing = sorted(set(expected) - set(checkpoint.state_dict))
+    missing = sorted(set(expected) - set(checkpoint.state_dict) - head)
     problems = []
     if missing:
         problems.append(f"missing keys {_name_keys(missing)}")
@@ -208,9 +217,17 @@ def build_model(checkpoint: Checkpoint, path: Path | str = "checkpoint") -> HTSA
     if misshapen:
         problems.append(f"shape mismatches {_name_keys(misshapen)}")
     if problems:
-        raise CheckpointError(f"{path}: does not fit HTS-AT {checkpoint.config}: " + "; ".join(problems))
-    model.load_state_dict(weights)
-    return model.eval()
+        raise CheckpointError(f"{path}: does not fit HTS-AT {model.config}: " + "; ".join(problems))
+    model.load_state_dict({**weights, **{key: expected[key] for key in head}})  # a new head: the model's own
+    if new_head:
+        # drawn again after the model's initialisation, as fine-tuning always did, so seeded runs repeat old ones
+        model.tscam_conv.reset_parameters()
+    return model
+
+
+def build_model(checkpoint: Checkpoint, path: Path | str = "checkpoint") -> HTSAT:
+    """An eval-mode HTSAT holding the checkpoint's weights; refuses any key that does not fit."""
+    return load_weights(checkpoint, path).eval()
 
 
 def save_checkpoint(

@@ -1,5 +1,6 @@
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from htsat_live.model import load_model
 from htsat_live.model.checkpoint import (
     CheckpointError,
     build_model,
+    load_weights,
     read_checkpoint,
     save_checkpoint,
 )
@@ -116,6 +118,35 @@ def test_shape_mismatch_is_named(tiny_checkpoint, tmp_path):
     torch.save({"state_dict": state_dict}, tmp_path / "shape.ckpt")
     with pytest.raises(CheckpointError, match=r"shape mismatches layers\.2\.blocks\.1\.mlp\.fc1\.weight \[100, 96\]"):
         load_model(tmp_path / "shape.ckpt")
+
+
+def test_a_new_head_for_other_classes_takes_every_other_weight(tiny_checkpoint):
+    checkpoint = read_checkpoint(tiny_checkpoint)
+    model = load_weights(checkpoint, tiny_checkpoint, num_classes=3)
+    assert model.config == replace(checkpoint.config, num_classes=3) and model.training
+    loaded = model.state_dict()
+    assert loaded["tscam_conv.weight"].shape[0] == 3 != checkpoint.state_dict["tscam_conv.weight"].shape[0]
+    for key, tensor in loaded.items():
+        if not key.startswith("tscam_conv."):
+            assert torch.equal(tensor, checkpoint.state_dict[key]), key
+    assert model.token_logits(torch.zeros(2, 1001, 64)).shape == (2, 3, model.config.time_tokens)
+    same_count = load_weights(checkpoint, tiny_checkpoint, num_classes=10)  # new classes, as many as before
+    assert not torch.equal(same_count.tscam_conv.weight, checkpoint.state_dict["tscam_conv.weight"])
+
+
+def test_a_new_head_still_refuses_every_other_key_that_does_not_fit(tiny_checkpoint):
+    checkpoint = read_checkpoint(tiny_checkpoint)
+    extra = {**checkpoint.state_dict, "decoder.weight": torch.zeros(3)}
+    with pytest.raises(CheckpointError, match=r"unexpected keys decoder\.weight"):
+        load_weights(replace(checkpoint, state_dict=extra), num_classes=3)
+    missing = {k: v for k, v in checkpoint.state_dict.items() if k != "layers.1.blocks.0.mlp.fc2.bias"}
+    with pytest.raises(CheckpointError, match=r"missing keys layers\.1\.blocks\.0\.mlp\.fc2\.bias$"):
+        load_weights(replace(checkpoint, state_dict=missing), num_classes=3)
+    misshapen = {**checkpoint.state_dict, "layers.2.blocks.1.mlp.fc1.weight": torch.zeros(100, 96)}
+    with pytest.raises(CheckpointError, match=r"shape mismatches layers\.2\.blocks\.1\.mlp\.fc1\.weight"):
+        load_weights(replace(checkpoint, state_dict=misshapen), num_classes=3)
+    headless = {k: v for k, v in checkpoint.state_dict.items() if not k.startswith("tscam_conv.")}
+    assert load_weights(replace(checkpoint, state_dict=headless), num_classes=3).tscam_conv.out_channels == 3
 
 
 class _Payload:

@@ -11,22 +11,21 @@ import torch
 from htsat_live.model import SAMPLE_RATE, load_model
 from htsat_live.model.frontend import mel_band_centres_hz
 from htsat_live.model.htsat import HTSATConfig
+from htsat_live.training.augment import BAND_LIMITS_HZ, augment
+from htsat_live.training.data import balanced_weights, load_set, token_targets
+from htsat_live.training.loop import (
+    learning_rate_schedule,
+    new_model,
+    train,
+    weight_average,
+)
+from htsat_live.training.settings import TrainSettings
 from htsat_live.training.soundscapes import make_set
 from htsat_live.training.sources import LABELS, Source, assign_splits
-from htsat_live.training.train import (
-    BAND_LIMITS_HZ,
+from htsat_live.training.validation import (
     MEDIAN_TOKENS,
-    TrainSettings,
-    WeightAverage,
-    augment,
-    balanced_weights,
-    learning_rate,
-    load_set,
     median_frames_of_tokens,
-    new_model,
     strict_f1,
-    token_targets,
-    train,
     tune_post_processing,
 )
 
@@ -68,9 +67,21 @@ def test_token_targets_are_the_covered_share_of_each_token():
     assert target[:, [i for i in range(len(LABELS)) if i != music]].sum() == 0
 
 
+def schedule_rates(total: int, settings: TrainSettings) -> list[float]:
+    """The learning rate of each of `total` optimizer steps under the training schedule."""
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=settings.lr)
+    schedule = learning_rate_schedule(optimizer, total, settings)
+    rates = []
+    for _ in range(total):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    return rates
+
+
 def test_learning_rate_warms_up_then_decays_to_the_floor():
     settings = TrainSettings(lr=1e-3, warmup_fraction=0.1, final_lr_fraction=0.01)
-    rates = [learning_rate(step, 100, settings) for step in range(100)]
+    rates = schedule_rates(100, settings)
     assert rates[0] < rates[5] < rates[9] == pytest.approx(1e-3)
     assert all(a >= b for a, b in zip(rates[10:], rates[11:]))
     assert rates[-1] == pytest.approx(1e-5, rel=0.05)
@@ -139,7 +150,7 @@ def test_bf16_training_with_a_weight_average_learns_validates_both_and_resumes(t
         assert epoch["macro_f1"] == max(epoch["candidates_f1"].values())
     model = load_model(tmp_path / "a" / "best.safetensors")
     assert model.predict(np.zeros(32000, np.float32), short="pad")["framewise"].dtype == np.float32
-    import htsat_live.training.train as training
+    import htsat_live.training.validation as training  # validate() looks it up there at every call
 
     tune, calls = training.tune_post_processing, []
 
@@ -160,15 +171,16 @@ def test_bf16_training_with_a_weight_average_learns_validates_both_and_resumes(t
 
 def test_weight_average_starts_fast_then_follows_its_decay():
     trained = torch.nn.Linear(2, 1)
-    average = WeightAverage(trained, decay=0.99)
+    average = weight_average(trained, decay=0.99)
     with torch.no_grad():
         trained.weight.fill_(1.0)
-        average.model.weight.fill_(0.0)
-    average.update(trained, step=0)  # decay min(0.99, 1/10): 90 % of the way at once
-    torch.testing.assert_close(average.model.weight, torch.full((1, 2), 0.9))
-    average.update(trained, step=10_000)  # decay 0.99: 1 % of the remaining gap
-    torch.testing.assert_close(average.model.weight, torch.full((1, 2), 0.9 + 0.1 * 0.01))
-    assert not average.model.weight.requires_grad
+        average.module.weight.fill_(0.0)
+    average.update_parameters(trained)  # step 0: decay min(0.99, 1/10): 90 % of the way at once
+    torch.testing.assert_close(average.module.weight, torch.full((1, 2), 0.9))
+    average.n_averaged.fill_(1 + 10_000)  # as after 10 000 steps
+    average.update_parameters(trained)  # step 10 000: decay 0.99: 1 % of the remaining gap
+    torch.testing.assert_close(average.module.weight, torch.full((1, 2), 0.9 + 0.1 * 0.01))
+    assert not average.module.weight.requires_grad
 
 
 @pytest.mark.parametrize("bad", [{"precision": "fp16"}, {"ema_decay": 1.0}, {"ema_decay": -0.1}, {"equalizer_db": -1.0},
