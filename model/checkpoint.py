@@ -54,8 +54,19 @@ class Checkpoint:
 
 def audioset_labels() -> list[str]:
     """The 527 AudioSet display names in model output order."""
-    text = (Path(__file__).resolve().parent / "data" / "class_label_indice.csv").read_text(encoding="utf-8")
-    return [row["display_name"] for row in csv.DictReader(text.splitlines())]
+    return read_labels(Path(__file__).resolve().parent / "data" / "class_label_indice.csv")
+
+
+def read_labels(path: str | Path) -> list[str]:
+    """Class labels in output order from a file: a CSV with a `display_name` column (AudioSet's
+    class_labels_indices.csv: index, mid, display_name), or plain text with one label per line."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: cannot read labels: {getattr(error, 'strerror', None) or error}") from None
+    if lines and "display_name" in next(csv.reader(lines[:1])):
+        return [row["display_name"] for row in csv.DictReader(lines)]
+    return [line.strip() for line in lines if line.strip()]
 
 
 def default_labels(num_classes: int) -> list[str]:
@@ -74,15 +85,18 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
 
 
 def _torch_load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    # torch's own messages for these cases advise retrying with weights_only=False, which would run the
+    # file's code: we never repeat that advice, and say what the file is instead.
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        raise CheckpointError(
-            f"{path}: refused: the file needs code to unpickle, and only plain tensors are loaded "
-            f"(torch.load weights_only=True). Details: {str(error).splitlines()[0]}"
-        ) from None
-    except Exception as error:  # torch raises many types for garbage bytes (EOFError, KeyError, RuntimeError...)
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or not a torch file): {error}") from None
+        refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+        if refused:
+            raise CheckpointError(f"{path}: refused: besides tensors it holds Python objects ({refused.group(1)}), "
+                                  "and htsat-live reads tensors only, never code") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint (neither a PyTorch nor a safetensors file, or corrupt)") from None
+    except Exception:  # torch raises many types for garbage bytes (EOFError, KeyError, RuntimeError...)
+        raise CheckpointError(f"{path}: not a readable checkpoint (neither a PyTorch nor a safetensors file, or truncated)") from None
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
         loaded = loaded["state_dict"]
     if not isinstance(loaded, dict) or not loaded or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
@@ -258,7 +272,8 @@ def save_checkpoint(
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    safetensors.torch.save_file(tensors, str(path), metadata={METADATA_KEY: json.dumps(metadata)})
+    # Written by Python, not safetensors.save_file, so that the file gets the umask's mode (not 0600).
+    Path(path).write_bytes(safetensors.torch.save(tensors, metadata={METADATA_KEY: json.dumps(metadata)}))
 
 
 def _name_keys(keys: list[str], limit: int = 8) -> str:

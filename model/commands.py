@@ -7,26 +7,37 @@ import sys
 def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="official Lightning checkpoint, plain state dict or our .safetensors")
     parser.add_argument("output", help="OUT.safetensors")
-    parser.add_argument("--labels", default=None, help="text file with one label per line (default: AudioSet for 527 classes)")
+    parser.add_argument("--labels", default=None,
+                        help="class labels: AudioSet's class_labels_indices.csv (its display_name column) or a text "
+                             "file with one label per line (default: AudioSet's for 527 classes)")
 
 
 def run_convert(args: argparse.Namespace) -> int:
     from htsat_live.model.checkpoint import (
         build_model,
         read_checkpoint,
+        read_labels,
         save_checkpoint,
     )
 
     if not args.output.endswith(".safetensors"):
-        print("error: the output must be a .safetensors file", file=sys.stderr)
+        print("htsat-live convert: the output must be a .safetensors file", file=sys.stderr)
         return 2
-    checkpoint = read_checkpoint(args.checkpoint)
-    model = build_model(checkpoint, args.checkpoint)
-    labels = checkpoint.labels
-    if args.labels:
-        labels = [line.strip() for line in open(args.labels, encoding="utf-8") if line.strip()]
+    try:
+        checkpoint = read_checkpoint(args.checkpoint)
+        model = build_model(checkpoint, args.checkpoint)
+        labels = read_labels(args.labels) if args.labels else checkpoint.labels
+        if len(labels) != checkpoint.config.num_classes:
+            raise ValueError(f"{args.labels}: {len(labels)} labels for a model of {checkpoint.config.num_classes} classes")
+    except (OSError, ValueError) as error:  # CheckpointError included
+        print(f"htsat-live convert: {error}", file=sys.stderr)
+        return 2
     provenance = {**checkpoint.metadata.get("provenance", {}), "converted_from": str(args.checkpoint)}
-    save_checkpoint(args.output, model, labels, checkpoint.thresholds, provenance, checkpoint.median_frames)
+    try:
+        save_checkpoint(args.output, model, labels, checkpoint.thresholds, provenance, checkpoint.median_frames)
+    except OSError as error:
+        print(f"htsat-live convert: cannot write {args.output}: {error.strerror or error}", file=sys.stderr)
+        return 1
     print(f"wrote {args.output}: {checkpoint.config.num_classes} classes, embed_dim {checkpoint.config.embed_dim}, "
           f"depths {list(checkpoint.config.depths)}")
     return 0

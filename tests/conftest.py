@@ -31,6 +31,17 @@ def tiny_checkpoint() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
+    """The tiny checkpoint exported to ONNX once for the session (an export takes tens of seconds)."""
+    from htsat_live.model.checkpoint import build_model, read_checkpoint
+    from htsat_live.model.onnx import export_onnx
+
+    checkpoint = read_checkpoint(tiny_checkpoint)
+    return export_onnx(build_model(checkpoint, tiny_checkpoint), checkpoint,
+                       tmp_path_factory.mktemp("onnx") / "tiny.onnx")
+
+
+@pytest.fixture(scope="session")
 def tiny_outputs() -> dict:
     return torch.load(GOLDEN / "htsat_tiny_outputs.pt", weights_only=True)
 

@@ -157,9 +157,19 @@ class _Payload:
 def test_pickle_that_needs_code_is_refused(tmp_path, capsys):
     path = tmp_path / "evil.ckpt"
     torch.save({"state_dict": {"x": torch.zeros(1)}, "payload": _Payload()}, path)
-    with pytest.raises(CheckpointError, match="needs code to unpickle"):
+    with pytest.raises(CheckpointError, match=r"refused: besides tensors it holds Python objects \(.*print\)") as error:
         load_model(path)
     assert "this must never run" not in capsys.readouterr().out
+    assert "weights_only" not in str(error.value)  # never torch's advice to load it with code enabled
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x01garbage" * 100, bytes(range(256)) * 20])
+def test_random_bytes_are_not_a_checkpoint_and_no_advice_to_run_code(tmp_path, content):
+    path = tmp_path / "noise.ckpt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint") as error:
+        load_model(path)
+    assert "weights_only" not in str(error.value) and "unpickle" not in str(error.value)
 
 
 def test_truncated_file_is_refused(tiny_checkpoint, tmp_path):
@@ -184,3 +194,21 @@ def test_non_checkpoint_files_are_refused(tmp_path):
         load_model(tmp_path / "broken.safetensors")
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_model(tmp_path / "absent.ckpt")
+
+
+def test_saved_checkpoints_follow_the_umask(tiny_checkpoint, tmp_path):
+    import os
+
+    from htsat_live.model.checkpoint import (
+        build_model,
+        read_checkpoint,
+        save_checkpoint,
+    )
+
+    checkpoint = read_checkpoint(tiny_checkpoint)
+    previous = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path / "shared.safetensors", build_model(checkpoint), checkpoint.labels)
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "shared.safetensors").stat().st_mode & 0o777 == 0o644

@@ -23,11 +23,10 @@ def test_export_onnx_int8_reports_its_drift(tiny_checkpoint, tmp_path, capsys, t
     assert np.abs(result["framewise"] - tiny_outputs["out10"]["framewise"].numpy()).mean() < 0.1
 
 
-def test_an_onnx_file_selects_onnx_runtime_by_itself(tiny_checkpoint, tmp_path):
+def test_an_onnx_file_selects_onnx_runtime_by_itself(tiny_checkpoint, tiny_onnx):
     import pytest
 
-    out = tmp_path / "tiny.onnx"
-    assert main(["export-onnx", str(tiny_checkpoint), str(out)]) == 0
+    out = tiny_onnx
     assert load_model(out).backend.name == "onnx" and load_model(out, backend="auto").backend.name == "onnx"
     assert load_model(tiny_checkpoint).backend.name == "torch"
     with pytest.raises(ValueError, match="runs on ONNX Runtime, not on torch"):
@@ -43,17 +42,32 @@ def test_bench_prints_every_contender(tiny_checkpoint, capsys):
     assert "1.00x" in reference_row
 
 
-def test_export_onnx_agreement_uses_at_most_the_class_count(tiny_checkpoint, tmp_path, capsys):
-    from dataclasses import replace
+def test_top_k_agreement_uses_at_most_the_class_count():
+    from htsat_live.model.commands import top_k_agreement
 
-    import torch
+    scores = np.array([[0.9, 0.1, 0.5], [0.2, 0.3, 0.1]], np.float32)  # [clips, 3 classes]
+    assert top_k_agreement(scores, scores[:, ::-1]) == (1.0, 3)  # any order: all 3 classes are the top 3
+    assert top_k_agreement(scores, -scores, k=1) == (0.0, 1)  # opposite rankings
+    six = np.arange(12, dtype=np.float32).reshape(2, 6)
+    assert top_k_agreement(six, six) == (1.0, 5)
 
-    from htsat_live.model.checkpoint import read_checkpoint, save_checkpoint
-    from htsat_live.model.htsat import HTSAT
 
-    torch.manual_seed(0)
-    three = HTSAT(replace(read_checkpoint(tiny_checkpoint).config, num_classes=3))
-    save_checkpoint(tmp_path / "three.safetensors", three, ["a", "b", "c"])
-    assert main(["export-onnx", str(tmp_path / "three.safetensors"), str(tmp_path / "three.onnx")]) == 0
-    printed = capsys.readouterr().out
-    assert "top-3 clipwise agreement 1.000" in printed and "top-5" not in printed
+def test_convert_reads_the_official_class_labels_csv(tiny_checkpoint, tmp_path):
+    labels = tmp_path / "class_labels_indices.csv"
+    rows = [f'{i},/m/{i:04d},"Sound, number {i}"' for i in range(10)]
+    labels.write_text("index,mid,display_name\n" + "\n".join(rows) + "\n")
+    assert main(["convert", str(tiny_checkpoint), str(tmp_path / "t.safetensors"), "--labels", str(labels)]) == 0
+    assert load_model(tmp_path / "t.safetensors").labels == [f"Sound, number {i}" for i in range(10)]
+    plain = tmp_path / "labels.txt"
+    plain.write_text("\n".join(f"c{i}" for i in range(10)) + "\n")
+    assert main(["convert", str(tiny_checkpoint), str(tmp_path / "p.safetensors"), "--labels", str(plain)]) == 0
+    assert load_model(tmp_path / "p.safetensors").labels == [f"c{i}" for i in range(10)]
+
+
+def test_convert_with_the_wrong_label_count_is_one_line_and_exit_2(tiny_checkpoint, tmp_path, capsys):
+    plain = tmp_path / "labels.txt"
+    plain.write_text("a\nb\n")
+    assert main(["convert", str(tiny_checkpoint), str(tmp_path / "x.safetensors"), "--labels", str(plain)]) == 2
+    err = capsys.readouterr().err
+    assert "2 labels for a model of 10 classes" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.safetensors").exists()
