@@ -25,7 +25,7 @@ from htsat_live.evaluation.metrics import event_based_f1
 from htsat_live.model.event_rule import official_events, offline_timeline
 from htsat_live.stream.config import EventsConfig
 from htsat_live.stream.events import EventDetector, median_frames_in_force
-from htsat_live.stream.replay import TimelineRecorder, replay
+from htsat_live.stream.replay import FinalFrames, replay
 
 Events = list[tuple[float, float, str]]  # (onset s, offset s, label)
 
@@ -47,14 +47,14 @@ class Agreement:
 def stream_replay(model, wave: np.ndarray, events: EventsConfig, hop: float, batch_size: int = 4) -> tuple[np.ndarray, Events]:
     """The stream's stitched timeline [frames, C] and final events for a whole recording [N]."""
     detector = EventDetector.from_config(events, model.labels, model.thresholds, model.median_frames)
-    timeline = TimelineRecorder(model.num_classes)
-    reports = []
+    frames = FinalFrames(model.num_classes)
+    timeline, reports = [], []
     for update in replay(model, wave, hop, batch_size):
-        timeline.apply(update)
+        timeline.append(frames.apply(update))
         reports += detector.update(update, now=0.0)
     reports += detector.flush(now=0.0)
     final = [(r.onset, r.offset, r.label) for r in reports if r.state == "end" and not r.cancelled]
-    return timeline.values, sorted(final, key=lambda event: (event[2], event[0]))
+    return np.concatenate(timeline), sorted(final, key=lambda event: (event[2], event[0]))
 
 
 def compare(model, recordings: dict[str, np.ndarray], events: EventsConfig, hop: float) -> list[Agreement]:

@@ -6,6 +6,7 @@ soxr stream whose state carries across blocks; the live file, microphone and ffm
 Torch-free.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,12 +78,21 @@ def check_audio_file(path: str | Path) -> soundfile.SoundFile:
     return handle
 
 
-def read_clip(path: str | Path) -> np.ndarray:
-    """A whole audio file as 32 kHz mono float32 [N], conditioned exactly as the live file source does."""
+def read_blocks(path: str | Path, block_seconds: float = 10.0, counts: SampleCounts | None = None) -> Iterator[np.ndarray]:
+    """An audio file as consecutive 32 kHz mono float32 blocks [n] of about `block_seconds`, read and
+    conditioned one at a time, so that a file of any length takes bounded memory. AudioFileError when it
+    cannot be opened or read."""
     with check_audio_file(path) as handle:
+        conditioner = Conditioner(handle.samplerate, counts or SampleCounts())
         try:
-            raw = handle.read(dtype="float32", always_2d=True)  # [frames, channels]
+            for raw in handle.blocks(blocksize=max(1, round(block_seconds * handle.samplerate)), dtype="float32",
+                                     always_2d=True):  # [frames, channels]
+                yield conditioner.process(raw)
         except (soundfile.LibsndfileError, RuntimeError) as error:
             raise AudioFileError(f"{path}: read failed ({error})") from error
-        rate = handle.samplerate
-    return Conditioner(rate, SampleCounts()).process(raw, last=True)
+        yield conditioner.process(np.zeros((0, handle.channels), np.float32), last=True)
+
+
+def read_clip(path: str | Path) -> np.ndarray:
+    """A whole audio file as 32 kHz mono float32 [N] (`read_blocks`, joined)."""
+    return np.concatenate(list(read_blocks(path)))

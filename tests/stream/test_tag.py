@@ -51,3 +51,48 @@ def test_tag_reports_an_unreadable_file_and_goes_on(tiny_checkpoint, tmp_path, c
     assert main(["tag", str(bad), str(good), "--model", str(tiny_checkpoint)]) == 1
     captured = capsys.readouterr()
     assert "bad.wav" in captured.err and "good.wav" in captured.out
+
+
+def test_tag_summarises_the_stitched_timeline_as_it_streams(model, tmp_path):
+    from htsat_live.model import runs_to_events
+    from htsat_live.stream.tag import tag_file
+
+    rng = np.random.default_rng(3)
+    wave = (0.2 * rng.standard_normal(37 * 32000)).astype(np.float32)
+    soundfile.write(tmp_path / "noise.wav", wave, 32000, subtype="FLOAT")
+    result = tag_file(model, str(tmp_path / "noise.wav"), hop_seconds=2.5, top_k=10, max_events=1000, threshold=0.3)
+    timeline = file_timeline(model, wave, hop_seconds=2.5)  # [T, C], held whole: the reference
+    assert result["seconds"] == 37.0
+    for entry in result["top"]:
+        column = model.labels.index(entry["label"])
+        assert entry["peak"] == round(float(timeline[:, column].max()), 4)
+        assert entry["mean"] == pytest.approx(float(timeline[:, column].mean()), abs=1e-4)
+    expected = sorted((model.labels.index(label), start, end) for start, end, label in
+                      runs_to_events(timeline > 0.3, model.labels))
+    got = sorted((model.labels.index(e["label"]), round(e["onset"] / model.frame_seconds),
+                  round(e["offset"] / model.frame_seconds)) for e in result["events"])
+    assert expected and got == expected
+
+
+def test_tag_keeps_only_the_strongest_events(model, tmp_path):
+    from htsat_live.stream.tag import tag_file
+
+    rng = np.random.default_rng(4)
+    soundfile.write(tmp_path / "noise.wav", (0.2 * rng.standard_normal(20 * 32000)).astype(np.float32), 32000)
+    every = tag_file(model, str(tmp_path / "noise.wav"), 2.5, 3, 1000, 0.3)["events"]
+    strongest = tag_file(model, str(tmp_path / "noise.wav"), 2.5, 3, 2, 0.3)["events"]
+    assert len(every) > 2 and strongest == every[:2]
+    assert [e["peak"] for e in every] == sorted((e["peak"] for e in every), reverse=True)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x01garbage" * 100, None])
+def test_tag_with_a_bad_model_is_one_line_and_exit_2(tmp_path, content, capsys):
+    good = tmp_path / "good.wav"
+    soundfile.write(good, np.zeros(32000, dtype=np.float32), 32000)
+    bad = tmp_path / "bad.ckpt"
+    if content is not None:
+        bad.write_bytes(content)
+    assert main(["tag", str(good), "--model", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.ckpt" in err and len(err.strip().splitlines()) == 1
+    assert "weights_only" not in err and "unpickle" not in err
