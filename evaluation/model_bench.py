@@ -9,6 +9,7 @@ with CUDA the GPU backends join them (torch fp32 and bf16, ONNX Runtime's CUDA p
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -33,9 +34,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stream", action="store_true", help="benchmark the live pipeline instead (evaluation/stream_bench.py)")
     parser.add_argument("--hop", type=float, nargs="+", default=[1.25, 1.0], help="--stream: hops to run")
     parser.add_argument("--seconds", type=float, default=60.0, help="--stream: length of the real-time run")
+    parser.add_argument("--soak", type=float, default=None, metavar="HOURS",
+                        help="feed HOURS of varied audio through the whole pipeline as fast as inference allows, "
+                             "sample memory, fds, threads, queues and latency every audio minute, and check that no "
+                             "event was lost (default model: the embedded one)")
+    parser.add_argument("--soak-dir", default="soak", help="--soak: folder for its sinks, soak.csv and soak.png")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.soak is not None:
+        from htsat_live.evaluation.soak import run_soak_bench
+
+        return run_soak_bench(args)
     if args.stream:
         from htsat_live.evaluation.stream_bench import run_stream_bench
 
@@ -56,8 +66,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.model and str(args.model).endswith(".onnx"):
+        print("htsat-live bench: every backend is timed against the official forward, which needs the weights: give "
+              "the checkpoint the .onnx graph was exported from (or time the graph live: bench --stream --model X.onnx)",
+              file=sys.stderr)
+        return 2
     if args.model:
-        checkpoint = read_checkpoint(args.model)
+        try:
+            checkpoint = read_checkpoint(args.model)
+        except (OSError, ValueError) as error:
+            print(f"htsat-live bench: {error}", file=sys.stderr)
+            return 2
         model = build_model(checkpoint, args.model)
         described = f"{args.model}"
     else:

@@ -3,11 +3,19 @@
 Every entry names the functions that add the subcommand's arguments and run it, as
 "module:function" strings; only the chosen subcommand's module is imported, so `htsat-live --help`
 starts at once and one subcommand's dependencies never break another.
+
+A command reports bad input itself, as one line with exit code 2 (or 1 for a failure after start).
+Anything else that escapes it is one line and exit code 1 here, and so is a log record's traceback;
+`--debug` (anywhere on the command line) or HTSAT_LIVE_DEBUG=1 shows the tracebacks, for bug reports.
+Ctrl-C before a command takes it over exits with 130.
 """
 
 import argparse
 import importlib
+import logging
+import os
 import sys
+import traceback
 from dataclasses import dataclass
 
 
@@ -44,7 +52,8 @@ def _resolve(target: str):
 
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     """The full parser; only the selected subcommand's module is imported to add its arguments."""
-    parser = argparse.ArgumentParser(prog="htsat-live", description="Streaming sound event detection with HTS-AT.")
+    parser = argparse.ArgumentParser(prog="htsat-live", description="Streaming sound event detection with HTS-AT.",
+                                     epilog="--debug anywhere (or HTSAT_LIVE_DEBUG=1) prints tracebacks for bug reports.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for subcommand in SUBCOMMANDS:
         sub = subparsers.add_parser(subcommand.name, help=subcommand.help, description=subcommand.help)
@@ -54,12 +63,52 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class _OneLineLogs(logging.Formatter):
+    """Log records as `htsat-live: message`, their tracebacks only when debugging."""
+
+    def __init__(self, debug: bool):
+        super().__init__("htsat-live: %(message)s")
+        self.debug = debug
+
+    def formatException(self, exc_info) -> str:
+        return super().formatException(exc_info) if self.debug else ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        return line.rstrip("\n") if self.debug else line.splitlines()[0] if line else line
+
+
+def _log_to_stderr(debug: bool) -> None:
+    """Our modules' warnings and errors go to stderr as one line each (one handler, however often main runs)."""
+    logger = logging.getLogger("htsat_live")
+    for handler in [h for h in logger.handlers if isinstance(h.formatter, _OneLineLogs)]:
+        logger.removeHandler(handler)
+    handler = logging.StreamHandler()
+    handler.setFormatter(_OneLineLogs(debug))
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv or os.environ.get("HTSAT_LIVE_DEBUG") == "1"
+    argv = [arg for arg in argv if arg != "--debug"]
+    _log_to_stderr(debug)
     names = {subcommand.name for subcommand in SUBCOMMANDS}
     selected = next((arg for arg in argv if arg in names), None)
-    args = build_parser(selected).parse_args(argv)
-    return int(_resolve(args.run)(args) or 0)
+    try:
+        args = build_parser(selected).parse_args(argv)
+        return int(_resolve(args.run)(args) or 0)
+    except KeyboardInterrupt:
+        print("htsat-live: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug, or a fault no command foresaw: one line, the traceback on request
+        if debug:
+            traceback.print_exc()
+        else:
+            print(f"htsat-live {selected or ''}: {type(error).__name__}: {error} (--debug shows the traceback)",
+                  file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

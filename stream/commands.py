@@ -8,6 +8,7 @@ import argparse
 import signal
 import sys
 import threading
+import time
 
 from htsat_live.model import DEMO_RECORDING
 from htsat_live.stream.capture import CaptureError, NoMicrophone
@@ -29,23 +30,29 @@ def add_detect_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="checkpoint or .onnx file (default: the embedded model)")
     parser.add_argument("--config", help="TOML config file (default: configs/default.toml values)")
     parser.add_argument("--hop", type=float, help="seconds between 10-s windows (0.3125 to 10)")
-    parser.add_argument("--backend", choices=("torch", "onnx"), help="inference engine")
+    parser.add_argument("--backend", choices=("auto", "torch", "onnx"),
+                        help="inference engine (default auto: ONNX Runtime for an .onnx model, else torch)")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="compute device")
     parser.add_argument("--precision", choices=("fp32", "bf16"), help="torch backend precision")
     parser.add_argument("--fast", action="store_true", default=None,
                         help="feed files as fast as inference allows instead of in real time")
+    parser.add_argument("--loop", action="store_true", default=None,
+                        help="start a finite ffmpeg input (a file on a web server) again at its end")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config setting, e.g. --set events.threshold=0.3 (repeatable)")
 
 
+# The dedicated flags of `detect` (and `gui`): argument name -> the setting it gives.
+FLAG_SETTINGS = {"source": "source.input", "model": "model.path", "hop": "windows.hop", "backend": "model.backend",
+                 "device": "model.device", "precision": "model.precision", "fast": "source.fast", "loop": "source.loop"}
+
+
 def detect_config(args):
-    """The config in force: the file, then --set assignments, then the dedicated flags."""
-    config = load_config(args.config)
-    overrides = dict(parse_assignment(text) for text in args.set)
-    overrides.update({"source.input": args.source, "model.path": args.model, "windows.hop": args.hop,
-                      "model.backend": args.backend, "model.device": args.device, "model.precision": args.precision,
-                      "source.fast": args.fast})
-    return with_overrides(config, overrides)
+    """The config in force, each setting from the first that gives it: a dedicated flag, then a --set
+    assignment, then the --config file, then the default."""
+    config = with_overrides(load_config(args.config), dict(parse_assignment(text) for text in args.set))
+    flags = {setting: getattr(args, name) for name, setting in FLAG_SETTINGS.items()}
+    return with_overrides(config, flags)  # a flag not given is None and leaves the setting as it is
 
 
 def format_event(stream: str, body: dict) -> str | None:
@@ -67,53 +74,88 @@ def print_events(topic: str, stream: str, body: dict) -> None:
             print(line, flush=True)
 
 
-def print_reports(reports) -> None:
+def print_reports(reports, sinks=None, shutdown_seconds: float | None = None) -> None:
+    """The counters and latencies of each stream, what the sinks failed to write, and how long stopping took."""
     for name, report in reports.items():
         counters = " ".join(f"{key}={value}" for key, value in report.counters().items())
         latency = report.latency()
         print(f"{name}: {counters}", flush=True)
         print(f"{name}: hop latency p50={latency['hop_p50']} s p95={latency['hop_p95']} s, "
               f"event latency p50={latency['event_p50']} s p95={latency['event_p95']} s", flush=True)
+    if sinks is not None and sinks.counters():
+        print("sinks: " + " ".join(f"{key}={value}" for key, value in sinks.counters().items()), flush=True)
+    if shutdown_seconds is not None:
+        print(f"shutdown took {shutdown_seconds:.2f} s", flush=True)
+
+
+class StopSignals:
+    """SIGINT (Ctrl-C) and SIGTERM ask a command to stop, from start-up to the last flush.
+
+    The first one sets `requested`; later ones (a second Ctrl-C, `timeout -s INT` after SIGTERM) only say
+    that shutdown is under way. None raises, so the threads are joined and every sink is flushed and
+    closed whenever a signal comes. Outside the main thread (where Python allows no handlers) it does nothing.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.requested = threading.Event()
+        self._previous: dict = {}
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    def _handle(self, number, frame) -> None:
+        if self.requested.is_set():
+            print("htsat-live: already stopping: finishing the windows captured and flushing the outputs",
+                  file=sys.stderr, flush=True)
+        self.requested.set()
 
 
 def run_detect(args) -> int:
-    try:
-        config = detect_config(args)
-    except ConfigError as error:
-        print(f"htsat-live detect: {error}", file=sys.stderr)
-        return 2
-    model = load_model_or_explain(config.model.path or None, config.model.device, config.model.backend, config.model.precision)
-    if model is None:
-        return 2
-    try:
+    with StopSignals() as stop:
         try:
-            pipeline = build_pipeline(config, model)
-        except NoMicrophone as error:
-            if config.source.input or not DEMO_RECORDING.is_file():  # a microphone was asked for by name
-                print(f"htsat-live detect: {error}. No microphone to listen to: give a SOURCE (an audio file, "
-                      "ffmpeg:URL, or mic:NAME; `htsat-live devices` lists inputs)", file=sys.stderr)
-                return 2
-            print(f"htsat-live detect: no microphone ({error}); playing the demo recording {DEMO_RECORDING}",
-                  file=sys.stderr)
-            config = with_overrides(config, {"source.input": str(DEMO_RECORDING)})
-            pipeline = build_pipeline(config, model)
-    except (CaptureError, ValueError, OSError) as error:
-        print(f"htsat-live detect: {error}", file=sys.stderr)
-        return 2
-
-    interrupted = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: interrupted.set())
-    pipeline.start()
-    print(f"listening to {', '.join(r.spec for r in pipeline.runners)} (hop {config.windows.hop} s, "
-          f"{config.model.backend} on {config.model.device}); Ctrl-C ends", file=sys.stderr, flush=True)
-    try:
-        while not interrupted.is_set() and not pipeline.wait(timeout=0.2):
+            config = detect_config(args)
+        except ConfigError as error:
+            print(f"htsat-live detect: {error}", file=sys.stderr)
+            return 2
+        model = load_model_or_explain(config.model.path or None, config.model.device, config.model.backend,
+                                      config.model.precision)
+        if model is None:
+            return 2
+        try:
+            try:
+                pipeline = build_pipeline(config, model)
+            except NoMicrophone as error:
+                if config.source.input or not DEMO_RECORDING.is_file():  # a microphone was asked for by name
+                    print(f"htsat-live detect: {error}. No microphone to listen to: give a SOURCE (an audio file, "
+                          "ffmpeg:URL, or mic:NAME; `htsat-live devices` lists inputs)", file=sys.stderr)
+                    return 2
+                print(f"htsat-live detect: no microphone ({error}); playing the demo recording {DEMO_RECORDING}",
+                      file=sys.stderr)
+                config = with_overrides(config, {"source.input": str(DEMO_RECORDING)})
+                pipeline = build_pipeline(config, model)
+        except (CaptureError, ValueError, OSError) as error:
+            print(f"htsat-live detect: {error}", file=sys.stderr)
+            return 2
+        if stop.requested.is_set():  # stopped during start-up: nothing ran
+            pipeline.stop()
+            print("htsat-live detect: stopped before the stream started", file=sys.stderr)
+            return 130
+        pipeline.start()
+        print(f"listening to {', '.join(r.spec for r in pipeline.runners)} (hop {config.windows.hop} s, "
+              f"{model.backend.name} on {config.model.device}); Ctrl-C ends", file=sys.stderr, flush=True)
+        while not stop.requested.is_set() and not pipeline.wait(timeout=0.2):
             pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    print_reports(pipeline.stop())
+        started = time.monotonic()
+        reports = pipeline.stop()
+        print_reports(reports, pipeline.sinks, time.monotonic() - started)
     return 0
 
 
@@ -135,7 +177,7 @@ def build_pipeline(config, model):
         raise
 
 
-def load_model_or_explain(path, device: str, backend: str, precision: str = "fp32"):
+def load_model_or_explain(path, device: str, backend: str = "auto", precision: str = "fp32"):
     """The model, or None after printing why it cannot be loaded."""
     from htsat_live.model import load_model
 
@@ -184,7 +226,7 @@ def add_labels_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_labels(args) -> int:
-    model = load_model_or_explain(args.model, "cpu", "onnx" if str(args.model).endswith(".onnx") else "torch")
+    model = load_model_or_explain(args.model, "cpu", "auto")
     if model is None:
         return 2
     for index, label in enumerate(model.labels):

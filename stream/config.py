@@ -69,6 +69,7 @@ class SourceConfig(_Settings):
     input: str = ""  # "" | "mic" | "mic:NAME" | "ffmpeg:URL" | a file path
     name: str = ""  # stream id in messages; "" = derived from the input
     fast: bool = False  # files: feed as fast as possible instead of in real time
+    loop: bool = False  # ffmpeg:URL of a finite input (a whole file): start again at its end
     ring_seconds: float = Field(60.0, ge=20.0, le=3600.0)
 
 
@@ -78,7 +79,7 @@ class WindowsConfig(_Settings):
 
 class ModelConfig(_Settings):
     path: str = ""  # checkpoint or .onnx file; "" = the embedded default model
-    backend: Literal["torch", "onnx"] = "torch"
+    backend: Literal["auto", "torch", "onnx"] = "auto"  # auto: ONNX Runtime for an .onnx file, else torch
     device: Literal["cpu", "cuda"] = "cpu"
     precision: Literal["fp32", "bf16"] = "fp32"  # torch backend: bf16 transformer on CPUs with bf16
 

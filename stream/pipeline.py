@@ -73,7 +73,7 @@ class StreamRunner:
         self.detector = EventDetector.from_config(config.events, model.labels, model.thresholds, model.median_frames,
                                                   ring.wall_time)
         self.reporter = StatusReporter(name, spec, source, ring, self.scheduler, worker, self.detector, self.stitcher,
-                                       config, model.num_classes, dropped, sink_counters)
+                                       config, model.num_classes, model.backend.name, dropped, sink_counters)
         self.scheduled_stop = 0  # end of the newest window handed to the worker (fast feeding follows it)
         self._results: queue.SimpleQueue[Result] = queue.SimpleQueue()
         self._threshold_changes: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
@@ -101,7 +101,8 @@ class StreamRunner:
     def stop(self, timeout: float) -> None:
         """Stop capturing; the thread finishes the windows already captured (at most `timeout` s)."""
         self.source.stop()
-        self.ended.wait(timeout)
+        if self._thread is not None:  # a runner that never started has nothing to finish
+            self.ended.wait(timeout)
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
@@ -315,7 +316,7 @@ class Pipeline:
                 source = given
             else:
                 source = open_source(given, fast=fast, consumer_position=lambda h=holder: h[0].scheduled_stop,
-                                     max_ahead=hop + SAMPLE_RATE // 4)
+                                     max_ahead=hop + SAMPLE_RATE // 4, loop=config.source.loop)
             runner = StreamRunner(name, spec or "mic", source, ring, config, model, self.worker, self._emit, fast,
                                   self._dropped, self._sink_counters)
             if sinks is not None:

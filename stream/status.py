@@ -76,7 +76,7 @@ class StatusReporter:
 
     def __init__(self, name: str, spec: str, source: Source, ring: RingBuffer, scheduler: WindowScheduler,
                  worker: InferenceWorker, detector: EventDetector, stitcher: Stitcher, config: Config,
-                 num_classes: int, dropped: Callable[[], dict[str, int]], sink_counters: Callable[[], dict[str, int]]):
+                 num_classes: int, backend: str, dropped: Callable[[], dict[str, int]], sink_counters: Callable[[], dict[str, int]]):
         self.name = name
         self.spec = spec
         self.source = source
@@ -87,6 +87,7 @@ class StatusReporter:
         self.stitcher = stitcher
         self.config = config
         self.num_classes = num_classes
+        self.backend = backend  # the engine in use ("auto" in the config resolves to one)
         self.dropped = dropped  # messages the publisher could not send, per topic
         self.sink_counters = sink_counters  # what the sinks (shared by every stream) wrote and failed to write
         self.report = StreamReport()
@@ -144,7 +145,7 @@ class StatusReporter:
             "hop": self.config.windows.hop,
             "window": WINDOW_SAMPLES / SAMPLE_RATE,
             "model": self.config.model.path or "default",
-            "backend": self.config.model.backend,
+            "backend": self.backend,
             "device": self.config.model.device,
             "num_classes": self.num_classes,
             "thresholds": {t.name: [t.on, t.off] for t in self.detector.targets},
