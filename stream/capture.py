@@ -27,7 +27,13 @@ from typing import Callable
 import numpy as np
 import soundfile
 
-from htsat_live.model import SAMPLE_RATE, AudioFileError, Conditioner, check_audio_file
+from htsat_live.model import (
+    SAMPLE_RATE,
+    AudioFileError,
+    Conditioner,
+    check_audio_file,
+    read_blocks,
+)
 from htsat_live.stream.ring import RingBuffer
 
 log = logging.getLogger(__name__)
@@ -56,7 +62,7 @@ class CaptureStats:
     staging_overruns: int = 0  # the supervisor fell behind the audio callback
     errors: int = 0
     reconnects: int = 0  # successful reopen/reconnect after a failure
-    gap_seconds: float = 0.0  # wall time a live input delivered nothing before it came back
+    gap_seconds: float = 0.0  # wall time a live input (microphone, network stream) lost before it came back
     loops: int = 0  # times a finite input started again from its beginning (loop)
     last_error: str | None = None
 
@@ -95,6 +101,7 @@ class Source:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.ring: RingBuffer | None = None
+        self._last_audio = time.monotonic()  # when samples last came in: where a gap starts
 
     def start(self, ring: RingBuffer) -> None:
         if ring.sample_rate != SAMPLE_RATE:
@@ -135,6 +142,12 @@ class Source:
         if samples.size:
             self.ring.write(samples, capture_time)
             self.stats.samples += samples.size
+            self._last_audio = time.monotonic()
+
+    def _resumed(self) -> None:
+        """Audio flows again after a failure: count the reconnect and the wall time it left without audio."""
+        self.stats.reconnects += 1
+        self.stats.gap_seconds += time.monotonic() - self._last_audio
 
     def _follow_consumer(self, n: int) -> None:
         """Wait until `n` more samples keep the source within `max_ahead` of its consumer."""
@@ -286,15 +299,15 @@ class MicrophoneSource(Source):
             block = reader.read()
             self.stats.staging_overruns += reader.overruns - overruns
             if block.samples.size:
-                frames = block.samples.reshape(-1, self.channels)  # [frames, channels]
-                end = block.start + block.samples.size
-                self._write(conditioner.process(frames), staging.wall_time(end - 1))
                 if not flowing:
                     flowing = True
                     self.stats.state = "running"
                     self.backoff.reset()
                     if reopened:
-                        self.stats.reconnects += 1
+                        self._resumed()
+                frames = block.samples.reshape(-1, self.channels)  # [frames, channels]
+                end = block.start + block.samples.size
+                self._write(conditioner.process(frames), staging.wall_time(end - 1))
                 continue
             if self._failed.is_set() or not stream.active:
                 return f"input {self.device_name!r} stopped (device error or disconnected)"
@@ -334,22 +347,15 @@ class FileSource(Source):
 
     def _run(self) -> None:
         self.stats.state = "running"
-        conditioner = Conditioner(self.stats.input_rate, self.stats)
-        block_frames = max(1, int(self.stats.input_rate * self.block_seconds))
         started = time.monotonic()
-        with open_audio_file(self.path) as handle:
-            try:
-                for block in handle.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
-                    if self._stop.is_set():
-                        return
-                    samples = conditioner.process(block)  # [frames, channels] -> [n]
-                    self._wait_for_room(samples.size, started)
-                    if self._stop.is_set():
-                        return
-                    self._write(samples)
-            except (soundfile.LibsndfileError, RuntimeError) as error:
-                raise CaptureError(f"{self.path}: read failed ({error})") from error
-        self._write(conditioner.process(np.zeros((0, 1), np.float32), last=True))
+        try:
+            for samples in read_blocks(self.path, self.block_seconds, self.stats):  # 32 kHz mono [n]
+                self._wait_for_room(samples.size, started)
+                if self._stop.is_set():
+                    return
+                self._write(samples)
+        except AudioFileError as error:
+            raise CaptureError(str(error)) from None
         self.stats.state = "ended"
 
     def _wait_for_room(self, n: int, started: float) -> None:
@@ -395,7 +401,6 @@ class FfmpegSource(Source):
         self.stats.input_rate = SAMPLE_RATE  # ffmpeg resamples; the native rate is not known here
         self.stats.input_channels = 1
         self._process: subprocess.Popen | None = None
-        self._last_audio = time.monotonic()  # when the last samples came in (the start of a gap)
         self._lock = threading.Lock()
 
     def command(self) -> list[str]:
@@ -463,9 +468,7 @@ class FfmpegSource(Source):
                 if received == 0:
                     self.stats.state = "running"
                     if reconnecting:
-                        self.stats.reconnects += 1
-                        self.stats.gap_seconds += time.monotonic() - self._last_audio
-                self._last_audio = time.monotonic()
+                        self._resumed()
                 received += len(chunk)
                 pending += chunk
                 usable = len(pending) - len(pending) % 4

@@ -30,6 +30,7 @@ from htsat_live.stream.messages import SCHEMA_VERSION, TOPICS, message_json
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5556"
 HEALTHY_SILENCE_S = 3.0  # a subscriber that heard nothing for this long reports an unhealthy link
+RECEIVE_HWM = 1000  # messages a subscriber queues before ZeroMQ drops (counted as gaps in seq)
 
 
 def is_loopback(address: str) -> bool:
@@ -141,7 +142,9 @@ class Subscriber:
         self.address = address
         self._socket = (context or zmq.Context.instance()).socket(zmq.SUB)
         self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.setsockopt(zmq.RCVHWM, 0)  # the publisher's HWM bounds the queue; never drop here
+        # A subscriber that stops reading (a paused terminal) holds at most this many messages; ZeroMQ drops
+        # the rest, and the gaps in `seq` say how many (`missed`).
+        self._socket.setsockopt(zmq.RCVHWM, RECEIVE_HWM)
         self.encrypted = bool(server_key)
         try:
             if self.encrypted:

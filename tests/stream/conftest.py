@@ -27,12 +27,10 @@ class VirtualMicrophone:
             if self._run("pactl", "info").returncode == 0:
                 break
             time.sleep(0.05)
-        for command in (("pactl", "load-module", "module-null-sink", "sink_name=vsink"),
-                        ("pactl", "set-default-sink", "vsink"),
-                        ("pactl", "set-default-source", "vsink.monitor")):
-            result = self._run(*command)
-            if result.returncode != 0:
-                raise RuntimeError(f"{' '.join(command)} failed: {result.stderr.strip()}")
+        self.load_sink()
+        # Without it, removing the null sink removes the last input, as unplugging the only microphone does;
+        # with it, PulseAudio would quietly move the recording to a silent stand-in.
+        self._run("pactl", "unload-module", "module-always-sink")
 
     def kill(self) -> None:
         self._run("pulseaudio", "--kill")
@@ -40,6 +38,21 @@ class VirtualMicrophone:
             if self._run("pactl", "info").returncode != 0:
                 return
             time.sleep(0.05)
+
+    def unload_sink(self) -> None:
+        """Remove the null sink: its monitor, the default input, disappears (a microphone unplugged)."""
+        result = self._run("pactl", "unload-module", "module-null-sink")
+        if result.returncode != 0:
+            raise RuntimeError(f"pactl unload-module failed: {result.stderr.strip()}")
+
+    def load_sink(self) -> None:
+        """Create the null sink again and make its monitor the default input (the microphone is back)."""
+        for command in (("pactl", "load-module", "module-null-sink", "sink_name=vsink"),
+                        ("pactl", "set-default-sink", "vsink"),
+                        ("pactl", "set-default-source", "vsink.monitor")):
+            result = self._run(*command)
+            if result.returncode != 0:
+                raise RuntimeError(f"{' '.join(command)} failed: {result.stderr.strip()}")
 
     def play(self, path) -> subprocess.Popen:
         """Start playing a sound file into the null sink; returns the paplay process."""
