@@ -94,9 +94,10 @@ def merge_overlaps(events: pd.DataFrame) -> tuple[pd.DataFrame, int]:
                 rows.append((filename, onset, end, label))
             onset, end = start, stop
         rows.append((filename, onset, end, label))
+    table = pd.DataFrame(rows, columns=EVENT_COLUMNS)
     unlabelled = events[events["event_label"].isna()]
-    table = pd.concat([pd.DataFrame(rows, columns=EVENT_COLUMNS), unlabelled], ignore_index=True) if len(unlabelled) \
-        else pd.DataFrame(rows, columns=EVENT_COLUMNS)
+    if len(unlabelled):  # clips with no event keep their row
+        table = pd.concat([table, unlabelled], ignore_index=True)
     return table, merged
 
 
@@ -114,7 +115,7 @@ def event_f1(ground_truth: pd.DataFrame, metadata: pd.DataFrame, detections: pd.
     """
     from psds_eval import PSDSEval
 
-    truth, detected = merge_overlaps(ground_truth)[0], merge_overlaps(detections)[0]
+    truth, detected = labelled(merge_overlaps(ground_truth)[0]), labelled(merge_overlaps(detections)[0])
     classes = sorted(set(truth["event_label"]))
     if not classes:
         raise ValueError("the ground truth holds no event")
