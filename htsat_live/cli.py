@@ -74,8 +74,8 @@ class _OneLineLogs(logging.Formatter):
         return super().formatException(exc_info) if self.debug else ""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        return line.rstrip("\n") if self.debug else line.splitlines()[0] if line else line
+        text = super().format(record)
+        return text if self.debug else text.split("\n", 1)[0]
 
 
 def _log_to_stderr(debug: bool) -> None:
