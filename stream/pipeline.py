@@ -115,8 +115,8 @@ class StreamRunner:
     def _run_guarded(self) -> None:
         try:
             self._run()
-        except Exception:
-            log.exception("stream %s failed", self.name)
+        except Exception as error:
+            log.exception("stream %s failed: %s: %s", self.name, type(error).__name__, error)
             self._error = "stream thread failed; see the log"
         finally:
             self.ended.set()
@@ -207,7 +207,8 @@ class StreamRunner:
         try:
             self._use(result)
         except Exception as error:  # one window's result that cannot be used must not end the stream
-            log.exception("stream %s: the result of window %d could not be used", self.name, result.job.window.index)
+            log.exception("stream %s: the result of window %d could not be used: %s: %s", self.name,
+                          result.job.window.index, type(error).__name__, error)
             self._error = f"window {result.job.window.index}: {type(error).__name__}: {error}"
 
     def _use(self, result: Result) -> None:
@@ -329,8 +330,8 @@ class Pipeline:
             for output in self._outputs:
                 try:
                     output(topic, stream, body)
-                except Exception:  # an output that fails loses its message, never the stream
-                    log.exception("%r failed on a %s message", output, topic)
+                except Exception as error:  # an output that fails loses its message, never the stream
+                    log.exception("%r failed on a %s message: %s: %s", output, topic, type(error).__name__, error)
 
     def _dropped(self) -> dict[str, int]:
         return dict.fromkeys(TOPICS, 0) if self.publisher is None else dict(self.publisher.dropped)

@@ -226,6 +226,6 @@ class InferenceWorker:
     def _deliver(self, stream: _Stream, result: Result) -> None:
         try:
             stream.deliver(result)
-        except Exception:
-            log.exception("delivering the result of window %d of %r failed", result.job.window.index,
-                          result.job.stream)
+        except Exception as error:
+            log.exception("delivering the result of window %d of %r failed: %s: %s", result.job.window.index,
+                          result.job.stream, type(error).__name__, error)
