@@ -12,7 +12,8 @@ kind of sound score about 0.5-0.75 here, cuts of one recording 0.85-1.0).
 import numpy as np
 from scipy.signal import fftconvolve
 
-FINGERPRINT_RATE = 32000
+from htsat_live.model.timebase import SAMPLE_RATE
+
 HOP = 1600  # 50 ms
 FFT = 2048
 BANDS = np.geomspace(100.0, 15000.0, 41)  # edges of 40 bands, Hz
@@ -23,12 +24,12 @@ MATCH_SIMILARITY = 0.85
 
 def fingerprint(wave: np.ndarray) -> np.ndarray:
     """32-kHz mono float32 [N] -> [frames, 40] unit-length frames of colour-free log band energies."""
-    wave = wave[: int(MAX_SECONDS * FINGERPRINT_RATE)]
+    wave = wave[: int(MAX_SECONDS * SAMPLE_RATE)]
     if len(wave) < FFT:
         wave = np.pad(wave, (0, FFT - len(wave)))
     frames = np.lib.stride_tricks.sliding_window_view(wave, FFT)[::HOP] * np.hanning(FFT)  # [T, FFT]
     power = np.abs(np.fft.rfft(frames, axis=1)) ** 2  # [T, FFT/2 + 1]
-    freqs = np.fft.rfftfreq(FFT, 1 / FINGERPRINT_RATE)
+    freqs = np.fft.rfftfreq(FFT, 1 / SAMPLE_RATE)
     bands = np.stack([(freqs >= low) & (freqs < high) for low, high in zip(BANDS[:-1], BANDS[1:])]).astype(np.float32)
     energy = np.log(power @ bands.T + 1e-8)  # [T, 40]
     energy -= energy.mean(axis=0, keepdims=True)
