@@ -5,16 +5,19 @@ The audio is made as it is fed (`SoakSource`): the demo recording looped at shif
 with minutes of silence, of clipping and of NaN bursts mixed in. At every simulated minute the run
 samples the process (RSS, open file descriptors, threads), the inference queue, the hop latency and the
 counters into a CSV, and plots them (PNG). At the end it checks that no event was lost: every JSONL
-start has an end; the TSV, the Audacity labels and the clips (written, or skipped by the disk cap) agree
-with the JSONL ends that were not cancelled; the stream's counters agree with the sinks and the source.
+start has an end; the TSV, the Audacity labels, the event history and the clips (written, skipped by
+the disk cap, or dropped by the privacy filter) agree with the JSONL ends that were not cancelled; the
+stream's counters agree with the sinks and the source.
 """
 
 import csv
 import json
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,12 +114,13 @@ def run_soak(model, minutes: int, out_dir: Path, hop: float = 1.25, seed: int = 
     from tqdm import tqdm
 
     from htsat_live.stream.config import load_config, with_overrides
+    from htsat_live.stream.history import EventHistory
     from htsat_live.stream.pipeline import Pipeline
     from htsat_live.stream.publish import Publisher
     from htsat_live.stream.sinks import Sinks
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("events.jsonl", "events.tsv", "labels.txt"):
+    for stale in ("events.jsonl", "events.tsv", "labels.txt", "events.db", "events.db-wal", "events.db-shm"):
         (out_dir / stale).unlink(missing_ok=True)
     config = with_overrides(load_config(None), {
         "windows.hop": hop, "source.fast": True, "publish.bind": "tcp://127.0.0.1:*",
@@ -141,7 +145,7 @@ def run_soak(model, minutes: int, out_dir: Path, hop: float = 1.25, seed: int = 
 
     recording = read_clip(DEMO_RECORDING)
     source = SoakSource(recording, minutes, sample, seed)
-    sinks = Sinks.from_config(config.sinks)
+    sinks = Sinks.from_config(config.sinks, EventHistory(out_dir / "events.db"))
     pipeline = Pipeline(config, model, inputs=[source], publisher=Publisher.from_config(config.publish), sinks=sinks)
     holder.append(pipeline)
     source.consumer_position = lambda: pipeline.runners[0].scheduled_stop  # fed as fast as inference goes
@@ -174,8 +178,12 @@ def check_books(out_dir: Path, report, source: SoakSource, sinks, minutes: int) 
     labels = (out_dir / "labels.txt").read_text().splitlines()
     if len(labels) != len(real):
         problems.append(f"Audacity labels hold {len(labels)} events, the JSONL {len(real)} ends")
+    history = history_rows(out_dir / "events.db")
+    if sorted(history) != sorted((r["stream"], r["id"], r["label"], r["onset"], r["offset"]) for r in real):
+        problems.append(f"the event history holds {len(history)} events, the JSONL {len(real)} ends")
     counts = sinks.counters()
-    clips = counts["clips_written"] + counts["clips_skipped"] + counts["clips_dir_failures"]
+    clips = (counts["clips_written"] + counts["clips_skipped"] + counts["clips_dir_failures"]
+             + counts.get("clips_privacy_dropped", 0))
     if clips != len(real):
         problems.append(f"{clips} clips written or skipped for {len(real)} ended events")
     failures = {key: value for key, value in counts.items() if key.endswith("_failures") and value}
@@ -188,6 +196,12 @@ def check_books(out_dir: Path, report, source: SoakSource, sinks, minutes: int) 
     if report.skipped_windows or report.failed_windows:
         problems.append(f"windows lost: {report.skipped_windows} skipped, {report.failed_windows} failed")
     return problems
+
+
+def history_rows(path: Path) -> list[tuple]:
+    """(stream, id, label, onset, offset) of every event in the history file."""
+    with closing(sqlite3.connect(path)) as connection:
+        return connection.execute("SELECT stream, event_id, label, onset, offset FROM events").fetchall()
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:

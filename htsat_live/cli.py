@@ -28,12 +28,13 @@ class Subcommand:
 
 
 SUBCOMMANDS = [
-    Subcommand("detect", "Detect sound events live from a microphone, a file or an ffmpeg stream; print and publish them.", "htsat_live.stream.commands:add_detect_arguments", "htsat_live.stream.commands:run_detect"),
+    Subcommand("detect", "Detect sound events live from a microphone, a file or an ffmpeg stream; print and publish them.", "htsat_live.stream.commands:add_detect_command_arguments", "htsat_live.stream.commands:run_detect"),
     Subcommand("devices", "List the audio input devices (for detect mic:NAME).", "htsat_live.stream.commands:add_devices_arguments", "htsat_live.stream.commands:run_devices"),
     Subcommand("labels", "List the model's class labels (and default thresholds).", "htsat_live.stream.commands:add_labels_arguments", "htsat_live.stream.commands:run_labels"),
     Subcommand("gui", "Live visualiser: spectrogram, class heatmap, event lanes (local pipeline, or --connect to a publisher).", "htsat_live.gui.app:add_arguments", "htsat_live.gui.app:run"),
     Subcommand("listen", "Subscribe to a running detector and print its messages.", "htsat_live.stream.publish_commands:add_listen_arguments", "htsat_live.stream.publish_commands:run_listen"),
     Subcommand("keys", "Write a CURVE key pair (PREFIX.key, PREFIX.key_secret) for an encrypted publisher.", "htsat_live.stream.publish_commands:add_keys_arguments", "htsat_live.stream.publish_commands:run_keys"),
+    Subcommand("events", "Query the event history that detect keeps (--since, --label, --stream; table, json or tsv).", "htsat_live.stream.history:add_events_arguments", "htsat_live.stream.history:run_events"),
     Subcommand("tag", "Tag audio files of any length: top labels and strongest events.", "htsat_live.stream.tag:add_arguments", "htsat_live.stream.tag:run"),
     Subcommand("convert", "Convert a checkpoint (official Lightning, state dict) to our .safetensors format.", "htsat_live.model.commands:add_convert_arguments", "htsat_live.model.commands:run_convert"),
     Subcommand("export-onnx", "Export a checkpoint to ONNX (fp32, or --int8) and print its drift from torch.", "htsat_live.model.commands:add_export_arguments", "htsat_live.model.commands:run_export"),

@@ -42,6 +42,14 @@ def add_detect_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override any config setting, e.g. --set events.threshold=0.3 (repeatable)")
 
 
+def add_detect_command_arguments(parser: argparse.ArgumentParser) -> None:
+    """`detect`'s arguments: those it shares with `gui`, and how it prints events."""
+    add_detect_arguments(parser)
+    parser.add_argument("--provisional", action="store_true",
+                        help="print every event report as it comes, provisional starts (and their cancelled ends) "
+                             "included, instead of confirmed events only")
+
+
 # The dedicated flags of `detect` (and `gui`): argument name -> the setting it gives.
 FLAG_SETTINGS = {"source": "source.input", "model": "model.path", "hop": "windows.hop", "backend": "model.backend",
                  "device": "model.device", "precision": "model.precision", "fast": "source.fast", "loop": "source.loop"}
@@ -57,21 +65,34 @@ def detect_config(args):
 
 def format_event(stream: str, body: dict) -> str | None:
     """One line for an event `start` or `end` message (None for updates)."""
+    unit = "" if body["classes"] else " dBFS"  # an event of no model class is a loudness event: levels, not scores
     if body["state"] == "start":
-        return f"[{body['onset']:9.2f} s] start  #{body['id']:<4} {body['label']}  (score {body['peak']:.2f})"
+        what = f"score {body['peak']:.2f}" if body["classes"] else f"{body['peak']:.1f} dBFS"
+        return f"[{body['onset']:9.2f} s] start  #{body['id']:<4} {body['label']}  ({what})"
     if body["state"] == "end":
         if body["cancelled"]:
             return f"[{body['offset']:9.2f} s] end    #{body['id']:<4} {body['label']}  (cancelled: revised scores)"
         return (f"[{body['offset']:9.2f} s] end    #{body['id']:<4} {body['label']}  "
-                f"{body['onset']:.2f}-{body['offset']:.2f} s, peak {body['peak']:.2f}, mean {body['mean']:.2f}")
+                f"{body['onset']:.2f}-{body['offset']:.2f} s, peak {body['peak']:.2f}{unit}, mean {body['mean']:.2f}{unit}")
     return None
 
 
-def print_events(topic: str, stream: str, body: dict) -> None:
-    if topic == "event":
-        line = format_event(stream, body)
-        if line is not None:
-            print(line, flush=True)
+class EventPrinter:
+    """A listener printing events as they start and end: confirmed ones only (stream.events.ConfirmedView),
+    or with `provisional` every report as the detector makes it."""
+
+    def __init__(self, provisional: bool = False):
+        from htsat_live.stream.events import ConfirmedView
+
+        self.view = None if provisional else ConfirmedView()
+
+    def __call__(self, topic: str, stream: str, body: dict) -> None:
+        if topic != "event":
+            return
+        for shown in [body] if self.view is None else self.view.take(stream, body):
+            line = format_event(stream, shown)
+            if line is not None:
+                print(line, flush=True)
 
 
 def print_reports(reports, sinks=None, shutdown_seconds: float | None = None) -> None:
@@ -81,7 +102,8 @@ def print_reports(reports, sinks=None, shutdown_seconds: float | None = None) ->
         latency = report.latency()
         print(f"{name}: {counters}", flush=True)
         print(f"{name}: hop latency p50={latency['hop_p50']} s p95={latency['hop_p95']} s, "
-              f"event latency p50={latency['event_p50']} s p95={latency['event_p95']} s", flush=True)
+              f"event latency p50={latency['event_p50']} s p95={latency['event_p95']} s, "
+              f"confirmed p50={latency['confirmed_p50']} s p95={latency['confirmed_p95']} s", flush=True)
     if sinks is not None and sinks.counters():
         print("sinks: " + " ".join(f"{key}={value}" for key, value in sinks.counters().items()), flush=True)
     if shutdown_seconds is not None:
@@ -131,7 +153,7 @@ def run_detect(args) -> int:
             return 2
         try:
             try:
-                pipeline = build_pipeline(config, model)
+                pipeline = build_pipeline(config, model, args.provisional)
             except NoMicrophone as error:
                 if config.source.input or not DEMO_RECORDING.is_file():  # a microphone was asked for by name
                     print(f"htsat-live detect: {error}. No microphone to listen to: give a SOURCE (an audio file, "
@@ -140,7 +162,7 @@ def run_detect(args) -> int:
                 print(f"htsat-live detect: no microphone ({error}); playing the demo recording {DEMO_RECORDING}",
                       file=sys.stderr)
                 config = with_overrides(config, {"source.input": str(DEMO_RECORDING)})
-                pipeline = build_pipeline(config, model)
+                pipeline = build_pipeline(config, model, args.provisional)
         except (CaptureError, ValueError, OSError) as error:
             print(f"htsat-live detect: {error}", file=sys.stderr)
             return 2
@@ -159,19 +181,26 @@ def run_detect(args) -> int:
     return 0
 
 
-def build_pipeline(config, model):
+def build_pipeline(config, model, provisional: bool = False):
     """The pipeline of `detect`: the config's source, publisher and sinks, and event printing."""
+    from htsat_live.stream.history import EventHistory
+    from htsat_live.stream.metrics import Metrics
+    from htsat_live.stream.mqtt import MqttOutput
     from htsat_live.stream.pipeline import Pipeline
     from htsat_live.stream.publish import Publisher
     from htsat_live.stream.sinks import Sinks
 
     publisher = Publisher.from_config(config.publish) if config.publish.enabled else None
-    sinks = None
+    sinks = history = mqtt = metrics = None
     try:
-        sinks = Sinks.from_config(config.sinks)
-        return Pipeline(config, model, publisher=publisher, sinks=sinks, listeners=[print_events])
+        history = EventHistory.from_setting(config.store.path, config.store.keep_days)
+        sinks = Sinks.from_config(config.sinks, history)
+        mqtt = MqttOutput.from_config(config.mqtt)
+        metrics = Metrics.from_config(config.metrics)
+        return Pipeline(config, model, publisher=publisher, sinks=sinks, listeners=[EventPrinter(provisional)],
+                        mqtt=mqtt, metrics=metrics)
     except Exception:
-        for output in (publisher, sinks):
+        for output in (publisher, sinks if sinks is not None else history, mqtt, metrics):  # sinks close their history
             if output is not None:
                 output.close()
         raise

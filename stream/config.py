@@ -11,6 +11,7 @@ number and a string is not a number; lists are read as tuples.
 Settings not given keep the defaults below, which are the values written in configs/default.toml.
 """
 
+import re
 import tomllib
 import typing
 from pathlib import Path
@@ -93,6 +94,8 @@ class EventsConfig(_Settings):
     median_frames: Annotated[int, Field(ge=0, le=1023), AfterValidator(_odd_or_zero)] = 0
     min_duration: float = Field(0.0, ge=0.0)  # seconds
     gap_merge: float = Field(0.0, ge=0.0)  # seconds
+    confirm_updates: int = Field(4, ge=1)  # an event is confirmed once seen in this many updates (1 = at once)
+    confirm_ratio: float = Field(2.0, ge=0.0)  # ... or once its peak reaches ratio x on-threshold (0 = never)
     classes: bool = True  # every model class is a detection target besides the groups
     allow: Names = ()  # only these targets (empty = all)
     deny: Names = ()  # never these targets
@@ -116,6 +119,46 @@ class SinksConfig(_Settings):
     pre_roll: float = Field(1.0, ge=0.0, le=10.0)  # seconds before the onset
     post_roll: float = Field(1.0, ge=0.0, le=10.0)  # seconds after the offset
     clips_max_mb: float = Field(500.0, gt=0.0)  # disk cap of clips_dir
+    privacy: Literal["off", "drop", "mute"] = "off"  # clips overlapping a privacy target: kept, not written, silenced
+    privacy_targets: Names = ("Speech",)  # detection targets whose audio is never stored
+
+
+def _mqtt_url(url: str) -> str:
+    if url and not re.fullmatch(r"mqtts?://[^/:\s]+(:\d{1,5})?/?", url):
+        raise ValueError(f"must be mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (or empty), got {url!r}")
+    return url
+
+
+class MqttConfig(_Settings):
+    url: Annotated[str, AfterValidator(_mqtt_url)] = ""  # mqtt://HOST[:PORT] or mqtts://; "" = off
+    ca_file: str = ""  # mqtts: CA certificate file; "" = the system's
+    username: str = ""  # "" = no login
+    password_file: str = ""  # file whose first line is the password
+    client_id: str = ""  # "" = htsat-live-<host name>; also names the Home Assistant device
+    topic_prefix: str = "htsat-live"
+    qos: int = Field(1, ge=0, le=2)
+    discovery_prefix: str = "homeassistant"  # Home Assistant MQTT discovery; "" = no discovery
+    queue: int = Field(1000, ge=1)  # messages held while the broker is away; the oldest go first
+    reconnect_max: float = Field(5.0, ge=1.0, le=300.0)  # longest wait between reconnect attempts, seconds
+
+
+class LoudnessConfig(_Settings):
+    enabled: bool = False  # events of the target "Loud" when the input level passes threshold_dbfs
+    threshold_dbfs: float = Field(-30.0, ge=-120.0, le=0.0)  # an event starts above this level
+    hysteresis_db: float = Field(6.0, ge=0.0, le=60.0)  # ... and ends at threshold - hysteresis or below
+    min_duration: float = Field(0.25, ge=0.0, le=60.0)  # seconds; shorter bursts are not events
+    window: float = Field(0.125, ge=0.01, le=1.0)  # seconds per level measurement
+    weighting: Literal["A", "none"] = "A"  # A-weighting (IEC 61672) or none
+
+
+class MetricsConfig(_Settings):
+    bind: str = ""  # HOST:PORT of the Prometheus endpoint, e.g. "127.0.0.1:9108"; "" = off
+    allow_remote: bool = False  # permit a non-loopback address
+
+
+class StoreConfig(_Settings):
+    path: str = "xdg"  # SQLite event history; "xdg" = $XDG_DATA_HOME/htsat-live/events.db; "" = off
+    keep_days: float = Field(90.0, ge=0.0)  # rows older than this are pruned; 0 = kept for ever
 
 
 class Config(_Settings):
@@ -125,6 +168,10 @@ class Config(_Settings):
     events: EventsConfig = Field(default_factory=EventsConfig)
     publish: PublishConfig = Field(default_factory=PublishConfig)
     sinks: SinksConfig = Field(default_factory=SinksConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    loudness: LoudnessConfig = Field(default_factory=LoudnessConfig)
 
 
 def load_config(path: str | Path | None = None) -> Config:

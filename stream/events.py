@@ -28,6 +28,17 @@ compares what it sees with the events it has reported:
   `end` with `cancelled = True`.
 Events carry a stable id (1, 2, ... per detector), stream seconds and capture wall times, and the
 latency of their `start`: wall time of reporting minus the capture time of the onset sample.
+
+Confirmation. A `start` on provisional frames is early but may be revised away (on the demo at hop
+1.25 s, 12 of 27 starts were). So that what shows state live never flaps, an event is *confirmed*
+once any of these holds, and stays confirmed:
+- it has been seen in `confirm_updates` consecutive updates (the update that started it counts);
+- its peak reaches `confirm_ratio` x its on-threshold (clear evidence needs no waiting; 0 = never);
+- it rests on final frames (every `end` that is not cancelled is confirmed).
+Every report says whether its event is confirmed, and from then on carries `confirm_latency` (wall
+time of confirmation minus the onset's capture time). When an event becomes confirmed without
+another report, an `update` says so. `ConfirmedView` turns the reports into what a live display
+shows: only confirmed events, each announced by a `start` when it becomes confirmed.
 """
 
 import math
@@ -70,6 +81,8 @@ class Event:
     final: bool  # every frame it rests on is final
     cancelled: bool  # on "end": revised scores removed it
     latency: float  # wall time of its "start" report minus onset_wall
+    confirmed: bool  # it passed the confirmation rule (module docstring)
+    confirm_latency: float | None  # wall time it was confirmed minus onset_wall; None before
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -118,8 +131,11 @@ class _Reported:
     id: int
     target: int
     latency: float
+    onset_wall: float
     last: Event | None = None
     matched: bool = False
+    updates: int = 0  # detector updates it was seen in
+    confirm_latency: float | None = None  # set when confirmed
 
 
 class EventDetector:
@@ -132,10 +148,15 @@ class EventDetector:
     """
 
     def __init__(self, targets: list[Target], median_frames: int = 1, min_duration: float = 0.0,
-                 gap_merge: float = 0.0, wall_time: Callable[[int], float] | None = None):
+                 gap_merge: float = 0.0, wall_time: Callable[[int], float] | None = None,
+                 confirm_updates: int = 1, confirm_ratio: float = 0.0):
         if median_frames < 1 or median_frames % 2 == 0:
             raise ValueError(f"median_frames must be odd and >= 1, got {median_frames}")
+        if confirm_updates < 1:
+            raise ValueError(f"confirm_updates must be >= 1, got {confirm_updates}")
         self.targets = targets
+        self.confirm_updates = confirm_updates
+        self.confirm_ratio = confirm_ratio
         self.half = median_frames // 2  # frames of filter context on each side
         self.min_frames = max(1, math.ceil(min_duration / FRAME_SECONDS - 1e-9))
         self.gap_frames = math.floor(gap_merge / FRAME_SECONDS + 1e-9)
@@ -152,7 +173,7 @@ class EventDetector:
     def from_config(cls, config: EventsConfig, labels: list[str], model_thresholds: np.ndarray | None,
                     model_median_frames: int = 1, wall_time: Callable[[int], float] | None = None) -> "EventDetector":
         return cls(targets_from_config(config, labels, model_thresholds), median_frames_in_force(config, model_median_frames),
-                   config.min_duration, config.gap_merge, wall_time)
+                   config.min_duration, config.gap_merge, wall_time, config.confirm_updates, config.confirm_ratio)
 
     def reset(self) -> None:
         """Forget the stream: no scores, no open runs, no reported events; ids start at 1 again."""
@@ -165,6 +186,11 @@ class EventDetector:
         self._runs: list[_Run | None] = [None] * count  # open run of each target after the final pass
         self._reported: list[_Reported] = []  # events started and not ended, in start order
         self._next_id = 1
+
+    def new_id(self) -> int:
+        """The next event id of the stream (other event sources of the stream take theirs here too)."""
+        self._next_id += 1
+        return self._next_id - 1
 
     def set_threshold(self, name: str, on: float) -> Target:
         """Change a target's on-threshold while the stream runs; its off-threshold keeps its ratio to it.
@@ -308,13 +334,16 @@ class EventDetector:
         for target, run, final in seen:
             match = next((r for r in open_by_target.get(target, ()) if not r.matched
                           and r.last.onset_frame < run.end and run.onset < r.last.offset_frame), None)
-            if match is None:
+            new = match is None
+            if new:
                 onset_wall = self.wall_time(round(run.onset * SAMPLES_PER_FRAME))
-                match = _Reported(self._next_id, target, now - onset_wall)
-                self._next_id += 1
+                match = _Reported(self.new_id(), target, now - onset_wall, onset_wall)
                 self._reported.append(match)
+            match.updates += 1
+            just_confirmed = self._confirm(match, run, final, now)
+            if new:
                 reports.append(self._event(match, run, "start", final=final))
-            elif self._changed(match.last, run) and not final:
+            elif not final and (self._changed(match.last, run) or just_confirmed):
                 reports.append(self._event(match, run, "update", final=False))
             match.matched = True
             if final:
@@ -325,6 +354,16 @@ class EventDetector:
         ended = {report.id for report in reports if report.state == "end"}
         self._reported = [r for r in self._reported if r.id not in ended]
         return reports
+
+    def _confirm(self, reported: _Reported, run: _Run, final: bool, now: float) -> bool:
+        """Apply the confirmation rule; True when the event became confirmed just now."""
+        if reported.confirm_latency is not None:
+            return False
+        strong = self.confirm_ratio > 0 and run.peak >= self.confirm_ratio * self.targets[reported.target].on
+        if final or strong or reported.updates >= self.confirm_updates:
+            reported.confirm_latency = now - reported.onset_wall
+            return True
+        return False
 
     def _changed(self, last: Event, run: _Run) -> bool:
         return (last.onset_frame, last.offset_frame, last.peak, last.mean) != (
@@ -339,6 +378,38 @@ class EventDetector:
             onset_wall=self.wall_time(round(run.onset * SAMPLES_PER_FRAME)),
             offset_wall=self.wall_time(round(run.end * SAMPLES_PER_FRAME)),
             peak=round(run.peak, 6), mean=round(run.total / run.count, 6), threshold=target.on,
-            final=final, cancelled=False, latency=reported.latency)
+            final=final, cancelled=False, latency=reported.latency,
+            confirmed=reported.confirm_latency is not None, confirm_latency=reported.confirm_latency)
         reported.last = event
         return event
+
+
+class ConfirmedView:
+    """What a live display shows of the `event` message bodies of its streams: confirmed events only.
+
+    take(stream, body) -> the bodies to show for one report: nothing while the event is unconfirmed;
+    when it becomes confirmed, a copy with state `start` (and the report itself too if it is its
+    `end`); afterwards the reports as they are. A confirmed event that is still revised away ends
+    with `cancelled` as before; an unconfirmed one that is cancelled was never shown.
+    """
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget which events were shown."""
+        self._shown: set[tuple[str, int]] = set()  # (stream, id) shown with a start and not ended
+
+    def take(self, stream: str, body: dict) -> list[dict]:
+        if not body["confirmed"]:
+            return []
+        key = (stream, body["id"])
+        first = key not in self._shown
+        if body["state"] == "end":
+            self._shown.discard(key)
+        else:
+            self._shown.add(key)
+        if not first:
+            return [body]
+        start = {**body, "state": "start"}
+        return [start, body] if body["state"] == "end" else [start]

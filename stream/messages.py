@@ -37,10 +37,12 @@ def event_message(event: Event) -> dict:
 
 
 def scores_message(update: TimelineUpdate, clipwise: np.ndarray, labels: list[str], top_k: int,
-                   wall_time_start: float, window_start: int, window_samples: int, hop: float) -> dict:
+                   wall_time_start: float, window_start: int, window_samples: int, hop: float,
+                   window_wall_end: float) -> dict:
     """Body of a `scores` message: the changed frames of `update` for the top_k classes of the
     newest window's clipwise scores [C] (all classes, in index order, when top_k is 0).
-    `wall_time_start` is the capture wall time of grid frame `update.start`."""
+    `wall_time_start` is the capture wall time of grid frame `update.start`, `window_wall_end` that
+    of the newest window's last sample."""
     if top_k and top_k < clipwise.shape[0]:
         classes = np.argsort(-clipwise, kind="stable")[:top_k]
     else:
@@ -58,6 +60,7 @@ def scores_message(update: TimelineUpdate, clipwise: np.ndarray, labels: list[st
         "window_start": window_start,
         "window_samples": window_samples,
         "hop": hop,
+        "window_wall_end": window_wall_end,
     }
 
 

@@ -27,7 +27,8 @@ import numpy as np
 from htsat_live.model import HOP_LENGTH, N_FFT, SAMPLE_RATE, SAMPLES_PER_FRAME
 from htsat_live.stream.capture import Source, open_source
 from htsat_live.stream.config import Config
-from htsat_live.stream.events import EventDetector
+from htsat_live.stream.events import ConfirmedView, EventDetector
+from htsat_live.stream.loudness import LoudnessDetector
 from htsat_live.stream.messages import (
     TOPICS,
     event_message,
@@ -58,7 +59,8 @@ class StreamRunner:
 
     def __init__(self, name: str, spec: str, source: Source, ring: RingBuffer, config: Config, model,
                  worker: InferenceWorker, emit: Callable[[str, str, dict], None], fast: bool,
-                 dropped: Callable[[], dict[str, int]], sink_counters: Callable[[], dict[str, int]]):
+                 dropped: Callable[[], dict[str, int]], sink_counters: Callable[[], dict[str, int]],
+                 mqtt_counters: Callable[[], dict | None]):
         self.name = name
         self.spec = spec
         self.source = source
@@ -72,8 +74,13 @@ class StreamRunner:
         self.stitcher = Stitcher(model.num_classes)
         self.detector = EventDetector.from_config(config.events, model.labels, model.thresholds, model.median_frames,
                                                   ring.wall_time)
+        self.loudness = (LoudnessDetector(config.loudness, self.detector.new_id, ring.wall_time)
+                         if config.loudness.enabled else None)
+        self._loudness_position = 0  # next stream sample the loudness detector takes
+        self.confirmed = ConfirmedView()  # counts the confirmed starts and their latencies
         self.reporter = StatusReporter(name, spec, source, ring, self.scheduler, worker, self.detector, self.stitcher,
-                                       config, model.num_classes, model.backend.name, dropped, sink_counters)
+                                       config, model.num_classes, model.backend.name, dropped, sink_counters,
+                                       mqtt_counters, self.loudness)
         self.scheduled_stop = 0  # end of the newest window handed to the worker (fast feeding follows it)
         self._results: queue.SimpleQueue[Result] = queue.SimpleQueue()
         self._threshold_changes: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
@@ -145,6 +152,7 @@ class StreamRunner:
             if not finishing:
                 closed = self.ring.closed  # read before scheduling: every sample written before it is seen
                 self._schedule()
+                self._measure_loudness()
                 if closed:
                     self._schedule_tail()
                     finishing = True
@@ -225,7 +233,23 @@ class StreamRunner:
         if self._last_window is not None:
             self._send_scores(update)
         self._send_events(self.detector.update(update) + self.detector.flush())
+        if self.loudness is not None:
+            self._measure_loudness(at_least=1)
+            self._send_events(self.loudness.flush())
         self._send_status()
+
+    def _measure_loudness(self, at_least: int = 0) -> None:
+        """Give the loudness detector the audio captured since its last turn (once a level window or more
+        is there, or `at_least` samples at the stream's end)."""
+        if self.loudness is None or self.ring.end - self._loudness_position < max(at_least, self.loudness.window):
+            return
+        start = max(self._loudness_position, self.ring.oldest)  # audio the ring lost is lost to it too
+        try:
+            audio = self.ring.read(start, self.ring.end)
+        except Overrun:
+            return  # overwritten while read: the next turn starts from the oldest sample
+        self._loudness_position = start + audio.shape[0]
+        self._send_events(self.loudness.update(audio))
 
     # --- messages -------------------------------------------------------------------------------
 
@@ -234,14 +258,19 @@ class StreamRunner:
         self.emit("scores", self.name, scores_message(
             update, self._last_clipwise, self.model.labels, self.config.publish.top_k,
             self.ring.wall_time(round(update.start * SAMPLES_PER_FRAME)), window.start, window.samples,
-            self.config.windows.hop))
+            self.config.windows.hop, self.ring.wall_time(window.stop - 1)))
 
     def _send_events(self, events) -> None:
         for event in events:
+            body = event_message(event)
             if event.state == "start":
                 self.report.events += 1
                 self.report.event_latencies.append(event.latency)
-            self.emit("event", self.name, event_message(event))
+            for shown in self.confirmed.take(self.name, body):
+                if shown["state"] == "start":
+                    self.report.confirmed_events += 1
+                    self.report.confirm_latencies.append(shown["confirm_latency"])
+            self.emit("event", self.name, body)
 
     def _send_mel(self, stop: int) -> None:
         """Log-mel columns from the last one sent up to the newest whose STFT frame ends by `stop`."""
@@ -289,17 +318,27 @@ class Pipeline:
     `inputs` are SOURCE strings (see stream.capture.open_source) or ready Source objects; default
     the config's `source.input`. Every message goes to `sinks.handle(topic, stream, body)` (a
     stream.sinks.Sinks, if given), `publisher.send(topic, stream, body)` (a stream.publish.Publisher,
-    if given) and each listener, one message at a time.
+    if given), `mqtt.handle(topic, stream, body)` (a stream.mqtt.MqttOutput, if given; it may set
+    thresholds), `metrics.handle(topic, stream, body)` (a stream.metrics.Metrics, if given) and each
+    listener, one message at a time. `stop()` closes the sinks, the publisher, the MQTT output and
+    the metrics endpoint.
     """
 
     def __init__(self, config: Config, model, inputs: list[str | Source] | None = None, publisher=None,
-                 sinks=None, listeners: list[Listener] = (), max_batch: int = 8, max_pending: int = 2):
+                 sinks=None, listeners: list[Listener] = (), max_batch: int = 8, max_pending: int = 2, mqtt=None,
+                 metrics=None):
         self.config = config
         self.model = model
         self.publisher = publisher
         self.sinks = sinks
+        self.mqtt = mqtt
+        self.metrics = metrics
         self._outputs: list[Listener] = (([sinks.handle] if sinks is not None else [])
-                                         + ([publisher.send] if publisher is not None else []) + list(listeners))
+                                         + ([publisher.send] if publisher is not None else [])
+                                         + ([mqtt.handle] if mqtt is not None else [])
+                                         + ([metrics.handle] if metrics is not None else []) + list(listeners))
+        if mqtt is not None:
+            mqtt.set_threshold = self.set_stream_threshold
         self.worker = InferenceWorker(model, max_batch=max_batch, max_pending=max_pending)
         self.runners: list[StreamRunner] = []
         self._lock = threading.Lock()  # one message at a time into the outputs
@@ -319,9 +358,9 @@ class Pipeline:
                 source = open_source(given, fast=fast, consumer_position=lambda h=holder: h[0].scheduled_stop,
                                      max_ahead=hop + SAMPLE_RATE // 4, loop=config.source.loop)
             runner = StreamRunner(name, spec or "mic", source, ring, config, model, self.worker, self._emit, fast,
-                                  self._dropped, self._sink_counters)
-            if sinks is not None:
-                sinks.attach(name, ring)  # event clips are cut from the stream's ring
+                                  self._dropped, self._sink_counters, self._mqtt_counters)
+            if sinks is not None:  # event clips are cut from the stream's ring
+                sinks.attach(name, ring, [target.name for target in runner.detector.targets])
             holder.append(runner)
             self.runners.append(runner)
 
@@ -338,6 +377,9 @@ class Pipeline:
 
     def _sink_counters(self) -> dict[str, int]:
         return {} if self.sinks is None else self.sinks.counters()
+
+    def _mqtt_counters(self) -> dict | None:
+        return None if self.mqtt is None else self.mqtt.counters()
 
     def start(self) -> None:
         self.worker.start()
@@ -358,6 +400,13 @@ class Pipeline:
         for runner in self.runners:
             runner.set_threshold(target, on)
 
+    def set_stream_threshold(self, stream: str, target: str, on: float) -> None:
+        """Change a detection target's on-threshold in one stream, live (ValueError for an unknown one)."""
+        runner = next((r for r in self.runners if r.name == stream), None)
+        if runner is None:
+            raise ValueError(f"unknown stream {stream!r}")
+        runner.set_threshold(target, on)
+
     def stop(self, timeout: float = 30.0) -> dict[str, StreamReport]:
         """Stop capturing, finish what was captured, end open events, flush outputs; the reports."""
         for runner in self.runners:  # stop all captures first, so the streams end at about one moment
@@ -365,7 +414,7 @@ class Pipeline:
         for runner in self.runners:
             runner.stop(timeout)
         self.worker.stop()
-        for output in (self.sinks, self.publisher):
+        for output in (self.sinks, self.publisher, self.mqtt, self.metrics):
             if output is not None:
                 output.close()
         return {runner.name: runner.report for runner in self.runners}

@@ -18,6 +18,12 @@ Each sink takes `write(stream, event)` for each `stream.events.Event` report and
   more at `close()`. Clips live in one directory under a disk cap; when a new clip would exceed
   it, the oldest clips go first.
 
+- The event history (stream.history.EventHistory), when given, stores each finished event and
+  the path of its clip once the clip is written.
+- With `privacy` "drop" or "mute" (stream.privacy.PrivacyFilter), a clip is cut only once the scores
+  over it are final, and is not written, or has its samples silenced, where it overlaps an event
+  of a privacy target.
+
 Faults. A path that cannot be written at start (a read-only folder, a missing parent that cannot be
 made) is a `SinkError` naming the setting. A write that fails later (no space left, a folder made
 read-only) costs that one line or clip, never the stream or the other sinks: it is counted in the
@@ -39,6 +45,8 @@ import soundfile
 from htsat_live.model import EVENT_HEADER, SAMPLE_RATE, SAMPLES_PER_FRAME, event_row
 from htsat_live.stream.config import SinksConfig
 from htsat_live.stream.events import Event
+from htsat_live.stream.history import EventHistory
+from htsat_live.stream.privacy import PrivacyFilter
 from htsat_live.stream.ring import Overrun, RingBuffer
 
 CLIP_PREFIX = "htsat-"  # ClipSink only ever deletes files named like its own clips
@@ -241,14 +249,17 @@ class Sinks:
     last sample), then closes and flushes every sink.
     """
 
-    def __init__(self, text_sinks: list, clips: ClipSink | None):
+    def __init__(self, text_sinks: list, clips: ClipSink | None, history: EventHistory | None = None,
+                 privacy: PrivacyFilter | None = None):
         self.text_sinks = text_sinks
         self.clips = clips
+        self.history = history
+        self.privacy = privacy
         self._rings: dict[str, RingBuffer] = {}
 
     @classmethod
-    def from_config(cls, config: SinksConfig) -> "Sinks":
-        """The sinks `config` turns on (none when every path is empty)."""
+    def from_config(cls, config: SinksConfig, history: EventHistory | None = None) -> "Sinks":
+        """The sinks `config` turns on (none when every path is empty), and the event history if given."""
         text_sinks = []
         if config.jsonl:
             text_sinks.append(JsonlSink(config.jsonl))
@@ -256,12 +267,18 @@ class Sinks:
             text_sinks.append(TsvSink(config.tsv))
         if config.audacity:
             text_sinks.append(AudacitySink(config.audacity))
-        clips = None
+        clips = privacy = None
         if config.clips_dir:
             clips = ClipSink(config.clips_dir, config.pre_roll, config.post_roll, config.clips_max_mb)
-        return cls(text_sinks, clips)
+            if config.privacy != "off":
+                privacy = PrivacyFilter(config.privacy, config.privacy_targets)
+        return cls(text_sinks, clips, history, privacy)
 
-    def attach(self, stream: str, ring: RingBuffer) -> None:
+    def attach(self, stream: str, ring: RingBuffer, targets: list[str] = ()) -> None:
+        """Cut the clips of `stream` from `ring`; its detection `targets` must hold the privacy targets."""
+        if self.privacy is not None and not self.privacy.targets <= set(targets):
+            unknown = ", ".join(sorted(self.privacy.targets - set(targets)))
+            raise ValueError(f"sinks.privacy_targets: not a detection target of stream {stream}: {unknown}")
         self._rings[stream] = ring
 
     def counters(self) -> dict[str, int]:
@@ -270,9 +287,16 @@ class Sinks:
         if self.clips is not None:
             counts.update(clips_written=self.clips.written, clips_deleted=self.clips.deleted,
                           clips_skipped=self.clips.skipped, clips_dir_failures=self.clips.failures)
+        if self.privacy is not None:
+            counts.update(clips_privacy_dropped=self.privacy.dropped, clips_privacy_muted=self.privacy.muted)
+        if self.history is not None:
+            counts.update(history_written=self.history.written, history_failures=self.history.failures,
+                          history_dropped=self.history.dropped)
         return counts
 
     def handle(self, topic: str, stream: str, body: dict) -> None:
+        if self.privacy is not None:
+            self.privacy.observe(topic, stream, body)
         if topic == "event":
             self.write(stream, event_from_message(body))
         self._cut_clips(stream, stream_ended=False)
@@ -282,6 +306,8 @@ class Sinks:
             sink.write(stream, event)
         if self.clips is not None:
             self.clips.write(stream, event)
+        if self.history is not None:
+            self.history.write(stream, event)
 
     def close(self) -> None:
         for stream in self._rings:
@@ -290,12 +316,18 @@ class Sinks:
             sink.close()
         if self.clips is not None:
             self.clips.close()
+        if self.history is not None:
+            self.history.close()
 
     def _cut_clips(self, stream: str, stream_ended: bool) -> None:
         ring = self._rings.get(stream)
         if self.clips is None or ring is None:
             return
-        for request in self.clips.due(stream, ring.end, stream_ended or ring.closed):
+        available, ended = ring.end, stream_ended or ring.closed
+        if self.privacy is not None and not stream_ended:  # audio waits until it can be judged
+            available = min(available, self.privacy.judged_until(stream))
+            ended = ended and available >= ring.end
+        for request in self.clips.due(stream, available, ended):
             audio, start = np.zeros(0, np.float32), request.stop
             for _ in range(3):  # the writer may overwrite the beginning while we read: start later
                 start = min(max(request.start, ring.oldest), request.stop)  # the ring may have dropped some
@@ -304,4 +336,12 @@ class Sinks:
                     break
                 except Overrun:
                     continue
-            self.clips.save(request, audio, start)
+            if self.privacy is not None:
+                audio = self.privacy.apply(stream, audio, start)
+                if audio is None:
+                    continue
+            path = self.clips.save(request, audio, start)
+            if path is not None and self.history is not None:
+                self.history.clip_saved(request.stream, request.event.id, path)
+        if self.privacy is not None:
+            self.privacy.forget_before(stream, ring.oldest)

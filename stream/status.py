@@ -18,6 +18,7 @@ from htsat_live.model import SAMPLE_RATE, WINDOW_SAMPLES
 from htsat_live.stream.capture import Source
 from htsat_live.stream.config import Config
 from htsat_live.stream.events import EventDetector
+from htsat_live.stream.loudness import LoudnessDetector
 from htsat_live.stream.ring import Overrun, RingBuffer
 from htsat_live.stream.stitch import Stitcher
 from htsat_live.stream.windows import WindowScheduler
@@ -50,20 +51,24 @@ class StreamReport:
     reconnects: int = 0
     gap_seconds: float = 0.0  # input missed while a live source reconnected
     loops: int = 0  # a finite input started again (loop)
-    events: int = 0
+    events: int = 0  # starts, provisional ones included
+    confirmed_events: int = 0  # events that passed the confirmation rule (stream.events)
     hop_latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCY_HISTORY))
     event_latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCY_HISTORY))
+    confirm_latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCY_HISTORY))
 
     def counters(self) -> dict[str, int | float]:
         return {"samples": self.samples, "windows": self.windows, "skipped_windows": self.skipped_windows,
                 "failed_windows": self.failed_windows, "overruns": self.overruns,
                 "input_overflows": self.input_overflows, "nonfinite_samples": self.nonfinite_samples,
                 "reconnects": self.reconnects, "gap_seconds": round(self.gap_seconds, 3), "loops": self.loops,
-                "events": self.events}
+                "events": self.events, "confirmed_events": self.confirmed_events}
 
     def latency(self) -> dict[str, float | None]:
         return {"hop_p50": percentile(self.hop_latencies, 50), "hop_p95": percentile(self.hop_latencies, 95),
-                "event_p50": percentile(self.event_latencies, 50), "event_p95": percentile(self.event_latencies, 95)}
+                "event_p50": percentile(self.event_latencies, 50), "event_p95": percentile(self.event_latencies, 95),
+                "confirmed_p50": percentile(self.confirm_latencies, 50),
+                "confirmed_p95": percentile(self.confirm_latencies, 95)}
 
 
 class StatusReporter:
@@ -76,7 +81,8 @@ class StatusReporter:
 
     def __init__(self, name: str, spec: str, source: Source, ring: RingBuffer, scheduler: WindowScheduler,
                  worker: InferenceWorker, detector: EventDetector, stitcher: Stitcher, config: Config,
-                 num_classes: int, backend: str, dropped: Callable[[], dict[str, int]], sink_counters: Callable[[], dict[str, int]]):
+                 num_classes: int, backend: str, dropped: Callable[[], dict[str, int]], sink_counters: Callable[[], dict[str, int]],
+                 mqtt_counters: Callable[[], dict | None], loudness: LoudnessDetector | None):
         self.name = name
         self.spec = spec
         self.source = source
@@ -90,6 +96,8 @@ class StatusReporter:
         self.backend = backend  # the engine in use ("auto" in the config resolves to one)
         self.dropped = dropped  # messages the publisher could not send, per topic
         self.sink_counters = sink_counters  # what the sinks (shared by every stream) wrote and failed to write
+        self.mqtt_counters = mqtt_counters  # the MQTT output's link and queue (None without one)
+        self.loudness = loudness  # the stream's loudness trigger, if on
         self.report = StreamReport()
         self.read_overruns = 0
         self._counting_worker = True  # until the stream leaves the worker, whose counters then are gone
@@ -155,6 +163,10 @@ class StatusReporter:
             "counters": report.counters(),
             "dropped": self.dropped(),
             "sinks": self.sink_counters(),
+            "mqtt": self.mqtt_counters(),
+            "loudness": None if self.loudness is None else {
+                "level_dbfs": round(self.loudness.level, 1), "threshold_dbfs": self.loudness.on_level,
+                "off_dbfs": self.loudness.off_level, "weighting": self.config.loudness.weighting},
             "queue": self.worker.pending(),
             "latency": report.latency(),
         }

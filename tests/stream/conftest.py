@@ -1,78 +1,13 @@
-"""Real parts for the stream tests: a virtual microphone (a private PulseAudio daemon with a null sink
-whose monitor is the default source, so sounddevice/PortAudio records whatever `paplay` plays into it),
-and folders that cannot be written (a read-only tmpfs) or fill up at once (a 64-KiB tmpfs)."""
+"""Real parts for the stream tests: folders that cannot be written (a read-only tmpfs) or fill up at
+once (a 64-KiB tmpfs). The virtual microphone is in tests/conftest.py: the GUI's tests play into it."""
 
 import errno
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 
 import pytest
-
-
-class VirtualMicrophone:
-    def __init__(self, runtime_dir: str):
-        self.env = dict(os.environ, XDG_RUNTIME_DIR=runtime_dir)
-
-    def _run(self, *command: str) -> subprocess.CompletedProcess:
-        return subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=30)
-
-    def start(self) -> None:
-        started = self._run("pulseaudio", "-D", "--exit-idle-time=-1", "--disallow-exit", "--log-target=stderr")
-        if started.returncode != 0:
-            raise RuntimeError(f"pulseaudio did not start: {started.stderr.strip()}")
-        for _ in range(100):  # the daemon answers once its socket is up
-            if self._run("pactl", "info").returncode == 0:
-                break
-            time.sleep(0.05)
-        self.load_sink()
-        # Without it, removing the null sink removes the last input, as unplugging the only microphone does;
-        # with it, PulseAudio would quietly move the recording to a silent stand-in.
-        self._run("pactl", "unload-module", "module-always-sink")
-
-    def kill(self) -> None:
-        self._run("pulseaudio", "--kill")
-        for _ in range(100):
-            if self._run("pactl", "info").returncode != 0:
-                return
-            time.sleep(0.05)
-
-    def unload_sink(self) -> None:
-        """Remove the null sink: its monitor, the default input, disappears (a microphone unplugged)."""
-        result = self._run("pactl", "unload-module", "module-null-sink")
-        if result.returncode != 0:
-            raise RuntimeError(f"pactl unload-module failed: {result.stderr.strip()}")
-
-    def load_sink(self) -> None:
-        """Create the null sink again and make its monitor the default input (the microphone is back)."""
-        for command in (("pactl", "load-module", "module-null-sink", "sink_name=vsink"),
-                        ("pactl", "set-default-sink", "vsink"),
-                        ("pactl", "set-default-source", "vsink.monitor")):
-            result = self._run(*command)
-            if result.returncode != 0:
-                raise RuntimeError(f"{' '.join(command)} failed: {result.stderr.strip()}")
-
-    def play(self, path) -> subprocess.Popen:
-        """Start playing a sound file into the null sink; returns the paplay process."""
-        return subprocess.Popen(["paplay", str(path)], env=self.env)
-
-
-@pytest.fixture
-def virtual_mic(monkeypatch):
-    for tool in ("pulseaudio", "pactl", "paplay"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is missing: run scripts/setup.sh (apt packages pulseaudio pulseaudio-utils)")
-    runtime_dir = tempfile.mkdtemp(prefix="htsat-pulse-")
-    mic = VirtualMicrophone(runtime_dir)
-    mic.start()
-    monkeypatch.setenv("XDG_RUNTIME_DIR", runtime_dir)
-    try:
-        yield mic
-    finally:
-        mic.kill()
-        shutil.rmtree(runtime_dir, ignore_errors=True)
 
 
 def _mount_tmpfs(path, options: str) -> bool:
@@ -114,3 +49,96 @@ def full_disk(tmp_path, monkeypatch):
 
     monkeypatch.setattr("htsat_live.stream.sinks.soundfile.write", fake_full_disk_write)
     yield path
+
+
+@pytest.fixture(autouse=True)
+def private_data_home(tmp_path_factory, monkeypatch):
+    """The event history is on by default under $XDG_DATA_HOME: each test (and the detect processes it
+    starts) gets its own, never the user's."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data-home")))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A folder on a 256-KiB tmpfs: room for an SQLite file in WAL mode (its index takes 32 KiB) and a few
+    hundred rows, then writes fail with ENOSPC."""
+    path = tmp_path / "small"
+    path.mkdir()
+    if not _mount_tmpfs(path, "size=256k"):
+        pytest.skip("needs a tmpfs mount (root)")
+    yield path
+    subprocess.run(["umount", str(path)], check=True)
+
+
+class Mosquitto:
+    """A real mosquitto broker on a free loopback port, with a generated config; it can be stopped and
+    started again on the same port (a broker restart), and may require a user name and password."""
+
+    def __init__(self, directory, users: dict[str, str] | None = None):
+        import socket
+
+        self.directory = directory
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        # Persistence keeps a subscriber's session (and what the broker queued for it) across a restart.
+        lines = [f"listener {self.port} 127.0.0.1", "persistence true", f"persistence_location {directory}/",
+                 "log_dest stderr"]
+        if os.geteuid() == 0:
+            lines.append("user root")  # else it drops to its own user, who cannot write its state here
+        if users:
+            passwords = directory / "passwords"
+            for number, (user, password) in enumerate(users.items()):
+                create = ["-c"] if number == 0 else []
+                subprocess.run(["mosquitto_passwd", "-b", *create, str(passwords), user, password], check=True,
+                               capture_output=True)
+            lines += ["allow_anonymous false", f"password_file {passwords}"]
+        else:
+            lines.append("allow_anonymous true")
+        self.config = directory / "mosquitto.conf"
+        self.config.write_text("\n".join(lines) + "\n")
+        self.process: subprocess.Popen | None = None
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import socket
+
+        self.log = open(self.directory / "mosquitto.log", "ab")
+        self.process = subprocess.Popen(["mosquitto", "-c", str(self.config)], stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 10
+        while True:  # it is up once it accepts connections
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"mosquitto did not start: {(self.directory / 'mosquitto.log').read_text()}")
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+        self.log.close()
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    """Start a broker with `mosquitto(users=None)`; every one started is stopped at the end."""
+    if shutil.which("mosquitto") is None:
+        pytest.fail("mosquitto is missing: run scripts/setup.sh (apt package mosquitto)")
+    brokers = []
+
+    def start(users: dict[str, str] | None = None) -> Mosquitto:
+        directory = tmp_path / f"broker{len(brokers)}"
+        directory.mkdir()
+        broker = Mosquitto(directory, users)
+        brokers.append(broker)
+        broker.start()
+        return broker
+
+    yield start
+    for broker in brokers:
+        if broker.process is not None:
+            broker.stop()

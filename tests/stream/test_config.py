@@ -67,7 +67,7 @@ def test_values_from_file_are_read_and_typed(tmp_path):
     ("[events.groups]\nalarm = [1.5]\n", "events.groups.alarm[0]: must be a str or int"),
     ("[events]\nhysteresis = 0\n", "events.hysteresis: must be > 0"),
     ("[events]\nbogus = 1\n", "events.bogus: unknown setting (known: threshold, thresholds, hysteresis, "),
-    ("[foo]\n", "foo: unknown section (known: source, windows, model, events, publish, sinks)"),
+    ("[foo]\n", "foo: unknown section (known: source, windows, model, events, publish, sinks, store"),
     ("source = 5\n", "source: must be a table, got 5"),
     ("[model]\nbackend = \"x\"\n", "model.backend: must be one of auto, torch, onnx, got 'x'"),
     ("[events]\nthreshold = true\n", "events.threshold: must be a number, got True"),
@@ -84,6 +84,9 @@ def test_values_from_file_are_read_and_typed(tmp_path):
     ("[events]\nmedian_frames = -1\n", "events.median_frames: must be >= 0, got -1"),
     ("[events]\nmedian_frames = 1025\n", "events.median_frames: must be <= 1023, got 1025"),
     ("[sinks]\nclips_max_mb = 0\n", "sinks.clips_max_mb: must be > 0, got 0"),
+    ("[mqtt]\nurl = \"http://broker\"\n", "mqtt.url: must be mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"),
+    ("[mqtt]\nqos = 3\n", "mqtt.qos: must be <= 2, got 3"),
+    ("[store]\nkeep_days = -1\n", "store.keep_days: must be >= 0, got -1"),
 ])
 def test_bad_values_raise_an_error_naming_the_key(tmp_path, text, message):
     with pytest.raises(ConfigError) as error:

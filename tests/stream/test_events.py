@@ -1,11 +1,20 @@
-"""The event detector: thresholds, hysteresis, filtering, merging, groups, revisions, flush."""
+"""The event detector: thresholds, hysteresis, filtering, merging, groups, revisions, flush, confirmation."""
+
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from htsat_live.model import FRAME_SECONDS, MODEL_FRAMES, Target, median_over_frames
+from htsat_live.model import (
+    DEMO_RECORDING,
+    FRAME_SECONDS,
+    MODEL_FRAMES,
+    Target,
+    median_over_frames,
+)
 from htsat_live.stream.config import ConfigError, EventsConfig
-from htsat_live.stream.events import EventDetector, targets_from_config
+from htsat_live.stream.events import ConfirmedView, EventDetector, targets_from_config
 from htsat_live.stream.stitch import Stitcher, TimelineUpdate
 from htsat_live.stream.windows import WindowScheduler
 
@@ -225,3 +234,86 @@ def test_a_threshold_changed_mid_stream_judges_the_frames_still_to_come():
         events.set_threshold("nothing", 0.3)
     with pytest.raises(ValueError, match="must be in 0..1"):
         events.set_threshold("x", 1.5)
+
+
+# --- confirmation -----------------------------------------------------------------------------------
+
+
+def states(reports):
+    return [(r.state, r.confirmed) for r in reports]
+
+
+def test_an_event_is_confirmed_once_seen_in_enough_updates():
+    events = detector(0.5, confirm_updates=3, wall_time=lambda sample: 1000.0 + sample / 32000)
+    start = events.update(timeline([0.1] * 100 + [0.6] * 20, final_upto=100), now=1010.0)
+    assert states(start) == [("start", False)] and start[0].confirm_latency is None
+    assert events.update(timeline([0.6] * 10, start=120, final_upto=100), now=1011.0)[0].confirmed is False
+    [confirmed] = events.update(timeline([0.6] * 10, start=130, final_upto=100), now=1012.0)
+    assert (confirmed.state, confirmed.confirmed) == ("update", True)
+    assert confirmed.confirm_latency == pytest.approx(1012.0 - (1000.0 + 100 * FRAME_SECONDS))
+    [end] = events.update(timeline([0.1] * 10, start=140, final_upto=150))
+    assert (end.state, end.confirmed, end.confirm_latency) == ("end", True, confirmed.confirm_latency)
+
+
+def test_an_unchanged_event_reports_only_its_confirmation():
+    events = detector(0.5, confirm_updates=2)
+    events.update(timeline([0.1] * 100 + [0.6] * 20, final_upto=100))
+    [confirmed] = events.update(timeline([0.6] * 20, start=100, final_upto=100))  # the same frames again
+    assert (confirmed.state, confirmed.confirmed, confirmed.offset_frame) == ("update", True, 120)
+    assert events.update(timeline([0.6] * 20, start=100, final_upto=100)) == []
+
+
+def test_a_clear_event_is_confirmed_at_once_and_a_faint_one_waits():
+    events = EventDetector([Target("x", (0,), 0.3, 0.3), Target("y", (1,), 0.3, 0.3)], confirm_updates=5,
+                           confirm_ratio=2.0)
+    values = np.zeros((120, 2), np.float32)
+    values[100:, 0] = 0.65  # > 2 x 0.3
+    values[100:, 1] = 0.5
+    reports = events.update(timeline(values, final_upto=100))
+    assert {r.label: r.confirmed for r in reports} == {"x": True, "y": False}
+
+
+def test_an_event_that_ends_before_it_is_confirmed_is_confirmed_by_its_final_frames():
+    events = detector(0.5, confirm_updates=10)
+    reports = events.update(timeline([0.1] * 10 + [0.9] * 20 + [0.1] * 10, final_upto=40))
+    assert states(reports) == [("start", True), ("end", True)]
+
+
+def test_a_revised_away_event_is_cancelled_before_it_is_confirmed():
+    events = detector(0.5, confirm_updates=2)
+    events.update(timeline([0.1] * 100 + [0.9] * 50, final_upto=100))
+    [cancel] = events.update(timeline([0.2] * 50, start=100, final_upto=100))
+    assert (cancel.state, cancel.cancelled, cancel.confirmed) == ("end", True, False)
+
+
+def body(id, state, confirmed, cancelled=False) -> dict:
+    return {"id": id, "state": state, "confirmed": confirmed, "cancelled": cancelled}
+
+
+def test_the_confirmed_view_announces_an_event_when_it_is_confirmed_and_hides_the_rest():
+    view = ConfirmedView()
+    assert view.take("mic", body(1, "start", False)) == []
+    assert view.take("mic", body(1, "end", False, cancelled=True)) == []  # never shown: never happened
+    assert view.take("mic", body(2, "start", False)) == []
+    assert view.take("mic", body(2, "update", True)) == [body(2, "start", True)]
+    assert view.take("mic", body(2, "update", True)) == [body(2, "update", True)]
+    assert view.take("other", body(2, "update", True)) == [body(2, "start", True)]  # another stream's event 2
+    assert view.take("mic", body(2, "end", True)) == [body(2, "end", True)]
+    assert view.take("mic", body(3, "end", True)) == [body(3, "start", True), body(3, "end", True)]
+    view.reset()
+    assert view.take("other", body(2, "end", True)) == [body(2, "start", True), body(2, "end", True)]
+
+
+def test_the_demo_prints_at_most_one_cancelled_start_and_provisional_restores_every_report():
+    def detect(*extra):
+        result = subprocess.run([sys.executable, "-m", "htsat_live.cli", "detect", str(DEMO_RECORDING), "--fast",
+                                 "--set", "publish.enabled=false", *extra], capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        return [line for line in lines if " start " in line], [line for line in lines if "cancelled" in line]
+
+    starts, cancelled = detect()
+    early_starts, early_cancelled = detect("--provisional")
+    assert len(cancelled) <= 1 and len(starts) >= 10
+    assert len(early_cancelled) > len(cancelled) and len(early_starts) > len(starts)

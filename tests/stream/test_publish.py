@@ -74,12 +74,12 @@ def test_scores_message_sends_the_changed_frames_of_the_top_classes():
     values = np.array([[0.1, 0.9, 0.5], [0.2, 0.8, 0.4]], np.float32)
     update = TimelineUpdate(start=40, values=values, end=42, final_upto=30)
     body = scores_message(update, np.array([0.3, 0.1, 0.7], np.float32), ["a", "b", "c"], 2,
-                          wall_time_start=12.5, window_start=0, window_samples=13440, hop=1.25)
+                          wall_time_start=12.5, window_start=0, window_samples=13440, hop=1.25, window_wall_end=13.0)
     assert body["classes"] == [2, 0] and body["labels"] == ["c", "a"]
     assert body["frames"] == [[0.5, 0.1], [0.4, 0.2]]
-    assert body["clipwise"] == [0.7, 0.3]
+    assert body["clipwise"] == [0.7, 0.3] and body["window_wall_end"] == 13.0
     assert (body["grid_start"], body["grid_end"], body["final_upto"]) == (40, 42, 30)
-    every = scores_message(update, np.array([0.3, 0.1, 0.7], np.float32), ["a", "b", "c"], 0, 0.0, 0, 1, 1.25)
+    every = scores_message(update, np.array([0.3, 0.1, 0.7], np.float32), ["a", "b", "c"], 0, 0.0, 0, 1, 1.25, 9.0)
     assert every["classes"] == [0, 1, 2]
     json.dumps(body, allow_nan=False)
 
@@ -87,7 +87,7 @@ def test_scores_message_sends_the_changed_frames_of_the_top_classes():
 def test_event_messages_are_json_and_nonfinite_values_become_null():
     event = Event(id=3, state="start", label="Dog", classes=(74,), onset_frame=10, offset_frame=20, onset=0.1,
                   offset=0.2, onset_wall=1.0, offset_wall=1.1, peak=0.9, mean=float("nan"), threshold=0.5,
-                  final=False, cancelled=False, latency=0.25)
+                  final=False, cancelled=False, latency=0.25, confirmed=False, confirm_latency=None)
     with Publisher(ANY_PORT) as publisher, connect(publisher) as subscriber:
         assert publisher.send("event", "mic", event_message(event))
         body = subscriber.receive(2.0).body

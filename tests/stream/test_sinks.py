@@ -29,7 +29,8 @@ def event(id=1, state="end", label="Dog", onset_frame=1024, offset_frame=1536, c
     return Event(id=id, state=state, label=label, classes=(74,), onset_frame=onset_frame, offset_frame=offset_frame,
                  onset=onset_frame * FRAME_SECONDS, offset=offset_frame * FRAME_SECONDS,
                  onset_wall=1.7e9 + onset_frame * FRAME_SECONDS, offset_wall=1.7e9 + offset_frame * FRAME_SECONDS,
-                 peak=0.9, mean=0.7, threshold=0.5, final=state == "end", cancelled=cancelled, latency=1.0)
+                 peak=0.9, mean=0.7, threshold=0.5, final=state == "end", cancelled=cancelled, latency=1.0,
+                 confirmed=True, confirm_latency=1.0)
 
 
 def message(e: Event) -> dict:
