@@ -130,6 +130,8 @@ class StopSignals:
         return self
 
     def __exit__(self, *exc) -> None:
+        if self.requested.is_set():
+            return  # the process is ending because of a signal: a late one must not kill it on the last step
         for number, handler in self._previous.items():
             signal.signal(number, handler)
 
