@@ -1,6 +1,9 @@
 """`htsat-live gui [SOURCE]` runs the pipeline in this process and shows it; `htsat-live gui --connect
 tcp://HOST:5556` shows a pipeline running elsewhere through its published topics. Both feed the same
-messages to the same window."""
+messages to the same window, which remembers the user's choices of view between runs (QSettings).
+
+In local mode the window needs no port, so a publish port that is taken (another detector runs) does
+not stop it: it publishes on a free port of the same host instead and says so."""
 
 import argparse
 import signal
@@ -8,6 +11,8 @@ import sys
 
 from htsat_live.gui.live_data import SPANS_SECONDS, LiveData
 from htsat_live.stream.commands import add_detect_arguments
+
+SETTINGS_ORGANISATION, SETTINGS_APPLICATION = "htsat-live", "gui"  # QSettings: ~/.config/htsat-live/gui.conf
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,11 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(then SOURCE and the pipeline options are not used)")
     parser.add_argument("--server-key", default="", metavar="FILE",
                         help="the publisher's CURVE public key (PREFIX.key from `htsat-live keys`), with --connect")
-    parser.add_argument("--span", type=int, choices=SPANS_SECONDS, default=30, help="seconds shown at first")
-    parser.add_argument("--classes", type=int, default=8, help="classes in the heatmap at first (1 to 64)")
+    parser.add_argument("--span", type=int, choices=SPANS_SECONDS, default=None,
+                        help="seconds shown at first (default: as last time, else 30)")
+    parser.add_argument("--classes", type=int, default=None,
+                        help="classes in the heatmap at first, 1 to 64 (default: as last time, else 8)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
     from htsat_live.gui.receiver import Receiver
@@ -39,8 +47,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     live = LiveData()
     receiver = Receiver(source, live)
-    set_threshold = None if args.connect else source.set_threshold
-    window = LiveWindow(live, f"htsat-live: {title}", set_threshold=set_threshold, span_seconds=args.span, top_n=args.classes)
+    set_threshold = event_audio = None  # what only a pipeline in this process offers
+    if not args.connect:
+        set_threshold, event_audio = source.set_threshold, source.event_audio
+    window = LiveWindow(live, f"htsat-live: {title}", set_threshold=set_threshold, event_audio=event_audio,
+                        span_seconds=args.span, top_n=args.classes,
+                        settings=QSettings(SETTINGS_ORGANISATION, SETTINGS_APPLICATION))
     receiver.connection_changed.connect(window.status_bar.show_connection)
     previous = signal.signal(signal.SIGINT, lambda *_: app.quit())  # Ctrl-C in the terminal quits cleanly too
     receiver.start()
@@ -49,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         app.exec()
     finally:
         signal.signal(signal.SIGINT, previous)
+        window.close()  # remembers the view (Ctrl-C quits without closing it)
         receiver.stop()  # stops the pipeline and flushes its sinks (local mode)
     return 0
 
@@ -69,7 +82,6 @@ def _local_source(args):
     from htsat_live.stream.commands import detect_config, load_model_or_explain
     from htsat_live.stream.config import ConfigError
     from htsat_live.stream.pipeline import Pipeline
-    from htsat_live.stream.publish import Publisher
     from htsat_live.stream.sinks import Sinks
 
     try:
@@ -80,11 +92,11 @@ def _local_source(args):
     model = load_model_or_explain(config.model.path or None, config.model.device, config.model.backend, config.model.precision)
     if model is None:
         return None, ""
-    source = LocalSource()
     publisher = sinks = None
     try:
-        publisher = Publisher.from_config(config.publish) if config.publish.enabled else None
+        publisher, link = _open_publisher(config.publish)
         sinks = Sinks.from_config(config.sinks)
+        source = LocalSource(link)
         pipeline = Pipeline(config, model, publisher=publisher, sinks=sinks, listeners=[source.listen])
     except (CaptureError, ConfigError, OSError, ValueError) as error:
         for output in (publisher, sinks):
@@ -95,3 +107,27 @@ def _local_source(args):
         return None, ""
     source.attach(pipeline)
     return source, ", ".join(runner.spec for runner in pipeline.runners)
+
+
+def _open_publisher(config):
+    """The publisher `config` (a PublishConfig) asks for, or None, and how the status bar names the
+    local link. When the configured address cannot be bound but the same host with any free port
+    can (the port is taken), it publishes there and says so; any other failure raises ValueError."""
+    from htsat_live.stream.publish import Publisher
+
+    if not config.enabled:
+        return None, "local pipeline (not publishing)"
+    try:
+        publisher = Publisher.from_config(config)
+        return publisher, f"local pipeline, publishing on {publisher.address}"
+    except ValueError as error:
+        transport, _, rest = config.bind.partition("://")
+        if transport != "tcp":
+            raise
+        try:
+            publisher = Publisher(f"tcp://{rest.rpartition(':')[0]}:*", config.allow_remote, config.server_secret_key,
+                                  config.hwm)
+        except ValueError:
+            raise error from None
+        print(f"htsat-live gui: {error}; publishing on {publisher.address} instead", file=sys.stderr)
+        return publisher, f"local pipeline, publishing on {publisher.address} ({config.bind} is taken)"

@@ -1,6 +1,6 @@
 """Redraw rate of the visualiser while the pipeline runs in the same process.
 
-    python -m gui.bench [--model PATH] [--warmup 60] [--measure 20]
+    python -m htsat_live.gui.bench [--model PATH] [--warmup 60] [--measure 20]
 
 A synthetic recording is played in real time through the real pipeline (hop 1 s, every class sent
 in each `scores` message) into the window, offscreen unless a display is set. After `--warmup`
@@ -53,7 +53,7 @@ def random_full_size_model(path: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gui.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m htsat_live.gui.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None,
                         help="checkpoint (default: full-size 527-class HTS-AT with random weights)")
     parser.add_argument("--hop", type=float, default=1.0, help="pipeline hop in seconds")

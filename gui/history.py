@@ -59,6 +59,27 @@ class FrameHistory:
     def frame_at(self, seconds: float) -> int:
         return int(round(seconds / self.frame_seconds))
 
+    def frames(self, first: int, last: int) -> tuple[int, np.ndarray]:
+        """Frames [first, last) as far as they are held (written, and not yet overwritten): the index
+        of the first one returned, and [n, W], a view."""
+        held = self.end - self.length  # the absolute index of view()[0]
+        start = max(first, held, 0)
+        return start, self.view()[start - held:max(min(last, self.end), start) - held]
+
+    def pooled(self, first: int, last: int, factor: int) -> tuple[int, np.ndarray]:
+        """The maximum of each group of `factor` frames (group g = frames [g, g + 1) * factor) that
+        frames [first, last) fall in, from the frames held, for a coarser history of the same signal:
+        (the first group's index, [groups, W]). A group whose newest frames are not written yet takes
+        the maximum of those that are; one whose oldest frames are no longer held is left out."""
+        group_first = -(-max(first // factor * factor, self.end - self.length, 0) // factor)
+        stop = min(-(-last // factor) * factor, self.end)
+        _, block = self.frames(group_first * factor, stop)  # [n, W]
+        if len(block) == 0:
+            return group_first, block
+        groups = -(-len(block) // factor)
+        padded = np.pad(block, ((0, groups * factor - len(block)), (0, 0)), mode="edge")
+        return group_first, padded.reshape(groups, factor, self.width).max(axis=1)
+
     def _clear(self, first: int, last: int) -> None:
         first = max(first, last - self.length)
         for begin, end in self._slots(first, last):

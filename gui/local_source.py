@@ -1,8 +1,17 @@
 """Local mode: the pipeline runs in this process and its messages reach the GUI thread through a
-bounded queue, as the same schema-v1 bodies a subscriber would receive (docs/schema.md)."""
+bounded queue, as the same schema-v1 bodies a subscriber would receive (docs/schema.md). Its audio is
+at hand too, so an event can be listened to."""
 
 import queue
 import time
+
+import numpy as np
+import soundfile
+
+from htsat_live.gui.live_data import EventBar
+from htsat_live.model import SAMPLE_RATE
+from htsat_live.stream.ring import Overrun
+from htsat_live.stream.sinks import CLIP_PREFIX
 
 SCHEMA_VERSION = 1
 QUEUE_MESSAGES = 2000  # about half a minute of messages; beyond it new ones are dropped (a `seq` gap)
@@ -15,14 +24,17 @@ class LocalSource:
     dropped and show up as gaps in `seq`, which the viewer counts as lost.
     """
 
-    def __init__(self):
+    def __init__(self, description: str = "local pipeline"):
+        self.description = description  # how the connection field names this link
         self.pipeline = None
+        self._attached_at = 0.0  # time.time() when the pipeline started: older clips are another run's
         self._queue: queue.Queue[tuple[str, dict]] = queue.Queue(QUEUE_MESSAGES)
         self._seq: dict[str, int] = {}
 
     def attach(self, pipeline) -> None:
         """Take ownership of the pipeline: start it now, stop it on `close()`."""
         self.pipeline = pipeline
+        self._attached_at = time.time()
         pipeline.start()
 
     def listen(self, topic: str, stream: str, body: dict) -> None:
@@ -49,10 +61,35 @@ class LocalSource:
         if self.pipeline is not None:
             self.pipeline.set_threshold(target, on)
 
+    def event_audio(self, stream: str, event: EventBar) -> np.ndarray:
+        """The audio of `event` of `stream` ([n] float32 at SAMPLE_RATE): from the stream's ring buffer
+        while it holds the event, else its clip file (with its pre and post roll) when clips are
+        recorded. LookupError says why there is none."""
+        runner = next((r for r in self.pipeline.runners if r.name == stream), None) if self.pipeline else None
+        if runner is None:
+            raise LookupError("the pipeline has stopped")
+        ring = runner.ring
+        start, stop = round(event.onset * SAMPLE_RATE), min(round(event.offset * SAMPLE_RATE), ring.end)
+        try:
+            return ring.read(start, stop)
+        except Overrun:
+            pass
+        clips = self.pipeline.sinks.clips if self.pipeline.sinks is not None else None
+        held = f"the last {ring.capacity / SAMPLE_RATE:g} s of audio are held"
+        if clips is None:
+            raise LookupError(f"{held} and no clips are recorded (set sinks.clips_dir)")
+        # clip names: htsat-STAMP-STREAM-ID-LABEL-START.wav (stream.sinks); ids restart with every run
+        for path in clips.directory.glob(f"{CLIP_PREFIX}*.wav"):
+            parts = path.name.split("-")
+            if len(parts) == 6 and parts[3] == str(event.event_id) and path.stat().st_mtime >= self._attached_at:
+                audio, _ = soundfile.read(path, dtype="float32")
+                return audio
+        raise LookupError(f"{held} and the event's clip is not written (yet)")
+
     def connection(self) -> tuple[str, bool]:
         if self.pipeline is None:
             return "pipeline not started", False
-        return "local pipeline", True
+        return self.description, True
 
     def close(self) -> None:
         """Stop the pipeline: captures end, open events end, sinks are flushed."""

@@ -24,10 +24,12 @@ class MessageSource(Protocol):
 
 
 class Receiver(QObject):
-    """Polls `source` every POLL_INTERVAL_MS on the GUI thread; `connection_changed(text, healthy)`
-    says in words how the link is doing (a SUB socket reconnects by itself; this reports it)."""
+    """Polls `source` every POLL_INTERVAL_MS on the GUI thread; `connection_changed(text, state)` says
+    in words how the link is doing, and `state` in one word: "waiting" (nothing heard yet),
+    "receiving", "ended" (the pipeline reported that its source ended: nothing more will come, and
+    that is no fault) or "lost" (it went quiet otherwise; a SUB socket reconnects by itself)."""
 
-    connection_changed = Signal(str, bool)
+    connection_changed = Signal(str, str)
 
     def __init__(self, source: MessageSource, live: LiveData, parent: QObject | None = None):
         super().__init__(parent)
@@ -35,7 +37,7 @@ class Receiver(QObject):
         self.live = live
         self.reconnects = 0  # times the link came back after going quiet
         self._healthy: bool | None = None  # None until the link was first healthy
-        self._shown: tuple[str, bool] | None = None
+        self._shown: tuple[str, str] | None = None
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_INTERVAL_MS)
         self.timer.timeout.connect(self.poll)
@@ -67,12 +69,15 @@ class Receiver(QObject):
             self.reconnects += 1
         if healthy or self._healthy is not None:
             self._healthy = healthy
-        if healthy:
+        if self.live.status.get("source_state") == "ended":
+            text, state = f"{where}: source ended", "ended"
+        elif healthy:
             text = f"{where}: receiving" + (f" (reconnected {self.reconnects}x)" if self.reconnects else "")
+            state = "receiving"
         elif self._healthy is None:
-            text = f"{where}: waiting for the publisher"
+            text, state = f"{where}: waiting for the publisher", "waiting"
         else:
-            text = f"{where}: no data, reconnecting"
-        if (text, healthy) != self._shown:
-            self._shown = (text, healthy)
-            self.connection_changed.emit(text, healthy)
+            text, state = f"{where}: no data, reconnecting", "lost"
+        if (text, state) != self._shown:
+            self._shown = (text, state)
+            self.connection_changed.emit(text, state)

@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="checkpoint (default: the embedded model)")
-    parser.add_argument("--audio", default=str(ROOT / "model" / "data" / "demo.wav"), help="recording shown")
+    # a relative path: the status bar shows the source as given, and a screenshot should not show this machine's folders
+    parser.add_argument("--audio", default=os.path.relpath(ROOT / "model" / "data" / "demo.wav"), help="recording shown")
     parser.add_argument("--output", default=str(ROOT / "docs" / "screenshot.png"))
     parser.add_argument("--hop", type=float, default=1.0)
     parser.add_argument("--span", type=int, default=60, help="seconds shown (10, 20, 30 or 60)")
@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     source.attach(Pipeline(config, model, [args.audio], listeners=[source.listen]))
     live = LiveData()
     receiver = Receiver(source, live)
-    window = LiveWindow(live, "htsat-live", span_seconds=args.span)
+    window = LiveWindow(live, "htsat-live", set_threshold=source.set_threshold, event_audio=source.event_audio,
+                        span_seconds=args.span)
     receiver.connection_changed.connect(window.status_bar.show_connection)
     width, height = (int(v) for v in args.size.split("x"))
     window.resize(width, height)

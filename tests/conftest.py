@@ -1,3 +1,7 @@
+import os
+import shutil
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,6 +22,13 @@ def _wait_until(condition, timeout: float, what: str, between=None) -> None:
         if between is not None:
             between()
         time.sleep(POLL_SECONDS)
+
+
+@pytest.fixture(autouse=True)
+def private_data_home(tmp_path_factory, monkeypatch):
+    """The event history is on by default under $XDG_DATA_HOME: each test (and the detect processes it
+    starts) gets its own, never the user's."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data-home")))
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +62,70 @@ def wait_until():
     """Wait for something a test started to happen, with a deadline instead of a fixed sleep:
     `wait_until(condition, timeout, what, between=None)`."""
     return _wait_until
+
+
+class VirtualMicrophone:
+    """A private PulseAudio daemon with a null sink that is the default output and whose monitor is the
+    default input: sounddevice/PortAudio records whatever is played into it, by `paplay` or by
+    sounddevice itself (the stream tests' microphone, the GUI tests' loudspeaker)."""
+
+    def __init__(self, runtime_dir: str):
+        self.env = dict(os.environ, XDG_RUNTIME_DIR=runtime_dir)
+
+    def _run(self, *command: str) -> subprocess.CompletedProcess:
+        return subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=30)
+
+    def start(self) -> None:
+        started = self._run("pulseaudio", "-D", "--exit-idle-time=-1", "--disallow-exit", "--log-target=stderr")
+        if started.returncode != 0:
+            raise RuntimeError(f"pulseaudio did not start: {started.stderr.strip()}")
+        for _ in range(100):  # the daemon answers once its socket is up
+            if self._run("pactl", "info").returncode == 0:
+                break
+            time.sleep(0.05)
+        self.load_sink()
+        # Without it, removing the null sink removes the last input, as unplugging the only microphone does;
+        # with it, PulseAudio would quietly move the recording to a silent stand-in.
+        self._run("pactl", "unload-module", "module-always-sink")
+
+    def kill(self) -> None:
+        self._run("pulseaudio", "--kill")
+        for _ in range(100):
+            if self._run("pactl", "info").returncode != 0:
+                return
+            time.sleep(0.05)
+
+    def unload_sink(self) -> None:
+        """Remove the null sink: its monitor, the default input, disappears (a microphone unplugged)."""
+        result = self._run("pactl", "unload-module", "module-null-sink")
+        if result.returncode != 0:
+            raise RuntimeError(f"pactl unload-module failed: {result.stderr.strip()}")
+
+    def load_sink(self) -> None:
+        """Create the null sink again and make its monitor the default input (the microphone is back)."""
+        for command in (("pactl", "load-module", "module-null-sink", "sink_name=vsink"),
+                        ("pactl", "set-default-sink", "vsink"),
+                        ("pactl", "set-default-source", "vsink.monitor")):
+            result = self._run(*command)
+            if result.returncode != 0:
+                raise RuntimeError(f"{' '.join(command)} failed: {result.stderr.strip()}")
+
+    def play(self, path) -> subprocess.Popen:
+        """Start playing a sound file into the null sink; returns the paplay process."""
+        return subprocess.Popen(["paplay", str(path)], env=self.env)
+
+
+@pytest.fixture
+def virtual_mic(monkeypatch):
+    for tool in ("pulseaudio", "pactl", "paplay"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is missing: run scripts/setup.sh (apt packages pulseaudio pulseaudio-utils)")
+    runtime_dir = tempfile.mkdtemp(prefix="htsat-pulse-")
+    mic = VirtualMicrophone(runtime_dir)
+    mic.start()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", runtime_dir)
+    try:
+        yield mic
+    finally:
+        mic.kill()
+        shutil.rmtree(runtime_dir, ignore_errors=True)

@@ -52,3 +52,25 @@ def test_writing_some_columns_keeps_the_others_and_new_frames_start_at_fill():
 def test_frames_of_the_wrong_width_are_refused():
     with pytest.raises(ValueError, match="shape"):
         FrameHistory(4, 3, 0.01).write(0, np.ones((2, 2)))
+
+
+def test_frames_returns_the_held_part_of_a_range_and_where_it_starts():
+    history = FrameHistory(5, 1, 0.01, fill=-1.0)
+    history.write(0, column([0, 1, 2, 3, 4, 5, 6]))  # frames 2..6 held
+    first, frames = history.frames(0, 4)
+    assert first == 2 and frames.ravel().tolist() == [2, 3]
+    first, frames = history.frames(5, 99)
+    assert first == 5 and frames.ravel().tolist() == [5, 6]
+    assert len(FrameHistory(5, 1, 0.01).frames(-3, 2)[1]) == 0  # nothing written: nothing held
+
+
+def test_pooled_takes_the_maximum_of_whole_groups_for_a_coarser_history():
+    history = FrameHistory(10, 1, 0.01)
+    history.write(0, column([0, 5, 1, 2, 9, 3, 4]))
+    first, pooled = history.pooled(4, 5, 3)  # frame 4 lies in group 1 (frames 3..5)
+    assert first == 1 and pooled.ravel().tolist() == [9]
+    first, pooled = history.pooled(0, 7, 3)  # group 2 holds only frame 6 so far
+    assert first == 0 and pooled.ravel().tolist() == [5, 9, 4]
+    history.write(7, column([7, 8, 9, 10, 11, 12, 13]))  # frames 4..13 held: group 1 is no longer whole
+    first, pooled = history.pooled(0, 14, 3)
+    assert first == 2 and pooled.ravel().tolist() == [8, 11, 13]

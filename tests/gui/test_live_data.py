@@ -76,3 +76,13 @@ def test_only_the_first_stream_heard_is_shown(messages):
     other["stream"] = "other"
     assert not live.apply("mel", other)
     assert live.counts.other_streams == 1 and live.mel.end == 10
+
+
+def test_the_archive_keeps_the_maximum_of_each_group_of_frames_and_follows_revisions(messages):
+    live = LiveData()
+    live.apply("scores", messages.scores(0, np.full((16, 3), 0.2), LABELS, final_upto=0))
+    live.apply("scores", messages.scores(8, np.full((8, 1), 0.9), LABELS, final_upto=8, classes=[1]))  # revised
+    archived = live.archived_scores.view()[-2:]  # groups of 8 frames: 0..7 and 8..15
+    assert archived[:, 1].tolist() == [pytest.approx(0.2), pytest.approx(0.9)]
+    assert archived[:, 0].tolist() == [pytest.approx(0.2), pytest.approx(0.2)]
+    assert live.archived_scores.frame_seconds == pytest.approx(8 * 10 / 1024)

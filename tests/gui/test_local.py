@@ -4,6 +4,7 @@ messages through LocalSource and the receiver into the window, checked from the 
 import numpy as np
 import soundfile
 
+from htsat_live.gui.colours import class_colour
 from htsat_live.gui.live_data import LiveData
 from htsat_live.gui.local_source import LocalSource
 from htsat_live.gui.receiver import Receiver
@@ -41,7 +42,7 @@ def test_a_tone_file_shows_its_row_its_event_and_the_counters(qapp, grab, tiny_c
         wait_until(lambda: not window.display_now()[1], 10.0, "the view to settle", between=qapp.processEvents)
         window.redraw(force=True)
         image = grab(window)
-        assert window.status_bar.connection.text() == "local pipeline: receiving"
+        assert window.status_bar.connection.text() == "local pipeline: source ended"  # the file played to its end
         assert window.status_bar.counters.text() == "drops 0 / skips 0 / lost msgs 0"
         assert window.status_bar.source.text().startswith(str(path))
 
@@ -55,7 +56,7 @@ def test_a_tone_file_shows_its_row_its_event_and_the_counters(qapp, grab, tiny_c
         event = live.finished[0]
         assert event["onset"] == 0.0 and abs(event["offset"] - SECONDS) < 0.05
         left, row = image.row(window.lanes, 0.5, live.now - 20.0, live.now)
-        coloured = [left + i for i, c in enumerate(row) if c.rgb() == window.lanes.colour("class_3").rgb()]
+        coloured = [left + i for i, c in enumerate(row) if c.rgb() == class_colour((3,)).rgb()]
         assert abs(coloured[0] - image.point(window.lanes, 0.0, 0.5)[0]) <= 2
         assert abs(coloured[-1] - image.point(window.lanes, event["offset"], 0.5)[0]) <= 2
     finally:

@@ -49,6 +49,8 @@ def test_remote_view_follows_the_publisher_across_a_restart(qapp, messages, grab
     window = LiveWindow(live, "remote")
     window.resize(1200, 800)
     receiver.connection_changed.connect(window.status_bar.show_connection)
+    states = []
+    receiver.connection_changed.connect(lambda text, state: states.append(state))
     receiver.start()
     window.show()
     connection = window.status_bar.connection
@@ -71,7 +73,7 @@ def test_remote_view_follows_the_publisher_across_a_restart(qapp, messages, grab
 
         publisher.close()
         assert wait_for(qapp, lambda: "reconnecting" in connection.text(), 6.0)
-        assert connection.text() == f"{address}: no data, reconnecting"
+        assert connection.text() == f"{address}: no data, reconnecting" and states[-1] == "lost"
 
         publisher = Publisher(address)  # a new run of the publisher: seq and stream time start at 0
         messages.seq.clear()
@@ -92,13 +94,35 @@ def test_remote_view_reads_an_encrypted_publisher_with_its_public_key(qapp, mess
     live = LiveData()
     receiver = Receiver(Subscriber(publisher.address, server_key=public_file), live)
     texts = []
-    receiver.connection_changed.connect(lambda text, healthy: texts.append(text))
+    receiver.connection_changed.connect(lambda text, state: texts.append(text))
     receiver.start()
     try:
         assert wait_for(qapp, lambda: live.status, 5.0,
                         lambda: publisher.send("status", "test", body(messages.status(source="secret"))))
         assert live.status["source"] == "secret"
         assert texts[-1] == f"{publisher.address} (CURVE): receiving"
+    finally:
+        receiver.stop()
+        publisher.close()
+
+
+def test_a_publisher_whose_source_ended_shows_source_ended_not_a_lost_link(qapp, messages):
+    publisher = Publisher("tcp://127.0.0.1:*")
+    live = LiveData()
+    receiver = Receiver(Subscriber(publisher.address), live)
+    shown = []
+    receiver.connection_changed.connect(lambda text, state: shown.append((text, state)))
+    receiver.start()
+    try:
+        assert wait_for(qapp, lambda: live.status, 5.0,
+                        lambda: publisher.send("status", "test", body(messages.status())))
+        publisher.send("status", "test", body(messages.status(source_state="ended")))  # the file played to its end
+        assert wait_for(qapp, lambda: live.status.get("source_state") == "ended", 5.0)
+        publisher.close()  # and the detector exits: silence follows
+        assert wait_for(qapp, lambda: not receiver.source.connection()[1], 6.0)
+        receiver.poll()
+        assert shown[-1] == (f"{publisher.address}: source ended", "ended")
+        assert not any(state == "lost" for _, state in shown)
     finally:
         receiver.stop()
         publisher.close()

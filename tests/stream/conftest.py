@@ -51,13 +51,6 @@ def full_disk(tmp_path, monkeypatch):
     yield path
 
 
-@pytest.fixture(autouse=True)
-def private_data_home(tmp_path_factory, monkeypatch):
-    """The event history is on by default under $XDG_DATA_HOME: each test (and the detect processes it
-    starts) gets its own, never the user's."""
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data-home")))
-
-
 @pytest.fixture
 def small_disk(tmp_path):
     """A folder on a 256-KiB tmpfs: room for an SQLite file in WAL mode (its index takes 32 KiB) and a few
