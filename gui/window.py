@@ -46,7 +46,7 @@ from htsat_live.gui.view_settings import (
     load_choices,
     save_choices,
 )
-from htsat_live.model import SAMPLE_RATE
+from htsat_live.model import SAMPLE_RATE, write_events
 
 REMOTE_LISTEN = "listening needs the audio, which stays on the detector's machine (remote mode)"
 MIN_ZOOM_SECONDS = 1.0  # the narrowest view a paused user can zoom to
@@ -358,18 +358,14 @@ class LiveWindow(QMainWindow):
 
     def export_events(self, path: str | Path) -> int:
         """Write the finished events seen so far: JSON Lines of their `end` messages for a .jsonl path,
-        otherwise TSV (onset, offset, event_label, peak). Returns how many were written; the status
-        bar says where."""
+        otherwise the DESED event table the detector's TSV sink writes (the stream as filename). Returns how
+        many were written; the status bar says where."""
         path = Path(path)
         events = list(self.live.finished)
-        with open(path, "w", encoding="utf-8") as file:
-            if path.suffix == ".jsonl":
-                for event in events:
-                    file.write(json.dumps(event) + "\n")
-            else:
-                file.write("onset\toffset\tevent_label\tpeak\n")
-                for event in events:
-                    file.write(f"{event['onset']:.3f}\t{event['offset']:.3f}\t{event['label']}\t{event['peak']:.4f}\n")
+        if path.suffix == ".jsonl":
+            path.write_text("".join(json.dumps(event) + "\n" for event in events), encoding="utf-8")
+        else:
+            write_events(path, [(event["stream"], event["onset"], event["offset"], event["label"]) for event in events])
         self.status_bar.show_notice(f"{len(events)} events written to {path.absolute()}")
         return len(events)
 

@@ -146,8 +146,8 @@ def test_save_png_and_export_events(window, messages, tmp_path, qapp, feed):
     lines = (tmp_path / "e.jsonl").read_text().splitlines()
     assert [json.loads(line)["label"] for line in lines] == ["Dog"]
     w.export_events(tmp_path / "e.tsv")
-    assert (tmp_path / "e.tsv").read_text().splitlines() == ["onset\toffset\tevent_label\tpeak",
-                                                             "2.000\t3.500\tDog\t0.8000"]
+    assert (tmp_path / "e.tsv").read_text().splitlines() == ["filename\tonset\toffset\tevent_label",
+                                                             f"{messages.stream}\t2.0\t3.5\tDog"]
 
 
 def test_threshold_box_applies_locally_and_is_read_only_remotely(window, messages):
