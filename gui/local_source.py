@@ -63,15 +63,16 @@ class LocalSource:
 
     def event_audio(self, stream: str, event: EventBar) -> np.ndarray:
         """The audio of `event` of `stream` ([n] float32 at SAMPLE_RATE): from the stream's ring buffer
-        while it holds the event, else its clip file (with its pre and post roll) when clips are
-        recorded. LookupError says why there is none."""
+        while it holds the event (through the privacy filter when `sinks.privacy` is on), else its clip
+        file (with its pre and post roll; the clip sink applied the filter) when clips are recorded.
+        LookupError says why there is none."""
         runner = next((r for r in self.pipeline.runners if r.name == stream), None) if self.pipeline else None
         if runner is None:
             raise LookupError("the pipeline has stopped")
         ring = runner.ring
         start, stop = round(event.onset * SAMPLE_RATE), min(round(event.offset * SAMPLE_RATE), ring.end)
         try:
-            return ring.read(start, stop)
+            return self._private(stream, ring.read(start, stop), start)
         except Overrun:
             pass
         clips = self.pipeline.sinks.clips if self.pipeline.sinks is not None else None
@@ -85,6 +86,18 @@ class LocalSource:
                 audio, _ = soundfile.read(path, dtype="float32")
                 return audio
         raise LookupError(f"{held} and the event's clip is not written (yet)")
+
+    def _private(self, stream: str, audio: np.ndarray, start: int) -> np.ndarray:
+        """`audio` as the privacy filter lets it be played, or LookupError saying why it may not."""
+        privacy = self.pipeline.sinks.privacy if self.pipeline.sinks is not None else None
+        if privacy is None:
+            return audio
+        if start + len(audio) > privacy.judged_until(stream):
+            raise LookupError("the privacy filter has not judged it yet (its scores are not final)")
+        allowed = privacy.apply(stream, audio, start)
+        if allowed is None:
+            raise LookupError(f"the privacy filter withholds it (it overlaps {', '.join(sorted(privacy.targets))})")
+        return allowed
 
     def connection(self) -> tuple[str, bool]:
         if self.pipeline is None:

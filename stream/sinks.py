@@ -270,8 +270,8 @@ class Sinks:
         clips = privacy = None
         if config.clips_dir:
             clips = ClipSink(config.clips_dir, config.pre_roll, config.post_roll, config.clips_max_mb)
-            if config.privacy != "off":
-                privacy = PrivacyFilter(config.privacy, config.privacy_targets)
+        if config.privacy != "off":  # also without clips: whatever plays audio (the GUI) asks it too
+            privacy = PrivacyFilter(config.privacy, config.privacy_targets)
         return cls(text_sinks, clips, history, privacy)
 
     def attach(self, stream: str, ring: RingBuffer, targets: list[str] = ()) -> None:

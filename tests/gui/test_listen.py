@@ -156,3 +156,22 @@ def test_in_remote_mode_listening_is_shown_unavailable_with_the_reason(window, g
     assert REMOTE_LISTEN in bar.toolTip()
     click(remote, 12.5, 0.5)
     assert remote.lanes.selected == event and remote.status_bar.notice.text() == REMOTE_LISTEN
+
+
+def test_playback_honours_the_privacy_filter(qapp, tiny_checkpoint, tmp_path, wait_until):
+    tone_file(tmp_path / "tone.wav", 4.0)
+    for mode in ("drop", "mute"):
+        window, receiver = local_window(qapp, tiny_checkpoint, tmp_path / "tone.wav", wait_until,
+                                        **{"sinks.privacy": mode, "sinks.privacy_targets": ["class_3"]})
+        try:
+            (event,) = [e for e in window.live.events() if e.label == "class_3"]
+            window.lanes.select(event)
+            window.listen()
+            if mode == "drop":  # the event is of a privacy target: none of its audio may be played
+                assert window.status_bar.notice.text().endswith("the privacy filter withholds it (it overlaps class_3)")
+            else:
+                audio = window.event_audio(window.live.stream, event)
+                assert len(audio) == 4 * SAMPLE_RATE and not np.any(audio)  # muted where the event is
+        finally:
+            receiver.stop()
+            window.close()
