@@ -29,18 +29,35 @@ RSS_AFTER_WINDOWS = 10
 VERIFY_SECONDS = 30.0  # length of the real-time check of the stream count the fast runs suggest
 
 
-def full_size_model(device: str):
-    """The full-size HTS-AT (527 AudioSet classes) with seeded random weights, behind the Predictor API."""
+def full_size_model(device: str, backend: str = "torch", precision: str = "fp32"):
+    """The full-size HTS-AT (527 AudioSet classes) with seeded random weights, behind the Predictor API, on
+    the torch backend, OpenVINO (its trunk converted in memory) or ONNX Runtime (exported to a temporary file,
+    with precision "int8" quantised as `export-onnx --int8` does)."""
+    import tempfile
+    from pathlib import Path
+
     import torch
 
-    from htsat_live.model.checkpoint import audioset_labels
+    from htsat_live.model.checkpoint import Checkpoint, audioset_labels
     from htsat_live.model.htsat import HTSAT, HTSATConfig
     from htsat_live.model.predictor import Predictor, TorchBackend
 
     torch.manual_seed(0)
     config = HTSATConfig()
-    return Predictor(TorchBackend(HTSAT(config), device), config, audioset_labels(), None,
-                     "full-size HTS-AT, random weights")
+    model = HTSAT(config).eval()
+    if backend == "openvino":
+        from htsat_live.model.openvino import OpenVinoBackend, convert_trunk
+
+        runner = OpenVinoBackend(model, convert_trunk(model), device, precision)
+    elif backend == "onnx":
+        from htsat_live.model.onnx import OnnxBackend, export_onnx
+
+        checkpoint = Checkpoint(config, model.state_dict(), audioset_labels())
+        path = export_onnx(model, checkpoint, Path(tempfile.mkdtemp()) / "model.onnx", int8=precision == "int8")
+        runner = OnnxBackend(path, device)
+    else:
+        runner = TorchBackend(model, device, precision)
+    return Predictor(runner, config, audioset_labels(), None, "full-size HTS-AT, random weights")
 
 
 def rss_mib() -> float:
@@ -132,7 +149,7 @@ def _seconds(value: float | None) -> str:
 def run_stream_bench(args) -> int:
     """`htsat-live bench --stream`. Reads from the bench command's arguments: `model` (None = the
     full-size architecture with random weights), `hop` (list of hops), `seconds` (length of the
-    real-time run), and when present `threads`, `backend`, `device`, `recording`, `streams`."""
+    real-time run), and when present `threads`, `backend`, `precision`, `device`, `recording`, `streams`."""
     import soundfile
     import torch
 
@@ -140,28 +157,34 @@ def run_stream_bench(args) -> int:
 
     model_path = getattr(args, "model", None)
     device = getattr(args, "device", None) or "cpu"
-    backend = getattr(args, "backend", None) or "torch"
+    backend = getattr(args, "backend", None) or "auto"
     hops = getattr(args, "hop", None) or [1.25, 1.0]
     seconds = getattr(args, "seconds", None) or 60.0
     recording = getattr(args, "recording", None) or str(DEMO_RECORDING)
     max_streams = getattr(args, "streams", None) or 4
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
-    if model_path:
-        model = load_model(model_path, device=device, backend=backend)
-        what = f"{model_path} ({model.num_classes} classes)"
-    elif backend != "torch":
-        print("htsat-live bench --stream: the random-weight model runs on torch; give --model for onnx")
+    precision = getattr(args, "precision", None) or "fp32"
+    if precision == "int8" and not (backend == "onnx" and model_path is None):
+        print("htsat-live bench --stream: --precision int8 is ONNX Runtime's: --backend onnx without --model "
+              "(for a checkpoint, export it with `htsat-live export-onnx --int8` and give --model X.int8.onnx)")
         return 2
-    else:
-        model = full_size_model(device)
-        what = f"full-size HTS-AT ({model.num_classes} classes, random weights)"
+    try:
+        if model_path:
+            model = load_model(model_path, device=device, backend=backend, precision=precision)
+            what = f"{model_path} ({model.num_classes} classes)"
+        else:
+            model = full_size_model(device, "torch" if backend == "auto" else backend, precision)
+            what = f"full-size HTS-AT ({model.num_classes} classes, random weights)"
+    except (OSError, ValueError) as error:
+        print(f"htsat-live bench --stream: {error}")
+        return 2
     try:
         length = soundfile.info(recording).duration
     except (OSError, RuntimeError) as error:
         print(f"htsat-live bench --stream: cannot read {recording}: {error}")
         return 2
-    print(f"stream bench: {what}, {backend} on {device}, torch threads {torch.get_num_threads()}, "
+    print(f"stream bench: {what}, {model.backend.name} {precision} on {device}, torch threads {torch.get_num_threads()}, "
           f"{os.cpu_count()} CPUs; recording {recording} ({length:.1f} s)", flush=True)
     model.predict(np.zeros((1, 320000), np.float32), short="pad")  # warm up once
     for hop in hops:  # the real-time runs first, before the fast runs' large batches grow the heap

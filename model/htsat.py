@@ -302,9 +302,16 @@ class HTSAT(nn.Module):
 
     def token_logits(self, mel: torch.Tensor) -> torch.Tensor:
         """log-mel [B, T, 64] (T <= 1024, already tiled if wanted) -> per-token logits [B, C, 32]."""
-        x = self.bn0(mel.transpose(1, 2)).transpose(1, 2)
-        x = x.to(self.patch_embed.proj.weight.dtype)  # the trunk may run in bf16; front end and bn0 stay fp32
-        x = self.patch_embed(fold_to_image(x))  # [B, 64 * 64, D]
+        return self.trunk(self.image(mel))
+
+    def image(self, mel: torch.Tensor) -> torch.Tensor:
+        """log-mel [B, T, 64] -> bn0 -> folded image [B, 1, 256, 256] (float32)."""
+        return fold_to_image(self.bn0(mel.transpose(1, 2)).transpose(1, 2))
+
+    def trunk(self, image: torch.Tensor) -> torch.Tensor:
+        """image [B, 1, 256, 256] -> per-token logits [B, C, 32]: the transformer, which other engines may run."""
+        x = image.to(self.patch_embed.proj.weight.dtype)  # the trunk may run in bf16; front end and bn0 stay fp32
+        x = self.patch_embed(x)  # [B, 64 * 64, D]
         for stage in self.layers:
             x = stage(x)
         x = self.norm(x)  # [B, 8 * 8, 8D]

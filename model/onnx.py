@@ -109,7 +109,8 @@ def _weight_matmuls(graph) -> list[str]:
 class OnnxBackend:
     name = "onnx"
 
-    def __init__(self, path: Path, device: str):
+    def __init__(self, path: Path, device: str, threads: int | None = None):
+        """threads: ONNX Runtime's intra-op threads (None: its default, one per physical core)."""
         import onnxruntime as ort
 
         providers = ["CPUExecutionProvider"]
@@ -121,6 +122,8 @@ class OnnxBackend:
         # no busy-waiting between runs: the stream's other threads (capture, publisher, GUI) and any torch
         # work in the same process need the cores while the model is idle
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if threads:
+            options.intra_op_num_threads = threads
         self.device = device
         self.session = ort.InferenceSession(str(path), options, providers=providers)
 

@@ -36,6 +36,7 @@ class Backend(Protocol):
 
 
 PRECISIONS = ("fp32", "bf16")
+BACKENDS = ("torch", "onnx", "openvino")
 
 
 class TorchBackend:
@@ -137,17 +138,18 @@ def load_model(path: str | Path | None = None, device: str = "cpu", backend: str
 
     path None = the embedded default model. backend None (or "auto") follows the file: an .onnx file runs
     on ONNX Runtime, anything else on torch. backend "onnx" with a checkpoint exports it on load and caches
-    the graph in the user's cache directory. precision "bf16" runs the torch backend's transformer in
-    bfloat16 (about 2x faster on CPUs with AVX-512 bf16; drift is reported by `bench`).
+    the graph in the user's cache directory. backend "openvino" runs the transformer on OpenVINO (CPU; the
+    front end stays in torch) and caches its converted trunk there too. precision "bf16" runs the torch or
+    OpenVINO backend's transformer in bfloat16 (faster on CPUs with AVX-512 bf16; drift is reported by `bench`).
     """
     path = Path(path) if path is not None else DEFAULT_MODEL
     if backend in (None, "auto"):
         backend = "onnx" if path.suffix == ".onnx" else "torch"
-    if backend not in ("torch", "onnx"):
-        raise ValueError(f"backend must be 'auto', 'torch' or 'onnx', got {backend!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be 'auto', 'torch', 'onnx' or 'openvino', got {backend!r}")
     if path.suffix == ".onnx":
         if backend != "onnx":
-            raise ValueError(f"{path} is an ONNX graph, which runs on ONNX Runtime, not on torch: "
+            raise ValueError(f"{path} is an ONNX graph, which runs on ONNX Runtime, not on {backend}: "
                              "use backend 'onnx' (or 'auto')")
         from htsat_live.model.onnx import load_onnx_predictor
 
@@ -160,6 +162,16 @@ def load_model(path: str | Path | None = None, device: str = "cpu", backend: str
         from htsat_live.model.onnx import cached_onnx_predictor
 
         return cached_onnx_predictor(path, checkpoint, model, device)
+    if backend == "openvino":
+        from htsat_live.model.openvino import (
+            OpenVinoBackend,
+            cached_trunk,
+            check_settings,
+        )
+
+        check_settings(device, precision)
+        trunk = cached_trunk(model, path)
+        return predictor_from_checkpoint(checkpoint, OpenVinoBackend(model, trunk, device, precision), str(path))
     return predictor_from_checkpoint(checkpoint, TorchBackend(model, device, precision), str(path))
 
 

@@ -30,10 +30,10 @@ def add_detect_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="checkpoint or .onnx file (default: the embedded model)")
     parser.add_argument("--config", help="TOML config file (default: configs/default.toml values)")
     parser.add_argument("--hop", type=float, help="seconds between 10-s windows (0.3125 to 10)")
-    parser.add_argument("--backend", choices=("auto", "torch", "onnx"),
+    parser.add_argument("--backend", choices=("auto", "torch", "onnx", "openvino"),
                         help="inference engine (default auto: ONNX Runtime for an .onnx model, else torch)")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="compute device")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), help="torch backend precision")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), help="torch or openvino precision")
     parser.add_argument("--fast", action="store_true", default=None,
                         help="feed files as fast as inference allows instead of in real time")
     parser.add_argument("--loop", action="store_true", default=None,

@@ -80,7 +80,7 @@ class WindowsConfig(_Settings):
 
 class ModelConfig(_Settings):
     path: str = ""  # checkpoint or .onnx file; "" = the embedded default model
-    backend: Literal["auto", "torch", "onnx"] = "auto"  # auto: ONNX Runtime for an .onnx file, else torch
+    backend: Literal["auto", "torch", "onnx", "openvino"] = "auto"  # auto: ONNX Runtime for an .onnx file, else torch
     device: Literal["cpu", "cuda"] = "cpu"
     precision: Literal["fp32", "bf16"] = "fp32"  # torch backend: bf16 transformer on CPUs with bf16
 

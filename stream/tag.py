@@ -124,7 +124,7 @@ def tag_file(model, path: str, hop_seconds: float, top_k: int, max_events: int, 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="audio files of any length, rate and channel count")
     parser.add_argument("--model", default=None, help="checkpoint or .onnx file (default: the embedded starter model)")
-    parser.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
+    parser.add_argument("--backend", choices=["auto", "torch", "onnx", "openvino"], default="auto",
                         help="inference engine (auto: ONNX Runtime for an .onnx model, else torch)")
     parser.add_argument("--device", default="cpu", help="compute device: cpu or cuda")
     parser.add_argument("--hop", type=float, default=10.0, help="seconds between window starts (0.3125..10)")

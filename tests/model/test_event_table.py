@@ -2,7 +2,13 @@
 
 import pandas as pd
 
-from htsat_live.model import EVENT_COLUMNS, FRAME_SECONDS, event_f1, read_events, write_events
+from htsat_live.model import (
+    EVENT_COLUMNS,
+    FRAME_SECONDS,
+    event_f1,
+    read_events,
+    write_events,
+)
 from htsat_live.model.event_table import merge_overlaps
 
 

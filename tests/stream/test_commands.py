@@ -138,7 +138,7 @@ def test_switch_flags_turn_a_setting_on_over_set_and_file(tmp_path, key, flag):
 @pytest.mark.parametrize("assignment, message", [
     ("windows.hop=abc", "windows.hop: must be a number, got 'abc'"),
     ("windows.hop=20", "windows.hop: must be <= 10"),
-    ("model.backend=tensorflow", "model.backend: must be one of auto, torch, onnx"),
+    ("model.backend=tensorflow", "model.backend: must be one of auto, torch, onnx, openvino"),
     ("source.nothing=1", "source.nothing: unknown setting"),
 ])
 def test_a_bad_set_value_is_an_error_naming_the_key(assignment, message):
