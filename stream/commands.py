@@ -131,7 +131,11 @@ class StopSignals:
 
     def __exit__(self, *exc) -> None:
         if self.requested.is_set():
-            return  # the process is ending because of a signal: a late one must not kill it on the last step
+            # The process is ending because of a signal: a late one must not kill it on its last steps.
+            # SIG_IGN, unlike a Python handler, stays in force while the interpreter shuts down.
+            for number in self._previous:
+                signal.signal(number, signal.SIG_IGN)
+            return
         for number, handler in self._previous.items():
             signal.signal(number, handler)
 
