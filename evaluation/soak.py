@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from htsat_live.evaluation.stream_bench import rss_mib
 from htsat_live.model import DEMO_RECORDING, SAMPLE_RATE, Conditioner, read_clip
 from htsat_live.stream.capture import Source
 from htsat_live.stream.status import percentile
@@ -31,11 +32,6 @@ MINUTE = 60 * SAMPLE_RATE
 BLOCK = SAMPLE_RATE // 2  # samples per block fed to the ring
 WARM_UP_MINUTES = 10  # left out of the first-hour memory figure
 CLIPS_MAX_MB = 50.0
-
-
-def rss_mib() -> float:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def open_fds() -> int:
@@ -154,8 +150,8 @@ def run_soak(model, minutes: int, out_dir: Path, hop: float = 1.25, seed: int = 
     report = next(iter(pipeline.stop().values()))
     bar.close()
     wall = time.monotonic() - started
-    problems = check_books(out_dir, report, source, sinks, minutes)
     reports = [json.loads(line) for line in (out_dir / "events.jsonl").read_text().splitlines()]
+    problems = check_books(out_dir, reports, report, source, sinks, minutes)
     real = sum(1 for r in reports if r["state"] == "end" and not r["cancelled"])
     result = SoakResult(minutes, wall, rows, report.events, real, problems)
     write_csv(out_dir / "soak.csv", rows)
@@ -163,10 +159,10 @@ def run_soak(model, minutes: int, out_dir: Path, hop: float = 1.25, seed: int = 
     return result
 
 
-def check_books(out_dir: Path, report, source: SoakSource, sinks, minutes: int) -> list[str]:
-    """What does not add up between the JSONL, the other sinks, the stream's counters and the source."""
+def check_books(out_dir: Path, reports: list[dict], report, source: SoakSource, sinks, minutes: int) -> list[str]:
+    """What does not add up between the JSONL (its `reports`), the other sinks, the stream's counters and
+    the source."""
     problems = []
-    reports = [json.loads(line) for line in (out_dir / "events.jsonl").read_text().splitlines()]
     starts = {r["id"] for r in reports if r["state"] == "start"}
     ends = [r for r in reports if r["state"] == "end"]
     real = [r for r in ends if not r["cancelled"]]

@@ -19,14 +19,6 @@ from htsat_live.stream.stitch import Stitcher, TimelineUpdate
 from htsat_live.stream.windows import Window, WindowScheduler
 
 
-def file_windows(n_samples: int, hop_seconds: float) -> list[Window]:
-    """The stream's windows over a whole recording, plus one zero-padded window covering its tail."""
-    scheduler = WindowScheduler(hop_seconds)
-    windows = scheduler.due(n_samples)
-    tail = tail_window(scheduler, windows[-1].stop if windows else 0, n_samples)
-    return windows + ([tail] if tail else [])
-
-
 def tail_window(scheduler: WindowScheduler, covered: int, n_samples: int) -> Window | None:
     """The zero-padded window over the samples after the last scheduled window (the live runner's last)."""
     if covered >= n_samples:

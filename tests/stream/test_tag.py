@@ -6,7 +6,8 @@ import soundfile
 
 from htsat_live.cli import main
 from htsat_live.model import load_model
-from htsat_live.stream.replay import file_timeline, file_windows
+from htsat_live.stream.replay import file_timeline, tail_window
+from htsat_live.stream.windows import WindowScheduler
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +16,9 @@ def model(tiny_checkpoint):
 
 
 def test_windows_cover_the_whole_file_with_a_padded_tail():
-    windows = file_windows(23 * 32000, hop_seconds=10)
+    scheduler = WindowScheduler(10)
+    windows = scheduler.due(23 * 32000)
+    windows.append(tail_window(scheduler, windows[-1].stop, 23 * 32000))
     assert [(w.start, w.stop) for w in windows] == [(0, 320000), (320000, 640000), (640000, 736000)]
 
 
