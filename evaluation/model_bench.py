@@ -174,15 +174,15 @@ def run(args: argparse.Namespace) -> int:
           f"counter on our forward; the official convolution STFT adds 2.1), threads {threads}")
     workdir = Path(tempfile.mkdtemp(prefix="htsat-bench-"))
 
-    def copy_of_model(bf16: bool = False):
+    def copy_of_model():
         copy = HTSAT(model.config).eval()
         copy.load_state_dict(model.state_dict())
-        return copy.to_bf16() if bf16 else copy
+        return copy
 
-    def torch_runner(module):
+    def torch_runner(module, bf16: bool = False):
         def call(waves):
             with torch.inference_mode():
-                return module(torch.from_numpy(waves), tile_short=True)[1].float().numpy()
+                return module(torch.from_numpy(waves), tile_short=True, bf16=bf16)[1].numpy()
         return call
 
     def reference():
@@ -208,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
     contenders = [
         Contender("reference (official ops, eager)", "fp32", reference),
         Contender("torch fp32", "fp32", lambda: torch_runner(copy_of_model())),
-        Contender("torch bf16", "bf16", lambda: torch_runner(copy_of_model(bf16=True))),
+        Contender("torch bf16", "bf16", lambda: torch_runner(copy_of_model(), bf16=True)),
         Contender("onnxruntime fp32", "fp32", onnxruntime(int8=False)),
         Contender("onnxruntime int8", "int8", onnxruntime(int8=True)),
     ]

@@ -289,20 +289,19 @@ class HTSAT(nn.Module):
         self.tscam_conv = nn.Conv2d(config.num_features, config.num_classes, kernel_size=(freq_rows, 3), padding=(0, 1))
         self.apply(_init_weights)
 
-    def to_bf16(self) -> "HTSAT":
-        """Run the transformer in bfloat16 (the front end and bn0 keep float32: dB values need its precision)."""
-        self.to(torch.bfloat16)
-        self.frontend.float()
-        self.bn0.float()
-        return self
-
     def logmel(self, wave: torch.Tensor) -> torch.Tensor:
         """[B, N] -> log-mel dB [B, T, 64] (before bn0)."""
         return self.frontend(wave)
 
-    def token_logits(self, mel: torch.Tensor) -> torch.Tensor:
-        """log-mel [B, T, 64] (T <= 1024, already tiled if wanted) -> per-token logits [B, C, 32]."""
-        return self.trunk(self.image(mel))
+    def token_logits(self, mel: torch.Tensor, bf16: bool = False) -> torch.Tensor:
+        """log-mel [B, T, 64] (T <= 1024, already tiled if wanted) -> per-token logits [B, C, 32].
+
+        bf16: the trunk's matrix products run in bfloat16 under autocast; weights, layer norms, softmax and the
+        residual sums keep float32, and so do the front end and bn0 (dB values need its precision).
+        """
+        image = self.image(mel)
+        with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=bf16):
+            return self.trunk(image)
 
     def image(self, mel: torch.Tensor) -> torch.Tensor:
         """log-mel [B, T, 64] -> bn0 -> folded image [B, 1, 256, 256] (float32)."""
@@ -310,8 +309,7 @@ class HTSAT(nn.Module):
 
     def trunk(self, image: torch.Tensor) -> torch.Tensor:
         """image [B, 1, 256, 256] -> per-token logits [B, C, 32]: the transformer, which other engines may run."""
-        x = image.to(self.patch_embed.proj.weight.dtype)  # the trunk may run in bf16; front end and bn0 stay fp32
-        x = self.patch_embed(x)  # [B, 64 * 64, D]
+        x = self.patch_embed(image)  # [B, 64 * 64, D]
         for stage in self.layers:
             x = stage(x)
         x = self.norm(x)  # [B, 8 * 8, 8D]
@@ -322,12 +320,12 @@ class HTSAT(nn.Module):
         x = x.transpose(2, 3).reshape(b, d, rows, FREQ_RATIO * grid)  # [B, 8D, 2, 32] chunks back in time order
         return self.tscam_conv(x).flatten(2).float()  # [B, C, 32]
 
-    def forward(self, wave: torch.Tensor, tile_short: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """wave [B, N] -> clipwise [B, C], framewise [B, 1024, C] (probabilities)."""
+    def forward(self, wave: torch.Tensor, tile_short: bool = False, bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """wave [B, N] -> clipwise [B, C], framewise [B, 1024, C] (probabilities); bf16 as in token_logits."""
         mel = self.logmel(wave)
         if tile_short:
             mel = tile_frames(mel)
-        return scores_from_logits(self.token_logits(mel))
+        return scores_from_logits(self.token_logits(mel, bf16))
 
 
 def scores_from_logits(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -50,12 +50,11 @@ class TorchBackend:
         self.device = device
         self.precision = precision
         self.model = model.to(device).eval()
-        if precision == "bf16":
-            self.model.to_bf16()
 
     def run(self, wave: np.ndarray, tile_short: bool) -> tuple[np.ndarray, np.ndarray]:
         with torch.inference_mode():
-            clipwise, framewise = self.model(torch.from_numpy(wave).to(self.device), tile_short=tile_short)
+            clipwise, framewise = self.model(torch.from_numpy(wave).to(self.device), tile_short=tile_short,
+                                             bf16=self.precision == "bf16")
         return clipwise.float().cpu().numpy(), framewise.float().cpu().numpy()
 
 

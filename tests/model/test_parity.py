@@ -64,3 +64,13 @@ def test_output_shapes_and_properties(torch_model, tiny_outputs):
     assert torch_model.sample_rate == 32000
     assert torch_model.window_seconds == 10.0
     assert torch_model.frame_seconds == 10 / 1024
+
+
+@pytest.mark.parametrize("wave_key, out_key", CASES)
+def test_torch_bf16_drift_from_official_outputs_is_bounded(tiny_checkpoint, tiny_outputs, wave_key, out_key):
+    # bf16 autocast on the trunk only (layer norms, softmax and residual sums in fp32): measured 2.1e-2 max /
+    # 2.4e-3 mean on wave10. Casting the whole trunk to bf16 drifted 0.15 / 9.0e-3, three times the max budget.
+    result = load_model(tiny_checkpoint, backend="torch", precision="bf16").predict(tiny_outputs[wave_key].numpy())
+    drift = np.abs(result["framewise"] - tiny_outputs[out_key]["framewise"].numpy())
+    assert 1e-5 < drift.max() <= 5e-2  # above zero: bf16 really ran
+    assert drift.mean() <= 4e-3
