@@ -55,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--stream: the backend the pipeline runs (auto: ONNX Runtime for an .onnx --model, else torch)")
     parser.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
                         help="--stream: precision (bf16: torch or OpenVINO; int8: ONNX Runtime, random weights)")
+    parser.add_argument("--inference", choices=("local", "ray"), default="local",
+                        help="--stream: run windows in-process, or on a local Ray Serve deployment beside in-process "
+                             "inference (needs the cluster extra)")
     parser.add_argument("--hop", type=float, nargs="+", default=[1.25, 1.0], help="--stream: hops to run")
     parser.add_argument("--seconds", type=float, default=60.0, help="--stream: length of the real-time run")
     parser.add_argument("--soak", type=float, default=None, metavar="HOURS",

@@ -12,12 +12,20 @@ For each hop (default 1.25 s and 1 s):
    real time together (30 s); the most streams one process sustains is the largest count with no
    skipped window and a hop latency p95 under the hop.
 
+With `--inference ray` the windows run on a Ray Serve deployment (stream/cluster.py: a local Ray instance,
+one replica with every CPU) instead: for each hop it prints windows/s of 1 and several streams fed as
+fast as inference takes them, through Ray and in-process, the overhead of Ray against in-process, the
+streams sustained in real time through Ray, and the bytes per window on the wire for each payload choice
+(with the drift int16 samples would cost).
+
 Without `--model` the model is the full-size architecture (527 classes) with random weights: the
 speed does not depend on the weights. The recording is the one-minute demo soundscape
 (model/data/demo.wav) unless `--recording` names another file.
 """
 
+import functools
 import os
+import pickle
 import time
 from dataclasses import dataclass
 
@@ -82,6 +90,11 @@ class FastResult:
     streams: int
     audio_seconds: float
     wall_seconds: float
+    windows: int = 0
+
+    @property
+    def windows_per_second(self) -> float:
+        return self.windows / self.wall_seconds
 
     @property
     def realtime_factor(self) -> float:
@@ -95,7 +108,8 @@ def bench_config(hop: float, fast: bool):
                                               "publish.bind": "tcp://127.0.0.1:*"})
 
 
-def run_real_time(model, recording: str, hop: float, seconds: float, streams: int = 1) -> RealTimeResult:
+def run_real_time(model, recording: str, hop: float, seconds: float, streams: int = 1,
+                  inference=None) -> RealTimeResult:
     """Play the recording in real time through the whole pipeline for `seconds` (or to its end), as
     `streams` streams at once; the counters and latencies are those of all streams together."""
     from htsat_live.stream.pipeline import Pipeline
@@ -115,7 +129,7 @@ def run_real_time(model, recording: str, hop: float, seconds: float, streams: in
                 rss["early"] = rss["last"]
 
     pipeline = Pipeline(config, model, [recording] * streams, publisher=publisher, listeners=[measure],
-                        max_batch=max(8, streams))
+                        max_batch=max(8, streams), inference=inference)
     pipeline.start()
     pipeline.wait(seconds)
     dropped = sum(publisher.dropped.values())
@@ -126,20 +140,21 @@ def run_real_time(model, recording: str, hop: float, seconds: float, streams: in
                           percentile(latencies, 95), rss.get("early"), rss.get("last", rss_mib()))
 
 
-def run_fast(model, recording: str, hop: float, streams: int) -> FastResult:
-    """Feed the recording to `streams` streams at once, each as fast as the shared worker takes it."""
+def run_fast(model, recording: str, hop: float, streams: int, inference=None) -> FastResult:
+    """Feed the recording to `streams` streams at once, each as fast as the shared worker (running windows on
+    `inference`, else the model) takes it."""
     from htsat_live.model.timebase import SAMPLE_RATE
     from htsat_live.stream.pipeline import Pipeline
 
     config = bench_config(hop, fast=True)
-    pipeline = Pipeline(config, model, [recording] * streams, max_batch=max(8, streams))
+    pipeline = Pipeline(config, model, [recording] * streams, max_batch=max(8, streams), inference=inference)
     started = time.perf_counter()
     pipeline.start()
     pipeline.wait()
     wall = time.perf_counter() - started
     reports = pipeline.stop()
     audio = sum(report.samples for report in reports.values()) / SAMPLE_RATE
-    return FastResult(streams, audio, wall)
+    return FastResult(streams, audio, wall, sum(report.windows for report in reports.values()))
 
 
 def _seconds(value: float | None) -> str:
@@ -187,6 +202,12 @@ def run_stream_bench(args) -> int:
     print(f"stream bench: {what}, {model.backend.name} {precision} on {device}, torch threads {torch.get_num_threads()}, "
           f"{os.cpu_count()} CPUs; recording {recording} ({length:.1f} s)", flush=True)
     model.predict(np.zeros((1, 320000), np.float32), short="pad")  # warm up once
+    if (getattr(args, "inference", None) or "local") == "ray":
+        if model_path:
+            build = functools.partial(load_model, model_path, device=device, backend=backend, precision=precision)
+        else:
+            build = functools.partial(full_size_model, device, "torch" if backend == "auto" else backend, precision)
+        return run_ray_bench(model, build, recording, hops, max_streams, min(seconds, VERIFY_SECONDS, length))
     for hop in hops:  # the real-time runs first, before the fast runs' large batches grow the heap
         real = run_real_time(model, recording, hop, min(seconds, length))
         growth = "" if real.rss_early is None else f" ({(real.rss_end / real.rss_early - 1) * 100:+.1f}%)"
@@ -217,4 +238,69 @@ def run_stream_bench(args) -> int:
                 break
             streams -= max(1, streams // 4)
         print(f"hop {hop:g} s: one process sustains {streams} stream(s) in real time", flush=True)
+    return 0
+
+
+def payload_sizes(model, recording: str, hop: float) -> None:
+    """Bytes per window on the wire for each payload choice (pickled as Ray sends them), and the framewise
+    drift that int16 samples would cost on the recording's first full window."""
+    from htsat_live.model import read_clip
+
+    window = read_clip(recording)[:320000]  # [320000]
+    quantised = np.round(np.clip(window, -1, 1) * 32767).astype(np.int16)  # [320000]
+    out = model.predict(window[None], short="pad")
+    drift = np.abs(model.predict((quantised / 32767).astype(np.float32)[None], short="pad")["framewise"]
+                   - out["framewise"]).max()
+    tokens = np.ascontiguousarray(out["framewise"][0, ::32])  # what a replica sends back: [32, C]
+    reply = len(pickle.dumps((out["clipwise"][0], tokens), protocol=5))
+    whole_map = len(pickle.dumps((out["clipwise"][0], out["framewise"][0]), protocol=5))
+    choices = [("float32 window (what travels)", window), ("int16 window", quantised),
+               ("log-mel frames [1001, 64] float32", model.logmel(window)[0]),
+               (f"only the new samples, float32 (hop {hop:g} s)", window[:round(hop * 32000)])]
+    for what, payload in choices:
+        print(f"payload {what}: {len(pickle.dumps(payload, protocol=5)):,} bytes per window to the replica", flush=True)
+    print(f"reply (clipwise [{model.num_classes}] + per-token scores [32, {model.num_classes}] float32): {reply:,} bytes "
+          f"per window (the whole framewise map [1024, {model.num_classes}] would be {whole_map:,}); int16 samples "
+          f"would move framewise scores by up to {drift:.1e}", flush=True)
+
+
+def run_ray_bench(model, build, recording: str, hops: list[float], max_streams: int, check_seconds: float) -> int:
+    """`bench --stream --inference ray`: the same pipeline with windows run by a local Ray Serve deployment
+    of one replica with every CPU, beside in-process inference."""
+    from htsat_live.stream import cluster
+
+    started = time.perf_counter()
+    cpus = os.cpu_count() or 1
+    started_ray = cluster.start_ray(None, cpus)
+    try:
+        handle = cluster.deploy(build, cluster.ServeSettings(replicas=1, max_batch=max(8, max_streams), num_cpus=cpus))
+        client = cluster.ServeInference(handle, cluster.gcs_address())
+        print(f"Ray Serve: 1 replica with {cpus} CPUs at {client.address}, up in {time.perf_counter() - started:.1f} s",
+              flush=True)
+        payload_sizes(model, recording, min(hops))
+        client.predict(np.zeros((1, 320000), np.float32))  # warm up the replica
+        for hop in hops:
+            for streams in sorted({1, max_streams}):
+                local = run_fast(model, recording, hop, streams)
+                served = run_fast(model, recording, hop, streams, client)
+                print(f"hop {hop:g} s, fast, {streams} stream(s): in-process {local.windows_per_second:.2f} windows/s, "
+                      f"through Ray {served.windows_per_second:.2f} windows/s (overhead "
+                      f"{(local.windows_per_second / served.windows_per_second - 1) * 100:+.0f}%), real-time factor "
+                      f"through Ray {served.realtime_factor:.2f}", flush=True)
+            streams = max(1, int(served.realtime_factor))
+            while streams >= 1:
+                check = run_real_time(model, recording, hop, check_seconds, streams, client)
+                sustained = check.skipped == 0 and check.overruns == 0 and (check.hop_p95 or 0.0) < hop
+                print(f"hop {hop:g} s, {streams} streams in real time through Ray ({check_seconds:.0f} s): windows "
+                      f"{check.windows}, skipped {check.skipped}, hop latency p50 {_seconds(check.hop_p50)} p95 "
+                      f"{_seconds(check.hop_p95)} -> {'sustained' if sustained else 'not sustained'}", flush=True)
+                if sustained:
+                    break
+                streams -= max(1, streams // 4)
+            print(f"hop {hop:g} s: Ray sustains {streams} stream(s) in real time; retries {client.retries}, "
+                  f"lost windows {client.lost}", flush=True)
+    finally:
+        cluster.undeploy()
+        if started_ray:
+            cluster.stop_ray()
     return 0

@@ -29,6 +29,7 @@ class Subcommand:
 
 SUBCOMMANDS = [
     Subcommand("detect", "Detect sound events live from a microphone, a file or an ffmpeg stream; print and publish them.", "htsat_live.stream.commands:add_detect_command_arguments", "htsat_live.stream.commands:run_detect"),
+    Subcommand("serve", "Serve the model to detect --inference ray: a Ray Serve deployment of batching replicas (needs the cluster extra).", "htsat_live.stream.commands:add_serve_arguments", "htsat_live.stream.commands:run_serve"),
     Subcommand("devices", "List the audio input devices (for detect mic:NAME).", "htsat_live.stream.commands:add_devices_arguments", "htsat_live.stream.commands:run_devices"),
     Subcommand("labels", "List the model's class labels (and default thresholds).", "htsat_live.stream.commands:add_labels_arguments", "htsat_live.stream.commands:run_labels"),
     Subcommand("gui", "Live visualiser: spectrogram, class heatmap, event lanes (local pipeline, or --connect to a publisher).", "htsat_live.gui.app:add_arguments", "htsat_live.gui.app:run"),

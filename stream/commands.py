@@ -1,10 +1,12 @@
-"""The `detect`, `devices` and `labels` subcommands of htsat-live.
+"""The `detect`, `serve`, `devices` and `labels` subcommands of htsat-live.
 
-Heavy modules (torch, the model, PortAudio) are imported inside the run functions so that
-`htsat-live --help` stays fast.
+Heavy modules (torch, the model, PortAudio, Ray) are imported inside the run functions so that
+`htsat-live --help` stays fast, and every command but `serve` and `detect --inference ray` runs without Ray.
 """
 
 import argparse
+import functools
+import os
 import signal
 import sys
 import threading
@@ -22,11 +24,17 @@ from htsat_live.stream.config import (
 # --- detect -------------------------------------------------------------------------------------
 
 
+SOURCE_HELP = ("mic, mic:NAME (input device name part or index), ffmpeg:URL, or an audio file (default: the config's "
+               "source.input, else the default microphone, else the demo recording when there is no microphone)")
+
+
 def add_detect_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", nargs="?", default=None, metavar="SOURCE",
-                        help="mic, mic:NAME (input device name part or index), ffmpeg:URL, or an audio file "
-                             "(default: the config's source.input, else the default microphone, else the "
-                             "demo recording when there is no microphone)")
+    """The arguments `detect` shares with `gui`, which takes one SOURCE."""
+    parser.add_argument("source", nargs="?", default=None, metavar="SOURCE", help=SOURCE_HELP)
+    _add_stream_arguments(parser)
+
+
+def _add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="checkpoint or .onnx file (default: the embedded model)")
     parser.add_argument("--config", help="TOML config file (default: configs/default.toml values)")
     parser.add_argument("--hop", type=float, help="seconds between 10-s windows (0.3125 to 10)")
@@ -43,54 +51,69 @@ def add_detect_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_detect_command_arguments(parser: argparse.ArgumentParser) -> None:
-    """`detect`'s arguments: those it shares with `gui`, and how it prints events."""
-    add_detect_arguments(parser)
+    """`detect`'s arguments: those it shares with `gui` (but several SOURCEs), where windows run, and how it
+    prints events."""
+    parser.add_argument("source", nargs="*", metavar="SOURCE",
+                        help=SOURCE_HELP + "; several SOURCEs run as one stream each (the config's source.inputs)")
+    _add_stream_arguments(parser)
+    parser.add_argument("--inference", metavar="local|ray[:ADDRESS]",
+                        help="run windows in this process (local, the default) or on the Ray Serve deployment of "
+                             "`htsat-live serve`: ray (this machine's, started here if none runs) or ray:ADDRESS "
+                             "(auto, HOST:6379, ray://HOST:10001)")
     parser.add_argument("--provisional", action="store_true",
                         help="print every event report as it comes, provisional starts (and their cancelled ends) "
                              "included, instead of confirmed events only")
 
 
 # The dedicated flags of `detect` (and `gui`): argument name -> the setting it gives.
+# `detect` takes several SOURCEs: one gives source.input, more give source.inputs.
 FLAG_SETTINGS = {"source": "source.input", "model": "model.path", "hop": "windows.hop", "backend": "model.backend",
-                 "device": "model.device", "precision": "model.precision", "fast": "source.fast", "loop": "source.loop"}
+                 "device": "model.device", "precision": "model.precision", "fast": "source.fast", "loop": "source.loop",
+                 "inference": "model.inference"}
 
 
 def detect_config(args):
     """The config in force, each setting from the first that gives it: a dedicated flag, then a --set
     assignment, then the --config file, then the default."""
     config = with_overrides(load_config(args.config), dict(parse_assignment(text) for text in args.set))
-    flags = {setting: getattr(args, name) for name, setting in FLAG_SETTINGS.items()}
+    flags = {setting: getattr(args, name, None) for name, setting in FLAG_SETTINGS.items()}
+    if isinstance(args.source, list):  # detect's SOURCEs (if any) replace the config's input(s)
+        flags["source.input"] = args.source[0] if len(args.source) == 1 else None
+        flags["source.inputs"] = (args.source if len(args.source) > 1 else []) if args.source else None
     return with_overrides(config, flags)  # a flag not given is None and leaves the setting as it is
 
 
-def format_event(stream: str, body: dict) -> str | None:
-    """One line for an event `start` or `end` message (None for updates)."""
+def format_event(stream: str, body: dict, show_stream: bool = False) -> str | None:
+    """One line for an event `start` or `end` message (None for updates); show_stream puts the stream's name
+    first (a detector of several sources)."""
     unit = "" if body["classes"] else " dBFS"  # an event of no model class is a loudness event: levels, not scores
+    who = f"{stream}: " if show_stream else ""
     if body["state"] == "start":
         what = f"score {body['peak']:.2f}" if body["classes"] else f"{body['peak']:.1f} dBFS"
-        return f"[{body['onset']:9.2f} s] start  #{body['id']:<4} {body['label']}  ({what})"
+        return f"{who}[{body['onset']:9.2f} s] start  #{body['id']:<4} {body['label']}  ({what})"
     if body["state"] == "end":
         if body["cancelled"]:
-            return f"[{body['offset']:9.2f} s] end    #{body['id']:<4} {body['label']}  (cancelled: revised scores)"
-        return (f"[{body['offset']:9.2f} s] end    #{body['id']:<4} {body['label']}  "
+            return f"{who}[{body['offset']:9.2f} s] end    #{body['id']:<4} {body['label']}  (cancelled: revised scores)"
+        return (f"{who}[{body['offset']:9.2f} s] end    #{body['id']:<4} {body['label']}  "
                 f"{body['onset']:.2f}-{body['offset']:.2f} s, peak {body['peak']:.2f}{unit}, mean {body['mean']:.2f}{unit}")
     return None
 
 
 class EventPrinter:
     """A listener printing events as they start and end: confirmed ones only (stream.events.ConfirmedView),
-    or with `provisional` every report as the detector makes it."""
+    or with `provisional` every report as the detector makes it; `show_stream` names the stream on each line."""
 
-    def __init__(self, provisional: bool = False):
+    def __init__(self, provisional: bool = False, show_stream: bool = False):
         from htsat_live.stream.events import ConfirmedView
 
         self.view = None if provisional else ConfirmedView()
+        self.show_stream = show_stream
 
     def __call__(self, topic: str, stream: str, body: dict) -> None:
         if topic != "event":
             return
         for shown in [body] if self.view is None else self.view.take(stream, body):
-            line = format_event(stream, shown)
+            line = format_event(stream, shown, self.show_stream)
             if line is not None:
                 print(line, flush=True)
 
@@ -157,38 +180,85 @@ def run_detect(args) -> int:
                                       config.model.precision)
         if model is None:
             return 2
+        served = None
+        if config.model.inference != "local":
+            served = open_served_inference("detect", config, model)
+            if served is None:
+                return 2
         try:
-            try:
-                pipeline = build_pipeline(config, model, args.provisional)
-            except NoMicrophone as error:
-                if config.source.input or not DEMO_RECORDING.is_file():  # a microphone was asked for by name
-                    print(f"htsat-live detect: {error}. No microphone to listen to: give a SOURCE (an audio file, "
-                          "ffmpeg:URL, or mic:NAME; `htsat-live devices` lists inputs)", file=sys.stderr)
-                    return 2
-                print(f"htsat-live detect: no microphone ({error}); playing the demo recording {DEMO_RECORDING}",
-                      file=sys.stderr)
-                config = with_overrides(config, {"source.input": str(DEMO_RECORDING)})
-                pipeline = build_pipeline(config, model, args.provisional)
-        except (CaptureError, ValueError, OSError) as error:
-            print(f"htsat-live detect: {error}", file=sys.stderr)
-            return 2
-        if stop.requested.is_set():  # stopped during start-up: nothing ran
-            pipeline.stop()
-            print("htsat-live detect: stopped before the stream started", file=sys.stderr)
-            return 130
-        pipeline.start()
-        print(f"listening to {', '.join(r.spec for r in pipeline.runners)} (hop {config.windows.hop} s, "
-              f"{model.backend.name} on {config.model.device}); Ctrl-C ends", file=sys.stderr, flush=True)
-        while not stop.requested.is_set() and not pipeline.wait(timeout=0.2):
-            pass
-        started = time.monotonic()
-        reports = pipeline.stop()
-        print_reports(reports, pipeline.sinks, time.monotonic() - started)
+            return _detect(args, config, model, stop, None if served is None else served.client)
+        finally:
+            if served is not None:
+                served.close()
+
+
+def _detect(args, config, model, stop: StopSignals, inference) -> int:
+    """Run detect's pipeline (windows run by `inference`, or by the model when None) until its sources end or a
+    signal comes."""
+    try:
+        try:
+            pipeline = build_pipeline(config, model, args.provisional, inference)
+        except NoMicrophone as error:
+            if config.source.input or not DEMO_RECORDING.is_file():  # a microphone was asked for by name
+                print(f"htsat-live detect: {error}. No microphone to listen to: give a SOURCE (an audio file, "
+                      "ffmpeg:URL, or mic:NAME; `htsat-live devices` lists inputs)", file=sys.stderr)
+                return 2
+            print(f"htsat-live detect: no microphone ({error}); playing the demo recording {DEMO_RECORDING}",
+                  file=sys.stderr)
+            config = with_overrides(config, {"source.input": str(DEMO_RECORDING)})
+            pipeline = build_pipeline(config, model, args.provisional, inference)
+    except (CaptureError, ValueError, OSError) as error:
+        print(f"htsat-live detect: {error}", file=sys.stderr)
+        return 2
+    if stop.requested.is_set():  # stopped during start-up: nothing ran
+        pipeline.stop()
+        print("htsat-live detect: stopped before the stream started", file=sys.stderr)
+        return 130
+    pipeline.start()
+    where = (f"{model.backend.name} on {config.model.device}" if inference is None
+             else f"inference on Ray at {inference.address}")
+    print(f"listening to {', '.join(r.spec for r in pipeline.runners)} (hop {config.windows.hop} s, "
+          f"{where}); Ctrl-C ends", file=sys.stderr, flush=True)
+    while not stop.requested.is_set() and not pipeline.wait(timeout=0.2):
+        pass
+    started = time.monotonic()
+    reports = pipeline.stop()
+    print_reports(reports, pipeline.sinks, time.monotonic() - started)
+    if inference is not None:
+        print("inference: " + " ".join(f"{key}={value}" for key, value in inference.counters().items()), flush=True)
     return 0
 
 
-def build_pipeline(config, model, provisional: bool = False):
-    """The pipeline of `detect`: the config's source, publisher and sinks, and event printing."""
+def open_served_inference(command: str, config, model):
+    """The Ray Serve deployment `[model] inference` names (stream.cluster.ServedInference), or None after
+    printing why it cannot be used: Ray missing, the address unreachable, no deployment there."""
+    try:
+        from htsat_live.stream.cluster import (
+            ClusterError,
+            ServedInference,
+            ServeSettings,
+            parse_inference,
+        )
+    except ImportError as error:
+        print(f"htsat-live {command}: --inference ray needs Ray Serve: pip install -e '.[cluster]' ({error})",
+              file=sys.stderr)
+        return None
+    from htsat_live.model import load_model
+
+    gpu = config.model.device == "cuda"
+    build = functools.partial(load_model, config.model.path or None, device=config.model.device,
+                              backend=config.model.backend, precision=config.model.precision)
+    settings = ServeSettings(num_cpus=1 if gpu else os.cpu_count() or 1, num_gpus=1 if gpu else 0)
+    try:
+        return ServedInference.open(parse_inference(config.model.inference), build, model.labels, settings)
+    except ClusterError as error:
+        print(f"htsat-live {command}: {error}", file=sys.stderr)
+        return None
+
+
+def build_pipeline(config, model, provisional: bool = False, inference=None):
+    """The pipeline of `detect`: the config's sources, publisher and sinks, and event printing; windows run by
+    `inference` (a stream.cluster.ServeInference) or, when None, by the model."""
     from htsat_live.stream.history import EventHistory
     from htsat_live.stream.metrics import Metrics
     from htsat_live.stream.mqtt import MqttOutput
@@ -203,8 +273,9 @@ def build_pipeline(config, model, provisional: bool = False):
         sinks = Sinks.from_config(config.sinks, history)
         mqtt = MqttOutput.from_config(config.mqtt)
         metrics = Metrics.from_config(config.metrics)
-        return Pipeline(config, model, publisher=publisher, sinks=sinks, listeners=[EventPrinter(provisional)],
-                        mqtt=mqtt, metrics=metrics)
+        printer = EventPrinter(provisional, show_stream=len(config.source.inputs) > 1)
+        return Pipeline(config, model, publisher=publisher, sinks=sinks, listeners=[printer], mqtt=mqtt, metrics=metrics,
+                        inference=inference)
     except Exception:
         for output in (publisher, sinks if sinks is not None else history, mqtt, metrics):  # sinks close their history
             if output is not None:
@@ -222,6 +293,83 @@ def load_model_or_explain(path, device: str, backend: str = "auto", precision: s
         where = path or "the embedded default model"
         print(f"htsat-live: cannot load {where}: {error}", file=sys.stderr)
         return None
+
+
+# --- serve --------------------------------------------------------------------------------------
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="checkpoint or .onnx file (default: the embedded model)")
+    parser.add_argument("--backend", choices=("auto", "torch", "onnx", "openvino"), default="auto",
+                        help="inference engine of each replica (default auto: ONNX Runtime for an .onnx model, else torch)")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="torch or openvino precision")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where replicas run (auto: one GPU each when the cluster has GPUs, else CPUs)")
+    parser.add_argument("--replicas", type=int, default=1, help="replicas, each holding one model (default 1)")
+    parser.add_argument("--cpus-per-replica", type=float, default=1.0,
+                        help="CPUs Ray reserves for each CPU replica; its torch threads follow (default 1)")
+    parser.add_argument("--max-batch", type=int, default=8, help="most windows per predict call on a replica")
+    parser.add_argument("--batch-wait-ms", type=float, default=5.0,
+                        help="how long a replica waits for a batch to fill, milliseconds (default 5)")
+    parser.add_argument("--address", default=None, metavar="auto|HOST:PORT|ray://HOST:PORT",
+                        help="the Ray cluster to deploy on (default: the one running on this machine, else a new "
+                             "local instance that lives as long as this command)")
+
+
+def run_serve(args) -> int:
+    """Deploy the model as the Ray Serve application `htsat-live`, say where, and serve until Ctrl-C."""
+    if args.replicas < 1 or args.max_batch < 1 or args.cpus_per_replica <= 0 or args.batch_wait_ms < 0:
+        print("htsat-live serve: --replicas and --max-batch must be at least 1, --cpus-per-replica above 0 and "
+              "--batch-wait-ms at least 0", file=sys.stderr)
+        return 2
+    try:
+        from htsat_live.stream import cluster
+    except ImportError as error:
+        print(f"htsat-live serve: needs Ray Serve: pip install -e '.[cluster]' ({error})", file=sys.stderr)
+        return 2
+    from htsat_live.model import load_model
+
+    with StopSignals() as stop:
+        device = "cpu" if args.device == "auto" else args.device
+        model = load_model_or_explain(args.model, "cpu", args.backend, args.precision)  # refused here, not in replicas
+        if model is None:
+            return 2
+        try:
+            started = cluster.start_ray(args.address)
+        except cluster.ClusterError as error:
+            print(f"htsat-live serve: {error}", file=sys.stderr)
+            return 2
+        try:
+            resources = cluster.cluster_resources()
+            if args.device == "auto" and resources.get("GPU", 0) >= 1:
+                device = "cuda"
+            gpu = device == "cuda"
+            settings = cluster.ServeSettings(args.replicas, args.max_batch, args.batch_wait_ms / 1000,
+                                             1.0 if gpu else args.cpus_per_replica, 1.0 if gpu else 0.0)
+            needed, kind = ((settings.replicas * settings.num_gpus, "GPU") if gpu
+                            else (settings.replicas * settings.num_cpus, "CPU"))
+            if resources.get(kind, 0) < needed:
+                print(f"htsat-live serve: {settings.replicas} replica(s) need {needed:g} {kind}s; the Ray cluster has "
+                      f"{resources.get(kind, 0):g}", file=sys.stderr)
+                return 2
+            build = functools.partial(load_model, args.model, device=device, backend=args.backend,
+                                      precision=args.precision)
+            cluster.deploy(build, settings)
+            where = cluster.gcs_address()
+            print(f"serving {model.source} ({model.num_classes} classes, {model.backend.name} {args.precision} on "
+                  f"{device}) as the Ray Serve application '{cluster.APP}': {settings.replicas} replica(s) of "
+                  f"{'1 GPU' if gpu else f'{settings.num_cpus:g} CPU(s)'}, batches of up to {settings.max_batch} "
+                  f"windows, {args.batch_wait_ms:g} ms wait; Ray at {where}", flush=True)
+            print(f"send windows here: htsat-live detect SOURCE --inference ray:{args.address or 'auto'}; Ctrl-C ends",
+                  flush=True)
+            while not stop.requested.wait(0.5):
+                pass
+            print("htsat-live serve: stopping the deployment", file=sys.stderr, flush=True)
+            cluster.undeploy()
+        finally:
+            if started:
+                cluster.stop_ray()
+    return 0
 
 
 # --- devices ------------------------------------------------------------------------------------

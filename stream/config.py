@@ -25,6 +25,7 @@ from pydantic import (
     GetPydanticSchema,
     Strict,
     ValidationError,
+    model_validator,
 )
 
 from htsat_live.model import TOKEN_SECONDS, WINDOW_SECONDS
@@ -66,12 +67,26 @@ class _Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+def _inference(setting: str) -> str:
+    if setting not in ("local", "ray") and not re.fullmatch(r"ray:\S+", setting):
+        raise ValueError(f"must be local, ray or ray:ADDRESS, got {setting!r}")
+    return setting
+
+
 class SourceConfig(_Settings):
     input: str = ""  # "" | "mic" | "mic:NAME" | "ffmpeg:URL" | a file path
     name: str = ""  # stream id in messages; "" = derived from the input
+    inputs: Names = ()  # several sources, one stream each (instead of input)
+    names: Names = ()  # their stream ids, one per input; () = derived from each input
     fast: bool = False  # files: feed as fast as possible instead of in real time
     loop: bool = False  # ffmpeg:URL of a finite input (a whole file): start again at its end
     ring_seconds: float = Field(60.0, ge=20.0, le=3600.0)
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> "SourceConfig":  # the pipeline checks that there is one per input
+        if len(set(self.names)) != len(self.names):
+            raise ValueError("names: each stream needs its own name")
+        return self
 
 
 class WindowsConfig(_Settings):
@@ -83,6 +98,7 @@ class ModelConfig(_Settings):
     backend: Literal["auto", "torch", "onnx", "openvino"] = "auto"  # auto: ONNX Runtime for an .onnx file, else torch
     device: Literal["cpu", "cuda"] = "cpu"
     precision: Literal["fp32", "bf16"] = "fp32"  # torch backend: bf16 transformer on CPUs with bf16
+    inference: Annotated[str, AfterValidator(_inference)] = "local"  # "local" | "ray" | "ray:ADDRESS"
 
 
 class EventsConfig(_Settings):

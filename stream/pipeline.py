@@ -60,7 +60,7 @@ class StreamRunner:
     def __init__(self, name: str, spec: str, source: Source, ring: RingBuffer, config: Config, model,
                  worker: InferenceWorker, emit: Callable[[str, str, dict], None], fast: bool,
                  dropped: Callable[[], dict[str, int]], sink_counters: Callable[[], dict[str, int]],
-                 mqtt_counters: Callable[[], dict | None]):
+                 mqtt_counters: Callable[[], dict | None], inference_counters: Callable[[], dict | None]):
         self.name = name
         self.spec = spec
         self.source = source
@@ -80,7 +80,7 @@ class StreamRunner:
         self.confirmed = ConfirmedView()  # counts the confirmed starts and their latencies
         self.reporter = StatusReporter(name, spec, source, ring, self.scheduler, worker, self.detector, self.stitcher,
                                        config, model.num_classes, model.backend.name, dropped, sink_counters,
-                                       mqtt_counters, self.loudness)
+                                       mqtt_counters, inference_counters, self.loudness)
         self.scheduled_stop = 0  # end of the newest window handed to the worker (fast feeding follows it)
         self._results: queue.SimpleQueue[Result] = queue.SimpleQueue()
         self._threshold_changes: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
@@ -316,7 +316,10 @@ class Pipeline:
     """Owns the sources, the stream threads and the inference worker of one or more streams.
 
     `inputs` are SOURCE strings (see stream.capture.open_source) or ready Source objects; default
-    the config's `source.input`. Every message goes to `sinks.handle(topic, stream, body)` (a
+    the config's `source.inputs`, else its `source.input`. Streams are named by `source.names` when given,
+    else by `source.name` or their input (with `#position` when there are several).
+    `inference` runs the windows instead of `model` (anything with `predict`, `frames_for` and `counters`,
+    e.g. stream.cluster.ServeInference); the model still gives the labels, thresholds and `mel` columns. Every message goes to `sinks.handle(topic, stream, body)` (a
     stream.sinks.Sinks, if given), `publisher.send(topic, stream, body)` (a stream.publish.Publisher,
     if given), `mqtt.handle(topic, stream, body)` (a stream.mqtt.MqttOutput, if given; it may set
     thresholds), `metrics.handle(topic, stream, body)` (a stream.metrics.Metrics, if given) and each
@@ -326,7 +329,7 @@ class Pipeline:
 
     def __init__(self, config: Config, model, inputs: list[str | Source] | None = None, publisher=None,
                  sinks=None, listeners: list[Listener] = (), max_batch: int = 8, max_pending: int = 2, mqtt=None,
-                 metrics=None):
+                 metrics=None, inference=None):
         self.config = config
         self.model = model
         self.publisher = publisher
@@ -339,17 +342,25 @@ class Pipeline:
                                          + ([metrics.handle] if metrics is not None else []) + list(listeners))
         if mqtt is not None:
             mqtt.set_threshold = self.set_stream_threshold
-        self.worker = InferenceWorker(model, max_batch=max_batch, max_pending=max_pending)
+        self.inference = inference
+        self.worker = InferenceWorker(model if inference is None else inference, max_batch=max_batch,
+                                      max_pending=max_pending)
         self.runners: list[StreamRunner] = []
         self._lock = threading.Lock()  # one message at a time into the outputs
-        inputs = list(inputs) if inputs else [config.source.input or None]
+        inputs = list(inputs or config.source.inputs or [config.source.input or None])
+        names = config.source.names
+        if names and len(names) != len(inputs):
+            raise ValueError(f"source.names: {len(names)} names for {len(inputs)} inputs")
         fast = config.source.fast
         hop = round(config.windows.hop * SAMPLE_RATE)
         for position, given in enumerate(inputs):
             spec = given.description if isinstance(given, Source) else given
-            name = config.source.name or stream_name(spec)
-            if len(inputs) > 1:
-                name = f"{name}#{position}"
+            if names:
+                name = names[position]
+            else:
+                name = config.source.name or stream_name(spec)
+                if len(inputs) > 1:
+                    name = f"{name}#{position}"
             ring = RingBuffer(int(config.source.ring_seconds * SAMPLE_RATE), SAMPLE_RATE)
             holder: list[StreamRunner] = []
             if isinstance(given, Source):
@@ -358,7 +369,7 @@ class Pipeline:
                 source = open_source(given, fast=fast, consumer_position=lambda h=holder: h[0].scheduled_stop,
                                      max_ahead=hop + SAMPLE_RATE // 4, loop=config.source.loop)
             runner = StreamRunner(name, spec or "mic", source, ring, config, model, self.worker, self._emit, fast,
-                                  self._dropped, self._sink_counters, self._mqtt_counters)
+                                  self._dropped, self._sink_counters, self._mqtt_counters, self._inference_counters)
             if sinks is not None:  # event clips are cut from the stream's ring
                 sinks.attach(name, ring, [target.name for target in runner.detector.targets])
             holder.append(runner)
@@ -380,6 +391,9 @@ class Pipeline:
 
     def _mqtt_counters(self) -> dict | None:
         return None if self.mqtt is None else self.mqtt.counters()
+
+    def _inference_counters(self) -> dict | None:
+        return None if self.inference is None else self.inference.counters()
 
     def start(self) -> None:
         self.worker.start()

@@ -82,7 +82,8 @@ class StatusReporter:
     def __init__(self, name: str, spec: str, source: Source, ring: RingBuffer, scheduler: WindowScheduler,
                  worker: InferenceWorker, detector: EventDetector, stitcher: Stitcher, config: Config,
                  num_classes: int, backend: str, dropped: Callable[[], dict[str, int]], sink_counters: Callable[[], dict[str, int]],
-                 mqtt_counters: Callable[[], dict | None], loudness: LoudnessDetector | None):
+                 mqtt_counters: Callable[[], dict | None], inference_counters: Callable[[], dict | None],
+                 loudness: LoudnessDetector | None):
         self.name = name
         self.spec = spec
         self.source = source
@@ -97,6 +98,7 @@ class StatusReporter:
         self.dropped = dropped  # messages the publisher could not send, per topic
         self.sink_counters = sink_counters  # what the sinks (shared by every stream) wrote and failed to write
         self.mqtt_counters = mqtt_counters  # the MQTT output's link and queue (None without one)
+        self.inference_counters = inference_counters  # served inference's retries and lost windows (None in-process)
         self.loudness = loudness  # the stream's loudness trigger, if on
         self.report = StreamReport()
         self.read_overruns = 0
@@ -164,6 +166,7 @@ class StatusReporter:
             "dropped": self.dropped(),
             "sinks": self.sink_counters(),
             "mqtt": self.mqtt_counters(),
+            "inference": self.inference_counters(),
             "loudness": None if self.loudness is None else {
                 "level_dbfs": round(self.loudness.level, 1), "threshold_dbfs": self.loudness.on_level,
                 "off_dbfs": self.loudness.off_level, "weighting": self.config.loudness.weighting},

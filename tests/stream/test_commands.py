@@ -14,6 +14,8 @@ from htsat_live.stream.config import Config, ConfigError
 VALUES = {
     "source.input": ("a.wav", "b.wav", (["c.wav"], "c.wav")),
     "source.name": ("one", "two", None),
+    "source.inputs": (("a.wav", "b.wav"), ("c.wav",), (["d.wav", "e.wav"], ("d.wav", "e.wav"))),  # several SOURCEs
+    "source.names": (("one", "two"), ("three",), None),
     "source.fast": (True, False, None),  # --fast below: it can only turn fast on
     "source.loop": (True, False, None),
     "source.ring_seconds": (30.0, 40.0, None),
@@ -22,6 +24,7 @@ VALUES = {
     "model.backend": ("onnx", "torch", (["--backend", "auto"], "auto")),
     "model.device": ("cuda", "cpu", (["--device", "cuda"], "cuda")),
     "model.precision": ("bf16", "fp32", (["--precision", "bf16"], "bf16")),
+    "model.inference": ("ray", "ray:auto", (["--inference", "ray:10.0.0.1:6379"], "ray:10.0.0.1:6379")),
     "events.threshold": (0.3, 0.4, None),
     "events.thresholds": ({"Speech": 0.3}, {"Dog": 0.2}, None),
     "events.hysteresis": (0.5, 0.8, None),
@@ -111,7 +114,8 @@ def config_for(tmp_path, key: str, file_value=None, set_value=None, flag: list[s
 def test_the_table_covers_every_setting_and_every_flag():
     assert sorted(VALUES) == sorted(every_setting())
     flagged = {key for key, (_, _, flag) in VALUES.items() if flag is not None}
-    assert flagged | {"source.fast", "source.loop"} == set(FLAG_SETTINGS.values())
+    # several SOURCEs give source.inputs (one gives source.input, as in FLAG_SETTINGS)
+    assert flagged | {"source.fast", "source.loop"} == set(FLAG_SETTINGS.values()) | {"source.inputs"}
 
 
 @pytest.mark.parametrize("key", sorted(VALUES))
@@ -156,3 +160,22 @@ def test_detect_exits_2_with_one_line_on_a_bad_set_value(assignment, message):
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_detect_of_several_sources_names_the_stream_on_each_event_line(tmp_path):
+    import soundfile as sf
+
+    from htsat_live.model.embedded import DEMO_RECORDING
+
+    audio, rate = sf.read(DEMO_RECORDING, dtype="float32")
+    parts = [tmp_path / "first.wav", tmp_path / "second.wav"]
+    sf.write(parts[0], audio[: 20 * rate], rate)  # Speech, Music and Animal events
+    sf.write(parts[1], audio[40 * rate:], rate)  # Water and Bird events
+    result = subprocess.run([sys.executable, "-m", "htsat_live.cli", "detect", *map(str, parts), "--fast",
+                             "--set", 'source.names=["porch", "yard"]', "--set", "publish.enabled=false",
+                             "--set", 'store.path=""'], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    event_lines = [line for line in result.stdout.splitlines() if "] start " in line or "] end " in line]
+    assert event_lines
+    assert all(line.startswith(("porch: [", "yard: [")) for line in event_lines)
+    assert {line.split(":")[0] for line in event_lines} == {"porch", "yard"}
