@@ -10,6 +10,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from htsat_live.evaluation.clip_metrics import add_clip_arguments, run_clip_evaluation
 from htsat_live.model.event_table import write_events
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif"}
@@ -161,36 +162,44 @@ def run_consistency(args) -> int:
 # --- evaluate -----------------------------------------------------------------------------------
 
 
-def _percent(value: float) -> str:
-    return "   n/a" if value is None or math.isnan(value) else f"{100 * value:6.2f}"
+def _fraction(value: float) -> str:
+    return "   n/a" if value is None or math.isnan(value) else f"{value:6.4f}"
 
 
 def format_table(result) -> str:
-    """A plain-text table of an `evaluation.metrics.Evaluation`, figures in percent."""
+    """A plain-text table of an `evaluation.metrics.Evaluation`, figures as fractions (0 to 1), as in --json and
+    in what `train` prints."""
     width = max(len("macro"), *(len(label) for label in result.class_f1))
     lines = [f"{'class':<{width}}  event F1  segment F1"]
     for label in sorted(result.class_f1):
-        lines.append(f"{label:<{width}}    {_percent(result.class_f1[label])}      "
-                     f"{_percent(result.segment_class_f1.get(label, float('nan')))}")
-    lines.append(f"{'macro':<{width}}    {_percent(result.macro_f1)}")
-    lines.append(f"{'micro':<{width}}              {_percent(result.segment_f1)}")
+        lines.append(f"{label:<{width}}    {_fraction(result.class_f1[label])}      "
+                     f"{_fraction(result.segment_class_f1.get(label, float('nan')))}")
+    lines.append(f"{'macro':<{width}}    {_fraction(result.macro_f1)}")
+    lines.append(f"{'micro':<{width}}              {_fraction(result.segment_f1)}")
     if result.psds1 is not None:
         lines.append(f"PSDS1 {result.psds1:.4f}   PSDS2 {result.psds2:.4f}")
     return "\n".join(lines)
 
 
 def add_evaluate_arguments(parser) -> None:
-    parser.add_argument("detections", help="detected events (TSV: filename, onset, offset, event_label)")
-    parser.add_argument("--ground-truth", required=True, help="reference events (TSV, same columns)")
-    parser.add_argument("--metadata", required=True, help="clip durations (TSV: filename, duration)")
+    parser.add_argument("detections", nargs="?", help="detected events (TSV: filename, onset, offset, event_label)")
+    parser.add_argument("--ground-truth", help="reference events (TSV, same columns); needed with DETECTIONS")
+    parser.add_argument("--metadata", help="clip durations (TSV: filename, duration); needed with DETECTIONS")
     parser.add_argument("--scores", help="folder of per-clip score files (<stem>.tsv) for PSDS1/PSDS2")
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON (fractions)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON (fractions, as the table)")
+    add_clip_arguments(parser)
 
 
 def run_evaluate(args) -> int:
     from htsat_live.evaluation.metrics import evaluate, read_scores
     from htsat_live.model.event_table import merge_overlaps, read_events, read_metadata
 
+    if args.clips:
+        return run_clip_evaluation(args)
+    if not (args.detections and args.ground_truth and args.metadata):
+        print("evaluate: give DETECTIONS with --ground-truth and --metadata (events), or --clips DATA --model M",
+              file=sys.stderr)
+        return 2
     try:
         ground_truth, merged_truth = merge_overlaps(read_events(args.ground_truth))
         metadata = read_metadata(args.metadata)

@@ -26,9 +26,10 @@ def _wait_until(condition, timeout: float, what: str, between=None) -> None:
 
 @pytest.fixture(autouse=True)
 def private_data_home(tmp_path_factory, monkeypatch):
-    """The event history is on by default under $XDG_DATA_HOME: each test (and the detect processes it
-    starts) gets its own, never the user's."""
+    """The event history is on by default under $XDG_DATA_HOME, and training caches its features under
+    $XDG_CACHE_HOME: each test (and the processes it starts) gets its own of both, never the user's."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data-home")))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache-home")))
 
 
 @pytest.fixture(scope="session")
@@ -129,3 +130,26 @@ def virtual_mic(monkeypatch):
     finally:
         mic.kill()
         shutil.rmtree(runtime_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def esc50_clips(tmp_path_factory) -> Path:
+    """An ESC-50-shaped set of real recordings from Debian's `scratch` package (training.clip_sources; the
+    package is downloaded once into the repository's cache/), built once per session."""
+    from htsat_live.training.clip_sources import esc50_set
+
+    out = tmp_path_factory.mktemp("esc50")
+    esc50_set(Path(__file__).resolve().parents[1] / "cache", out, takes=2)
+    return out
+
+
+@pytest.fixture(scope="session")
+def speech_commands_clips(tmp_path_factory) -> Path:
+    """A Speech Commands-shaped set of words spoken by espeak-ng in four voices, built once per session."""
+    from htsat_live.training.clip_sources import speech_commands_set
+
+    if shutil.which("espeak-ng") is None:
+        pytest.fail("espeak-ng is missing: run scripts/setup.sh (apt package espeak-ng)")
+    out = tmp_path_factory.mktemp("speech-commands")
+    speech_commands_set(out, words=("yes", "no", "up"), voices=("en", "en-us", "en+f3", "en+m3"))
+    return out

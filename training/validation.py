@@ -7,7 +7,6 @@ carries. A saved checkpoint is scored on a held-out set by the path the shipped 
 (`evaluate_checkpoint`).
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import numpy as np
 from htsat_live.training.data import SoundscapeSet
 from htsat_live.training.loss import loss_terms
 from htsat_live.training.settings import TrainSettings
+from htsat_live.training.soundscape_folder import SoundscapeFolder
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)  # thresholds tried per class on validation
 MEDIAN_TOKENS = (1, 3, 5, 7, 9)  # median filter lengths tried on validation, in tokens (0.3125 s each)
@@ -32,20 +32,23 @@ def token_probabilities(model, mels, batch_size: int = 32):
     return np.concatenate(out)
 
 
-def token_events(names: list[str], probabilities: np.ndarray, thresholds: np.ndarray, labels: list[str], seconds: float):
-    """Runs of tokens over threshold as an event table (filename, onset, offset, event_label).
+def token_events(names: list[str], probabilities: np.ndarray, thresholds: np.ndarray, labels: list[str],
+                 durations: list[float]):
+    """Runs of tokens over threshold as an event table (filename, onset, offset, event_label), each clip's
+    events within its duration (a shorter clip was zero-padded to the 10-s window).
 
     A token is 32 identical frames of the framewise output, so this equals the official frame rule."""
     import pandas as pd
 
     from htsat_live.model.event_rule import runs_to_events
     from htsat_live.model.event_table import EVENT_COLUMNS
+    from htsat_live.model.timebase import WINDOW_SECONDS
 
-    token_seconds = seconds / probabilities.shape[1]
+    token_seconds = WINDOW_SECONDS / probabilities.shape[1]
     rows = []
-    for name, probs in zip(names, probabilities):
-        rows += [(name, start * token_seconds, end * token_seconds, label)
-                 for start, end, label in runs_to_events(probs > thresholds, labels)]
+    for name, probs, duration in zip(names, probabilities, durations):
+        rows += [(name, start * token_seconds, min(end * token_seconds, duration), label)
+                 for start, end, label in runs_to_events(probs > thresholds, labels) if start * token_seconds < duration]
     return pd.DataFrame(rows, columns=EVENT_COLUMNS)
 
 
@@ -54,17 +57,17 @@ def tune_post_processing(data: SoundscapeSet, probabilities: np.ndarray, labels:
     all classes, the best macro) and, under it, per class the threshold of THRESHOLD_GRID with the best F1.
     Returns (median length in tokens, thresholds [C], per-class F1)."""
     from htsat_live.model.event_rule import median_over_frames
-    from htsat_live.model.event_table import event_f1, read_events, read_metadata
+    from htsat_live.model.event_table import event_f1
 
-    truth = read_events(data.directory / "soundscapes.tsv")
-    meta = read_metadata(data.directory / "soundscapes_metadata.tsv")
-    seconds = float(meta["duration"].iloc[0])
+    events, meta = data.folder.events, data.folder.durations  # overlaps merged when the folder was read
+    truth = events[events["event_label"].isin(labels)]
+    durations = list(meta["duration"])
     chosen = (-1.0, 1, np.full(len(labels), 0.5, np.float32), {})
     for median in MEDIAN_TOKENS:
         filtered = np.stack([median_over_frames(clip, median) for clip in probabilities])  # [N, tokens, C]
         best = {label: (-1.0, 0.5) for label in labels}
         for threshold in THRESHOLD_GRID:
-            detections = token_events(data.names, filtered, np.full(len(labels), threshold), labels, seconds)
+            detections = token_events(data.names, filtered, np.full(len(labels), threshold), labels, durations)
             _, per_class = event_f1(truth, meta, detections)
             for label in labels:
                 f1 = strict_f1(per_class, label)
@@ -99,48 +102,44 @@ def validate(model, val_set: SoundscapeSet, labels: list[str], settings: TrainSe
             "thresholds": thresholds.tolist(), "median_tokens": median_tokens}
 
 
-def detect_set(predictor, directory: Path, batch_size: int = 8, progress: bool = True):
-    """Events of every 10-s clip of a mixed set by the offline rule with the predictor's own event settings
-    (one pass, its median filter, its per-class thresholds, runs of active frames): the path the shipped
-    model takes. Returns an event table."""
+def detect_set(predictor, folder: SoundscapeFolder, batch_size: int = 8, progress: bool = True):
+    """Events of every clip of a soundscape folder (its first 10 s) by the offline rule with the predictor's
+    own event settings (one pass, its median filter, its per-class thresholds, runs of active frames): the
+    path the shipped model takes. Returns an event table."""
     import pandas as pd
-    import soundfile as sf
     from tqdm import tqdm
 
+    from htsat_live.model.audio import read_clip
     from htsat_live.model.event_rule import build_targets, events_from_scores
     from htsat_live.model.event_table import EVENT_COLUMNS
+    from htsat_live.model.timebase import WINDOW_SAMPLES, zero_padded_batch
 
     if predictor.thresholds is None:
         raise ValueError("the model has no per-class thresholds to detect events with")
     targets = build_targets(predictor.labels, predictor.thresholds)  # one per class, the model's thresholds
-    names = [clip["filename"] for clip in json.loads((Path(directory) / "manifest.json").read_text())["clips"]]
+    names = folder.names
     rows = []
-    for start in tqdm(range(0, len(names), batch_size), desc=f"detecting {Path(directory).name}", unit="batch", disable=not progress):
+    for start in tqdm(range(0, len(names), batch_size), desc=f"detecting {folder.directory.name}", unit="batch", disable=not progress):
         batch = names[start: start + batch_size]
-        waves = np.stack([sf.read(str(Path(directory) / name), dtype="float32")[0] for name in batch])  # [B, N]
-        framewise = predictor.predict(waves, short="pad")["framewise"]  # [B, 1024, C]
-        for name, scores in zip(batch, framewise):
-            events, _ = events_from_scores(scores, waves.shape[1], targets, predictor.median_frames)
+        waves = [read_clip(folder.path(name))[:WINDOW_SAMPLES] for name in batch]
+        framewise = predictor.predict(zero_padded_batch(waves), short="pad")["framewise"]  # [B, 1024, C]
+        for name, wave, scores in zip(batch, waves, framewise):
+            events, _ = events_from_scores(scores, len(wave), targets, predictor.median_frames)
             rows += [(name, onset, offset, label) for onset, offset, label in events]
     return pd.DataFrame(rows, columns=EVENT_COLUMNS)
 
 
-def evaluate_checkpoint(path: Path, directory: Path, detections_path: Path, progress: bool = True) -> tuple[float, dict[str, float]]:
+def evaluate_checkpoint(path: Path, folder: SoundscapeFolder, detections_path: Path, progress: bool = True) -> tuple[float, dict[str, float]]:
     """Macro and per-class event F1 (psds_eval, Table 3 protocol; a class never detected counts 0) of a
-    checkpoint on a mixed set; writes its detections TSV."""
+    checkpoint on a soundscape folder (its events of the checkpoint's classes); writes its detections TSV."""
     from htsat_live.model import load_model
-    from htsat_live.model.event_table import (
-        event_f1,
-        read_events,
-        read_metadata,
-        write_events,
-    )
+    from htsat_live.model.event_table import event_f1, write_events
 
     predictor = load_model(path)
-    detections = detect_set(predictor, directory, progress=progress)
+    detections = detect_set(predictor, folder, progress=progress)
     write_events(detections_path, detections.itertuples(index=False))
-    _, per_class = event_f1(read_events(Path(directory) / "soundscapes.tsv"),
-                            read_metadata(Path(directory) / "soundscapes_metadata.tsv"), detections)
+    truth = folder.events[folder.events["event_label"].isin(predictor.labels)]
+    _, per_class = event_f1(truth, folder.durations, detections)
     per_class = {label: strict_f1(per_class, label) for label in predictor.labels}
     return float(np.mean(list(per_class.values()))), per_class
 

@@ -1,5 +1,5 @@
-"""The learning-rate schedule (torch's LinearLR + CosineAnnealingLR) against its formula, and the weight average's
-buffers."""
+"""The learning-rate schedule (torch's LambdaLR of `Schedule`) against its formula, resumed with the same or another
+length, and the weight average's buffers."""
 
 import math
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from htsat_live.training.loop import (
-    learning_rate_schedule,
-    replay_schedule,
+    Schedule,
+    schedule_steps,
     weight_average,
 )
 from htsat_live.training.settings import TrainSettings
@@ -27,7 +27,7 @@ def formula_rate(step: int, total: int, settings: TrainSettings) -> float:
 
 def optimizer_and_schedule(total: int, settings: TrainSettings):
     optimizer = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=settings.lr)
-    return optimizer, learning_rate_schedule(optimizer, total, settings)
+    return optimizer, schedule_steps(optimizer, Schedule.planned(total, settings), settings.lr)
 
 
 def run(optimizer, schedule, steps: int) -> list[float]:
@@ -61,14 +61,53 @@ def test_a_restored_schedule_continues_where_it_stopped():
     assert run(optimizer, schedule, 180) == rest and len(first + rest) == 300
 
 
-def test_a_replayed_schedule_joins_a_longer_run_at_the_step_reached():
+def resumed_rates(schedule: Schedule, settings: TrainSettings, step: int, steps: int) -> list[float]:
+    """The rates of `steps` steps of a run resumed at `step` as train() resumes one: a new optimizer whose state
+    holds the last rate, and the schedule restarted at `step`."""
+    optimizer = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=123.0)  # a stale rate: must be overridden
+    return run(optimizer, schedule_steps(optimizer, schedule, settings.lr, step), steps)
+
+
+def test_a_run_resumed_with_its_own_length_gets_the_uninterrupted_rates():
+    settings = TrainSettings(warmup_fraction=0.1)
+    uninterrupted = run(*optimizer_and_schedule(300, settings), 300)
+    plan = Schedule.planned(300, settings)
+    for step in (10, 29, 30, 120):  # in the warm-up, at its end, at the cosine's start, in the cosine
+        assert plan.extended(step, 300) == plan
+        assert resumed_rates(plan, settings, step, 300 - step) == uninterrupted[step:]
+
+
+def test_a_run_resumed_for_more_steps_continues_its_rate_and_decays_to_the_floor():
+    """Resumed at step 200 of 300 for 500 steps in all: the first rate after the resume is the one the
+    uninterrupted run had at step 200 (the old code jumped to the 500-step curve's, 2.4x higher here), then
+    the rest of the cosine runs down to the same floor at step 500."""
+    settings = TrainSettings(warmup_fraction=0.1)
+    uninterrupted = run(*optimizer_and_schedule(300, settings), 300)
+    longer = Schedule.planned(300, settings).extended(200, 500)
+    rates = resumed_rates(longer, settings, 200, 300)
+    assert rates[0] == pytest.approx(uninterrupted[200], rel=1e-12)
+    assert rates[0] < 0.5 * formula_rate(200, 500, settings)  # not the rate a 500-step run would have there
+    assert all(a >= b for a, b in zip(rates, rates[1:])) and rates[0] > rates[150] > rates[-1]
+    assert rates[-1] == pytest.approx(settings.lr * settings.final_lr_fraction, rel=1e-3)
+    # the old run's last 100 steps of decay, stretched over 300: 150 steps after the resume, its step 250's rate
+    assert rates[150] == pytest.approx(uninterrupted[250], rel=1e-9)
+
+
+def test_a_finished_run_given_more_steps_stays_at_its_final_rate():
     settings = TrainSettings()
-    optimizer, schedule = optimizer_and_schedule(100, settings)
-    run(optimizer, schedule, 100)  # a finished run of 100 steps, now resumed for 250
-    longer = learning_rate_schedule(optimizer, 250, settings)
-    replay_schedule(longer, 100)
-    rates = run(optimizer, longer, 150)
-    assert rates == pytest.approx([formula_rate(step, 250, settings) for step in range(100, 250)], rel=1e-9)
+    uninterrupted = run(*optimizer_and_schedule(100, settings), 100)
+    rates = resumed_rates(Schedule.planned(100, settings).extended(100, 150), settings, 100, 50)
+    floor = settings.lr * settings.final_lr_fraction
+    assert rates == pytest.approx([floor] * 50, rel=1e-12) and uninterrupted[-1] > floor
+
+
+def test_a_run_resumed_in_its_warm_up_for_more_steps_warms_up_as_planned():
+    settings = TrainSettings(warmup_fraction=0.1)  # 100 steps: warm-up of 10
+    longer = Schedule.planned(100, settings).extended(5, 400)
+    rates = resumed_rates(longer, settings, 5, 395)
+    assert rates[:5] == pytest.approx([settings.lr * (step + 1) / 10 for step in range(5, 10)], rel=1e-12)
+    expected = [formula_rate(step, 400, TrainSettings(warmup_fraction=10 / 400)) for step in range(10, 400)]
+    assert rates[5:] == pytest.approx(expected, rel=1e-9)
 
 
 def test_the_weight_average_copies_the_buffers_of_the_trained_model():

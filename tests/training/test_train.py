@@ -14,12 +14,14 @@ from htsat_live.model.htsat import HTSATConfig
 from htsat_live.training.augment import BAND_LIMITS_HZ, augment
 from htsat_live.training.data import balanced_weights, load_set, token_targets
 from htsat_live.training.loop import (
-    learning_rate_schedule,
+    Schedule,
     new_model,
+    schedule_steps,
     train,
     weight_average,
 )
 from htsat_live.training.settings import TrainSettings
+from htsat_live.training.soundscape_folder import read_folder
 from htsat_live.training.soundscapes import make_set
 from htsat_live.training.sources import LABELS, Source, assign_splits
 from htsat_live.training.validation import (
@@ -58,6 +60,11 @@ def tiny_sets(tmp_path_factory) -> Path:
     return root
 
 
+def fit(sets: Path, out: Path, settings: TrainSettings, **options) -> dict:
+    """train() on the tiny sets' train and val folders, every class."""
+    return train(read_folder(sets / "train"), read_folder(sets / "val"), out, TINY, settings, list(LABELS), **options)
+
+
 def test_token_targets_are_the_covered_share_of_each_token():
     events = [{"onset": 0.0, "offset": 0.46875, "label": "Music"}]  # one and a half tokens of 0.3125 s
     target = token_targets(events, list(LABELS), tokens=32, seconds=10.0)
@@ -70,7 +77,7 @@ def test_token_targets_are_the_covered_share_of_each_token():
 def schedule_rates(total: int, settings: TrainSettings) -> list[float]:
     """The learning rate of each of `total` optimizer steps under the training schedule."""
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=settings.lr)
-    schedule = learning_rate_schedule(optimizer, total, settings)
+    schedule = schedule_steps(optimizer, Schedule.planned(total, settings), settings.lr)
     rates = []
     for _ in range(total):
         rates.append(optimizer.param_groups[0]["lr"])
@@ -101,7 +108,7 @@ def test_fine_tuning_resizes_the_head_and_keeps_the_body(tiny_checkpoint):
 
 
 def test_a_few_epochs_lower_the_loss_and_write_a_loadable_checkpoint(tiny_sets, tmp_path):
-    result = train(tiny_sets / "train", tiny_sets / "val", tmp_path, TINY, FAST, progress=False)
+    result = fit(tiny_sets, tmp_path, FAST, progress=False)
     losses = [epoch["train_loss"] for epoch in result["history"]]
     assert losses[-1] < losses[0]
     model = load_model(tmp_path / "best.safetensors")
@@ -116,8 +123,8 @@ def test_a_few_epochs_lower_the_loss_and_write_a_loadable_checkpoint(tiny_sets, 
     assert provenance["data"]["train"] == train_hash and "val_event_f1_macro" in provenance["metrics"]
 
 
-def test_tuning_picks_a_median_filter_that_removes_one_token_blips(tiny_sets):
-    val = load_set(tiny_sets / "val", list(LABELS), 32, progress=False)
+def test_tuning_picks_a_median_filter_that_removes_one_token_blips(tiny_sets, tmp_path):
+    val = load_set(read_folder(tiny_sets / "val"), list(LABELS), 32, tmp_path, progress=False)
     truth = val.token_targets.numpy()  # [N, 32, C]
     blips = np.zeros_like(truth)
     blips[:, 3::9, :] = 1.0  # a lone active token every 9 tokens in every class (none at the edges)
@@ -128,21 +135,21 @@ def test_tuning_picks_a_median_filter_that_removes_one_token_blips(tiny_sets):
 
 def test_same_seed_same_run_and_resume_finishes_it(tiny_sets, tmp_path):
     one_epoch = TrainSettings(**{**FAST.__dict__, "epochs": 1})
-    first = train(tiny_sets / "train", tiny_sets / "val", tmp_path / "a", TINY, one_epoch, progress=False)
-    again = train(tiny_sets / "train", tiny_sets / "val", tmp_path / "b", TINY, one_epoch, progress=False)
+    first = fit(tiny_sets, tmp_path / "a", one_epoch, progress=False)
+    again = fit(tiny_sets, tmp_path / "b", one_epoch, progress=False)
     assert first["history"][0]["train_loss"] == again["history"][0]["train_loss"]
     two_epochs = TrainSettings(**{**FAST.__dict__, "epochs": 2})
-    resumed = train(tiny_sets / "train", tiny_sets / "val", tmp_path / "a", TINY, two_epochs, resume=True, progress=False)
+    resumed = fit(tiny_sets, tmp_path / "a", two_epochs, resume=True, progress=False)
     assert [e["epoch"] for e in resumed["history"]] == [1, 2]
     assert resumed["history"][0] == first["history"][0]
     with_average = TrainSettings(**{**FAST.__dict__, "epochs": 3, "ema_decay": 0.9})  # a run without one gains one
-    extended = train(tiny_sets / "train", tiny_sets / "val", tmp_path / "a", TINY, with_average, resume=True, progress=False)
+    extended = fit(tiny_sets, tmp_path / "a", with_average, resume=True, progress=False)
     assert extended["history"][:2] == resumed["history"] and set(extended["history"][2]["candidates_f1"]) == {"trained", "averaged"}
 
 
 def test_bf16_training_with_a_weight_average_learns_validates_both_and_resumes(tiny_sets, tmp_path, monkeypatch):
     settings = TrainSettings(**{**FAST.__dict__, "precision": "bf16", "ema_decay": 0.9})
-    result = train(tiny_sets / "train", tiny_sets / "val", tmp_path / "a", TINY, settings, progress=False)
+    result = fit(tiny_sets, tmp_path / "a", settings, progress=False)
     losses = [epoch["train_loss"] for epoch in result["history"]]
     assert losses[-1] < losses[0]
     for epoch in result["history"]:
@@ -162,9 +169,9 @@ def test_bf16_training_with_a_weight_average_learns_validates_both_and_resumes(t
 
     monkeypatch.setattr(training, "tune_post_processing", crash_in_the_third_epoch)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_sets / "train", tiny_sets / "val", tmp_path / "b", TINY, settings, progress=False)
+        fit(tiny_sets, tmp_path / "b", settings, progress=False)
     monkeypatch.setattr(training, "tune_post_processing", tune)
-    resumed = train(tiny_sets / "train", tiny_sets / "val", tmp_path / "b", TINY, settings, resume=True, progress=False)
+    resumed = fit(tiny_sets, tmp_path / "b", settings, resume=True, progress=False)
     strip = [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in result["history"]]
     assert [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in resumed["history"]] == strip  # the average too
 
