@@ -38,7 +38,6 @@ if TYPE_CHECKING:  # torch only for the annotations: importing this module stays
     import torch
 
 
-
 def cpu_has_bf16() -> bool:
     """Whether this CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX), where bf16 autocast pays."""
     try:
