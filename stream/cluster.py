@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import ray
 from ray import serve
+from ray._private import ray_constants
 from ray.exceptions import RayError, RayTaskError
 from ray.serve.exceptions import RayServeException
 
@@ -42,6 +43,7 @@ ATTEMPTS = 4  # calls per window before it counts as lost
 FIRST_BACKOFF = 0.2  # seconds before the first retry; doubles with each further one
 MAX_BACKOFF = 2.0
 REQUEST_TIMEOUT = 30.0  # seconds a window may take on the deployment before its call is given up
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 PROBE_TIMEOUT = 5.0  # seconds to wait for a Ray address to accept a connection
 FRAMES_PER_TOKEN = MODEL_FRAMES * TOKEN_SAMPLES // WINDOW_SAMPLES  # 32
 RETRYABLE = (RayError, RayServeException, TimeoutError)  # a call lost on the way, not refused by the model
@@ -152,15 +154,20 @@ def parse_inference(setting: str) -> str | None:
     return setting.partition(":")[2] or None
 
 
+def _host_and_port(address: str) -> tuple[str | None, int | None]:
+    """HOST:PORT or ray://HOST:PORT -> (host, port); None for what is not there."""
+    parts = urlsplit(address if "://" in address else f"ray://{address}")
+    try:
+        return parts.hostname, parts.port
+    except ValueError:
+        return None, None
+
+
 def check_reachable(address: str) -> None:
     """A HOST:PORT or ray://HOST:PORT address must accept a TCP connection (ray.init would wait minutes)."""
     if address == "auto":
         return
-    parts = urlsplit(address if "://" in address else f"ray://{address}")
-    try:
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        host = port = None
+    host, port = _host_and_port(address)
     if not host or port is None:
         raise ClusterError(f"Ray address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
     try:
@@ -171,11 +178,19 @@ def check_reachable(address: str) -> None:
 
 def start_ray(address: str | None, num_cpus: int | None = None) -> bool:
     """Join Ray at `address` (or an instance already running on this machine, with None), else start a local
-    instance (dashboard off) with None. True when this process started Ray and so must shut it down."""
+    instance (dashboard off) with None. True when this process started Ray and so must shut it down.
+
+    An instance this starts is reachable from this machine only. Ray puts a node on the machine's network address
+    even when told 127.0.0.1; the switch behind its own RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 keeps the node, its
+    servers and this driver on loopback, and a driver must be on the same address as the node it joins, so the
+    switch is set for every address on this machine (none, auto, a loopback HOST:PORT). A cluster of several
+    machines is started with `ray start` and joined with its address."""
     if ray.is_initialized():
         return False
     logging.getLogger("ray.serve").setLevel(logging.WARNING)  # no progress lines of Serve on our stderr
     quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
+    if address is None or address == "auto" or _host_and_port(address)[0] in LOOPBACK:
+        ray_constants.ENABLE_RAY_CLUSTER = False
     if address is not None:
         check_reachable(address)
         try:

@@ -37,7 +37,7 @@ def served():
     ray = pytest.importorskip("ray", reason="Ray Serve is the optional extra: pip install -e '.[cluster]'")
     from htsat_live.stream import cluster
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    assert cluster.start_ray(None, num_cpus=2), "a Ray instance already runs on this machine: stop it first"
     try:
         handle = cluster.deploy(functools.partial(load_model, None),
                                 cluster.ServeSettings(replicas=2, max_batch=8, num_cpus=1))
@@ -67,6 +67,13 @@ class Events:
     def __call__(self, topic: str, stream: str, body: dict) -> None:
         if topic == "event" and body["state"] == "end" and not body["cancelled"]:
             self.by_stream.setdefault(stream, []).append((body["label"], body["onset"], body["offset"]))
+
+
+def test_a_local_ray_instance_listens_on_loopback_only(served):
+    from htsat_live.stream import cluster
+
+    host = cluster.gcs_address().rpartition(":")[0]
+    assert host == "127.0.0.1"
 
 
 def test_timelines_through_ray_equal_local_inference(served, model):
