@@ -227,17 +227,26 @@ def run_stream_bench(args) -> int:
             best = fast if best is None or fast.realtime_factor > best.realtime_factor else best
         print(f"hop {hop:g} s: best aggregate real-time factor {best.realtime_factor:.2f} "
               f"({best.streams} stream(s) batched)", flush=True)
-        streams = int(best.realtime_factor)  # check it: that many streams paced in real time
-        while streams >= 1:
-            check = run_real_time(model, recording, hop, min(seconds, VERIFY_SECONDS, length), streams)
-            sustained = check.skipped == 0 and check.overruns == 0 and (check.hop_p95 or 0.0) < hop
-            print(f"hop {hop:g} s, {streams} streams in real time ({min(seconds, VERIFY_SECONDS, length):.0f} s): "
-                  f"windows {check.windows}, skipped {check.skipped}, hop latency p50 {_seconds(check.hop_p50)} "
-                  f"p95 {_seconds(check.hop_p95)} -> {'sustained' if sustained else 'not sustained'}", flush=True)
-            if sustained:
-                break
-            streams -= max(1, streams // 4)
+        # check it: that many streams paced in real time
+        streams = most_streams_sustained(model, recording, hop, min(seconds, VERIFY_SECONDS, length),
+                                         int(best.realtime_factor))
         print(f"hop {hop:g} s: one process sustains {streams} stream(s) in real time", flush=True)
+    return 0
+
+
+def most_streams_sustained(model, recording: str, hop: float, seconds: float, streams: int, inference=None) -> int:
+    """Play `streams` streams in real time for `seconds`, fewer each time (by a quarter, at least one) until
+    one count runs with no skipped window, no overrun and a hop latency p95 under the hop; that count (0: none)."""
+    where = " through Ray" if inference is not None else ""
+    while streams >= 1:
+        check = run_real_time(model, recording, hop, seconds, streams, inference)
+        sustained = check.skipped == 0 and check.overruns == 0 and (check.hop_p95 or 0.0) < hop
+        print(f"hop {hop:g} s, {streams} streams in real time{where} ({seconds:.0f} s): windows {check.windows}, "
+              f"skipped {check.skipped}, hop latency p50 {_seconds(check.hop_p50)} p95 {_seconds(check.hop_p95)} "
+              f"-> {'sustained' if sustained else 'not sustained'}", flush=True)
+        if sustained:
+            return streams
+        streams -= max(1, streams // 4)
     return 0
 
 
@@ -287,16 +296,8 @@ def run_ray_bench(model, build, recording: str, hops: list[float], max_streams: 
                       f"through Ray {served.windows_per_second:.2f} windows/s (overhead "
                       f"{(local.windows_per_second / served.windows_per_second - 1) * 100:+.0f}%), real-time factor "
                       f"through Ray {served.realtime_factor:.2f}", flush=True)
-            streams = max(1, int(served.realtime_factor))
-            while streams >= 1:
-                check = run_real_time(model, recording, hop, check_seconds, streams, client)
-                sustained = check.skipped == 0 and check.overruns == 0 and (check.hop_p95 or 0.0) < hop
-                print(f"hop {hop:g} s, {streams} streams in real time through Ray ({check_seconds:.0f} s): windows "
-                      f"{check.windows}, skipped {check.skipped}, hop latency p50 {_seconds(check.hop_p50)} p95 "
-                      f"{_seconds(check.hop_p95)} -> {'sustained' if sustained else 'not sustained'}", flush=True)
-                if sustained:
-                    break
-                streams -= max(1, streams // 4)
+            streams = most_streams_sustained(model, recording, hop, check_seconds, max(1, int(served.realtime_factor)),
+                                             client)
             print(f"hop {hop:g} s: Ray sustains {streams} stream(s) in real time; retries {client.retries}, "
                   f"lost windows {client.lost}", flush=True)
     finally:
