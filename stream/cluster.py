@@ -13,8 +13,9 @@ The one module that imports Ray (the optional extra `pip install -e '.[cluster]'
 
 What travels per window: its float32 samples (320,000 x 4 bytes, zero-padded to 10 s) to the replica,
 its clipwise [C] and per-token [32, C] float32 scores back (the framewise map repeats each token's scores over
-its 32 frames, so the client rebuilds [1024, C] exactly: 68 KB back for 527 classes instead of 2.2 MB). Replicas hold no per-stream state, so any
-replica can take any window; docs/scale.md measures the alternatives (int16, log-mel, only new samples).
+its 32 frames, so the client rebuilds [1024, C] exactly: 68 KB back for 527 classes instead of 2.2 MB).
+Replicas hold no per-stream state, so any replica can take any window; docs/scale.md measures the
+alternatives (int16, log-mel, only new samples).
 
 Capture, ring, windows, stitching, events, sinks and publishing stay in the capture process, which keeps
 its local Predictor for the labels, thresholds and the `mel` messages' front end.

@@ -319,10 +319,10 @@ class Pipeline:
     the config's `source.inputs`, else its `source.input`. Streams are named by `source.names` when given,
     else by `source.name` or their input (with `#position` when there are several).
     `inference` runs the windows instead of `model` (anything with `predict`, `frames_for` and `counters`,
-    e.g. stream.cluster.ServeInference); the model still gives the labels, thresholds and `mel` columns. Every message goes to `sinks.handle(topic, stream, body)` (a
-    stream.sinks.Sinks, if given), `publisher.send(topic, stream, body)` (a stream.publish.Publisher,
-    if given), `mqtt.handle(topic, stream, body)` (a stream.mqtt.MqttOutput, if given; it may set
-    thresholds), `metrics.handle(topic, stream, body)` (a stream.metrics.Metrics, if given) and each
+    e.g. stream.cluster.ServeInference); the model still gives the labels, thresholds and `mel` columns.
+    Every message goes to `sinks.handle(topic, stream, body)` (a stream.sinks.Sinks, if given),
+    `publisher.send(topic, stream, body)` (a stream.publish.Publisher, if given),
+    `mqtt.handle(topic, stream, body)` (a stream.mqtt.MqttOutput, if given; it may set thresholds), `metrics.handle(topic, stream, body)` (a stream.metrics.Metrics, if given) and each
     listener, one message at a time. `stop()` closes the sinks, the publisher, the MQTT output and
     the metrics endpoint.
     """
