@@ -322,8 +322,9 @@ class Pipeline:
     e.g. stream.cluster.ServeInference); the model still gives the labels, thresholds and `mel` columns.
     Every message goes to `sinks.handle(topic, stream, body)` (a stream.sinks.Sinks, if given),
     `publisher.send(topic, stream, body)` (a stream.publish.Publisher, if given),
-    `mqtt.handle(topic, stream, body)` (a stream.mqtt.MqttOutput, if given; it may set thresholds), `metrics.handle(topic, stream, body)` (a stream.metrics.Metrics, if given) and each
-    listener, one message at a time. `stop()` closes the sinks, the publisher, the MQTT output and
+    `mqtt.handle(topic, stream, body)` (a stream.mqtt.MqttOutput, if given; it may set thresholds),
+    `metrics.handle(topic, stream, body)` (a stream.metrics.Metrics, if given) and each listener, one message
+    at a time. `stop()` closes the sinks, the publisher, the MQTT output and
     the metrics endpoint.
     """
 
