@@ -60,11 +60,25 @@ class ClusterError(Exception):
 class ServeSettings:
     """How the deployment runs: replicas, the resources of each, and its batching."""
 
-    replicas: int = 1
+    replicas: int = 1  # with max_replicas: the fewest the autoscaler keeps
     max_batch: int = 8  # windows per predict call on a replica
     batch_wait: float = 0.005  # seconds a replica waits for a batch to fill
     num_cpus: float = 1.0  # per replica
     num_gpus: float = 0.0  # per replica (1 puts it on a GPU)
+    max_replicas: int | None = None  # above replicas: Serve's autoscaler adds replicas up to this many
+
+
+def deployment_options(settings: ServeSettings) -> dict:
+    """The Serve options of the deployment: a fixed replica count, or with max_replicas Serve's autoscaler,
+    which aims at one batch in flight per replica (a second one waits while it runs)."""
+    options = {"max_ongoing_requests": 2 * settings.max_batch,  # room for one batch running and the next filling
+               "ray_actor_options": {"num_cpus": settings.num_cpus, "num_gpus": settings.num_gpus}}
+    if settings.max_replicas is not None and settings.max_replicas > settings.replicas:
+        options["autoscaling_config"] = {"min_replicas": settings.replicas, "max_replicas": settings.max_replicas,
+                                         "target_ongoing_requests": settings.max_batch}
+    else:
+        options["num_replicas"] = settings.replicas
+    return options
 
 
 @serve.deployment(name=DEPLOYMENT)
@@ -210,11 +224,7 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> bool:
 def deploy(build: Callable, settings: ServeSettings):
     """Run the deployment as the Serve application APP (no HTTP proxy: handles only); its handle."""
     serve.start(proxy_location="Disabled")
-    app = WindowModel.options(
-        num_replicas=settings.replicas,
-        max_ongoing_requests=2 * settings.max_batch,  # room for one batch running and the next filling
-        ray_actor_options={"num_cpus": settings.num_cpus, "num_gpus": settings.num_gpus},
-    ).bind(build, settings.max_batch, settings.batch_wait)
+    app = WindowModel.options(**deployment_options(settings)).bind(build, settings.max_batch, settings.batch_wait)
     return serve.run(app, name=APP, route_prefix=None)
 
 

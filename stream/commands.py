@@ -306,6 +306,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="where replicas run (auto: one GPU each when the cluster has GPUs, else CPUs)")
     parser.add_argument("--replicas", type=int, default=1, help="replicas, each holding one model (default 1)")
+    parser.add_argument("--max-replicas", type=int, default=None,
+                        help="let Serve's autoscaler run between --replicas and this many replicas, aiming at one batch "
+                             "of windows in flight per replica (default: a fixed --replicas)")
     parser.add_argument("--cpus-per-replica", type=float, default=1.0,
                         help="CPUs Ray reserves for each CPU replica; its torch threads follow (default 1)")
     parser.add_argument("--max-batch", type=int, default=8, help="most windows per predict call on a replica")
@@ -318,9 +321,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_serve(args) -> int:
     """Deploy the model as the Ray Serve application `htsat-live`, say where, and serve until Ctrl-C."""
-    if args.replicas < 1 or args.max_batch < 1 or args.cpus_per_replica <= 0 or args.batch_wait_ms < 0:
-        print("htsat-live serve: --replicas and --max-batch must be at least 1, --cpus-per-replica above 0 and "
-              "--batch-wait-ms at least 0", file=sys.stderr)
+    if (args.replicas < 1 or args.max_batch < 1 or args.cpus_per_replica <= 0 or args.batch_wait_ms < 0
+            or (args.max_replicas is not None and args.max_replicas < args.replicas)):
+        print("htsat-live serve: --replicas and --max-batch must be at least 1, --max-replicas at least --replicas, "
+              "--cpus-per-replica above 0 and --batch-wait-ms at least 0", file=sys.stderr)
         return 2
     try:
         from htsat_live.stream import cluster
@@ -345,7 +349,8 @@ def run_serve(args) -> int:
                 device = "cuda"
             gpu = device == "cuda"
             settings = cluster.ServeSettings(args.replicas, args.max_batch, args.batch_wait_ms / 1000,
-                                             1.0 if gpu else args.cpus_per_replica, 1.0 if gpu else 0.0)
+                                             1.0 if gpu else args.cpus_per_replica, 1.0 if gpu else 0.0,
+                                             args.max_replicas)
             needed, kind = ((settings.replicas * settings.num_gpus, "GPU") if gpu
                             else (settings.replicas * settings.num_cpus, "CPU"))
             if resources.get(kind, 0) < needed:
@@ -356,8 +361,10 @@ def run_serve(args) -> int:
                                       precision=args.precision)
             cluster.deploy(build, settings)
             where = cluster.gcs_address()
+            replicas = (f"{settings.replicas}" if settings.max_replicas in (None, settings.replicas)
+                        else f"{settings.replicas} to {settings.max_replicas} (autoscaled)")
             print(f"serving {model.source} ({model.num_classes} classes, {model.backend.name} {args.precision} on "
-                  f"{device}) as the Ray Serve application '{cluster.APP}': {settings.replicas} replica(s) of "
+                  f"{device}) as the Ray Serve application '{cluster.APP}': {replicas} replica(s) of "
                   f"{'1 GPU' if gpu else f'{settings.num_cpus:g} CPU(s)'}, batches of up to {settings.max_batch} "
                   f"windows, {args.batch_wait_ms:g} ms wait; Ray at {where}", flush=True)
             print(f"send windows here: htsat-live detect SOURCE --inference ray:{args.address or 'auto'}; Ctrl-C ends",

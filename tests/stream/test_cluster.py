@@ -137,6 +137,25 @@ def test_an_unreachable_ray_address_is_one_line_and_exit_2(command):
     assert len(lines) == 1 and f"cannot reach Ray at {address}" in lines[0], result.stderr
 
 
+def test_max_replicas_hands_the_replica_count_to_serves_autoscaler():
+    pytest.importorskip("ray", reason="Ray Serve is the optional extra: pip install -e '.[cluster]'")
+    from htsat_live.stream.cluster import ServeSettings, deployment_options
+
+    fixed = deployment_options(ServeSettings(replicas=3, max_batch=8))
+    assert fixed["num_replicas"] == 3 and "autoscaling_config" not in fixed
+    scaled = deployment_options(ServeSettings(replicas=2, max_batch=16, max_replicas=10))
+    assert "num_replicas" not in scaled
+    assert scaled["autoscaling_config"] == {"min_replicas": 2, "max_replicas": 10, "target_ongoing_requests": 16}
+    assert scaled["max_ongoing_requests"] == 32
+
+
+def test_max_replicas_below_replicas_is_one_line_and_exit_2():
+    result = subprocess.run([sys.executable, "-m", "htsat_live.cli", "serve", "--replicas", "3", "--max-replicas", "2"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "--max-replicas at least --replicas" in result.stderr
+
+
 def replica_names(ray) -> list[str]:
     return [actor["name"] for actor in ray.util.list_named_actors(all_namespaces=True) if "WindowModel" in actor["name"]]
 
