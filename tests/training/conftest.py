@@ -1,3 +1,4 @@
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -39,3 +40,29 @@ def write_desed_folder(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def desed_dir(tmp_path_factory) -> Path:
     return write_desed_folder(tmp_path_factory.mktemp("desed"))
+
+
+@pytest.fixture
+def interrupted_validation(monkeypatch):
+    """`with interrupted_validation(n): train(...)`: the n-th call of the validation's post-processing tuning
+    raises KeyboardInterrupt, as a Ctrl-C during that epoch's validation would; the real one is back after."""
+    import htsat_live.training.validation as validation  # validate() looks tune_post_processing up there
+
+    @contextmanager
+    def interrupt_at(call: int):
+        tune, calls = validation.tune_post_processing, []
+
+        def tune_or_interrupt(*args):
+            calls.append(1)
+            if len(calls) == call:
+                raise KeyboardInterrupt
+            return tune(*args)
+
+        monkeypatch.setattr(validation, "tune_post_processing", tune_or_interrupt)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                yield
+        finally:
+            monkeypatch.setattr(validation, "tune_post_processing", tune)
+
+    return interrupt_at

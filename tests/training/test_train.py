@@ -147,7 +147,7 @@ def test_same_seed_same_run_and_resume_finishes_it(tiny_sets, tmp_path):
     assert extended["history"][:2] == resumed["history"] and set(extended["history"][2]["candidates_f1"]) == {"trained", "averaged"}
 
 
-def test_bf16_training_with_a_weight_average_learns_validates_both_and_resumes(tiny_sets, tmp_path, monkeypatch):
+def test_bf16_training_with_a_weight_average_learns_validates_both_and_resumes(tiny_sets, tmp_path, interrupted_validation):
     settings = TrainSettings(**{**FAST.__dict__, "precision": "bf16", "ema_decay": 0.9})
     result = fit(tiny_sets, tmp_path / "a", settings, progress=False)
     losses = [epoch["train_loss"] for epoch in result["history"]]
@@ -157,20 +157,8 @@ def test_bf16_training_with_a_weight_average_learns_validates_both_and_resumes(t
         assert epoch["macro_f1"] == max(epoch["candidates_f1"].values())
     model = load_model(tmp_path / "a" / "best.safetensors")
     assert model.predict(np.zeros(32000, np.float32), short="pad")["framewise"].dtype == np.float32
-    import htsat_live.training.validation as training  # validate() looks it up there at every call
-
-    tune, calls = training.tune_post_processing, []
-
-    def crash_in_the_third_epoch(*args):  # two candidates are tuned per epoch: the 5th call is epoch 3's first
-        calls.append(1)
-        if len(calls) == 5:
-            raise KeyboardInterrupt
-        return tune(*args)
-
-    monkeypatch.setattr(training, "tune_post_processing", crash_in_the_third_epoch)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted_validation(5):  # two candidates are tuned per epoch: the 5th call is epoch 3's first
         fit(tiny_sets, tmp_path / "b", settings, progress=False)
-    monkeypatch.setattr(training, "tune_post_processing", tune)
     resumed = fit(tiny_sets, tmp_path / "b", settings, resume=True, progress=False)
     strip = [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in result["history"]]
     assert [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in resumed["history"]] == strip  # the average too

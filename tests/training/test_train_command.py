@@ -60,27 +60,15 @@ def test_resume_alone_keeps_the_run_and_more_epochs_never_raise_the_rate(desed_d
     assert "--classes cannot change them on --resume" in capsys.readouterr().err
 
 
-def test_a_run_resumed_mid_way_with_more_epochs_continues_from_the_rate_it_reached(desed_dir, tmp_path, monkeypatch):
+def test_a_run_resumed_mid_way_with_more_epochs_continues_from_the_rate_it_reached(desed_dir, tmp_path, interrupted_validation):
     """Interrupted in its second epoch's validation, resumed for three epochs instead of two: the first step
     after the resume runs at the rate the uninterrupted run had there, not at the three-epoch curve's."""
-    import htsat_live.training.validation as validation  # validate() looks tune_post_processing up there
-
     folder = read_folder(desed_dir)
     config = HTSATConfig(embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1), drop_path_rate=0.0)
     settings = TrainSettings(epochs=2, batch_size=2, mixup_probability=0.0, seed=1, threads=1, warmup_fraction=0.1)
     uninterrupted = train(folder, folder, tmp_path / "a", config, settings, ["Bird", "Water"], progress=False)["history"]
-    tune, calls = validation.tune_post_processing, []
-
-    def crash_in_the_second_epoch(*args):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return tune(*args)
-
-    monkeypatch.setattr(validation, "tune_post_processing", crash_in_the_second_epoch)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted_validation(2):  # in the second epoch's validation
         train(folder, folder, tmp_path / "b", config, settings, ["Bird", "Water"], progress=False)
-    monkeypatch.setattr(validation, "tune_post_processing", tune)
     longer = TrainSettings(**{**settings.__dict__, "epochs": 3})
     resumed = train(folder, folder, tmp_path / "b", config, longer, ["Bird", "Water"], resume=True, progress=False)["history"]
     steps = 3  # 6 clips in batches of 2
