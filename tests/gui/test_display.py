@@ -25,14 +25,16 @@ GRAB_SCREEN = ("import sys\nfrom PySide6.QtGui import QGuiApplication\napp = QGu
 
 
 @pytest.fixture
-def x_display():
-    """A private Xvfb server on a free display number; yields its DISPLAY (":N")."""
+def x_display(tmp_path, wait_until):
+    """A private Xvfb server on a free display number, answering clients; yields its DISPLAY (":N")."""
     for tool in ("Xvfb", "xwininfo"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is missing: run scripts/setup.sh (apt packages xvfb x11-utils)")
     read_end, write_end = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24",
-                               "-nolisten", "tcp"], pass_fds=[write_end], stderr=subprocess.DEVNULL)
+    log = tmp_path / "xvfb.log"
+    with open(log, "wb") as stderr:
+        server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0",
+                                   f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten", "tcp"], pass_fds=[write_end], stderr=stderr)
     os.close(write_end)
     try:
         number = b""
@@ -40,9 +42,18 @@ def x_display():
             ready, _, _ = select.select([read_end], [], [], 30.0)
             chunk = os.read(read_end, 16) if ready else b""
             if not chunk:
-                pytest.fail("Xvfb did not start")
+                pytest.fail(f"Xvfb did not start: {log.read_text(errors='replace')}")
             number += chunk
-        yield f":{number.decode().strip()}"
+        display = f":{number.decode().strip()}"
+        env = dict(os.environ, DISPLAY=display)
+
+        def answers() -> bool:  # a client connects and reads the root window
+            if server.poll() is not None:
+                pytest.fail(f"Xvfb on {display} exited: {log.read_text(errors='replace')}")
+            return subprocess.run(["xwininfo", "-root"], env=env, capture_output=True, timeout=10).returncode == 0
+
+        wait_until(answers, 30.0, f"Xvfb answering on {display}")
+        yield display
     finally:
         os.close(read_end)
         server.terminate()
