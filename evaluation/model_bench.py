@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("auto", "torch", "onnx", "openvino"), default="auto",
                         help="--stream: the backend the pipeline runs (auto: ONNX Runtime for an .onnx --model, else torch)")
     parser.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
-                        help="--stream: precision (bf16: torch or OpenVINO; int8: ONNX Runtime, random weights)")
+                        help="--stream: precision (bf16: torch or OpenVINO; int8: OpenVINO, or ONNX Runtime on random weights)")
     parser.add_argument("--inference", choices=("local", "ray"), default="local",
                         help="--stream: run windows in-process, or on a local Ray Serve deployment beside in-process "
                              "inference (needs the cluster extra)")
@@ -201,10 +201,10 @@ def run(args: argparse.Namespace) -> int:
 
     def openvino(precision: str):
         def build():
-            from htsat_live.model.openvino import OpenVinoBackend, convert_trunk
+            from htsat_live.model.openvino import OpenVinoBackend, trunk_for
 
             copy = copy_of_model()
-            backend = OpenVinoBackend(copy, convert_trunk(copy), "cpu", precision, threads)
+            backend = OpenVinoBackend(copy, trunk_for(copy, precision), "cpu", precision, threads)
             return lambda w: backend.run(w, True)[1]
         return build
 
@@ -216,8 +216,8 @@ def run(args: argparse.Namespace) -> int:
         Contender("onnxruntime int8", "int8", onnxruntime(int8=True)),
     ]
     if _has_openvino():
-        contenders += [Contender("openvino fp32", "fp32", openvino("fp32")),
-                       Contender("openvino bf16", "bf16", openvino("bf16"))]
+        contenders += [Contender(f"openvino {precision}", precision, openvino(precision))
+                       for precision in ("fp32", "bf16", "int8")]
     contenders += cuda_contenders(checkpoint, args.model or "random weights", workdir / "model.onnx")
     probes = probe_waves(4)
     outputs = {}

@@ -39,8 +39,8 @@ VERIFY_SECONDS = 30.0  # length of the real-time check of the stream count the f
 
 def full_size_model(device: str, backend: str = "torch", precision: str = "fp32"):
     """The full-size HTS-AT (527 AudioSet classes) with seeded random weights, behind the Predictor API, on
-    the torch backend, OpenVINO (its trunk converted in memory) or ONNX Runtime (exported to a temporary file,
-    with precision "int8" quantised as `export-onnx --int8` does)."""
+    the torch backend, OpenVINO (its trunk converted, and for int8 quantised, in memory) or ONNX Runtime
+    (exported to a temporary file, with precision "int8" quantised as `export-onnx --int8` does)."""
     import tempfile
     from pathlib import Path
 
@@ -54,9 +54,9 @@ def full_size_model(device: str, backend: str = "torch", precision: str = "fp32"
     config = HTSATConfig()
     model = HTSAT(config).eval()
     if backend == "openvino":
-        from htsat_live.model.openvino import OpenVinoBackend, convert_trunk
+        from htsat_live.model.openvino import OpenVinoBackend, trunk_for
 
-        runner = OpenVinoBackend(model, convert_trunk(model), device, precision)
+        runner = OpenVinoBackend(model, trunk_for(model, precision), device, precision)
     elif backend == "onnx":
         from htsat_live.model.onnx import OnnxBackend, export_onnx
 
@@ -180,9 +180,10 @@ def run_stream_bench(args) -> int:
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
     precision = getattr(args, "precision", None) or "fp32"
-    if precision == "int8" and not (backend == "onnx" and model_path is None):
-        print("htsat-live bench --stream: --precision int8 is ONNX Runtime's: --backend onnx without --model "
-              "(for a checkpoint, export it with `htsat-live export-onnx --int8` and give --model X.int8.onnx)")
+    if precision == "int8" and not (backend == "openvino" or (backend == "onnx" and model_path is None)):
+        print("htsat-live bench --stream: --precision int8 runs on --backend openvino, or on --backend onnx without "
+              "--model (for a checkpoint on ONNX Runtime, export it with `htsat-live export-onnx --int8` and give "
+              "--model X.int8.onnx)")
         return 2
     try:
         if model_path:

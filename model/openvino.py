@@ -4,13 +4,20 @@ The front end (torch.stft log-mel), bn0, the official tiling of short clips and 
 256 x 256 image stay in torch, exactly as on the torch backend: OpenVINO cannot read ONNX's STFT, and these
 steps cost little. The trunk (image -> per-token logits) is converted from the torch module once per
 checkpoint, cached as OpenVINO IR beside the ONNX cache, and compiled for the CPU in float32 (the official
-outputs to float32 rounding) or with bfloat16 matrix products.
+outputs to float32 rounding), with bfloat16 matrix products, or in int8.
 
-OpenVINO has no int8 path here: a static int8 trunk (QDQ, calibrated on the demo recording) ran no faster
-than bf16 and moved the demo's events; int8 stays with ONNX Runtime's dynamic quantisation (`model/onnx.py`).
+int8 is static post-training quantisation by NNCF, OpenVINO's own quantiser, calibrated on the embedded demo
+recording and on synthetic signals (noise, sweeps, gated tones at three levels). Each half alone fits its own
+kind of input and drifts on the other (on the starter model, synthetic calibration alone gave a mean framewise
+drift of 1.1e-2 on the demo, demo calibration alone 1.2e-2 on the bench's synthetic probes; together 1.1e-3 and
+3.6e-3). Two parts stay in float32: the patch embedding, whose input is the log-mel image itself (8-bit steps on it made most of the int8
+drift), and the attention's own products (query x key, weights x value), which ran no faster in int8 here.
 """
 
+import contextlib
 import hashlib
+import logging
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -18,13 +25,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from htsat_live.model.audio import read_clip
+from htsat_live.model.embedded import DEMO_RECORDING
 from htsat_live.model.htsat import HTSAT, scores_from_logits, tile_frames
 from htsat_live.model.onnx import onnx_cache_dir
-from htsat_live.model.predictor import PRECISIONS
+from htsat_live.model.timebase import SAMPLE_RATE, WINDOW_SAMPLES, WINDOW_SECONDS
 
-# OpenVINO's own names for our precisions. Its CPU plugin picks bf16 by itself on CPUs that have it, so
-# fp32 must be asked for explicitly.
-INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16"}
+OPENVINO_PRECISIONS = ("fp32", "bf16", "int8")
+# OpenVINO's names for the number type of what is not int8. Its CPU plugin picks bf16 by itself on CPUs that
+# have it, so fp32 must be asked for explicitly; an int8 trunk keeps its float layers in fp32.
+INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+# nodes NNCF leaves in float32 (see the module docstring); names as the torch converter writes them
+INT8_KEPT_FLOAT = [r".*patch_embed.*", r".*\.attn/aten::.*"]
 
 
 class _Trunk(torch.nn.Module):
@@ -56,15 +68,61 @@ def convert_trunk(model: HTSAT):
                                 input=[ov.PartialShape([-1, 1, side, side])])
 
 
-def cached_trunk(model: HTSAT, checkpoint_path: Path) -> Path:
-    """Convert the trunk on first use; reuse the IR while the checkpoint's bytes stay the same."""
+def calibration_waves(seed: int = 1234) -> np.ndarray:
+    """The int8 calibration set, [29, 320000] at 32 kHz: the demo recording's 10-s windows at a 2.5-s hop (20),
+    then white noise, a linear sweep and three gated tones over light noise, each at three levels a factor of
+    ten apart, the loudest peaking near 1 (9)."""
+    demo = read_clip(DEMO_RECORDING)
+    hop = WINDOW_SAMPLES // 4
+    waves = [demo[start:start + WINDOW_SAMPLES] for start in range(0, demo.size - WINDOW_SAMPLES, hop)]
+    rng = np.random.default_rng(seed)
+    t = np.arange(WINDOW_SAMPLES) / SAMPLE_RATE
+    for level in (0.003, 0.03, 0.3):
+        waves.append(level * rng.standard_normal(t.size))
+        start, end = rng.uniform(50, 500), rng.uniform(2000, 14000)  # Hz
+        waves.append(3 * level * np.sin(2 * np.pi * (start * t + (end - start) * t**2 / (2 * WINDOW_SECONDS))))
+        gate = np.sin(2 * np.pi * rng.uniform(0.2, 2) * t) > 0
+        tones = sum(np.sin(2 * np.pi * rng.uniform(100, 8000) * t) for _ in range(3)) / 3
+        waves.append(3 * level * gate * tones + 0.2 * level * rng.standard_normal(t.size))
+    return np.asarray(waves, dtype=np.float32)
+
+
+def quantize_trunk(model: HTSAT, trunk):
+    """The trunk with int8 weights and activations: NNCF's transformer preset, calibrated on calibration_waves.
+    NNCF's progress bars go to stderr, so that they never mix with events printed on stdout."""
+    try:
+        import nncf
+    except ImportError:
+        raise ValueError("int8 on the OpenVINO backend needs the nncf package: pip install nncf") from None
+    with torch.inference_mode():
+        mel = tile_frames(model.logmel(torch.from_numpy(calibration_waves())))
+        images = [image[None] for image in model.image(mel).numpy()]  # each [1, 1, 256, 256]
+    nncf.set_log_level(logging.ERROR)
+    with contextlib.redirect_stdout(sys.stderr):
+        return nncf.quantize(trunk, nncf.Dataset(images), model_type=nncf.ModelType.TRANSFORMER,
+                             subset_size=len(images), ignored_scope=nncf.IgnoredScope(patterns=INT8_KEPT_FLOAT))
+
+
+def trunk_for(model: HTSAT, precision: str):
+    """The OpenVINO model a precision runs: the converted trunk, quantised for int8."""
+    trunk = convert_trunk(model)
+    return quantize_trunk(model, trunk) if precision == "int8" else trunk
+
+
+def cached_trunk(model: HTSAT, checkpoint_path: Path, precision: str = "fp32") -> Path:
+    """Convert (and for int8 quantise) the trunk on first use; reuse the IR while the checkpoint's bytes stay
+    the same. fp32 and bf16 share one float IR; bf16 is chosen when it is compiled."""
     ov = _openvino()
     digest = hashlib.sha256(Path(checkpoint_path).read_bytes()).hexdigest()[:16]
-    path = onnx_cache_dir().parent / "openvino" / f"{Path(checkpoint_path).stem}-{digest}.xml"
+    suffix = "-int8" if precision == "int8" else ""
+    path = onnx_cache_dir().parent / "openvino" / f"{Path(checkpoint_path).stem}-{digest}{suffix}.xml"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
+        if precision == "int8":
+            print(f"quantising {Path(checkpoint_path).name} to int8 for OpenVINO (once; cached in {path.parent})",
+                  file=sys.stderr)
         # the default would store the weights as float16: a second rounding the checkpoint never had
-        ov.save_model(convert_trunk(model), str(path), compress_to_fp16=False)
+        ov.save_model(trunk_for(model, precision), str(path), compress_to_fp16=False)
     return path
 
 
@@ -72,15 +130,15 @@ def check_settings(device: str, precision: str) -> None:
     """One clear error for what this backend cannot do, before any conversion work."""
     if device != "cpu":
         raise ValueError(f"the OpenVINO backend runs on the CPU, not on {device!r}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision not in OPENVINO_PRECISIONS:
+        raise ValueError(f"precision must be one of {OPENVINO_PRECISIONS}, got {precision!r}")
 
 
 class OpenVinoBackend:
     name = "openvino"
 
     def __init__(self, model: HTSAT, trunk, device: str = "cpu", precision: str = "fp32", threads: int | None = None):
-        """trunk: an OpenVINO model from convert_trunk, or the path of its cached IR."""
+        """trunk: an OpenVINO model from trunk_for(model, precision), or the path of its cached IR."""
         check_settings(device, precision)
         self.device = device
         self.precision = precision

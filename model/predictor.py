@@ -139,7 +139,8 @@ def load_model(path: str | Path | None = None, device: str = "cpu", backend: str
     on ONNX Runtime, anything else on torch. backend "onnx" with a checkpoint exports it on load and caches
     the graph in the user's cache directory. backend "openvino" runs the transformer on OpenVINO (CPU; the
     front end stays in torch) and caches its converted trunk there too. precision "bf16" runs the torch or
-    OpenVINO backend's transformer in bfloat16 (faster on CPUs with AVX-512 bf16; drift is reported by `bench`).
+    OpenVINO backend's transformer in bfloat16 (faster on CPUs with AVX-512 bf16), "int8" the OpenVINO backend's
+    transformer quantised to int8 (model/openvino.py); `bench` reports the drift of each.
     """
     path = Path(path) if path is not None else DEFAULT_MODEL
     if backend in (None, "auto"):
@@ -153,6 +154,9 @@ def load_model(path: str | Path | None = None, device: str = "cpu", backend: str
         from htsat_live.model.onnx import load_onnx_predictor
 
         return load_onnx_predictor(path, device)
+    if precision == "int8" and backend != "openvino":
+        raise ValueError(f"int8 runs on the OpenVINO backend (backend 'openvino'), not on {backend}; for an int8 "
+                         "ONNX Runtime graph, export one with `htsat-live export-onnx --int8`")
     checkpoint = read_checkpoint(path)
     model = build_model(checkpoint, path)
     if backend == "onnx":
@@ -169,7 +173,7 @@ def load_model(path: str | Path | None = None, device: str = "cpu", backend: str
         )
 
         check_settings(device, precision)
-        trunk = cached_trunk(model, path)
+        trunk = cached_trunk(model, path, precision)
         return predictor_from_checkpoint(checkpoint, OpenVinoBackend(model, trunk, device, precision), str(path))
     return predictor_from_checkpoint(checkpoint, TorchBackend(model, device, precision), str(path))
 

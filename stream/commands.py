@@ -41,7 +41,8 @@ def _add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("auto", "torch", "onnx", "openvino"),
                         help="inference engine (default auto: ONNX Runtime for an .onnx model, else torch)")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="compute device")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), help="torch or openvino precision")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "int8"),
+                        help="fp32 (default: the official outputs), bf16 (torch or openvino) or int8 (openvino)")
     parser.add_argument("--fast", action="store_true", default=None,
                         help="feed files as fast as inference allows instead of in real time")
     parser.add_argument("--loop", action="store_true", default=None,
@@ -302,7 +303,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="checkpoint or .onnx file (default: the embedded model)")
     parser.add_argument("--backend", choices=("auto", "torch", "onnx", "openvino"), default="auto",
                         help="inference engine of each replica (default auto: ONNX Runtime for an .onnx model, else torch)")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="torch or openvino precision")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
+                        help="fp32 (the official outputs), bf16 (torch or openvino) or int8 (openvino)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="where replicas run (auto: one GPU each when the cluster has GPUs, else CPUs)")
     parser.add_argument("--replicas", type=int, default=1, help="replicas, each holding one model (default 1)")

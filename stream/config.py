@@ -97,7 +97,7 @@ class ModelConfig(_Settings):
     path: str = ""  # checkpoint or .onnx file; "" = the embedded default model
     backend: Literal["auto", "torch", "onnx", "openvino"] = "auto"  # auto: ONNX Runtime for an .onnx file, else torch
     device: Literal["cpu", "cuda"] = "cpu"
-    precision: Literal["fp32", "bf16"] = "fp32"  # torch backend: bf16 transformer on CPUs with bf16
+    precision: Literal["fp32", "bf16", "int8"] = "fp32"  # bf16: torch or openvino, on CPUs with bf16; int8: openvino
     inference: Annotated[str, AfterValidator(_inference)] = "local"  # "local" | "ray" | "ray:ADDRESS"
 
 

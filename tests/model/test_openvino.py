@@ -1,9 +1,16 @@
-"""The OpenVINO backend: the official outputs in float32, bounded drift in bfloat16, the same API."""
+"""The OpenVINO backend: the official outputs in float32, bounded drift in bfloat16 and int8, the same API."""
 
 import numpy as np
 import pytest
 
-from htsat_live.model import load_model
+from htsat_live.model import (
+    build_targets,
+    load_model,
+    official_events,
+    offline_timeline,
+)
+from htsat_live.model.audio import read_clip
+from htsat_live.model.embedded import DEMO_RECORDING
 
 pytest.importorskip("openvino")
 
@@ -68,6 +75,52 @@ def test_batch_rows_and_padding_follow_the_predictor(fp32_model, tiny_outputs):
     padded[: clip.size] = clip
     np.testing.assert_array_equal(fp32_model.predict(clip, short="pad")["framewise"],
                                   fp32_model.predict(padded)["framewise"])
+
+
+@pytest.fixture(scope="module")
+def starter_models(cache):
+    return {precision: load_model(None, backend="openvino", precision=precision) for precision in ("fp32", "int8")}
+
+
+def test_int8_gives_the_official_events_of_fp32_on_the_demo(starter_models):
+    # the issue's check: the embedded model, quantised as the backend does, finds the same events as in fp32
+    # under the official rule (consecutive 10-s windows, the model's thresholds and median filter)
+    demo = read_clip(DEMO_RECORDING)
+    events = {}
+    for precision, model in starter_models.items():
+        targets = build_targets(model.labels, model.thresholds)
+        events[precision], _ = official_events(offline_timeline(model, demo), targets, model.median_frames)
+    assert len(events["fp32"]) >= 10
+    assert events["int8"] == events["fp32"]
+
+
+def test_int8_really_runs_quantised_with_bounded_drift(starter_models):
+    from htsat_live.model.commands import probe_waves
+
+    waves = probe_waves(2)
+    fp32, int8 = (starter_models[precision].predict(waves)["framewise"] for precision in ("fp32", "int8"))
+    drift = np.abs(int8 - fp32)
+    assert drift.max() > 1e-4  # int8 rounding shows
+    assert drift.mean() <= 5e-3  # the issue's int8 budget (measured 3.6e-3 on four probes)
+    compiled = starter_models["int8"].backend.compiled
+    assert any(op.get_rt_info()["runtimePrecision"].astype(str) == "i8" for op in compiled.get_runtime_model().get_ops())
+
+
+def test_int8_trunk_is_cached_apart_from_the_float_one(starter_models):
+    from htsat_live.model.embedded import DEFAULT_MODEL
+    from htsat_live.model.openvino import cached_trunk
+
+    model = starter_models["int8"].backend.model
+    int8_path, float_path = cached_trunk(model, DEFAULT_MODEL, "int8"), cached_trunk(model, DEFAULT_MODEL, "bf16")
+    assert int8_path != float_path and "FakeQuantize" in int8_path.read_text() and "FakeQuantize" not in float_path.read_text()
+    written = int8_path.stat().st_mtime_ns
+    assert cached_trunk(model, DEFAULT_MODEL, "int8").stat().st_mtime_ns == written
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_int8_elsewhere_is_one_clear_error(tiny_checkpoint, cache, backend):
+    with pytest.raises(ValueError, match="int8 runs on the OpenVINO backend"):
+        load_model(tiny_checkpoint, backend=backend, precision="int8")
 
 
 @pytest.mark.parametrize("device, precision, message", [("cuda", "fp32", "runs on the CPU"),
