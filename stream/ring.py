@@ -156,16 +156,27 @@ class RingBuffer:
         tracked write at the nominal sample rate. Indices not written yet are extrapolated forward.
         """
         with self._lock:
-            count = min(self._anchors, self._anchor_end.shape[0])
-            if count == 0:
+            if self._anchors == 0:
                 raise ValueError("no samples written yet")
-            first_slot = (self._anchors - count) % self._anchor_end.shape[0]
-            order = (first_slot + np.arange(count)) % self._anchor_end.shape[0]
-            ends = self._anchor_end[order]  # [count], increasing
-            times = self._anchor_time[order]
-        k = int(np.searchsorted(ends, index, side="right"))  # first write that ends after `index`
-        k = min(k, count - 1)
-        return float(times[k] - (ends[k] - 1 - index) / self.sample_rate)
+            slot = self._anchor_after(index)
+            end, time_ = int(self._anchor_end[slot]), float(self._anchor_time[slot])
+        return time_ - (end - 1 - index) / self.sample_rate
+
+    def _anchor_after(self, index: int) -> int:
+        """The slot of the oldest tracked write that ends after sample `index`, else the newest write's slot.
+        The tracked writes, oldest first, lie in two sorted runs of the anchor ring: from the oldest slot to the
+        ring's end, then from its start (once it has wrapped); each is searched in place, copying nothing."""
+        size = self._anchor_end.shape[0]
+        count = min(self._anchors, size)
+        oldest = (self._anchors - count) % size
+        before_wrap = self._anchor_end[oldest:oldest + count]  # [<= count], increasing
+        k = int(np.searchsorted(before_wrap, index, side="right"))
+        if k < before_wrap.size:
+            return oldest + k
+        after_wrap = self._anchor_end[:count - before_wrap.size]  # the newer writes, empty until the ring wraps
+        if after_wrap.size == 0:
+            return oldest + before_wrap.size - 1
+        return min(int(np.searchsorted(after_wrap, index, side="right")), after_wrap.size - 1)
 
     def reader(self, start: int | None = None) -> "RingReader":
         """A cursor that reads forward from `start` (default: the current end)."""

@@ -87,6 +87,23 @@ def test_wall_time_extrapolates_past_the_tracked_writes():
     assert ring.wall_time(5) == pytest.approx(13.0 - 0.34)  # older than the tracked writes
 
 
+@pytest.mark.parametrize("writes", [3, 7, 8, 13, 40])  # before, at and past the anchor ring's wrap (7 tracked)
+def test_wall_time_agrees_with_a_search_over_every_tracked_write(writes):
+    rng = np.random.default_rng(writes)
+    ring = RingBuffer(capacity=10_000, sample_rate=100, max_writes_tracked=7)
+    ends, times, end, now = [], [], 0, 50.0
+    for _ in range(writes):
+        n, now = int(rng.integers(1, 30)), now + float(rng.uniform(0.01, 1.0))
+        ring.write(np.zeros(n, np.float32), capture_time=now)
+        end += n
+        ends.append(end)
+        times.append(now)
+    ends, times = ends[-7:], times[-7:]  # the writes the ring still tracks, oldest first
+    for index in range(end + 20):
+        k = min(int(np.searchsorted(ends, index, side="right")), len(ends) - 1)
+        assert ring.wall_time(index) == pytest.approx(times[k] - (ends[k] - 1 - index) / 100)
+
+
 def test_wait_for_wakes_on_write_and_on_close():
     ring = RingBuffer(capacity=100, sample_rate=100)
     assert not ring.wait_for(10, timeout=0.01)
