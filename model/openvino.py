@@ -50,7 +50,13 @@ class _Trunk(torch.nn.Module):
         return self.model.trunk(image)
 
 
-def _openvino():
+def import_openvino():
+    """The openvino module, or ValueError saying how to install it.
+
+    OpenVINO's converter and NNCF send usage statistics to Google Analytics unless a consent file in the
+    user's home says no. This backend never lets them: with their telemetry package unimportable, both use
+    their silent stubs. (The block is skipped when something imported the package first.)"""
+    sys.modules.setdefault("openvino_telemetry", None)
     try:
         import openvino
     except ImportError:
@@ -60,7 +66,7 @@ def _openvino():
 
 def convert_trunk(model: HTSAT):
     """The trunk as an OpenVINO model with a dynamic batch (float32 weights, as in the checkpoint)."""
-    ov = _openvino()
+    ov = import_openvino()
     side = model.config.spec_size
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer warns about Python ints taken from shapes
@@ -90,6 +96,7 @@ def calibration_waves(seed: int = 1234) -> np.ndarray:
 def quantize_trunk(model: HTSAT, trunk):
     """The trunk with int8 weights and activations: NNCF's transformer preset, calibrated on calibration_waves.
     NNCF's progress bars go to stderr, so that they never mix with events printed on stdout."""
+    import_openvino()  # first: it keeps NNCF's telemetry off
     try:
         import nncf
     except ImportError:
@@ -112,7 +119,7 @@ def trunk_for(model: HTSAT, precision: str):
 def cached_trunk(model: HTSAT, checkpoint_path: Path, precision: str = "fp32") -> Path:
     """Convert (and for int8 quantise) the trunk on first use; reuse the IR while the checkpoint's bytes stay
     the same. fp32 and bf16 share one float IR; bf16 is chosen when it is compiled."""
-    ov = _openvino()
+    ov = import_openvino()
     digest = hashlib.sha256(Path(checkpoint_path).read_bytes()).hexdigest()[:16]
     suffix = "-int8" if precision == "int8" else ""
     path = onnx_cache_dir().parent / "openvino" / f"{Path(checkpoint_path).stem}-{digest}{suffix}.xml"
@@ -145,7 +152,7 @@ class OpenVinoBackend:
         self.model = model.float().eval()  # front end, bn0 and fold, float32 as on the torch backend
         settings = {"INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[precision], "PERFORMANCE_HINT": "LATENCY",
                     "INFERENCE_NUM_THREADS": threads or torch.get_num_threads()}
-        self.compiled = _openvino().Core().compile_model(str(trunk) if isinstance(trunk, Path) else trunk, "CPU", settings)
+        self.compiled = import_openvino().Core().compile_model(str(trunk) if isinstance(trunk, Path) else trunk, "CPU", settings)
         self.request = self.compiled.create_infer_request()
         self.lock = threading.Lock()  # one infer request: one call at a time
 

@@ -117,6 +117,22 @@ def test_int8_trunk_is_cached_apart_from_the_float_one(starter_models):
     assert cached_trunk(model, DEFAULT_MODEL, "int8").stat().st_mtime_ns == written
 
 
+def test_no_usage_statistics_leave_the_process(tiny_checkpoint, tmp_path):
+    # OpenVINO's converter and NNCF would send them to Google Analytics unless a consent file says no
+    import subprocess
+    import sys
+
+    script = ("import sys; from htsat_live.model import load_model; "
+              f"load_model({str(tiny_checkpoint)!r}, backend='openvino', precision='int8'); "
+              "print(sys.modules['openvino_telemetry'], type(sys.modules['nncf'].telemetry.wrapper.telemetry).__name__)")
+    environment = {key: value for key, value in __import__("os").environ.items() if key != "CI"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                            env={**environment, "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == "None"
+    assert not (tmp_path / "intel").exists()  # no consent file or client id written either
+
+
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
 def test_int8_elsewhere_is_one_clear_error(tiny_checkpoint, cache, backend):
     with pytest.raises(ValueError, match="int8 runs on the OpenVINO backend"):
