@@ -10,7 +10,8 @@ For each hop (default 1.25 s and 1 s):
    share the worker's batches; prints the real-time factor (audio seconds per wall second). The best
    aggregate factor, rounded down, is the stream count to check: that many streams are then paced in
    real time together (30 s); the most streams one process sustains is the largest count with no
-   skipped window and a hop latency p95 under the hop.
+   skipped window and a hop latency p95 under the hop. Several streams run with `windows.stagger` on: their
+   windows fall due spread over the hop, not all at once.
 
 With `--inference ray` the windows run on a Ray Serve deployment (stream/cluster.py: a local Ray instance,
 one replica with every CPU) instead: for each hop it prints windows/s of 1 and several streams fed as
@@ -127,7 +128,7 @@ class FastResult:
 def bench_config(hop: float, fast: bool):
     from htsat_live.stream.config import load_config, with_overrides
 
-    return with_overrides(load_config(None), {"windows.hop": hop, "source.fast": fast,
+    return with_overrides(load_config(None), {"windows.hop": hop, "source.fast": fast, "windows.stagger": True,
                                               "publish.bind": "tcp://127.0.0.1:*"})
 
 

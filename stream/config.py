@@ -91,6 +91,7 @@ class SourceConfig(_Settings):
 
 class WindowsConfig(_Settings):
     hop: float = Field(1.25, ge=HOP_MIN, le=HOP_MAX)  # seconds between window starts
+    stagger: bool = False  # several streams: stream i of N moves its windows i/N of a hop later
 
 
 class ModelConfig(_Settings):

@@ -60,7 +60,8 @@ class StreamRunner:
     def __init__(self, name: str, spec: str, source: Source, ring: RingBuffer, config: Config, model,
                  worker: InferenceWorker, emit: Callable[[str, str, dict], None], fast: bool,
                  dropped: Callable[[], dict[str, int]], sink_counters: Callable[[], dict[str, int]],
-                 mqtt_counters: Callable[[], dict | None], inference_counters: Callable[[], dict | None]):
+                 mqtt_counters: Callable[[], dict | None], inference_counters: Callable[[], dict | None],
+                 window_offset: int = 0):
         self.name = name
         self.spec = spec
         self.source = source
@@ -70,7 +71,7 @@ class StreamRunner:
         self.worker = worker
         self.emit = emit
         self.fast = fast
-        self.scheduler = WindowScheduler(config.windows.hop)
+        self.scheduler = WindowScheduler(config.windows.hop, offset=window_offset)
         self.stitcher = Stitcher(model.num_classes)
         self.detector = EventDetector.from_config(config.events, model.labels, model.thresholds, model.median_frames,
                                                   ring.wall_time)
@@ -364,13 +365,15 @@ class Pipeline:
                     name = f"{name}#{position}"
             ring = RingBuffer(int(config.source.ring_seconds * SAMPLE_RATE), SAMPLE_RATE)
             holder: list[StreamRunner] = []
+            offset = position * hop // len(inputs) if config.windows.stagger else 0  # samples (windows.stagger)
             if isinstance(given, Source):
                 source = given
-            else:
+            else:  # fast feeding stays just ahead of the next window's end
                 source = open_source(given, fast=fast, consumer_position=lambda h=holder: h[0].scheduled_stop,
-                                     max_ahead=hop + SAMPLE_RATE // 4, loop=config.source.loop)
+                                     max_ahead=hop + offset + SAMPLE_RATE // 4, loop=config.source.loop)
             runner = StreamRunner(name, spec or "mic", source, ring, config, model, self.worker, self._emit, fast,
-                                  self._dropped, self._sink_counters, self._mqtt_counters, self._inference_counters)
+                                  self._dropped, self._sink_counters, self._mqtt_counters, self._inference_counters,
+                                  offset)
             if sinks is not None:  # event clips are cut from the stream's ring
                 sinks.attach(name, ring, [target.name for target in runner.detector.targets])
             holder.append(runner)

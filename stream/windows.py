@@ -1,8 +1,9 @@
 """Window scheduler: which 10-s windows of the stream to analyse, and when.
 
-Windows are scheduled on a fixed hop: window `k` ends at sample `(k + 1) * hop` (absolute sample
+Windows are scheduled on a fixed hop: window `k` ends at sample `(k + 1) * hop + offset` (absolute sample
 indices from the stream's first sample, as in `stream.ring.RingBuffer`), and is due as soon as that
-many samples exist. It starts `window` samples before its end.
+many samples exist. It starts `window` samples before its end. The offset (0 <= offset < hop, default 0)
+lets streams that start together fall due at different moments (`windows.stagger`).
 
 First 10 s (the first output must not wait for a full window): while fewer than `window` samples
 exist, the window starts at sample 0 and holds only the samples captured so far (`Window.samples` <
@@ -41,11 +42,15 @@ class WindowScheduler:
     and counted in `skipped`.
     """
 
-    def __init__(self, hop_seconds: float, sample_rate: int = SAMPLE_RATE, window_samples: int = WINDOW_SAMPLES):
+    def __init__(self, hop_seconds: float, sample_rate: int = SAMPLE_RATE, window_samples: int = WINDOW_SAMPLES,
+                 offset: int = 0):
         hop = round(hop_seconds * sample_rate)
         if not 0 < hop <= window_samples:
             raise ValueError(f"hop must be in (0, {window_samples / sample_rate}] s, got {hop_seconds}")
+        if not 0 <= offset < hop:
+            raise ValueError(f"window offset must be in [0, {hop}) samples, got {offset}")
         self.hop = hop  # samples between window ends
+        self.offset = offset  # samples every window end is moved later by
         self.window = window_samples
         self.sample_rate = sample_rate
         self.reset()
@@ -55,14 +60,18 @@ class WindowScheduler:
         self.next_index = 0  # the next window to hand out
         self.skipped = 0
 
+    def stop_of(self, index: int) -> int:
+        """One past the last sample of window `index`."""
+        return (index + 1) * self.hop + self.offset
+
     def start_of(self, index: int) -> int:
         """First sample of window `index`."""
-        return max(0, (index + 1) * self.hop - self.window)
+        return max(0, self.stop_of(index) - self.window)
 
     @property
     def next_stop(self) -> int:
         """Samples needed before the next window is due."""
-        return (self.next_index + 1) * self.hop
+        return self.stop_of(self.next_index)
 
     def due(self, available: int, oldest: int = 0) -> list[Window]:
         """Windows that end at or before `available` samples and were not handed out yet.
@@ -78,5 +87,5 @@ class WindowScheduler:
             if start < oldest:
                 self.skipped += 1
                 continue
-            windows.append(Window(index=k, start=start, stop=(k + 1) * self.hop, next_start=self.start_of(k + 1)))
+            windows.append(Window(index=k, start=start, stop=self.stop_of(k), next_start=self.start_of(k + 1)))
         return windows

@@ -77,6 +77,25 @@ def test_the_published_timeline_equals_the_offline_stitching_of_the_file(tiny_mo
     assert (report.skipped_windows, report.failed_windows, report.overruns) == (0, 0, 0)
 
 
+@pytest.mark.parametrize("stagger, second_offset", [(False, 0), (True, 32000)])
+def test_stagger_spreads_the_windows_of_streams_over_the_hop(tiny_model, tmp_path, stagger, second_offset):
+    path = write_wave(tmp_path / "noise.wav", noise(7.0))
+    ends = collections.defaultdict(list)  # stream -> end sample of each window's scores
+
+    def record(topic, stream, body):
+        if topic == "scores" and body["window_samples"]:
+            ends[stream].append(body["window_start"] + body["window_samples"])
+
+    config = make_config(windows__hop=2.0, windows__stagger=stagger)
+    pipeline = Pipeline(config, tiny_model, [path, path], listeners=[record])
+    pipeline.start()
+    assert pipeline.wait(120), "the streams did not end"
+    reports = pipeline.stop()
+    assert ends["noise.wav#0"][:3] == [64000, 128000, 192000]
+    assert ends["noise.wav#1"][:3] == [64000 + second_offset, 128000 + second_offset, 192000 + second_offset]
+    assert all(report.windows >= 3 and report.failed_windows == 0 for report in reports.values())
+
+
 def test_every_started_event_ends_with_its_offset(tiny_model, tmp_path):
     path = write_wave(tmp_path / "noise.wav", noise(15.0, seed=3))
     recorder, reports = run_file(tiny_model, path, make_config(windows__hop=1.25, events__threshold=0.2))

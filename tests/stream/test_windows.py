@@ -24,6 +24,23 @@ def test_windows_start_at_zero_until_ten_seconds_exist_then_slide_by_the_hop():
     assert all(a.next_start == b.start for a, b in zip(windows, windows[1:]))
 
 
+def test_an_offset_moves_every_window_later_by_it():
+    scheduler = WindowScheduler(1.0, offset=8000)
+    assert scheduler.due(39999) == []
+    [first] = scheduler.due(40000)
+    assert (first.start, first.stop) == (0, 40000)
+    windows = WindowScheduler(1.0, offset=8000).due(360000)
+    assert [w.stop for w in windows] == [32000 * (k + 1) + 8000 for k in range(11)]
+    assert [w.start for w in windows[-2:]] == [8000, 40000]
+    assert all(a.next_start == b.start for a, b in zip(windows, windows[1:]))
+
+
+@pytest.mark.parametrize("offset", [-1, 32000])
+def test_an_offset_outside_the_hop_is_rejected(offset):
+    with pytest.raises(ValueError, match="window offset"):
+        WindowScheduler(1.0, offset=offset)
+
+
 def test_each_window_is_handed_out_once():
     scheduler = WindowScheduler(1.0)
     first = scheduler.due(100000)
