@@ -72,6 +72,15 @@ def full_size_model(device: str, backend: str = "torch", precision: str = "fp32"
     return Predictor(runner, config, audioset_labels(), None, "full-size HTS-AT, random weights")
 
 
+def demo_windows() -> np.ndarray:
+    """The demo recording's whole 10-s windows at a 2.5-s hop: [21, 320000]."""
+    from htsat_live.model import WINDOW_SAMPLES, read_clip
+
+    demo = read_clip(DEMO_RECORDING)
+    starts = range(0, demo.size - WINDOW_SAMPLES + 1, WINDOW_SAMPLES // 4)
+    return np.stack([demo[start:start + WINDOW_SAMPLES] for start in starts])
+
+
 def make_scores_sparse(model, share: float = ACTIVE_SHARE):
     """Lower the token-semantic head's bias by one constant so that, on the demo recording's 10-s windows at a
     2.5-s hop, `share` of the (token, class) scores exceed 0.5. Random weights put every score near 0.5: on the
@@ -79,13 +88,10 @@ def make_scores_sparse(model, share: float = ACTIVE_SHARE):
     model's few active classes fire tens, and the event stage then costs as much as inference. Returns the model."""
     import torch
 
-    from htsat_live.model import read_clip
     from htsat_live.model.htsat import tile_frames
 
-    demo = read_clip(DEMO_RECORDING)
-    waves = np.stack([demo[start:start + 320000] for start in range(0, demo.size - 320000 + 1, 80000)])  # [W, N]
     with torch.inference_mode():
-        logits = model.token_logits(tile_frames(model.logmel(torch.from_numpy(waves))))  # [W, C, 32]
+        logits = model.token_logits(tile_frames(model.logmel(torch.from_numpy(demo_windows()))))  # [W, C, 32]
     with torch.no_grad():
         model.tscam_conv.bias -= float(torch.quantile(logits.flatten(), 1 - share))
     return model

@@ -10,8 +10,9 @@ int8 is static post-training quantisation by NNCF, OpenVINO's own quantiser, cal
 recording and on synthetic signals (noise, sweeps, gated tones at three levels). Each half alone fits its own
 kind of input and drifts on the other (on the starter model, synthetic calibration alone gave a mean framewise
 drift of 1.1e-2 on the demo, demo calibration alone 1.2e-2 on the bench's synthetic probes; together 1.1e-3 and
-3.6e-3). Two parts stay in float32: the patch embedding, whose input is the log-mel image itself (8-bit steps on it made most of the int8
-drift), and the attention's own products (query x key, weights x value), which ran no faster in int8 here.
+3.6e-3). Two parts stay in float32: the patch embedding, whose input is the log-mel image itself (8-bit steps
+on it made most of the int8 drift), and the attention's own products (query x key, weights x value), which ran
+no faster in int8 here.
 """
 
 import contextlib

@@ -3,17 +3,13 @@
 import numpy as np
 import torch
 
-from htsat_live.evaluation.stream_bench import make_scores_sparse
-from htsat_live.model import read_clip
-from htsat_live.model.embedded import DEMO_RECORDING
+from htsat_live.evaluation.stream_bench import demo_windows, make_scores_sparse
 from htsat_live.model.htsat import HTSAT, HTSATConfig, tile_frames
 
 
 def demo_scores(model: HTSAT) -> np.ndarray:
-    demo = read_clip(DEMO_RECORDING)
-    waves = np.stack([demo[start:start + 320000] for start in range(0, demo.size - 320000 + 1, 80000)])
     with torch.inference_mode():
-        return torch.sigmoid(model.token_logits(tile_frames(model.logmel(torch.from_numpy(waves))))).numpy()
+        return torch.sigmoid(model.token_logits(tile_frames(model.logmel(torch.from_numpy(demo_windows()))))).numpy()
 
 
 def test_scores_over_one_half_are_the_share_asked_for():

@@ -1,5 +1,9 @@
 """The OpenVINO backend: the official outputs in float32, bounded drift in bfloat16 and int8, the same API."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -119,13 +123,10 @@ def test_int8_trunk_is_cached_apart_from_the_float_one(starter_models):
 
 def test_no_usage_statistics_leave_the_process(tiny_checkpoint, tmp_path):
     # OpenVINO's converter and NNCF would send them to Google Analytics unless a consent file says no
-    import subprocess
-    import sys
-
     script = ("import sys; from htsat_live.model import load_model; "
               f"load_model({str(tiny_checkpoint)!r}, backend='openvino', precision='int8'); "
               "print(sys.modules['openvino_telemetry'], type(sys.modules['nncf'].telemetry.wrapper.telemetry).__name__)")
-    environment = {key: value for key, value in __import__("os").environ.items() if key != "CI"}
+    environment = {key: value for key, value in os.environ.items() if key != "CI"}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                             env={**environment, "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")})
     assert result.returncode == 0, result.stderr
