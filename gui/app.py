@@ -6,6 +6,7 @@ In local mode the window needs no port, so a publish port that is taken (another
 not stop it: it publishes on a free port of the same host instead and says so."""
 
 import argparse
+import os
 import signal
 import sys
 
@@ -29,6 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not _has_display():
+        print("htsat-live gui: no display (DISPLAY and WAYLAND_DISPLAY are unset): run it on a desktop, under "
+              "`xvfb-run htsat-live gui ...`, or on a machine with a screen as `htsat-live gui --connect "
+              "tcp://HOST:5556` to a detector running elsewhere", file=sys.stderr)
+        return 2
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
@@ -64,6 +70,15 @@ def run(args: argparse.Namespace) -> int:
         window.close()  # remembers the view (Ctrl-C quits without closing it)
         receiver.stop()  # stops the pipeline and flushes its sinks (local mode)
     return 0
+
+
+def _has_display() -> bool:
+    """Whether Qt can show a window: a display server to talk to, or a QT_QPA_PLATFORM that needs none
+    (offscreen, vnc, eglfs, ...). Without either, Qt aborts on a misleading hint about xcb libraries."""
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if platform and not platform.startswith(("xcb", "wayland")):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def _remote_source(args):
