@@ -1,15 +1,18 @@
 import os
+import queue
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden"
+GOLDEN = Path(__file__).resolve().parent / "data"  # reference outputs of the official code (data/README.md)
 POLL_SECONDS = 0.01  # between two looks at a condition a test waits for
+HOME_VARIABLES = ("HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME")
 
 
 def _wait_until(condition, timeout: float, what: str, between=None) -> None:
@@ -24,10 +27,49 @@ def _wait_until(condition, timeout: float, what: str, between=None) -> None:
         time.sleep(POLL_SECONDS)
 
 
+class LineReader:
+    """The lines a process writes to a pipe, read by a thread of its own, so that a test waits for the next
+    one with a deadline instead of blocking on a process that may have died or gone quiet."""
+
+    def __init__(self, pipe):
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _read(self, pipe) -> None:
+        for line in pipe:
+            self._lines.put(line)
+        self._lines.put(None)  # end of the stream: the process closed it or exited
+
+    def next_line(self, timeout: float, what: str) -> str:
+        """The next line; fails naming `what` when none comes within `timeout` s or the stream ends."""
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}") from None
+        if line is None:
+            self._lines.put(None)
+            raise AssertionError(f"the stream ended before {what}")
+        return line
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_home(tmp_path_factory):
+    """HOME and every XDG folder point into a temporary folder for the whole run, before any other fixture
+    runs: no test, fixture or process started by one reads or writes the user's home."""
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in HOME_VARIABLES:
+            folder = home if name == "HOME" else home / name.removeprefix("XDG_").removesuffix("_HOME").lower()
+            folder.mkdir(exist_ok=True)
+            patch.setenv(name, str(folder))
+        yield home
+
+
 @pytest.fixture(autouse=True)
 def private_data_home(tmp_path_factory, monkeypatch):
     """The event history is on by default under $XDG_DATA_HOME, and training caches its features under
-    $XDG_CACHE_HOME: each test (and the processes it starts) gets its own of both, never the user's."""
+    $XDG_CACHE_HOME: each test (and the processes it starts) gets its own of both."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data-home")))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache-home")))
 
@@ -56,6 +98,12 @@ def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_outputs() -> dict:
     return torch.load(GOLDEN / "htsat_tiny_outputs.pt", weights_only=True)
+
+
+@pytest.fixture(scope="session")
+def read_lines():
+    """`read_lines(pipe)`: a LineReader whose `next_line(timeout, what)` waits for a process's next line."""
+    return LineReader
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from htsat_live.evaluation.consistency import compare, stream_replay
 from htsat_live.model import load_model, offline_timeline, read_clip
 from htsat_live.stream.config import load_config
 
-TINY = Path(__file__).resolve().parents[3] / "shared" / "golden" / "htsat_tiny.ckpt"
+TINY = Path(__file__).resolve().parents[1] / "data" / "htsat_tiny.ckpt"
 LENGTHS = {"long.wav": 12.0, "full.wav": 10.0, "short.wav": 4.0}
 
 

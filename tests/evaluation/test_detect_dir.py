@@ -14,7 +14,7 @@ from htsat_live.model import detect_clip, load_model, read_clip
 from htsat_live.stream.config import load_config
 from htsat_live.stream.events import targets_from_config
 
-TINY = Path(__file__).resolve().parents[3] / "shared" / "golden" / "htsat_tiny.ckpt"
+TINY = Path(__file__).resolve().parents[1] / "data" / "htsat_tiny.ckpt"
 CONFIG = """
 [events]
 threshold = 0.5

@@ -13,7 +13,7 @@ from htsat_live.cli import main
 from htsat_live.evaluation import metrics as evaluate
 from htsat_live.model import EVENT_COLUMNS
 
-DESED = Path(__file__).resolve().parents[3] / "shared" / "golden" / "desed"
+DESED = Path(__file__).resolve().parents[1] / "data" / "desed"
 
 # Table 3 of the HTS-AT paper, single model (golden README), as fractions.
 TABLE3_MACRO = 0.4842

@@ -22,7 +22,7 @@ from htsat_live.model import (
 from htsat_live.stream.config import load_config
 from htsat_live.stream.events import targets_from_config
 
-TINY = Path(__file__).resolve().parents[3] / "shared" / "golden" / "htsat_tiny.ckpt"
+TINY = Path(__file__).resolve().parents[1] / "data" / "htsat_tiny.ckpt"
 
 # Six model classes; A = max(class 0, class 2), B = class 5, C = max(classes 1, 3, 4).
 GROUPS = [Target("A", (0, 2), 0.5, 0.5), Target("B", (5,), 0.3, 0.3), Target("C", (1, 3, 4), 0.4, 0.4)]

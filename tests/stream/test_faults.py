@@ -177,14 +177,15 @@ def test_one_failing_window_is_counted_and_the_stream_goes_on(tmp_path, tiny_che
 # --- subscribers ----------------------------------------------------------------------------------
 
 
-def test_a_killed_subscriber_and_garbage_on_the_port_do_not_stop_the_detector(tmp_path, tiny_checkpoint):
+def test_a_killed_subscriber_and_garbage_on_the_port_do_not_stop_the_detector(tmp_path, tiny_checkpoint, read_lines):
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     detect = start_detect(tmp_path, tiny_checkpoint, bind=address, seconds=60.0)
     try:
         listen = subprocess.Popen([sys.executable, "-m", "htsat_live.cli", "listen", address, "--topic", "status"],
                                   cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert listen.stdout.readline().startswith("status ")  # it hears the detector
+        heard = read_lines(listen.stdout).next_line(60, "listen's first status line")
+        assert heard.startswith("status "), heard  # it hears the detector
         listen.kill()  # a subscriber that dies without a goodbye
         listen.wait(timeout=30)
         for seed in range(5):  # not ZeroMQ at all: random bytes, then a hang-up

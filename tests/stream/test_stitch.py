@@ -9,7 +9,7 @@ from htsat_live.model import MODEL_FRAMES
 from htsat_live.stream.stitch import Stitcher, grid_frame
 from htsat_live.stream.windows import WindowScheduler
 
-TINY = Path(__file__).resolve().parents[3] / "shared" / "golden" / "htsat_tiny.ckpt"
+TINY = Path(__file__).resolve().parents[1] / "data" / "htsat_tiny.ckpt"
 
 
 def window_map(value: float, classes: int = 3) -> np.ndarray:
