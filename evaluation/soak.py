@@ -13,12 +13,14 @@ stream's counters agree with the sinks and the source.
 import csv
 import json
 import os
+import sys
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -232,6 +234,10 @@ def run_soak_bench(args) -> int:
     """`htsat-live bench --soak HOURS [--model M] [--hop S] [--soak-dir DIR]`."""
     from htsat_live.stream.commands import load_model_or_explain
 
+    if find_spec("matplotlib") is None:  # asked before hours of audio, not after
+        print("htsat-live bench: --soak draws soak.png with matplotlib, from the [eval] extra: "
+              "pip install 'htsat-live[eval]'", file=sys.stderr)
+        return 2
     model = load_model_or_explain(args.model, "cpu")
     if model is None:
         return 2

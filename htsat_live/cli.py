@@ -18,6 +18,8 @@ import sys
 import traceback
 from dataclasses import dataclass
 
+from htsat_live.extras import missing_extra
+
 
 @dataclass(frozen=True)
 class Subcommand:
@@ -25,14 +27,15 @@ class Subcommand:
     help: str
     add_arguments: str  # "module:function(parser)"
     run: str  # "module:function(args) -> exit code"
+    extra: str | None = None  # the optional extra it needs (htsat_live.extras), None for the core
 
 
 SUBCOMMANDS = [
     Subcommand("detect", "Detect sound events live from a microphone, a file or an ffmpeg stream; print and publish them.", "htsat_live.stream.commands:add_detect_command_arguments", "htsat_live.stream.commands:run_detect"),
-    Subcommand("serve", "Serve the model to detect --inference ray: a Ray Serve deployment of batching replicas (needs the cluster extra).", "htsat_live.stream.commands:add_serve_arguments", "htsat_live.stream.commands:run_serve"),
+    Subcommand("serve", "Serve the model to detect --inference ray: a Ray Serve deployment of batching replicas (needs the cluster extra).", "htsat_live.stream.commands:add_serve_arguments", "htsat_live.stream.commands:run_serve", "cluster"),
     Subcommand("devices", "List the audio input devices (for detect mic:NAME).", "htsat_live.stream.commands:add_devices_arguments", "htsat_live.stream.commands:run_devices"),
     Subcommand("labels", "List the model's class labels (and default thresholds).", "htsat_live.stream.commands:add_labels_arguments", "htsat_live.stream.commands:run_labels"),
-    Subcommand("gui", "Live visualiser: spectrogram, class heatmap, event lanes (local pipeline, or --connect to a publisher).", "htsat_live.gui.app:add_arguments", "htsat_live.gui.app:run"),
+    Subcommand("gui", "Live visualiser: spectrogram, class heatmap, event lanes (local pipeline, or --connect to a publisher).", "htsat_live.gui.app:add_arguments", "htsat_live.gui.app:run", "gui"),
     Subcommand("listen", "Subscribe to a running detector and print its messages.", "htsat_live.stream.publish_commands:add_listen_arguments", "htsat_live.stream.publish_commands:run_listen"),
     Subcommand("keys", "Write a CURVE key pair (PREFIX.key, PREFIX.key_secret) for an encrypted publisher.", "htsat_live.stream.publish_commands:add_keys_arguments", "htsat_live.stream.publish_commands:run_keys"),
     Subcommand("events", "Query the event history that detect keeps (--since, --label, --stream; table, json or tsv).", "htsat_live.stream.history:add_events_arguments", "htsat_live.stream.history:run_events"),
@@ -40,10 +43,10 @@ SUBCOMMANDS = [
     Subcommand("convert", "Convert a checkpoint (official Lightning, state dict) to our .safetensors format.", "htsat_live.model.commands:add_convert_arguments", "htsat_live.model.commands:run_convert"),
     Subcommand("export-onnx", "Export a checkpoint to ONNX (fp32, or --int8) and print its drift from torch.", "htsat_live.model.commands:add_export_arguments", "htsat_live.model.commands:run_export"),
     Subcommand("bench", "Inference speed of every backend vs the official eager model (--stream: the live pipeline).", "htsat_live.evaluation.model_bench:add_arguments", "htsat_live.evaluation.model_bench:run"),
-    Subcommand("evaluate", "Event-based F1 (Table 3 protocol), segment-based F1 and PSDS of detected events.", "htsat_live.evaluation.commands:add_evaluate_arguments", "htsat_live.evaluation.commands:run_evaluate"),
-    Subcommand("detect-dir", "Detect events in every clip of a folder (official offline pass or the live pipeline).", "htsat_live.evaluation.commands:add_detect_dir_arguments", "htsat_live.evaluation.commands:run_detect_dir"),
-    Subcommand("consistency", "Streaming vs offline on the same files: timeline difference and event F1 per hop.", "htsat_live.evaluation.commands:add_consistency_arguments", "htsat_live.evaluation.commands:run_consistency"),
-    Subcommand("train", "Train or fine-tune HTS-AT on strong-labelled soundscapes; keeps the best epoch.", "htsat_live.training.commands:add_train_arguments", "htsat_live.training.commands:run_train"),
+    Subcommand("evaluate", "Event-based F1 (Table 3 protocol), segment-based F1 and PSDS of detected events.", "htsat_live.evaluation.commands:add_evaluate_arguments", "htsat_live.evaluation.commands:run_evaluate", "eval"),
+    Subcommand("detect-dir", "Detect events in every clip of a folder (official offline pass or the live pipeline).", "htsat_live.evaluation.commands:add_detect_dir_arguments", "htsat_live.evaluation.commands:run_detect_dir", "eval"),
+    Subcommand("consistency", "Streaming vs offline on the same files: timeline difference and event F1 per hop.", "htsat_live.evaluation.commands:add_consistency_arguments", "htsat_live.evaluation.commands:run_consistency", "eval"),
+    Subcommand("train", "Train or fine-tune HTS-AT on strong-labelled soundscapes; keeps the best epoch.", "htsat_live.training.commands:add_train_arguments", "htsat_live.training.commands:run_train", "train"),
 ]
 
 
@@ -98,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     _log_to_stderr(debug)
     names = {subcommand.name for subcommand in SUBCOMMANDS}
     selected = next((arg for arg in argv if arg in names), None)
+    extra = next((subcommand.extra for subcommand in SUBCOMMANDS if subcommand.name == selected), None)
+    missing = missing_extra(extra) if extra else None
+    if missing:
+        print(f"htsat-live {selected}: {missing}", file=sys.stderr)
+        return 2
     try:
         args = build_parser(selected).parse_args(argv)
         return int(_resolve(args.run)(args) or 0)

@@ -32,8 +32,9 @@ def run_python(code: str, cwd: Path, **env) -> str:
 def test_the_editable_install_adds_no_top_level_folder_modules(tmp_path):
     assert run_python(FIND_SPECS, tmp_path) == '{"model": false, "stream": false, "gui": false, "training": false, ' \
                                                 '"evaluation": false}'
-    assert run_python("import htsat_live.model, htsat_live.stream.config; print(htsat_live.model.__file__)",
-                      tmp_path) == str(ROOT / "model" / "__init__.py")
+    module_file = run_python("import htsat_live.model, htsat_live.stream.config; print(htsat_live.model.__file__)",
+                             tmp_path)
+    assert Path(module_file).resolve() == ROOT / "model" / "__init__.py"
 
 
 def test_a_regular_install_holds_only_the_namespace_and_works(tmp_path):

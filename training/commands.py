@@ -8,6 +8,7 @@ On --resume, the recipe and architecture flags that are not given take the resum
 import sys
 from pathlib import Path
 
+from htsat_live.model.embedded import SOURCES_MANIFEST
 from htsat_live.training.clip_commands import add_clip_arguments, run_clip_train
 from htsat_live.training.loop import saved_run, train
 from htsat_live.training.settings import PRECISIONS, TrainSettings
@@ -50,7 +51,7 @@ def add_train_arguments(parser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its last finished epoch (<out>/last.pt), with its own settings "
                              "unless flags are given (see --epochs)")
-    parser.add_argument("--sources-manifest", type=Path, default=Path("model/data/sources_manifest.json"),
+    parser.add_argument("--sources-manifest", type=Path, default=SOURCES_MANIFEST,
                         help="manifest of the source recordings, hashed into the checkpoint's provenance")
     parser.add_argument("--embed-dim", type=int, help=f"default {ARCHITECTURE['embed_dim']}")
     parser.add_argument("--depths", type=int, nargs="+", help=f"default {' '.join(map(str, ARCHITECTURE['depths']))}")
