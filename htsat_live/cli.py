@@ -38,7 +38,7 @@ SUBCOMMANDS = [
     Subcommand("gui", "Live visualiser: spectrogram, class heatmap, event lanes (local pipeline, or --connect to a publisher).", "htsat_live.gui.app:add_arguments", "htsat_live.gui.app:run", "gui"),
     Subcommand("listen", "Subscribe to a running detector and print its messages.", "htsat_live.stream.publish_commands:add_listen_arguments", "htsat_live.stream.publish_commands:run_listen"),
     Subcommand("keys", "Write a CURVE key pair (PREFIX.key, PREFIX.key_secret) for an encrypted publisher.", "htsat_live.stream.publish_commands:add_keys_arguments", "htsat_live.stream.publish_commands:run_keys"),
-    Subcommand("events", "Query the event history that detect keeps (--since, --label, --stream; table, json or tsv).", "htsat_live.stream.history:add_events_arguments", "htsat_live.stream.history:run_events"),
+    Subcommand("events", "Query the event history that detect keeps (--since, --label, --stream, --run; table, json or tsv).", "htsat_live.stream.history:add_events_arguments", "htsat_live.stream.history:run_events"),
     Subcommand("tag", "Tag audio files of any length: top labels and strongest events.", "htsat_live.stream.tag:add_arguments", "htsat_live.stream.tag:run"),
     Subcommand("convert", "Convert a checkpoint (official Lightning, state dict) to our .safetensors format.", "htsat_live.model.commands:add_convert_arguments", "htsat_live.model.commands:run_convert"),
     Subcommand("export-onnx", "Export a checkpoint to ONNX (fp32, or --int8) and print its drift from torch.", "htsat_live.model.commands:add_export_arguments", "htsat_live.model.commands:run_export"),

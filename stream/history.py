@@ -62,7 +62,9 @@ MIGRATIONS = [  # MIGRATIONS[v]: the statements that turn schema version v into 
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
-COLUMNS = ("stream", "label", "onset", "offset", "onset_wall", "offset_wall", "peak", "mean", "clip")
+COLUMNS = ("stream", "label", "onset", "offset", "onset_wall", "offset_wall", "peak", "mean", "clip", "run")
+# `htsat-live events --run last`: the run whose first event is the newest
+NEWEST_RUN = "(SELECT run FROM events GROUP BY run ORDER BY min(onset_wall) DESC LIMIT 1)"
 QUEUE_LIMIT = 10_000  # rows waiting for the writer; beyond it new rows are dropped and counted
 PRUNE_PERIOD = 3600.0  # seconds between two prunings of old rows
 BUSY_TIMEOUT = 5.0  # seconds a statement waits for another process's write lock
@@ -133,7 +135,7 @@ class EventHistory:
     def __init__(self, path: str | Path, keep_days: float = 0.0):
         self.path = Path(path)
         self.keep_days = keep_days
-        self.run = secrets.token_hex(8)
+        self.run = secrets.token_hex(8)  # 16 hex digits (RUN_ID)
         self.written = self.failures = self.dropped = 0
         self.last_error: str | None = None
         self._connection = connect(self.path)
@@ -215,6 +217,7 @@ def _real(value: float) -> float:
 # --- `htsat-live events` ------------------------------------------------------------------------
 
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+RUN_ID = re.compile(r"[0-9a-f]{16}")  # EventHistory.run
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -233,10 +236,15 @@ def parse_since(text: str, now: float | None = None) -> float:
 
 
 def query(connection: sqlite3.Connection, since: float | None = None, label: str | None = None,
-          stream: str | None = None) -> list[dict]:
-    """The stored events that match, oldest first, as dicts of COLUMNS."""
+          stream: str | None = None, run: str | None = None) -> list[dict]:
+    """The stored events that match, oldest first, as dicts of COLUMNS; `run` is a run id or "last" (the
+    newest run)."""
     where, values = [], []
-    for condition, value in (("onset_wall >= ?", since), ("label = ?", label), ("stream = ?", stream)):
+    if run == "last":
+        where.append(f"run = {NEWEST_RUN}")
+        run = None
+    for condition, value in (("onset_wall >= ?", since), ("label = ?", label), ("stream = ?", stream),
+                             ("run = ?", run)):
         if value is not None:
             where.append(condition)
             values.append(value)
@@ -253,6 +261,8 @@ def add_events_arguments(parser: argparse.ArgumentParser) -> None:
                                         "(2025-11-25, '2025-11-25 14:00')")
     parser.add_argument("--label", help="only this detection target")
     parser.add_argument("--stream", help="only this stream")
+    parser.add_argument("--run", dest="run_id", metavar="ID|last",  # args.run is the command's own (htsat_live.cli)
+                        help="only this run of detect: its id (the run column) or last, the newest run")
     parser.add_argument("--format", choices=("table", "json", "tsv"), default="table", help="output format")
 
 
@@ -263,6 +273,10 @@ def run_events(args: argparse.Namespace) -> int:
         since = None if args.since is None else parse_since(args.since)
     except ValueError as error:
         print(f"htsat-live events: {error}", file=sys.stderr)
+        return 2
+    if args.run_id is not None and args.run_id != "last" and not RUN_ID.fullmatch(args.run_id):
+        print(f"htsat-live events: --run: expected a run id (16 hex digits, as in the run column) or last, "
+              f"got {args.run_id!r}", file=sys.stderr)
         return 2
     if not path.is_file():
         print(f"htsat-live events: no event history at {path} (detect writes one; --db names another)",
@@ -276,7 +290,7 @@ def run_events(args: argparse.Namespace) -> int:
                 print(f"htsat-live events: {path} has schema version {version}; this htsat-live reads version "
                       f"{SCHEMA_VERSION} (run detect with it once to upgrade an older file)", file=sys.stderr)
                 return 2
-            rows = query(connection, since, args.label, args.stream)
+            rows = query(connection, since, args.label, args.stream, args.run_id)
     except sqlite3.Error as error:
         print(f"htsat-live events: cannot read {path}: {error}", file=sys.stderr)
         return 2
@@ -290,10 +304,11 @@ def format_rows(rows: list[dict], style: str) -> str:
     if style == "tsv":
         lines = ["\t".join(COLUMNS)] + ["\t".join("" if row[c] is None else str(row[c]) for c in COLUMNS) for row in rows]
         return "\n".join(lines) + "\n"
-    header = ("start (local time)", "stream", "label", "onset s", "duration s", "peak", "mean", "clip")
+    header = ("start (local time)", "run", "stream", "label", "onset s", "duration s", "peak", "mean", "clip")
     table = [header] + [(datetime.fromtimestamp(row["onset_wall"]).isoformat(sep=" ", timespec="seconds"),
-                         row["stream"], row["label"], f"{row['onset']:.2f}", f"{row['offset'] - row['onset']:.2f}",
-                         f"{row['peak']:.2f}", f"{row['mean']:.2f}", row["clip"] or "-") for row in rows]
+                         row["run"], row["stream"], row["label"], f"{row['onset']:.2f}",
+                         f"{row['offset'] - row['onset']:.2f}", f"{row['peak']:.2f}", f"{row['mean']:.2f}",
+                         row["clip"] or "-") for row in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     text = "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in table)
     return text + f"\n{len(rows)} events\n"
