@@ -84,39 +84,53 @@ def detect_config(args):
     return with_overrides(config, flags)  # a flag not given is None and leaves the setting as it is
 
 
-def format_event(stream: str, body: dict, show_stream: bool = False) -> str | None:
-    """One line for an event `start` or `end` message (None for updates); show_stream puts the stream's name
-    first (a detector of several sources)."""
+def format_event(stream: str, body: dict, reached: float, show_stream: bool = False) -> str | None:
+    """One line for an event `start` or `end` message (None for updates), stamped with `reached`, the stream
+    seconds the detector had judged when it made the report (docs/console.md); show_stream puts the stream's
+    name first (a detector of several sources)."""
     unit = "" if body["classes"] else " dBFS"  # an event of no model class is a loudness event: levels, not scores
-    who = f"{stream}: " if show_stream else ""
+    stamp = f"{stream}: [{reached:9.2f} s]" if show_stream else f"[{reached:9.2f} s]"
+    span = f"{body['onset']:.2f}-{body['offset']:.2f} s"
     if body["state"] == "start":
         what = f"score {body['peak']:.2f}" if body["classes"] else f"{body['peak']:.1f} dBFS"
-        return f"{who}[{body['onset']:9.2f} s] start  #{body['id']:<4} {body['label']}  ({what})"
+        return f"{stamp} start  #{body['id']:<4} {body['label']}  from {body['onset']:.2f} s ({what})"
     if body["state"] == "end":
         if body["cancelled"]:
-            return f"{who}[{body['offset']:9.2f} s] end    #{body['id']:<4} {body['label']}  (cancelled: revised scores)"
-        return (f"{who}[{body['offset']:9.2f} s] end    #{body['id']:<4} {body['label']}  "
-                f"{body['onset']:.2f}-{body['offset']:.2f} s, peak {body['peak']:.2f}{unit}, mean {body['mean']:.2f}{unit}")
+            return f"{stamp} end    #{body['id']:<4} {body['label']}  {span} (cancelled: revised scores)"
+        return (f"{stamp} end    #{body['id']:<4} {body['label']}  {span}, peak {body['peak']:.2f}{unit}, "
+                f"mean {body['mean']:.2f}{unit}")
     return None
 
 
 class EventPrinter:
     """A listener printing events as they start and end: confirmed ones only (stream.events.ConfirmedView),
-    or with `provisional` every report as the detector makes it; `show_stream` names the stream on each line."""
+    or with `provisional` every report as the detector makes it; `show_stream` names the stream on each line.
+
+    Each line is stamped with the stream time its report was made at (the newest audio judged: the end of the
+    last `scores` message, or of a loudness event), so the stamps of a stream never go back, while the
+    event times in the lines may: a start is reported when confirmed, an end once the scores after it are final.
+    """
 
     def __init__(self, provisional: bool = False, show_stream: bool = False):
         from htsat_live.stream.events import ConfirmedView
 
         self.view = None if provisional else ConfirmedView()
         self.show_stream = show_stream
+        self.reached: dict[str, float] = {}  # stream -> stream seconds of the newest audio judged
 
     def __call__(self, topic: str, stream: str, body: dict) -> None:
+        if topic == "scores":
+            self._reach(stream, body["grid_end"] * body["frame_seconds"])
         if topic != "event":
             return
+        self._reach(stream, body["offset"])  # a loudness event may run ahead of the newest scores
         for shown in [body] if self.view is None else self.view.take(stream, body):
-            line = format_event(stream, shown, self.show_stream)
+            line = format_event(stream, shown, self.reached[stream], self.show_stream)
             if line is not None:
                 print(line, flush=True)
+
+    def _reach(self, stream: str, seconds: float) -> None:
+        self.reached[stream] = max(self.reached.get(stream, 0.0), seconds)
 
 
 def print_reports(reports, sinks=None, shutdown_seconds: float | None = None) -> None:
