@@ -16,8 +16,6 @@ from htsat_live.model import (
 from htsat_live.model.audio import read_clip
 from htsat_live.model.embedded import DEMO_RECORDING
 
-pytest.importorskip("openvino")
-
 CASES = [("wave10", "out10"), ("wave4", "out4")]
 
 
