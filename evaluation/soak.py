@@ -112,10 +112,10 @@ def run_soak(model, minutes: int, out_dir: Path, hop: float = 1.25, seed: int = 
     from tqdm import tqdm
 
     from htsat_live.stream.config import load_config, with_overrides
-    from htsat_live.stream.history import EventHistory
+    from htsat_live.stream.outputs.event_store import EventStore
     from htsat_live.stream.pipeline import Pipeline
-    from htsat_live.stream.publish import Publisher
-    from htsat_live.stream.sinks import Sinks
+    from htsat_live.stream.outputs.publish import Publisher
+    from htsat_live.stream.outputs.sinks import Sinks
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("events.jsonl", "events.tsv", "labels.txt", "events.db", "events.db-wal", "events.db-shm"):
@@ -143,7 +143,7 @@ def run_soak(model, minutes: int, out_dir: Path, hop: float = 1.25, seed: int = 
 
     recording = read_clip(DEMO_RECORDING)
     source = SoakSource(recording, minutes, sample, seed)
-    sinks = Sinks.from_config(config.sinks, EventHistory(out_dir / "events.db"))
+    sinks = Sinks.from_config(config.sinks, EventStore(out_dir / "events.db"))
     pipeline = Pipeline(config, model, inputs=[source], publisher=Publisher.from_config(config.publish), sinks=sinks)
     holder.append(pipeline)
     source.consumer_position = lambda: pipeline.runners[0].scheduled_stop  # fed as fast as inference goes

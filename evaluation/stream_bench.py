@@ -143,7 +143,7 @@ def run_real_time(model, recording: str, hop: float, seconds: float, streams: in
     """Play the recording in real time through the whole pipeline for `seconds` (or to its end), as
     `streams` streams at once; the counters and latencies are those of all streams together."""
     from htsat_live.stream.pipeline import Pipeline
-    from htsat_live.stream.publish import Publisher
+    from htsat_live.stream.outputs.publish import Publisher
     from htsat_live.stream.status import percentile
 
     config = bench_config(hop, fast=False)
@@ -309,7 +309,7 @@ def payload_sizes(model, recording: str, hop: float) -> None:
 def run_ray_bench(model, build, recording: str, hops: list[float], max_streams: int, check_seconds: float) -> int:
     """`bench --stream --inference ray`: the same pipeline with windows run by a local Ray Serve deployment
     of one replica with every CPU, beside in-process inference."""
-    from htsat_live.stream import cluster
+    from htsat_live.stream.inference import cluster
 
     started = time.perf_counter()
     cpus = os.cpu_count() or 1

@@ -82,7 +82,7 @@ def _has_display() -> bool:
 
 
 def _remote_source(args):
-    from htsat_live.stream.publish import Subscriber
+    from htsat_live.stream.outputs.publish import Subscriber
 
     try:
         return Subscriber(args.connect, server_key=args.server_key), args.connect
@@ -97,7 +97,7 @@ def _local_source(args):
     from htsat_live.stream.commands import detect_config, load_model_or_explain
     from htsat_live.stream.config import ConfigError
     from htsat_live.stream.pipeline import Pipeline
-    from htsat_live.stream.sinks import Sinks
+    from htsat_live.stream.outputs.sinks import Sinks
 
     try:
         config = detect_config(args)
@@ -128,7 +128,7 @@ def _open_publisher(config):
     """The publisher `config` (a PublishConfig) asks for, or None, and how the status bar names the
     local link. When the configured address cannot be bound but the same host with any free port
     can (the port is taken), it publishes there and says so; any other failure raises ValueError."""
-    from htsat_live.stream.publish import Publisher
+    from htsat_live.stream.outputs.publish import Publisher
 
     if not config.enabled:
         return None, "local pipeline (not publishing)"

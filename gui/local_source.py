@@ -11,7 +11,7 @@ import soundfile
 from htsat_live.gui.live_data import EventBar
 from htsat_live.model import SAMPLE_RATE
 from htsat_live.stream.ring import Overrun
-from htsat_live.stream.sinks import CLIP_PREFIX
+from htsat_live.stream.outputs.sinks import CLIP_PREFIX
 
 SCHEMA_VERSION = 1
 QUEUE_MESSAGES = 2000  # about half a minute of messages; beyond it new ones are dropped (a `seq` gap)
@@ -79,7 +79,7 @@ class LocalSource:
         held = f"the last {ring.capacity / SAMPLE_RATE:g} s of audio are held"
         if clips is None:
             raise LookupError(f"{held} and no clips are recorded (set sinks.clips_dir)")
-        # clip names: htsat-STAMP-STREAM-ID-LABEL-START.wav (stream.sinks); ids restart with every run
+        # clip names: htsat-STAMP-STREAM-ID-LABEL-START.wav (stream.outputs.clips); ids restart with every run
         for path in clips.directory.glob(f"{CLIP_PREFIX}*.wav"):
             parts = path.name.split("-")
             if len(parts) == 6 and parts[3] == str(event.event_id) and path.stat().st_mtime >= self._attached_at:

@@ -245,10 +245,10 @@ def _detect(args, config, model, stop: StopSignals, inference) -> int:
 
 
 def open_served_inference(command: str, config, model):
-    """The Ray Serve deployment `[model] inference` names (stream.cluster.ServedInference), or None after
+    """The Ray Serve deployment `[model] inference` names (stream.inference.cluster.ServedInference), or None after
     printing why it cannot be used: Ray missing, the address unreachable, no deployment there."""
     try:
-        from htsat_live.stream.cluster import (
+        from htsat_live.stream.inference.cluster import (
             ClusterError,
             ServedInference,
             ServeSettings,
@@ -273,21 +273,21 @@ def open_served_inference(command: str, config, model):
 
 def build_pipeline(config, model, provisional: bool = False, inference=None):
     """The pipeline of `detect`: the config's sources, publisher and sinks, and event printing; windows run by
-    `inference` (a stream.cluster.ServeInference) or, when None, by the model."""
-    from htsat_live.stream.history import EventHistory
-    from htsat_live.stream.metrics import Metrics
-    from htsat_live.stream.mqtt import MqttOutput
+    `inference` (a stream.inference.cluster.ServeInference) or, when None, by the model."""
+    from htsat_live.stream.outputs.event_store import EventStore
+    from htsat_live.stream.outputs.prometheus import PrometheusMetrics
+    from htsat_live.stream.outputs.mqtt import MqttOutput
     from htsat_live.stream.pipeline import Pipeline
-    from htsat_live.stream.publish import Publisher
-    from htsat_live.stream.sinks import Sinks
+    from htsat_live.stream.outputs.publish import Publisher
+    from htsat_live.stream.outputs.sinks import Sinks
 
     publisher = Publisher.from_config(config.publish) if config.publish.enabled else None
     sinks = history = mqtt = metrics = None
     try:
-        history = EventHistory.from_setting(config.store.path, config.store.keep_days)
+        history = EventStore.from_setting(config.store.path, config.store.keep_days)
         sinks = Sinks.from_config(config.sinks, history)
         mqtt = MqttOutput.from_config(config.mqtt)
-        metrics = Metrics.from_config(config.metrics)
+        metrics = PrometheusMetrics.from_config(config.metrics)
         printer = EventPrinter(provisional, show_stream=len(config.source.inputs) > 1)
         return Pipeline(config, model, publisher=publisher, sinks=sinks, listeners=[printer], mqtt=mqtt, metrics=metrics,
                         inference=inference)
@@ -343,7 +343,7 @@ def run_serve(args) -> int:
               "--cpus-per-replica above 0 and --batch-wait-ms at least 0", file=sys.stderr)
         return 2
     try:
-        from htsat_live.stream import cluster
+        from htsat_live.stream.inference import cluster
     except ImportError as error:
         print(f"htsat-live serve: needs Ray Serve: pip install -e '.[cluster]' ({error})", file=sys.stderr)
         return 2

@@ -3,7 +3,7 @@
 `event_message`, `scores_message` and `mel_message` turn pipeline data into message bodies (a
 stream's `status` body is built by stream.status from its report). `message_json` wraps a body in
 the envelope that every message carries (`schema`, `topic`, `stream`, `seq`, `sent_time`) and
-writes it as the JSON text that stream.publish sends.
+writes it as the JSON text that stream.outputs.publish sends.
 """
 
 import json

@@ -39,7 +39,7 @@ from htsat_live.stream.ring import Overrun, RingBuffer
 from htsat_live.stream.status import StatusReporter, StreamReport
 from htsat_live.stream.stitch import Stitcher, TimelineUpdate
 from htsat_live.stream.windows import Window, WindowScheduler
-from htsat_live.stream.worker import InferenceWorker, Job, Result
+from htsat_live.stream.inference.worker import InferenceWorker, Job, Result
 
 MEL_CONTEXT = 2  # columns of audio read before the first column sent, so its STFT frame is complete
 MEL_CHUNK = 500  # log-mel columns computed per front-end call (5 s)
@@ -320,7 +320,7 @@ class Pipeline:
     the config's `source.inputs`, else its `source.input`. Streams are named by `source.names` when given,
     else by `source.name` or their input (with `#position` when there are several).
     `inference` runs the windows instead of `model` (anything with `predict`, `frames_for` and `counters`,
-    e.g. stream.cluster.ServeInference); the model still gives the labels, thresholds and `mel` columns.
+    e.g. stream.inference.cluster.ServeInference); the model still gives the labels, thresholds and `mel` columns.
     Every message goes to `sinks.handle(topic, stream, body)` (a stream.sinks.Sinks, if given),
     `publisher.send(topic, stream, body)` (a stream.publish.Publisher, if given),
     `mqtt.handle(topic, stream, body)` (a stream.mqtt.MqttOutput, if given; it may set thresholds),

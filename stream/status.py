@@ -22,7 +22,7 @@ from htsat_live.stream.loudness import LoudnessDetector
 from htsat_live.stream.ring import Overrun, RingBuffer
 from htsat_live.stream.stitch import Stitcher
 from htsat_live.stream.windows import WindowScheduler
-from htsat_live.stream.worker import InferenceWorker
+from htsat_live.stream.inference.worker import InferenceWorker
 
 STATUS_PERIOD = 1.0  # seconds between status messages
 LATENCY_HISTORY = 100  # latencies kept for the p50/p95 on status

@@ -61,8 +61,10 @@ def imports_of(source: str, package: str) -> list[tuple[int, str, list[str]]]:
 
 
 def check_module(path: str, source: str, package: str) -> list[Violation]:
-    """The layer rules broken by one module of `package` (an installed name such as htsat_live.model)."""
+    """The layer rules broken by one module of `package` (an installed name such as htsat_live.model, or a
+    subpackage such as htsat_live.stream.outputs, which stands in the layer of its package)."""
     violations = []
+    layer = package_of(package)
     for line, module, names in imports_of(source, package):
         top = module.split(".")[0]
         if top in UNNAMESPACED:
@@ -77,13 +79,13 @@ def check_module(path: str, source: str, package: str) -> list[Violation]:
             targets = [module]
         for target in targets:
             imported = package_of(target)
-            if imported == package:
+            if imported == layer:
                 continue
-            if RANK[imported] > RANK[package]:
-                violations.append(Violation(path, line, target, f"{package} imports from {imported}, a layer above it"))
-            elif RANK[imported] == RANK[package]:
-                violations.append(Violation(path, line, target, f"{package} imports from its sibling wing {imported}"))
-            elif package == "htsat_live.stream" and imported == "htsat_live.model":
+            if RANK[imported] > RANK[layer]:
+                violations.append(Violation(path, line, target, f"{layer} imports from {imported}, a layer above it"))
+            elif RANK[imported] == RANK[layer]:
+                violations.append(Violation(path, line, target, f"{layer} imports from its sibling wing {imported}"))
+            elif layer == "htsat_live.stream" and imported == "htsat_live.model":
                 if target != "htsat_live.model":
                     violations.append(Violation(path, line, target, "stream imports a model submodule; use the "
                                                                     "public names of htsat_live.model"))

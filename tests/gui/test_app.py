@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QApplication
 
 from htsat_live.cli import main
 from htsat_live.gui.window import LiveWindow
-from htsat_live.stream.publish import Publisher, Subscriber
+from htsat_live.stream.outputs.publish import Publisher, Subscriber
 
 
 def shown_window() -> LiveWindow | None:

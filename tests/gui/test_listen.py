@@ -16,7 +16,7 @@ from htsat_live.gui.window import REMOTE_LISTEN, LiveWindow
 from htsat_live.model import SAMPLE_RATE, load_model
 from htsat_live.stream.config import load_config, with_overrides
 from htsat_live.stream.pipeline import Pipeline
-from htsat_live.stream.sinks import Sinks
+from htsat_live.stream.outputs.sinks import Sinks
 
 TONE_HZ = 1500.0
 

@@ -9,7 +9,7 @@ import zmq.auth
 from htsat_live.gui.live_data import LiveData
 from htsat_live.gui.receiver import Receiver
 from htsat_live.gui.window import LiveWindow
-from htsat_live.stream.publish import Publisher, Subscriber
+from htsat_live.stream.outputs.publish import Publisher, Subscriber
 
 ENVELOPE = ("schema", "topic", "stream", "seq", "sent_time")
 

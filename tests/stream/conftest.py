@@ -47,7 +47,7 @@ def full_disk(tmp_path, monkeypatch):
     def fake_full_disk_write(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("htsat_live.stream.sinks.soundfile.write", fake_full_disk_write)
+    monkeypatch.setattr("htsat_live.stream.outputs.sinks.soundfile.write", fake_full_disk_write)
     yield path
 
 

@@ -11,8 +11,8 @@ import time
 from contextlib import closing
 
 from htsat_live.model import DEMO_RECORDING
-from htsat_live.stream.history import default_path
-from htsat_live.stream.publish import Subscriber
+from htsat_live.stream.outputs.event_store import default_path
+from htsat_live.stream.outputs.publish import Subscriber
 
 LINE = re.compile(r"^\[\s*(?P<stamp>\d+\.\d\d) s\] (?P<state>start|end)\s+#(?P<id>\d+)\s+(?P<label>\S+)  "
                   r"(?:from (?P<onset>\d+\.\d\d) s \(score \d\.\d\d\)"

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from htsat_live.stream.publish import Subscriber
+from htsat_live.stream.outputs.publish import Subscriber
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -22,7 +22,7 @@ from htsat_live.model.checkpoint import build_model, read_checkpoint
 from htsat_live.model.predictor import TorchBackend, predictor_from_checkpoint
 from htsat_live.stream.config import load_config, with_overrides
 from htsat_live.stream.pipeline import Pipeline
-from htsat_live.stream.publish import Subscriber
+from htsat_live.stream.outputs.publish import Subscriber
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ from htsat_live.model import SAMPLE_RATE, load_model
 from htsat_live.stream.config import LoudnessConfig, load_config, with_overrides
 from htsat_live.stream.loudness import LABEL, LoudnessDetector
 from htsat_live.stream.pipeline import Pipeline
-from htsat_live.stream.sinks import Sinks
+from htsat_live.stream.outputs.sinks import Sinks
 
 
 def tone(seconds: float, rms_dbfs: float, frequency: float = 1000.0) -> np.ndarray:

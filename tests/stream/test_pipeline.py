@@ -226,7 +226,7 @@ def test_memory_stays_flat_over_a_long_fast_forwarded_stream(tiny_model, tmp_pat
 def test_a_stalled_and_a_vanished_subscriber_cost_the_stream_nothing(tiny_model, tmp_path, wait_until):
     import zmq
 
-    from htsat_live.stream.publish import Publisher, Subscriber
+    from htsat_live.stream.outputs.publish import Publisher, Subscriber
 
     path = write_wave(tmp_path / "noise.wav", noise(40.0, seed=6))
     address = f"ipc://{tmp_path}/pub.sock"

@@ -14,7 +14,7 @@ from pathlib import Path
 import zmq.auth
 
 from htsat_live.stream.messages import TOPICS
-from htsat_live.stream.publish import DEFAULT_ADDRESS, Subscriber
+from htsat_live.stream.outputs.publish import DEFAULT_ADDRESS, Subscriber
 
 DEFAULT_TOPICS = ("event", "status")
 PROBLEM_COUNTERS = ("skipped_windows", "failed_windows", "overruns", "input_overflows", "reconnects")  # in `status`

@@ -10,7 +10,7 @@ import soundfile
 
 from htsat_live.model import SAMPLE_RATE, load_model
 from htsat_live.stream.config import MetricsConfig, load_config, with_overrides
-from htsat_live.stream.metrics import Metrics, listen_address
+from htsat_live.stream.outputs.prometheus import PrometheusMetrics, listen_address
 from htsat_live.stream.pipeline import Pipeline
 
 
@@ -31,7 +31,7 @@ def test_a_scrape_during_a_run_shows_counters_levels_latencies_and_events(tmp_pa
     soundfile.write(tmp_path / "noise.wav", noise, SAMPLE_RATE)
     config = with_overrides(load_config(None), {"publish.enabled": False, "events.threshold": 0.05,
                                                 "metrics.bind": "127.0.0.1:0", "windows.hop": 1.0})
-    metrics = Metrics.from_config(config.metrics)
+    metrics = PrometheusMetrics.from_config(config.metrics)
     pipeline = Pipeline(config, load_model(tiny_checkpoint), [str(tmp_path / "noise.wav")], metrics=metrics)
     pipeline.start()  # paced in real time: the scrapes below happen while it runs
     try:
@@ -56,7 +56,7 @@ def test_a_scrape_during_a_run_shows_counters_levels_latencies_and_events(tmp_pa
 
 
 def test_the_mqtt_queue_and_drops_come_from_the_status(wait_until):
-    metrics = Metrics("127.0.0.1", 0)
+    metrics = PrometheusMetrics("127.0.0.1", 0)
     try:
         status = {"counters": dict.fromkeys(("windows", "skipped_windows", "overruns", "input_overflows",
                                              "reconnects"), 0), "level_dbfs": -40.0,
@@ -81,4 +81,4 @@ def test_the_endpoint_is_loopback_unless_allowed_and_a_busy_port_is_one_line():
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         with pytest.raises(ValueError, match="metrics.bind: cannot listen on 127.0.0.1:.*in use"):
-            Metrics.from_config(MetricsConfig(bind=f"127.0.0.1:{busy.getsockname()[1]}"))
+            PrometheusMetrics.from_config(MetricsConfig(bind=f"127.0.0.1:{busy.getsockname()[1]}"))

@@ -15,7 +15,7 @@ from htsat_live.model import DEMO_RECORDING, SAMPLE_RATE, Target
 from htsat_live.stream.config import SinksConfig
 from htsat_live.stream.events import EventDetector
 from htsat_live.stream.ring import RingBuffer
-from htsat_live.stream.sinks import Sinks
+from htsat_live.stream.outputs.sinks import Sinks
 from htsat_live.stream.stitch import TimelineUpdate
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ from htsat_live.stream.messages import (
     mel_message,
     scores_message,
 )
-from htsat_live.stream.publish import Publisher, Subscriber, is_loopback
+from htsat_live.stream.outputs.publish import Publisher, Subscriber, is_loopback
 from htsat_live.stream.stitch import TimelineUpdate
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,9 +18,9 @@ Each sink takes `write(stream, event)` for each `stream.events.Event` report and
   more at `close()`. Clips live in one directory under a disk cap; when a new clip would exceed
   it, the oldest clips go first.
 
-- The event history (stream.history.EventHistory), when given, stores each finished event and
+- The event history (stream.outputs.event_store.EventStore), when given, stores each finished event and
   the path of its clip once the clip is written.
-- With `privacy` "drop" or "mute" (stream.privacy.PrivacyFilter), a clip is cut only once the scores
+- With `privacy` "drop" or "mute" (stream.outputs.privacy.PrivacyFilter), a clip is cut only once the scores
   over it are final, and is not written, or has its samples silenced, where it overlaps an event
   of a privacy target.
 
@@ -45,8 +45,8 @@ import soundfile
 from htsat_live.model import EVENT_HEADER, SAMPLE_RATE, SAMPLES_PER_FRAME, event_row
 from htsat_live.stream.config import SinksConfig
 from htsat_live.stream.events import Event
-from htsat_live.stream.history import EventHistory
-from htsat_live.stream.privacy import PrivacyFilter
+from htsat_live.stream.outputs.event_store import EventStore
+from htsat_live.stream.outputs.privacy import PrivacyFilter
 from htsat_live.stream.ring import Overrun, RingBuffer
 
 CLIP_PREFIX = "htsat-"  # ClipSink only ever deletes files named like its own clips
@@ -249,7 +249,7 @@ class Sinks:
     last sample), then closes and flushes every sink.
     """
 
-    def __init__(self, text_sinks: list, clips: ClipSink | None, history: EventHistory | None = None,
+    def __init__(self, text_sinks: list, clips: ClipSink | None, history: EventStore | None = None,
                  privacy: PrivacyFilter | None = None):
         self.text_sinks = text_sinks
         self.clips = clips
@@ -258,7 +258,7 @@ class Sinks:
         self._rings: dict[str, RingBuffer] = {}
 
     @classmethod
-    def from_config(cls, config: SinksConfig, history: EventHistory | None = None) -> "Sinks":
+    def from_config(cls, config: SinksConfig, history: EventStore | None = None) -> "Sinks":
         """The sinks `config` turns on (none when every path is empty), and the event history if given."""
         text_sinks = []
         if config.jsonl:

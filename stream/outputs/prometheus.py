@@ -1,6 +1,6 @@
 """Prometheus metrics of the live pipeline, served over HTTP by prometheus-client.
 
-`Metrics.from_config(config.metrics)` listens on `bind` (HOST:PORT; loopback only unless
+`PrometheusMetrics.from_config(config.metrics)` listens on `bind` (HOST:PORT; loopback only unless
 `allow_remote`) in its own thread and takes the pipeline's messages in `handle(topic, stream, body)`;
 the pipeline closes it. Everything lives in the object's own registry (no process-wide state).
 
@@ -83,7 +83,7 @@ class _StatusCollector(Collector):
             yield GaugeMetricFamily("htsat_live_mqtt_queue", "MQTT messages waiting for the broker.", value=mqtt["queue"])
 
 
-class Metrics:
+class PrometheusMetrics:
     """The metrics registry, its HTTP server thread, and the message handler that feeds it."""
 
     def __init__(self, host: str, port: int):
@@ -106,7 +106,7 @@ class Metrics:
         self.port = self._server.server_address[1]  # the port given, or the one chosen for port 0
 
     @classmethod
-    def from_config(cls, config: MetricsConfig) -> "Metrics | None":
+    def from_config(cls, config: MetricsConfig) -> "PrometheusMetrics | None":
         """The endpoint `[metrics]` asks for, or None when its bind is empty."""
         return cls(*listen_address(config.bind, config.allow_remote)) if config.bind else None
 

@@ -16,10 +16,10 @@ from htsat_live.cli import main
 from htsat_live.model import DEMO_RECORDING, FRAME_SECONDS
 from htsat_live.stream.config import SinksConfig
 from htsat_live.stream.events import Event
-from htsat_live.stream.history import (
+from htsat_live.stream.outputs.event_store import (
     SCHEMA_VERSION,
-    EventHistory,
-    HistoryError,
+    EventStore,
+    EventStoreError,
     connect,
     default_path,
     parse_since,
@@ -27,7 +27,7 @@ from htsat_live.stream.history import (
     resolve_path,
 )
 from htsat_live.stream.ring import RingBuffer
-from htsat_live.stream.sinks import Sinks
+from htsat_live.stream.outputs.sinks import Sinks
 
 REPO = Path(__file__).resolve().parents[2]
 RATE = 32000
@@ -51,7 +51,7 @@ def stored(path: Path) -> list[dict]:
 
 
 def test_only_events_that_really_ended_are_stored(tmp_path):
-    history = EventHistory(tmp_path / "events.db")
+    history = EventStore(tmp_path / "events.db")
     history.write("mic", event(id=1, state="start", confirmed=False))
     history.write("mic", event(id=1, state="update"))
     history.write("mic", event(id=1))
@@ -69,7 +69,7 @@ def test_only_events_that_really_ended_are_stored(tmp_path):
 
 
 def test_the_clip_cut_for_an_event_is_recorded_with_it(tmp_path):
-    history = EventHistory(tmp_path / "events.db")
+    history = EventStore(tmp_path / "events.db")
     sinks = Sinks.from_config(SinksConfig(clips_dir=str(tmp_path / "clips"), pre_roll=0.5, post_roll=0.5), history)
     ring = RingBuffer(30 * RATE, RATE)
     sinks.attach("mic", ring)
@@ -86,7 +86,7 @@ def test_a_new_file_is_created_and_migrated_an_empty_one_too(tmp_path):
     empty = tmp_path / "empty.db"
     sqlite3.connect(empty).close()  # a database at schema version 0
     for path in (tmp_path / "deep" / "new.db", empty):
-        EventHistory(path).close()
+        EventStore(path).close()
         with sqlite3.connect(path) as connection:
             assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
             assert connection.execute("SELECT count(*) FROM events").fetchone()[0] == 0
@@ -103,23 +103,23 @@ def test_files_that_are_no_history_of_ours_are_refused_naming_the_setting(tmp_pa
     garbage.write_bytes(np.random.default_rng(0).bytes(8192))
     for path, problem in ((newer, "is newer than this htsat-live"), (foreign, "not an htsat-live event history"),
                           (garbage, "not a database"), (read_only_dir / "sub" / "x.db", "cannot open")):
-        with pytest.raises(HistoryError, match=f"store.path: .*{problem}"):
-            EventHistory(path)
+        with pytest.raises(EventStoreError, match=f"store.path: .*{problem}"):
+            EventStore(path)
 
 
 def test_rows_older_than_keep_days_are_pruned(tmp_path):
-    history = EventHistory(tmp_path / "events.db")
+    history = EventStore(tmp_path / "events.db")
     history.write("mic", event(id=1, wall=time.time() - 40 * 86400))
     history.write("mic", event(id=2, wall=time.time() - 86400))
     history.close()
-    EventHistory(tmp_path / "events.db", keep_days=30).close()  # pruned at start
+    EventStore(tmp_path / "events.db", keep_days=30).close()  # pruned at start
     assert [row["onset_wall"] > time.time() - 30 * 86400 for row in stored(tmp_path / "events.db")] == [True]
-    EventHistory(tmp_path / "events.db", keep_days=0).close()  # 0 keeps everything
+    EventStore(tmp_path / "events.db", keep_days=0).close()  # 0 keeps everything
     assert len(stored(tmp_path / "events.db")) == 1
 
 
 def test_a_full_disk_costs_the_history_its_rows_not_the_caller(small_disk):
-    history = EventHistory(small_disk / "events.db")
+    history = EventStore(small_disk / "events.db")
     for i in range(1, 3001):  # far more than 64 KiB of rows
         history.write("mic", event(id=i, label="x" * 100))
         if i % 10 == 0:
@@ -139,8 +139,8 @@ def test_the_xdg_data_home_holds_the_default_history(monkeypatch, tmp_path):
 WRITER = """
 import sys, time
 from htsat_live.stream.events import Event
-from htsat_live.stream.history import EventHistory
-history = EventHistory(sys.argv[1])
+from htsat_live.stream.outputs.event_store import EventStore
+history = EventStore(sys.argv[1])
 i = 0
 while True:
     i += 1
@@ -182,7 +182,7 @@ def events_command(capsys, *args) -> tuple[int, str, str]:
 
 def test_the_events_command_filters_and_formats_the_history(tmp_path, capsys):
     path = tmp_path / "events.db"
-    history = EventHistory(path)
+    history = EventStore(path)
     now = time.time()
     history.write("mic", event(id=1, label="Dog", wall=now - 7200))
     history.write("mic", event(id=2, label="Speech", wall=now - 60))

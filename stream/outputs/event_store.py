@@ -1,10 +1,10 @@
 """The event history: every finished event in an SQLite file, and the `htsat-live events` query command.
 
-`EventHistory(path, keep_days)` opens (or creates) the database and starts its one writer thread;
+`EventStore(path, keep_days)` opens (or creates) the database and starts its one writer thread;
 `write(stream, event)` queues an event report and returns at once (only confirmed ends that were not
 cancelled are stored: the events that really happened), `clip_saved(stream, event_id, path)` records
 the clip cut for an event, `close()` writes what is queued and stops the thread. The pipeline reaches
-it through stream.sinks.Sinks, which owns it and closes it.
+it through stream.outputs.sinks.Sinks, which owns it and closes it.
 
 Storage. The standard library's sqlite3 in WAL mode: readers (`htsat-live events`, another process)
 never block the writer, and each batch of queued rows is one transaction, so a process killed at any
@@ -18,7 +18,7 @@ newer version is refused. Version 1, table `events`, one row per event:
 `label`, `onset`/`offset` (stream seconds), `onset_wall`/`offset_wall` (Unix seconds), `peak`, `mean`
 (scores 0-1; dBFS for loudness events), `clip` (path of its WAV clip, or NULL).
 
-Faults. A file that cannot be opened or is not an htsat-live history is a `HistoryError` at start,
+Faults. A file that cannot be opened or is not an htsat-live history is an `EventStoreError` at start,
 naming `store.path`. A write that fails later (disk full, the file made read-only) costs its rows,
 counted in `failures`; a queue that fills (a stalled disk) drops new rows, counted in `dropped`.
 Neither stops the stream.
@@ -72,7 +72,7 @@ BUSY_TIMEOUT = 5.0  # seconds a statement waits for another process's write lock
 log = logging.getLogger(__name__)
 
 
-class HistoryError(OSError):
+class EventStoreError(OSError):
     """The history cannot be opened; the message names `store.path` and the file."""
 
 
@@ -106,12 +106,12 @@ def migrate(connection: sqlite3.Connection) -> None:
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """An open, migrated history in WAL mode; HistoryError naming store.path when it cannot be."""
+    """An open, migrated history in WAL mode; EventStoreError naming store.path when it cannot be."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
     except (OSError, sqlite3.Error) as error:
-        raise HistoryError(f"store.path: cannot open {path}: {getattr(error, 'strerror', None) or error}") from None
+        raise EventStoreError(f"store.path: cannot open {path}: {getattr(error, 'strerror', None) or error}") from None
     try:
         connection.execute("PRAGMA journal_mode = WAL")
         # WAL with synchronous NORMAL survives a killed process (not a power cut) without a sync per event
@@ -119,11 +119,11 @@ def connect(path: Path) -> sqlite3.Connection:
         migrate(connection)
     except (sqlite3.Error, ValueError) as error:
         connection.close()
-        raise HistoryError(f"store.path: cannot use {path}: {error}") from None
+        raise EventStoreError(f"store.path: cannot use {path}: {error}") from None
     return connection
 
 
-class EventHistory:
+class EventStore:
     """The history file and its writer thread (see the module docstring).
 
     Counters: `written` (rows committed), `failures` (rows a failed write cost), `dropped` (rows refused
@@ -144,7 +144,7 @@ class EventHistory:
         self._thread.start()
 
     @classmethod
-    def from_setting(cls, path: str, keep_days: float) -> "EventHistory | None":
+    def from_setting(cls, path: str, keep_days: float) -> "EventStore | None":
         """The history `[store]` asks for, or None when its path is ""."""
         resolved = resolve_path(path)
         return None if resolved is None else cls(resolved, keep_days)
@@ -217,7 +217,7 @@ def _real(value: float) -> float:
 # --- `htsat-live events` ------------------------------------------------------------------------
 
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-RUN_ID = re.compile(r"[0-9a-f]{16}")  # EventHistory.run
+RUN_ID = re.compile(r"[0-9a-f]{16}")  # EventStore.run
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 

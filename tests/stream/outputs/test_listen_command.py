@@ -6,7 +6,7 @@ import subprocess
 import sys
 import threading
 
-from htsat_live.stream.publish import Publisher
+from htsat_live.stream.outputs.publish import Publisher
 
 STATUS = {  # a status body as docs/schema.md shows it, with a few things gone wrong
     "source": "mic", "source_state": "running", "error": "window 7: injected", "sample_rate": 32000,

@@ -15,7 +15,7 @@ import soundfile
 
 from htsat_live.model import DEMO_RECORDING, SAMPLE_RATE, load_model, read_clip
 from htsat_live.stream.config import MqttConfig, load_config, with_overrides
-from htsat_live.stream.mqtt import MqttOutput, segment
+from htsat_live.stream.outputs.mqtt import MqttOutput, segment
 from htsat_live.stream.pipeline import Pipeline
 
 CLIENT = "test-node"

@@ -12,7 +12,7 @@ from htsat_live.model import FRAME_SECONDS
 from htsat_live.stream.config import SinksConfig
 from htsat_live.stream.events import Event
 from htsat_live.stream.ring import RingBuffer
-from htsat_live.stream.sinks import (
+from htsat_live.stream.outputs.sinks import (
     AudacitySink,
     ClipSink,
     JsonlSink,

@@ -35,7 +35,7 @@ def model():
 def served():
     """(the client, the ray module) of the module's Ray instance with the starter model deployed."""
     ray = pytest.importorskip("ray", reason="Ray Serve is the optional extra: pip install -e '.[cluster]'")
-    from htsat_live.stream import cluster
+    from htsat_live.stream.inference import cluster
 
     assert cluster.start_ray(None, num_cpus=2), "a Ray instance already runs on this machine: stop it first"
     try:
@@ -70,7 +70,7 @@ class Events:
 
 
 def test_a_local_ray_instance_listens_on_loopback_only(served):
-    from htsat_live.stream import cluster
+    from htsat_live.stream.inference import cluster
 
     host = cluster.gcs_address().rpartition(":")[0]
     assert host == "127.0.0.1"
@@ -139,7 +139,7 @@ def test_an_unreachable_ray_address_is_one_line_and_exit_2(command):
 
 def test_max_replicas_hands_the_replica_count_to_serves_autoscaler():
     pytest.importorskip("ray", reason="Ray Serve is the optional extra: pip install -e '.[cluster]'")
-    from htsat_live.stream.cluster import ServeSettings, deployment_options
+    from htsat_live.stream.inference.cluster import ServeSettings, deployment_options
 
     fixed = deployment_options(ServeSettings(replicas=3, max_batch=8))
     assert fixed["num_replicas"] == 3 and "autoscaling_config" not in fixed
@@ -188,7 +188,7 @@ def test_a_replica_killed_mid_stream_is_replaced_and_the_stream_goes_on(served, 
 def test_a_deployment_lost_mid_stream_costs_counted_retries_and_windows_and_the_stream_goes_on(served, model):
     from ray import serve
 
-    from htsat_live.stream import cluster
+    from htsat_live.stream.inference import cluster
 
     client, _ = served
     statuses, redeploy = [], []

@@ -6,7 +6,7 @@ import pytest
 
 from htsat_live.model import WINDOW_SAMPLES, load_model
 from htsat_live.stream.windows import Window
-from htsat_live.stream.worker import InferenceWorker, Job
+from htsat_live.stream.inference.worker import InferenceWorker, Job
 
 
 @pytest.fixture(scope="module")
