@@ -12,7 +12,8 @@ Names are imported on first use (PEP 562), so that a command which needs only th
 import importlib
 
 _EXPORTS = {
-    "predictor": ("PRECISIONS", "Predictor", "TorchBackend", "load_model"),
+    "loading": ("load_model",),
+    "predictor": ("PRECISIONS", "Predictor", "TorchBackend"),
     "embedded": ("DEFAULT_MODEL", "DEMO_RECORDING"),
     "checkpoint": ("CheckpointError", "audioset_labels"),
     "frontend": ("N_FFT",),

@@ -9,13 +9,13 @@ Runtime's dynamic quantisation of the matrix-multiply weights.
 import hashlib
 import json
 import logging
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from htsat_live.model.cache import user_cache_dir
 from htsat_live.model.checkpoint import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -160,15 +160,10 @@ def load_onnx_predictor(path: str | Path, device: str = "cpu") -> Predictor:
     )
 
 
-def onnx_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "htsat-live" / "onnx"
-
-
 def cached_onnx_predictor(path: Path, checkpoint: Checkpoint, model: HTSAT, device: str) -> Predictor:
     """Export a checkpoint on first use and reuse the export while the checkpoint's bytes stay the same."""
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-    onnx_path = onnx_cache_dir() / f"{Path(path).stem}-{digest}.onnx"
+    onnx_path = user_cache_dir() / "onnx" / f"{Path(path).stem}-{digest}.onnx"
     if not onnx_path.is_file():
         export_onnx(model, checkpoint, onnx_path)
     return load_onnx_predictor(onnx_path, device)

@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from htsat_live.model.audio import read_clip
+from htsat_live.model.cache import user_cache_dir
 from htsat_live.model.embedded import DEMO_RECORDING
 from htsat_live.model.htsat import HTSAT, scores_from_logits, tile_frames
-from htsat_live.model.onnx import onnx_cache_dir
 from htsat_live.model.timebase import SAMPLE_RATE, WINDOW_SAMPLES, WINDOW_SECONDS
 
 OPENVINO_PRECISIONS = ("fp32", "bf16", "int8")
@@ -123,7 +123,7 @@ def cached_trunk(model: HTSAT, checkpoint_path: Path, precision: str = "fp32") -
     ov = import_openvino()
     digest = hashlib.sha256(Path(checkpoint_path).read_bytes()).hexdigest()[:16]
     suffix = "-int8" if precision == "int8" else ""
-    path = onnx_cache_dir().parent / "openvino" / f"{Path(checkpoint_path).stem}-{digest}{suffix}.xml"
+    path = user_cache_dir() / "openvino" / f"{Path(checkpoint_path).stem}-{digest}{suffix}.xml"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         if precision == "int8":

@@ -1,18 +1,17 @@
-"""The model API the stream, the GUI and the commands call: `load_model(path).predict(wave)`.
+"""The Predictor that `load_model(path)` (model/loading.py) returns: what the stream, the GUI and the commands call.
 
 A Predictor validates input, brings every clip to the model's 10-s input (zero padding or the official
-tiling of short clips), and runs one backend: PyTorch (CPU or CUDA) or ONNX Runtime.
+tiling of short clips), and runs one backend: PyTorch (CPU or CUDA, `TorchBackend` here), ONNX Runtime
+(model/onnx.py) or OpenVINO (model/openvino.py).
 """
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import torch
 
-from htsat_live.model.checkpoint import Checkpoint, build_model, read_checkpoint
-from htsat_live.model.embedded import DEFAULT_MODEL
+from htsat_live.model.checkpoint import Checkpoint
 from htsat_live.model.frontend import LogMel
 from htsat_live.model.htsat import HTSAT, HTSATConfig
 from htsat_live.model.timebase import (
@@ -36,7 +35,6 @@ class Backend(Protocol):
 
 
 PRECISIONS = ("fp32", "bf16")
-BACKENDS = ("torch", "onnx", "openvino")
 
 
 class TorchBackend:
@@ -129,53 +127,6 @@ def _check_wave(wave: np.ndarray) -> np.ndarray:
     if not finite.all():
         raise ValueError(f"wave holds {int((~finite).sum())} NaN/inf samples")
     return np.ascontiguousarray(wave, dtype=np.float32)
-
-
-def load_model(path: str | Path | None = None, device: str = "cpu", backend: str | None = None,
-               precision: str = "fp32") -> Predictor:
-    """Load any checkpoint we read (or an exported .onnx file) behind the Predictor API.
-
-    path None = the embedded default model. backend None (or "auto") follows the file: an .onnx file runs
-    on ONNX Runtime, anything else on torch. backend "onnx" with a checkpoint exports it on load and caches
-    the graph in the user's cache directory. backend "openvino" runs the transformer on OpenVINO (CPU; the
-    front end stays in torch) and caches its converted trunk there too. precision "bf16" runs the torch or
-    OpenVINO backend's transformer in bfloat16 (faster on CPUs with AVX-512 bf16), "int8" the OpenVINO backend's
-    transformer quantised to int8 (model/openvino.py); `bench` reports the drift of each.
-    """
-    path = Path(path) if path is not None else DEFAULT_MODEL
-    if backend in (None, "auto"):
-        backend = "onnx" if path.suffix == ".onnx" else "torch"
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be 'auto', 'torch', 'onnx' or 'openvino', got {backend!r}")
-    if path.suffix == ".onnx":
-        if backend != "onnx":
-            raise ValueError(f"{path} is an ONNX graph, which runs on ONNX Runtime, not on {backend}: "
-                             "use backend 'onnx' (or 'auto')")
-        from htsat_live.model.onnx import load_onnx_predictor
-
-        return load_onnx_predictor(path, device)
-    if precision == "int8" and backend != "openvino":
-        raise ValueError(f"int8 runs on the OpenVINO backend (backend 'openvino'), not on {backend}; for an int8 "
-                         "ONNX Runtime graph, export one with `htsat-live export-onnx --int8`")
-    checkpoint = read_checkpoint(path)
-    model = build_model(checkpoint, path)
-    if backend == "onnx":
-        if precision != "fp32":
-            raise ValueError("the ONNX backend runs fp32 graphs; for int8 export with `htsat-live export-onnx --int8`")
-        from htsat_live.model.onnx import cached_onnx_predictor
-
-        return cached_onnx_predictor(path, checkpoint, model, device)
-    if backend == "openvino":
-        from htsat_live.model.openvino import (
-            OpenVinoBackend,
-            cached_trunk,
-            check_settings,
-        )
-
-        check_settings(device, precision)
-        trunk = cached_trunk(model, path, precision)
-        return predictor_from_checkpoint(checkpoint, OpenVinoBackend(model, trunk, device, precision), str(path))
-    return predictor_from_checkpoint(checkpoint, TorchBackend(model, device, precision), str(path))
 
 
 def predictor_from_checkpoint(checkpoint: Checkpoint, backend: Backend, source: str) -> Predictor:

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from htsat_live.model.predictor import load_model
+from htsat_live.model.loading import load_model
 from htsat_live.model.timebase import WINDOW_SAMPLES
 from htsat_live.training.sources import download_packages, load_clip, read_manifest
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from htsat_live.model.cache import user_cache_dir
 from htsat_live.model.frontend import F_MAX, F_MIN, N_FFT, N_MELS
 from htsat_live.model.timebase import HOP_LENGTH, SAMPLE_RATE, WINDOW_SAMPLES
 
@@ -23,10 +24,7 @@ FEATURES = f"logmel sr={SAMPLE_RATE} n_fft={N_FFT} hop={HOP_LENGTH} mels={N_MELS
 
 def cache_home(cache_dir: str | Path | None = None) -> Path:
     """The cache folder: `cache_dir`, else $XDG_CACHE_HOME/htsat-live, else ~/.cache/htsat-live."""
-    if cache_dir:
-        return Path(cache_dir)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "htsat-live"
+    return Path(cache_dir) if cache_dir else user_cache_dir()
 
 
 def clips_key(paths: list[Path]) -> str:
