@@ -8,7 +8,8 @@ import numpy as np
 
 from htsat_live.model.audio import AudioFileError
 from htsat_live.model.clip_set import ClipSetError, read_clip_set
-from htsat_live.training.clip_splits import HOLDOUT_SHARE, fold_splits, holdout_split
+from htsat_live.training.architecture import architecture_config
+from htsat_live.training.clip_splits import HOLDOUT_SHARE, draw_splits, require_split
 from htsat_live.training.clip_training import (
     ClipRecipe,
     clip_features,
@@ -48,10 +49,8 @@ def add_clip_arguments(parser) -> None:
 
 
 def run_clip_train(args) -> int:
-    """Train on clips as the arguments say; 2 for an unusable command line or data set."""
-    from htsat_live.model.htsat import HTSATConfig
-    from htsat_live.training.commands import ARCHITECTURE
-
+    """Train on clips as the arguments say; 2 for an unusable command line or data set. The clips are read, their
+    log-mels computed (unreadable files skipped), then the splits drawn over the readable clips."""
     try:
         misplaced = [name for name in SOUNDSCAPE_ONLY if getattr(args, name, None) not in (None, False)]
         if misplaced:
@@ -63,9 +62,7 @@ def run_clip_train(args) -> int:
         recipe_fields = {f.name for f in fields(ClipRecipe)}
         recipe = ClipRecipe(**{name: getattr(args, name) for name in SHARED
                                if name in recipe_fields and getattr(args, name) is not None})
-        architecture = {"embed_dim": args.embed_dim, "depths": args.depths, "num_heads": args.heads}
-        config = HTSATConfig(**{**ARCHITECTURE, **{k: tuple(v) if isinstance(v, list) else v
-                                                   for k, v in architecture.items() if v is not None}})
+        config = architecture_config(args)
         clip_set = read_clip_set(args.clips)
         val_set = read_clip_set(args.val_clips) if args.val_clips else None
         if val_set is not None:
@@ -73,12 +70,8 @@ def run_clip_train(args) -> int:
             if unknown:
                 raise ClipSetError(f"{args.val_clips}: classes {unknown} are not among the training classes")
             val_set.labels = clip_set.labels
-        if args.folds:
-            splits = fold_splits(clip_set, args.folds, recipe.seed)
-        elif val_set is None:
-            splits = [holdout_split(clip_set, HOLDOUT_SHARE, recipe.seed)]
         else:
-            splits = [(list(range(len(clip_set.clips))), list(range(len(val_set.clips))))]
+            require_split(clip_set, args.folds)  # before the log-mels: a set too small is told at once
     except (OSError, ValueError) as error:
         print(f"train: {error}", file=sys.stderr)
         return 2
@@ -95,13 +88,12 @@ def run_clip_train(args) -> int:
         print(f"skipped (unreadable): {skipped}", file=sys.stderr)
     if features.skipped:
         print(f"{len(features.skipped)} unreadable files skipped", file=sys.stderr)
-        # the splits were drawn over every clip: draw them again over the readable ones
-        clip_set = features.clip_set
-        splits = (fold_splits(clip_set, args.folds, recipe.seed) if args.folds
-                  else [holdout_split(clip_set, HOLDOUT_SHARE, recipe.seed)] if val_set is None
-                  else [(list(range(len(clip_set.clips))), splits[0][1])])
-    if val_features and val_features.skipped:
-        splits = [(splits[0][0], list(range(len(val_features.clip_set.clips))))]
+    try:  # over the readable clips, which may be too few where all of them were not
+        val_clips = val_features.clip_set if val_features else None
+        splits = draw_splits(features.clip_set, val_clips, args.folds, recipe.seed)
+    except ClipSetError as error:
+        print(f"train: {error}", file=sys.stderr)
+        return 2
     provenance = {"data": {"clips": str(args.clips), "layout": clip_set.layout, "hash": dataset_hash(features.clip_set),
                            "val_clips": str(args.val_clips) if args.val_clips else None,
                            "val_hash": dataset_hash(val_features.clip_set) if val_features else None,

@@ -5,7 +5,7 @@
 - k-fold cross-validation: ESC-50's own folds, else scikit-learn's StratifiedKFold.
 
 A multi-label clip is stratified by its rarest label. A class with too few clips for the split asked is a
-ClipSetError naming it.
+ClipSetError naming it (`require_split` tells before any split is drawn).
 """
 
 import numpy as np
@@ -29,16 +29,34 @@ def require_clips(clip_set: ClipSet, needed: int, what: str) -> None:
         raise ClipSetError(f"{clip_set.root}: {what} needs at least {needed} clips of every class; too few: {', '.join(short)}")
 
 
+def require_split(clip_set: ClipSet, folds: int | None = None, share: float = HOLDOUT_SHARE) -> None:
+    """A ClipSetError saying what is missing when `clip_set` cannot be split into `folds` folds (None: the
+    layout's own split, or a hold-out of `share`)."""
+    if folds is None:
+        if clip_set.layout == "speech_commands":
+            train, val = (sum(clip.split == name for clip in clip_set.clips) for name in ("train", "val"))
+            if not train or not val:
+                raise ClipSetError(f"{clip_set.root}: validation_list.txt leaves {train} training and {val} "
+                                   "validation clips")
+        else:
+            require_clips(clip_set, 2, f"a {share:.0%} hold-out")
+    elif folds < 2:
+        raise ClipSetError(f"--folds must be at least 2, got {folds}")
+    elif clip_set.layout == "esc50":
+        numbers = sorted({clip.fold for clip in clip_set.clips})
+        if len(numbers) != folds:
+            raise ClipSetError(f"{clip_set.root}: esc50.csv has {len(numbers)} folds ({numbers}), --folds asks {folds}")
+    else:
+        require_clips(clip_set, folds, f"{folds}-fold cross-validation")
+
+
 def holdout_split(clip_set: ClipSet, share: float = HOLDOUT_SHARE, seed: int = 0) -> tuple[list[int], list[int]]:
     """(train, val) clip indices: the layout's own split where it has one, else a stratified hold-out of
     `share` of each class (at least one clip)."""
+    require_split(clip_set, share=share)
     if clip_set.layout == "speech_commands":
-        train = [i for i, clip in enumerate(clip_set.clips) if clip.split == "train"]
-        val = [i for i, clip in enumerate(clip_set.clips) if clip.split == "val"]
-        if not train or not val:
-            raise ClipSetError(f"{clip_set.root}: validation_list.txt leaves {len(train)} training and {len(val)} validation clips")
-        return train, val
-    require_clips(clip_set, 2, f"a {share:.0%} hold-out")
+        return ([i for i, clip in enumerate(clip_set.clips) if clip.split == "train"],
+                [i for i, clip in enumerate(clip_set.clips) if clip.split == "val"])
     rng = np.random.default_rng(seed)
     stratum = strata(clip_set)
     val = []
@@ -52,17 +70,24 @@ def holdout_split(clip_set: ClipSet, share: float = HOLDOUT_SHARE, seed: int = 0
 
 def fold_splits(clip_set: ClipSet, folds: int, seed: int = 0) -> list[tuple[list[int], list[int]]]:
     """k (train, val) index pairs: ESC-50's folds (there must be `folds` of them), else stratified folds."""
-    if folds < 2:
-        raise ClipSetError(f"--folds must be at least 2, got {folds}")
+    require_split(clip_set, folds)
     if clip_set.layout == "esc50":
         numbers = sorted({clip.fold for clip in clip_set.clips})
-        if len(numbers) != folds:
-            raise ClipSetError(f"{clip_set.root}: esc50.csv has {len(numbers)} folds ({numbers}), --folds asks {folds}")
         return [([i for i, clip in enumerate(clip_set.clips) if clip.fold != number],
                  [i for i, clip in enumerate(clip_set.clips) if clip.fold == number]) for number in numbers]
     from sklearn.model_selection import StratifiedKFold
 
-    require_clips(clip_set, folds, f"{folds}-fold cross-validation")
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     index = np.arange(len(clip_set.clips))
     return [(train.tolist(), val.tolist()) for train, val in splitter.split(index, strata(clip_set))]
+
+
+def draw_splits(clip_set: ClipSet, val_set: ClipSet | None, folds: int | None,
+                seed: int) -> list[tuple[list[int], list[int]]]:
+    """The (train, val) clip indices of each model to train: `folds` folds, or every clip of `clip_set` against
+    every clip of `val_set`, or the hold-out."""
+    if folds:
+        return fold_splits(clip_set, folds, seed)
+    if val_set is None:
+        return [holdout_split(clip_set, HOLDOUT_SHARE, seed)]
+    return [(list(range(len(clip_set.clips))), list(range(len(val_set.clips))))]

@@ -9,6 +9,10 @@ import sys
 from pathlib import Path
 
 from htsat_live.model.embedded import SOURCES_MANIFEST
+from htsat_live.training.architecture import (
+    add_architecture_arguments,
+    architecture_config,
+)
 from htsat_live.training.clip_commands import add_clip_arguments, run_clip_train
 from htsat_live.training.loop import saved_run, train
 from htsat_live.training.settings import PRECISIONS, TrainSettings
@@ -22,7 +26,6 @@ from htsat_live.training.validation import evaluate_checkpoint
 
 SETTING_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "mixup_probability", "frame_loss_weight",
                  "band_limit_probability", "equalizer_db", "pitch_shift_bins", "ema_decay", "seed", "threads", "precision")
-ARCHITECTURE = {"embed_dim": 32, "depths": (2, 2, 2, 2), "num_heads": (1, 2, 4, 8)}  # of a new run without --init
 EPOCHS_HELP = ("epochs of the whole run (default: %(default)s; on --resume, the run's own). With --resume, the run's own "
                "number continues its learning-rate schedule exactly; another number keeps the rate reached and spreads "
                "the rest of the cosine decay, down to the same floor, over the epochs then left: the rate never jumps, "
@@ -53,9 +56,7 @@ def add_train_arguments(parser) -> None:
                              "unless flags are given (see --epochs)")
     parser.add_argument("--sources-manifest", type=Path, default=SOURCES_MANIFEST,
                         help="manifest of the source recordings, hashed into the checkpoint's provenance")
-    parser.add_argument("--embed-dim", type=int, help=f"default {ARCHITECTURE['embed_dim']}")
-    parser.add_argument("--depths", type=int, nargs="+", help=f"default {' '.join(map(str, ARCHITECTURE['depths']))}")
-    parser.add_argument("--heads", type=int, nargs="+", help=f"default {' '.join(map(str, ARCHITECTURE['num_heads']))}")
+    add_architecture_arguments(parser)
     defaults = TrainSettings()
     for name in SETTING_FLAGS[:-1]:
         parser.add_argument("--" + name.replace("_", "-"), type=type(getattr(defaults, name)), metavar=name.upper(),
@@ -73,7 +74,6 @@ def run_train(args) -> int:
         read_checkpoint,
         save_checkpoint,
     )
-    from htsat_live.model.htsat import HTSATConfig
 
     if args.clips:
         return run_clip_train(args)
@@ -91,9 +91,7 @@ def run_train(args) -> int:
             require_events(folder, labels)
         given = {name: getattr(args, name) for name in SETTING_FLAGS if getattr(args, name) is not None}
         settings = TrainSettings(**{**(run["settings"] if run else {}), **given})
-        architecture = {"embed_dim": args.embed_dim, "depths": args.depths, "num_heads": args.heads}
-        config = HTSATConfig(**{**(run["config"] if run else ARCHITECTURE),
-                                **{k: tuple(v) if isinstance(v, list) else v for k, v in architecture.items() if v is not None}})
+        config = architecture_config(args, run["config"] if run else None)
     except (OSError, ValueError) as error:
         print(f"train: {error}", file=sys.stderr)
         return 2

@@ -73,6 +73,21 @@ def test_a_class_with_too_few_clips_is_one_line_and_exit_2(esc50_clips, tmp_path
         f"train: {tmp_path}: a 15% hold-out needs at least 2 clips of every class; too few: Human (1)"]
 
 
+def test_the_split_is_drawn_once_over_the_readable_clips(esc50_clips, tmp_path):
+    data = tmp_path / "data"
+    for name, count in (("Music", 3), ("Human", 1)):
+        (data / name).mkdir(parents=True)
+        for i, path in enumerate(sorted((esc50_clips / "audio").glob(f"*-{2 if name == 'Music' else 0}.wav"))[:count]):
+            shutil.copy(path, data / name / f"{i}.wav")
+    (data / "Human" / "broken.wav").write_bytes(b"not audio at all")  # two Human clips, one of them readable
+    code, _, err = htsat_live("train", "--clips", str(data), "--out", str(tmp_path / "run"),
+                              "--cache-dir", str(tmp_path / "cache"))
+    assert code == 2
+    assert "skipped (unreadable): " in err and "broken.wav" in err
+    assert err.strip().splitlines()[-1] == (
+        f"train: {data}: a 15% hold-out needs at least 2 clips of every class; too few: Human (1)")
+
+
 def test_log_mels_are_cached_by_content_and_unreadable_files_are_skipped(esc50_clips, tmp_path):
     data = tmp_path / "data"
     (data / "Music").mkdir(parents=True)
