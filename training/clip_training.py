@@ -15,11 +15,12 @@ so later epochs, folds and runs cost only the transformer. Each epoch is validat
 per-class thresholds tuned on validation (best clip-level F1 each) and its provenance.
 """
 
+import functools
 import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,15 +32,16 @@ from htsat_live.training.augment import augment
 from htsat_live.training.data import balanced_weights
 from htsat_live.training.loop import new_model, weight_average
 from htsat_live.training.mel_cache import FEATURES, cached_features
-from htsat_live.training.settings import TrainSettings
+from htsat_live.training.settings import OptimizerSettings, TrainSettings
 from htsat_live.training.validation import THRESHOLD_GRID
 
 if TYPE_CHECKING:  # torch only for the annotations: importing this module stays light
     import torch
 
 
+@functools.cache
 def cpu_has_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX), where bf16 autocast pays."""
+    """Whether the CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX), where bf16 autocast pays."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -48,16 +50,12 @@ def cpu_has_bf16() -> bool:
 
 
 @dataclass(frozen=True)
-class ClipRecipe:
+class ClipRecipe(OptimizerSettings):
     """The settings of clip training, with the paper's recipe as defaults (peak lr aside: 1e-3 suits the short
-    runs of small data sets here; the paper's 1e-4 suits the full-size model on all of ESC-50)."""
+    runs of small data sets; the paper's 1e-4 suits the full-size model on all of ESC-50). The optimiser's
+    defaults are those of `OptimizerSettings`."""
 
     epochs: int = 20
-    batch_size: int = 16
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    weight_decay: float = 0.05
     warmup_epochs: int = 3
     decay_every: int = 10  # epochs after the warm-up between two halvings of the rate
     decay_factor: float = 0.5
@@ -66,12 +64,12 @@ class ClipRecipe:
     time_mask_frames: int = 128
     freq_mask_bins: int = 16
     ema_decay: float = 0.999
-    precision: str = "bf16" if cpu_has_bf16() else "fp32"
+    precision: str = field(default_factory=lambda: "bf16" if cpu_has_bf16() else "fp32")
     seed: int = 8
     threads: int = 2
 
     def __post_init__(self):
-        object.__setattr__(self, "betas", tuple(self.betas))
+        super().__post_init__()
         TrainSettings(**self.augmentation_settings())  # the same checks as soundscape training
 
     def augmentation_settings(self) -> dict:
@@ -205,8 +203,7 @@ def train_clips(features: ClipFeatures, train: list[int], val: list[int], out_di
     windows = np.flatnonzero(np.isin(features.window_clip, train))  # the training windows
     window_targets = targets[features.window_clip[windows]]  # [W, C]
     weights = torch.from_numpy(balanced_weights(window_targets.numpy()))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=recipe.betas, eps=recipe.eps,
-                                  weight_decay=recipe.weight_decay)
+    optimizer = recipe.optimizer(model.parameters())
     steps_per_epoch = max(1, math.ceil(len(windows) / recipe.batch_size))
     schedule = learning_rate_schedule(optimizer, steps_per_epoch, recipe)
     augmentation = TrainSettings(**recipe.augmentation_settings())

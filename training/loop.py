@@ -145,8 +145,7 @@ def train(train_folder: SoundscapeFolder, val_folder: SoundscapeFolder, out_dir:
     cache_dir = cache_home(cache_dir)
     train_set = load_set(train_folder, labels, tokens, cache_dir, progress)
     val_set = load_set(val_folder, labels, tokens, cache_dir, progress)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, betas=settings.betas, eps=settings.eps,
-                                  weight_decay=settings.weight_decay)
+    optimizer = settings.optimizer(model.parameters())
     steps_per_epoch = math.ceil(len(train_set.names) / settings.batch_size)
     plan = Schedule.planned(steps_per_epoch * settings.epochs, settings)
     weights = torch.from_numpy(balanced_weights(train_set.clip_targets.numpy()))
