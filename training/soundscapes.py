@@ -30,7 +30,7 @@ import soxr
 
 from htsat_live.model.event_table import write_events
 from htsat_live.model.timebase import SAMPLE_RATE
-from htsat_live.training.sources import LABELS, Source
+from htsat_live.training.sources import LABELS, SourceRecording
 
 FRAME = 640  # 20-ms analysis frame for levels and audible spans
 ACTIVE_DB = 30.0  # an event's active part: frames within this of its loudest frame
@@ -77,9 +77,9 @@ class Event:
 class ClipPool:
     """Prepared 32-kHz clips of one split, grouped by class and group; loaded once and kept."""
 
-    def __init__(self, clips_dir: Path, sources: list[Source]):
+    def __init__(self, clips_dir: Path, sources: list[SourceRecording]):
         self.clips_dir = Path(clips_dir)
-        self.groups: dict[str, dict[str, list[Source]]] = {}
+        self.groups: dict[str, dict[str, list[SourceRecording]]] = {}
         for source in sorted(sources, key=lambda s: s.id):
             self.groups.setdefault(source.label, {}).setdefault(source.group, []).append(source)
         self._waves: dict[str, np.ndarray] = {}
@@ -87,7 +87,7 @@ class ClipPool:
         if missing:
             raise ValueError(f"no recordings for the classes {missing}")
 
-    def wave(self, source: Source) -> np.ndarray:
+    def wave(self, source: SourceRecording) -> np.ndarray:
         if source.id not in self._waves:
             self._waves[source.id] = sf.read(str(self.clips_dir / source.clip_name), dtype="float32")[0]
         return self._waves[source.id]
@@ -144,7 +144,8 @@ def fade(wave: np.ndarray) -> np.ndarray:
     return wave
 
 
-def make_piece(rng: np.random.Generator, pool: ClipPool, source: Source, settings: MixSettings) -> tuple[np.ndarray, dict]:
+def make_piece(rng: np.random.Generator, pool: ClipPool, source: SourceRecording,
+               settings: MixSettings) -> tuple[np.ndarray, dict]:
     wave = pool.wave(source)
     start, length = 0, len(wave)
     longest = int(settings.max_excerpt_seconds * SAMPLE_RATE)
@@ -228,7 +229,7 @@ def clip_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, SPLIT_CODES[split], index])
 
 
-def make_set(clips_dir: Path, sources: list[Source], split: str, count: int, seed: int, out_dir: Path,
+def make_set(clips_dir: Path, sources: list[SourceRecording], split: str, count: int, seed: int, out_dir: Path,
              settings: MixSettings = MixSettings(), progress: bool = True) -> dict:
     """Mix `count` clips of one split into out_dir: <split>_NNNNN.wav, soundscapes.tsv (strong labels),
     soundscapes_metadata.tsv (durations), manifest.json (every choice). Returns the manifest."""
@@ -272,7 +273,8 @@ def manifest_hash(manifest: dict) -> str:
 DEMO_SETTINGS = MixSettings(clip_seconds=60.0, events=(10, 10), spread=True, snr_db=(6.0, 15.0), pieces=(2, 3))
 
 
-def make_demo(clips_dir: Path, sources: list[Source], seed: int, out_dir: Path, settings: MixSettings = DEMO_SETTINGS) -> dict:
+def make_demo(clips_dir: Path, sources: list[SourceRecording], seed: int, out_dir: Path,
+              settings: MixSettings = DEMO_SETTINGS) -> dict:
     """demo.wav (32 kHz mono 16-bit), demo.tsv (its strong labels), demo_metadata.tsv and demo.json (every
     choice) in out_dir."""
     pool = ClipPool(clips_dir, [s for s in sources if s.split == "test"])

@@ -17,6 +17,7 @@ the package's DEP-5 copyright file) goes into the manifest that ships beside the
 """
 
 import fnmatch
+import functools
 import hashlib
 import json
 import re
@@ -73,12 +74,21 @@ def read_rules(path: Path = RULES_FILE) -> tuple[Rule, ...]:
         return tuple(Rule(**entry) for entry in tomllib.load(handle)["rules"])
 
 
-RULES = read_rules()
-PACKAGES = tuple(sorted({rule.package for rule in RULES}))
+@functools.cache
+def source_rules() -> tuple[Rule, ...]:
+    """The rules of source_rules.toml, read on first use."""
+    return read_rules()
+
+
+def source_packages() -> tuple[str, ...]:
+    """The packages that the rules take files from, sorted by name."""
+    return tuple(sorted({rule.package for rule in source_rules()}))
 
 
 @dataclass(frozen=True)
-class Source:
+class SourceRecording:
+    """A recording that a rule picks, with its class, package, licence, split group and split."""
+
     id: str  # "<package>:<path inside the package>"
     label: str
     package: str
@@ -96,7 +106,7 @@ class Source:
         return f"{self.label}/{stem}_{digest}.wav"
 
 
-def download_packages(cache: Path, packages=PACKAGES) -> dict[str, str]:
+def download_packages(cache: Path, packages: tuple[str, ...]) -> dict[str, str]:
     """apt-get download + dpkg-deb -x every package into cache/pkgs/<name>; returns package -> version."""
     debs, unpacked = cache / "debs", cache / "pkgs"
     debs.mkdir(parents=True, exist_ok=True)
@@ -205,10 +215,10 @@ def licence_of(package: str, path: str, stanzas: list[tuple[list[str], str]]) ->
     return found
 
 
-def find_sources(cache: Path, versions: dict[str, str]) -> list[Source]:
+def find_sources(cache: Path, versions: dict[str, str]) -> list[SourceRecording]:
     """Every file that a rule picks, with its class, speaker group, version and licence (no split yet)."""
     sources = []
-    for rule in RULES:
+    for rule in source_rules():
         root = cache / "pkgs" / rule.package
         stanzas = copyright_licences(root / f"usr/share/doc/{rule.package}/copyright")
         pattern = re.compile(rule.pattern)
@@ -222,8 +232,8 @@ def find_sources(cache: Path, versions: dict[str, str]) -> list[Source]:
         if rule.label == "Speech":
             picked = _spread_per_group(picked, SPEECH_FILES_PER_SPEAKER)
         for group, relative in picked:
-            sources.append(Source(f"{rule.package}:{relative}", rule.label, rule.package, versions[rule.package],
-                                  licence_of(rule.package, relative, stanzas), group))
+            sources.append(SourceRecording(f"{rule.package}:{relative}", rule.label, rule.package,
+                                           versions[rule.package], licence_of(rule.package, relative, stanzas), group))
     return sources
 
 
@@ -244,7 +254,8 @@ def _spread_per_group(picked: list[tuple[str, str]], per_group: int) -> list[tup
     return kept
 
 
-def assign_splits(sources: list[Source], seed: int, test_share: float = 0.2, val_share: float = 0.15) -> list[Source]:
+def assign_splits(sources: list[SourceRecording], seed: int, test_share: float = 0.2,
+                  val_share: float = 0.15) -> list[SourceRecording]:
     """Split every class by group: at least 2 groups for test and 1 for validation, the rest for training."""
     rng = np.random.default_rng(seed)
     split_of = {}
@@ -257,10 +268,10 @@ def assign_splits(sources: list[Source], seed: int, test_share: float = 0.2, val
         n_val = max(1, round(val_share * len(groups)))
         for i, group in enumerate(order):
             split_of[(label, group)] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
-    return [Source(**{**asdict(s), "split": split_of[(s.label, s.group)]}) for s in sources]
+    return [SourceRecording(**{**asdict(s), "split": split_of[(s.label, s.group)]}) for s in sources]
 
 
-def join_matching_recordings(sources: list[Source], cache: Path) -> list[Source]:
+def join_matching_recordings(sources: list[SourceRecording], cache: Path) -> list[SourceRecording]:
     """One group for the files of one recording that carry different names or ship in different packages
     (model.near_duplicates), per class except Speech and Music (grouped by speaker and by track)."""
     from htsat_live.training.near_duplicates import fingerprint, matching_groups
@@ -277,7 +288,7 @@ def join_matching_recordings(sources: list[Source], cache: Path) -> list[Source]
     return joined
 
 
-def drop_cross_split_duplicates(sources: list[Source], cache: Path) -> list[Source]:
+def drop_cross_split_duplicates(sources: list[SourceRecording], cache: Path) -> list[SourceRecording]:
     """Keep a recording whose bytes sit in several places (ktuberling's Serbian script variants share their
     files) only in the first split of train, val, test that holds it, so a test file is never a training file."""
     order = {"train": 0, "val": 1, "test": 2}
@@ -305,7 +316,7 @@ def trim_silence(wave: np.ndarray, floor_db: float = TRIM_DB) -> np.ndarray:
     return wave[loud[0] * TRIM_FRAME: (loud[-1] + 1) * TRIM_FRAME]
 
 
-def prepare_clips(cache: Path, sources: list[Source]) -> list[Source]:
+def prepare_clips(cache: Path, sources: list[SourceRecording]) -> list[SourceRecording]:
     """Write each source as a trimmed 32-kHz clip under cache/clips/; drops clips shorter than 50 ms."""
     from tqdm import tqdm
 
@@ -319,13 +330,13 @@ def prepare_clips(cache: Path, sources: list[Source]) -> list[Source]:
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             sf.write(str(target), wave, SAMPLE_RATE, subtype="PCM_16")
-        kept.append(Source(**{**asdict(source), "seconds": round(sf.info(str(target)).duration, 3)}))
+        kept.append(SourceRecording(**{**asdict(source), "seconds": round(sf.info(str(target)).duration, 3)}))
     return kept
 
 
-def fetch_sources(cache: Path, seed: int) -> list[Source]:
+def fetch_sources(cache: Path, seed: int) -> list[SourceRecording]:
     """Download, unpack, pick, split and prepare every source recording; returns them with their split."""
-    versions = download_packages(cache)
+    versions = download_packages(cache, source_packages())
     if not (cache / "pkgs" / RCC_PACKAGE / RCC_AUDIO_DIR).is_dir():
         extract_rcc_audio(cache / "pkgs" / RCC_PACKAGE)
     if not (cache / "pkgs" / OPENSFX_PACKAGE / OPENSFX_AUDIO_DIR).is_dir():
@@ -336,7 +347,7 @@ def fetch_sources(cache: Path, seed: int) -> list[Source]:
     return drop_cross_split_duplicates(assign_splits(sources, seed), cache)
 
 
-def write_manifest(sources: list[Source], seed: int, path: Path) -> None:
+def write_manifest(sources: list[SourceRecording], seed: int, path: Path) -> None:
     counts = {label: {split: sum(1 for s in sources if s.label == label and s.split == split)
                       for split in ("train", "val", "test")} for label in LABELS}
     document = {"seed": seed, "sample_rate": SAMPLE_RATE, "labels": list(LABELS), "counts": counts,
@@ -344,6 +355,6 @@ def write_manifest(sources: list[Source], seed: int, path: Path) -> None:
     path.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def read_manifest(path: Path) -> tuple[int, list[Source]]:
+def read_manifest(path: Path) -> tuple[int, list[SourceRecording]]:
     document = json.loads(path.read_text(encoding="utf-8"))
-    return document["seed"], [Source(**s) for s in document["sources"]]
+    return document["seed"], [SourceRecording(**s) for s in document["sources"]]

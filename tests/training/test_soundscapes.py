@@ -18,7 +18,7 @@ from htsat_live.training.soundscapes import (
 from htsat_live.training.sources import (
     LABELS,
     SAMPLE_RATE,
-    Source,
+    SourceRecording,
     assign_splits,
     copyright_licences,
     licence_of,
@@ -29,7 +29,7 @@ from htsat_live.training.sources import (
 MANIFEST = Path(__file__).resolve().parents[2] / "model" / "data" / "sources_manifest.json"
 
 
-def generated_sources(clips_dir: Path, per_class: int = 6) -> list[Source]:
+def generated_sources(clips_dir: Path, per_class: int = 6) -> list[SourceRecording]:
     """Per class, `per_class` short recordings (tones and noise bursts of class-specific colour), each its own group."""
     rng = np.random.default_rng(0)
     sources = []
@@ -38,7 +38,7 @@ def generated_sources(clips_dir: Path, per_class: int = 6) -> list[Source]:
             seconds = 0.5 + 0.4 * k
             t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
             wave = 0.3 * np.sin(2 * np.pi * (300 + 400 * c + 37 * k) * t) + 0.05 * rng.standard_normal(len(t))
-            source = Source(f"pkg:{label}/{k}.wav", label, "pkg", "1.0", "CC0-1.0", f"pkg:{label}/{k}.wav",
+            source = SourceRecording(f"pkg:{label}/{k}.wav", label, "pkg", "1.0", "CC0-1.0", f"pkg:{label}/{k}.wav",
                             seconds=round(len(t) / SAMPLE_RATE, 3))
             (clips_dir / source.clip_name).parent.mkdir(parents=True, exist_ok=True)
             sf.write(str(clips_dir / source.clip_name), wave.astype(np.float32), SAMPLE_RATE, subtype="PCM_16")
@@ -47,7 +47,7 @@ def generated_sources(clips_dir: Path, per_class: int = 6) -> list[Source]:
 
 
 @pytest.fixture(scope="module")
-def pool_dir(tmp_path_factory) -> tuple[Path, list[Source]]:
+def pool_dir(tmp_path_factory) -> tuple[Path, list[SourceRecording]]:
     clips = tmp_path_factory.mktemp("clips")
     return clips, generated_sources(clips)
 

@@ -23,7 +23,7 @@ from htsat_live.training.loop import (
 from htsat_live.training.settings import TrainSettings
 from htsat_live.training.soundscape_folder import read_folder
 from htsat_live.training.soundscapes import make_set
-from htsat_live.training.sources import LABELS, Source, assign_splits
+from htsat_live.training.sources import LABELS, SourceRecording, assign_splits
 from htsat_live.training.validation import (
     MEDIAN_TOKENS,
     median_frames_of_tokens,
@@ -35,7 +35,7 @@ TINY = HTSATConfig(num_classes=len(LABELS), embed_dim=8, depths=(1, 1, 1, 1), nu
 FAST = TrainSettings(epochs=3, batch_size=8, lr=3e-3, mixup_probability=0.0, seed=1, threads=1)
 
 
-def chirp_sources(clips: Path) -> list[Source]:
+def chirp_sources(clips: Path) -> list[SourceRecording]:
     """Five recordings per class: chirps whose band and sweep direction tell the class apart."""
     sources = []
     for c, label in enumerate(LABELS):
@@ -43,7 +43,7 @@ def chirp_sources(clips: Path) -> list[Source]:
             t = np.arange(int((0.6 + 0.3 * k) * SAMPLE_RATE)) / SAMPLE_RATE
             low, high = 200.0 * 2**c, 300.0 * 2**c
             sweep = low + (high - low) * (t / t[-1] if c % 2 else 1 - t / t[-1])
-            source = Source(f"gen:{label}/{k}", label, "gen", "0", "CC0-1.0", f"gen:{label}/{k}")
+            source = SourceRecording(f"gen:{label}/{k}", label, "gen", "0", "CC0-1.0", f"gen:{label}/{k}")
             (clips / source.clip_name).parent.mkdir(parents=True, exist_ok=True)
             sf.write(str(clips / source.clip_name), 0.3 * np.sin(2 * np.pi * np.cumsum(sweep) / SAMPLE_RATE), SAMPLE_RATE)
             sources.append(source)
