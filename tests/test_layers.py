@@ -4,8 +4,9 @@
 
 A module may import its own package and the layers below it, never a layer above it, never a sibling
 wing (gui, training and evaluation do not import each other), and `stream` takes only the public names
-of `htsat_live.model` (its `__all__`). Imports are read with `ast`, relative ones resolved, so a lazy
-import inside a function counts as much as one at the top.
+of `htsat_live.model` (its `__all__`). Inside a package, no module imports one that imports it back, even
+by way of others. Imports are read with `ast`, relative ones resolved, so a lazy import inside a function
+counts as much as one at the top.
 """
 
 import ast
@@ -104,6 +105,49 @@ def tree_violations() -> list[Violation]:
             module_package = ".".join([package, *relative.parent.parts])
             violations += check_module(str(path.relative_to(ROOT)), path.read_text(encoding="utf-8"), module_package)
     return violations
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Every module of the packages -> the modules of the packages it imports (`from p import m` counts m)."""
+    paths = {}
+    for folder, (package, _) in PACKAGES.items():
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            parts = path.relative_to(ROOT / folder).with_suffix("").parts
+            paths[".".join([package, *(parts[:-1] if parts[-1] == "__init__" else parts)])] = path
+    graph = {}
+    for module, path in paths.items():
+        package = module if path.stem == "__init__" else module.rpartition(".")[0]
+        imported = [[name, *(f"{name}.{alias}" for alias in aliases)]
+                    for _, name, aliases in imports_of(path.read_text(encoding="utf-8"), package)]
+        graph[module] = {name for names in imported for name in names if name in paths and name != module}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One cycle of imports, the modules along it with the first repeated at the end; [] when there is none."""
+    done, path = set(), []
+
+    def walk(module: str) -> list[str]:
+        path.append(module)
+        for target in sorted(graph[module]):
+            if target in path:
+                return path[path.index(target):] + [target]
+            if target not in done and (cycle := walk(target)):
+                return cycle
+        done.add(path.pop())
+        return []
+
+    return next((cycle for module in sorted(graph) if module not in done and (cycle := walk(module))), [])
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    cycle = find_cycle(module_graph())
+    assert not cycle, "modules that import each other: " + " -> ".join(cycle)
+
+
+def test_the_cycle_check_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c", "d"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == []
 
 
 def test_every_import_points_down():
