@@ -38,6 +38,7 @@ def run_cli(*arguments: str, cwd) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
+@pytest.mark.timeout(300)  # runs every command on an exported model
 def test_an_onnx_model_runs_on_onnx_runtime_in_every_command(tiny_onnx, tmp_path):
     folder = tmp_path / "clips"
     folder.mkdir()

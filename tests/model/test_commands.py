@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from htsat_live.cli import main
 from htsat_live.model import load_model
@@ -33,6 +34,7 @@ def test_an_onnx_file_selects_onnx_runtime_by_itself(tiny_checkpoint, tiny_onnx)
         load_model(out, backend="torch")
 
 
+@pytest.mark.timeout(300)  # times every backend, full-size model included
 def test_bench_prints_every_contender(tiny_checkpoint, capsys):
     assert main(["bench", "--model", str(tiny_checkpoint), "--rounds", "1", "--batch", "1"]) == 0
     printed = capsys.readouterr().out

@@ -137,6 +137,7 @@ def fine_tuned(esc50_clips, tmp_path_factory):
     return data, root / "run" / "best.safetensors", out + err
 
 
+@pytest.mark.timeout(600)  # the first one fine-tunes the starter model for the module
 def test_fine_tuning_the_starter_model_on_unseen_recordings_beats_chance_widely(fine_tuned):
     """Five classes of recordings the starter never met (scratch's human sounds, vocals, music loops, electronic
     sounds, instruments); fold 1 (19 clips: Music 6, Human 4, the others 3) is held out. Chance is 0.2 and always
@@ -157,6 +158,7 @@ def test_fine_tuning_the_starter_model_on_unseen_recordings_beats_chance_widely(
     assert "training clips/s" in stdout and "best epoch" in stdout
 
 
+@pytest.mark.timeout(600)  # the first one fine-tunes the starter model for the module
 def test_a_clip_trained_model_detects_its_class_in_a_recording(fine_tuned):
     data, best, _ = fine_tuned
     model = load_model(best)
@@ -165,6 +167,7 @@ def test_a_clip_trained_model_detects_its_class_in_a_recording(fine_tuned):
     assert "Music" in {label for _, _, label in events}
 
 
+@pytest.mark.timeout(600)  # the first one fine-tunes the starter model for the module
 def test_evaluate_on_the_fine_tuned_model_gives_strict_json(fine_tuned, tmp_path):
     data, best, _ = fine_tuned
     held_out = tmp_path / "fold-1"  # the validation fold alone: an ESC-50 folder whose csv lists fold 1
