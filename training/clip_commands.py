@@ -1,7 +1,6 @@
 """`htsat-live train --clips DATA`: its own arguments and the run (hold-out, --val-clips, or k folds)."""
 
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -59,9 +58,7 @@ def run_clip_train(args) -> int:
             raise ValueError("--fold I needs --folds K and 1 <= I <= K")
         if args.folds and args.val_clips:
             raise ValueError("--folds and --val-clips are two ways to validate: give one")
-        recipe_fields = {f.name for f in fields(ClipRecipe)}
-        recipe = ClipRecipe(**{name: getattr(args, name) for name in SHARED
-                               if name in recipe_fields and getattr(args, name) is not None})
+        recipe = ClipRecipe(**{name: getattr(args, name) for name in SHARED if getattr(args, name) is not None})
         config = architecture_config(args)
         clip_set = read_clip_set(args.clips)
         val_set = read_clip_set(args.val_clips) if args.val_clips else None
