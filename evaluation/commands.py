@@ -43,6 +43,7 @@ def pipeline_events(path: Path, model, config) -> list[tuple[float, float, str]]
     """
     from htsat_live.stream.capture import CaptureError
     from htsat_live.stream.config import with_overrides
+    from htsat_live.stream.output import Listener
     from htsat_live.stream.pipeline import Pipeline
 
     events = []
@@ -51,7 +52,8 @@ def pipeline_events(path: Path, model, config) -> list[tuple[float, float, str]]
         if topic == "event" and body["state"] == "end" and not body["cancelled"]:
             events.append((body["onset"], body["offset"], body["label"]))
 
-    pipeline = Pipeline(with_overrides(config, {"source.fast": True}), model, inputs=[str(path)], listeners=[collect])
+    pipeline = Pipeline(with_overrides(config, {"source.fast": True}), model, inputs=[str(path)],
+                        outputs=[Listener(collect)])
     pipeline.start()
     try:
         pipeline.wait()

@@ -13,8 +13,8 @@ stream's counters agree with the sinks and the source.
 import csv
 import json
 import os
-import sys
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -43,7 +43,7 @@ def open_fds() -> int:
 class SoakSource(Source):
     """`minutes` of audio made minute by minute from `recording` (32 kHz mono): mostly the recording from a
     random offset at a random gain, else silence, clipping (gain x8 past full scale) or NaN bursts. Fed as
-    fast as the consumer takes it (`consumer_position`); `on_minute(minute)` runs after each minute."""
+    fast as the consumer takes it (the ring's `consumer_position`); `on_minute(minute)` runs after each minute."""
 
     def __init__(self, recording: np.ndarray, minutes: int, on_minute, seed: int = 0):
         super().__init__("soak")
@@ -113,9 +113,10 @@ def run_soak(model, minutes: int, out_dir: Path, hop: float = 1.25, seed: int = 
 
     from htsat_live.stream.config import load_config, with_overrides
     from htsat_live.stream.outputs.event_store import EventStore
-    from htsat_live.stream.pipeline import Pipeline
     from htsat_live.stream.outputs.publish import Publisher
     from htsat_live.stream.outputs.sinks import Sinks
+    from htsat_live.stream.pipeline import Pipeline
+    from htsat_live.stream.status import output_sections
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("events.jsonl", "events.tsv", "labels.txt", "events.db", "events.db-wal", "events.db-shm"):
@@ -126,16 +127,15 @@ def run_soak(model, minutes: int, out_dir: Path, hop: float = 1.25, seed: int = 
         "sinks.audacity": str(out_dir / "labels.txt"), "sinks.clips_dir": str(out_dir / "clips"),
         "sinks.clips_max_mb": CLIPS_MAX_MB})
     rows: list[dict] = []
-    holder: list[Pipeline] = []
     bar = tqdm(total=minutes, desc="soak", unit="audio min", disable=not progress)
     started = time.monotonic()
 
-    def sample(minute: int) -> None:  # on the source's thread: reads counters, changes nothing
-        runner = holder[0].runners[0]
-        report, windows = runner.report, holder[0].worker.counters(runner.name)
+    def sample(minute: int) -> None:  # on the source's thread, while the pipeline below runs: reads counters only
+        runner = pipeline.runners[0]
+        report, windows = runner.report, pipeline.worker.counters(runner.name)
         rows.append({"minute": minute, "wall_seconds": round(time.monotonic() - started, 2),
                      "rss_mib": round(rss_mib(), 1), "fds": open_fds(), "threads": threading.active_count(),
-                     "queue": holder[0].worker.pending(), "hop_latency_p50": percentile(list(report.hop_latencies), 50),
+                     "queue": pipeline.worker.pending(), "hop_latency_p50": percentile(list(report.hop_latencies), 50),
                      "windows": windows.processed, "skipped_windows": windows.skipped,
                      "failed_windows": windows.failed, "events": report.events,
                      "nonfinite_samples": runner.source.stats.nonfinite_samples})
@@ -143,17 +143,16 @@ def run_soak(model, minutes: int, out_dir: Path, hop: float = 1.25, seed: int = 
 
     recording = read_clip(DEMO_RECORDING)
     source = SoakSource(recording, minutes, sample, seed)
-    sinks = Sinks.from_config(config.sinks, EventStore(out_dir / "events.db"))
-    pipeline = Pipeline(config, model, inputs=[source], publisher=Publisher.from_config(config.publish), sinks=sinks)
-    holder.append(pipeline)
-    source.consumer_position = lambda: pipeline.runners[0].scheduled_stop  # fed as fast as inference goes
+    store = EventStore(out_dir / "events.db")
+    outputs = [store, Sinks.from_config(config.sinks, store.clip_saved), Publisher.from_config(config.publish)]
+    pipeline = Pipeline(config, model, inputs=[source], outputs=outputs)
     pipeline.start()
     pipeline.wait()
     report = next(iter(pipeline.stop().values()))
     bar.close()
     wall = time.monotonic() - started
     reports = [json.loads(line) for line in (out_dir / "events.jsonl").read_text().splitlines()]
-    problems = check_books(out_dir, reports, report, source, sinks, minutes)
+    problems = check_books(out_dir, reports, report, source, output_sections(outputs)["sinks"], minutes)
     real = sum(1 for r in reports if r["state"] == "end" and not r["cancelled"])
     result = SoakResult(minutes, wall, rows, report.events, real, problems)
     write_csv(out_dir / "soak.csv", rows)
@@ -161,9 +160,10 @@ def run_soak(model, minutes: int, out_dir: Path, hop: float = 1.25, seed: int = 
     return result
 
 
-def check_books(out_dir: Path, reports: list[dict], report, source: SoakSource, sinks, minutes: int) -> list[str]:
-    """What does not add up between the JSONL (its `reports`), the other sinks, the stream's counters and
-    the source."""
+def check_books(out_dir: Path, reports: list[dict], report, source: SoakSource, counts: dict,
+                minutes: int) -> list[str]:
+    """What does not add up between the JSONL (its `reports`), the other sinks (and `counts`, their counters
+    as `status` shows them under `sinks`), the stream's counters and the source."""
     problems = []
     starts = {r["id"] for r in reports if r["state"] == "start"}
     ends = [r for r in reports if r["state"] == "end"]
@@ -179,7 +179,6 @@ def check_books(out_dir: Path, reports: list[dict], report, source: SoakSource, 
     history = history_rows(out_dir / "events.db")
     if sorted(history) != sorted((r["stream"], r["id"], r["label"], r["onset"], r["offset"]) for r in real):
         problems.append(f"the event history holds {len(history)} events, the JSONL {len(real)} ends")
-    counts = sinks.counters()
     clips = (counts["clips_written"] + counts["clips_skipped"] + counts["clips_dir_failures"]
              + counts.get("clips_privacy_dropped", 0))
     if clips != len(real):
@@ -232,7 +231,7 @@ def plot(path: Path, rows: list[dict]) -> None:
 
 def run_soak_bench(args) -> int:
     """`htsat-live bench --soak HOURS [--model M] [--hop S] [--soak-dir DIR]`."""
-    from htsat_live.stream.commands import load_model_or_explain
+    from htsat_live.stream.building import load_model_or_explain
 
     if find_spec("matplotlib") is None:  # asked before hours of audio, not after
         print("htsat-live bench: --soak draws soak.png with matplotlib, from the [eval] extra: "

@@ -13,7 +13,7 @@ For each hop (default 1.25 s and 1 s):
    skipped window and a hop latency p95 under the hop. Several streams run with `windows.stagger` on: their
    windows fall due spread over the hop, not all at once.
 
-With `--inference ray` the windows run on a Ray Serve deployment (stream/cluster.py: a local Ray instance,
+With `--inference ray` the windows run on a Ray Serve deployment (stream/inference/cluster.py: a local Ray instance,
 one replica with every CPU) instead: for each hop it prints windows/s of 1 and several streams fed as
 fast as inference takes them, through Ray and in-process, the overhead of Ray against in-process, the
 streams sustained in real time through Ray, and the bytes per window on the wire for each payload choice
@@ -142,8 +142,9 @@ def run_real_time(model, recording: str, hop: float, seconds: float, streams: in
                   inference=None) -> RealTimeResult:
     """Play the recording in real time through the whole pipeline for `seconds` (or to its end), as
     `streams` streams at once; the counters and latencies are those of all streams together."""
-    from htsat_live.stream.pipeline import Pipeline
+    from htsat_live.stream.output import Listener
     from htsat_live.stream.outputs.publish import Publisher
+    from htsat_live.stream.pipeline import Pipeline
     from htsat_live.stream.status import percentile
 
     config = bench_config(hop, fast=False)
@@ -158,8 +159,8 @@ def run_real_time(model, recording: str, hop: float, seconds: float, streams: in
             if windows[0] == RSS_AFTER_WINDOWS:
                 rss["early"] = rss["last"]
 
-    pipeline = Pipeline(config, model, [recording] * streams, publisher=publisher, listeners=[measure],
-                        max_batch=max(8, streams), inference=inference)
+    pipeline = Pipeline(config, model, [recording] * streams, outputs=[publisher, Listener(measure)],
+                        inference=inference, max_batch=max(8, streams))
     pipeline.start()
     pipeline.wait(seconds)
     dropped = sum(publisher.dropped.values())

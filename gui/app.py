@@ -11,7 +11,7 @@ import signal
 import sys
 
 from htsat_live.gui.live_data import SPANS_SECONDS, LiveData
-from htsat_live.stream.commands import add_detect_arguments
+from htsat_live.stream.building import add_detect_arguments
 
 SETTINGS_ORGANISATION, SETTINGS_APPLICATION = "htsat-live", "gui"  # QSettings: ~/.config/htsat-live/gui.conf
 
@@ -93,11 +93,12 @@ def _remote_source(args):
 
 def _local_source(args):
     from htsat_live.gui.local_source import LocalSource
+    from htsat_live.stream.building import detect_config, load_model_or_explain
     from htsat_live.stream.capture import CaptureError, NoMicrophone
-    from htsat_live.stream.commands import detect_config, load_model_or_explain
     from htsat_live.stream.config import ConfigError
-    from htsat_live.stream.pipeline import Pipeline
+    from htsat_live.stream.output import Listener, close_outputs
     from htsat_live.stream.outputs.sinks import Sinks
+    from htsat_live.stream.pipeline import Pipeline
 
     try:
         config = detect_config(args)
@@ -111,12 +112,11 @@ def _local_source(args):
     try:
         publisher, link = _open_publisher(config.publish)
         sinks = Sinks.from_config(config.sinks)
-        source = LocalSource(link)
-        pipeline = Pipeline(config, model, publisher=publisher, sinks=sinks, listeners=[source.listen])
+        source = LocalSource(link, sinks)
+        outputs = [sinks] + ([publisher] if publisher is not None else []) + [Listener(source.listen)]
+        pipeline = Pipeline(config, model, outputs=outputs)
     except (CaptureError, ConfigError, OSError, ValueError) as error:
-        for output in (publisher, sinks):
-            if output is not None:
-                output.close()
+        close_outputs([output for output in (publisher, sinks) if output is not None])
         hint = " (give a SOURCE: an audio file, ffmpeg:URL or mic:NAME)" if isinstance(error, NoMicrophone) else ""
         print(f"htsat-live gui: {error}{hint}", file=sys.stderr)
         return None, ""

@@ -72,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     from htsat_live.gui.local_source import LocalSource
     from htsat_live.gui.receiver import Receiver
     from htsat_live.gui.window import LiveWindow
-    from htsat_live.stream.commands import load_model_or_explain
+    from htsat_live.stream.building import load_model_or_explain
     from htsat_live.stream.config import load_config, with_overrides
+    from htsat_live.stream.output import Listener
     from htsat_live.stream.pipeline import Pipeline
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                                                     "windows.hop": args.hop, "source.fast": False,
                                                     "events.threshold": args.threshold})
         source = LocalSource()
-        source.attach(Pipeline(config, model, [str(recording)], listeners=[source.listen]))
+        source.attach(Pipeline(config, model, [str(recording)], outputs=[Listener(source.listen)]))
         live = LiveData()
         receiver = Receiver(source, live)
         window = LiveWindow(live, "bench", span_seconds=60, top_n=args.classes)

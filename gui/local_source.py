@@ -10,22 +10,25 @@ import soundfile
 
 from htsat_live.gui.live_data import EventBar
 from htsat_live.model import SAMPLE_RATE
-from htsat_live.stream.ring import Overrun
 from htsat_live.stream.outputs.sinks import CLIP_PREFIX
+from htsat_live.stream.ring import Overrun
 
 SCHEMA_VERSION = 1
 QUEUE_MESSAGES = 2000  # about half a minute of messages; beyond it new ones are dropped (a `seq` gap)
 
 
 class LocalSource:
-    """A MessageSource for a `stream.pipeline.Pipeline` built with `listeners=[source.listen]`.
+    """A MessageSource for a `stream.pipeline.Pipeline` whose outputs hold `Listener(source.listen)`
+    (stream.output); `sinks` are the pipeline's stream.outputs.sinks.Sinks, if it has them (its clips and
+    privacy filter).
 
     `listen` runs on the pipeline's threads and never blocks: when the GUI falls behind, messages are
     dropped and show up as gaps in `seq`, which the viewer counts as lost.
     """
 
-    def __init__(self, description: str = "local pipeline"):
+    def __init__(self, description: str = "local pipeline", sinks=None):
         self.description = description  # how the connection field names this link
+        self.sinks = sinks
         self.pipeline = None
         self._attached_at = 0.0  # time.time() when the pipeline started: older clips are another run's
         self._queue: queue.Queue[tuple[str, dict]] = queue.Queue(QUEUE_MESSAGES)
@@ -75,7 +78,7 @@ class LocalSource:
             return self._private(stream, ring.read(start, stop), start)
         except Overrun:
             pass
-        clips = self.pipeline.sinks.clips if self.pipeline.sinks is not None else None
+        clips = self.sinks.clips if self.sinks is not None else None
         held = f"the last {ring.capacity / SAMPLE_RATE:g} s of audio are held"
         if clips is None:
             raise LookupError(f"{held} and no clips are recorded (set sinks.clips_dir)")
@@ -89,7 +92,7 @@ class LocalSource:
 
     def _private(self, stream: str, audio: np.ndarray, start: int) -> np.ndarray:
         """`audio` as the privacy filter lets it be played, or LookupError saying why it may not."""
-        privacy = self.pipeline.sinks.privacy if self.pipeline.sinks is not None else None
+        privacy = self.sinks.privacy if self.sinks is not None else None
         if privacy is None:
             return audio
         if start + len(audio) > privacy.judged_until(stream):

@@ -31,8 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     from htsat_live.gui.local_source import LocalSource
     from htsat_live.gui.receiver import Receiver
     from htsat_live.gui.window import LiveWindow
-    from htsat_live.stream.commands import load_model_or_explain
+    from htsat_live.stream.building import load_model_or_explain
     from htsat_live.stream.config import load_config, with_overrides
+    from htsat_live.stream.output import Listener
     from htsat_live.stream.pipeline import Pipeline
 
     model = load_model_or_explain(args.model, "cpu", "torch")
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     config = with_overrides(load_config(None), {"publish.enabled": False, "windows.hop": args.hop,
                                                 "source.fast": True})
     source = LocalSource()
-    source.attach(Pipeline(config, model, [args.audio], listeners=[source.listen]))
+    source.attach(Pipeline(config, model, [args.audio], outputs=[Listener(source.listen)]))
     live = LiveData()
     receiver = Receiver(source, live)
     window = LiveWindow(live, "htsat-live", set_threshold=source.set_threshold, event_audio=source.event_audio,

@@ -22,7 +22,6 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import soundfile
@@ -87,16 +86,14 @@ class Backoff:
 class Source:
     """Base of the sources: a description, counters, and a thread the source owns.
 
-    A source fed faster than real time (a file, `realtime=False`) can follow its consumer: when
-    `consumer_position()` is given (the sample index the consumer has reached), the source stays at
-    most `max_ahead` samples ahead of it (default: half the ring), so that nothing is overwritten.
+    A source fed faster than real time (a file, `realtime=False`) follows the consumer of its ring: once
+    the consumer sets the ring's `consumer_position` (the sample index it has reached), the source stays
+    at most `max_ahead` samples ahead of it (default: half the ring), so that nothing is overwritten.
     """
 
-    def __init__(self, description: str, consumer_position: Callable[[], int] | None = None,
-                 max_ahead: int | None = None):
+    def __init__(self, description: str, max_ahead: int | None = None):
         self.description = description
         self.stats = CaptureStats()
-        self.consumer_position = consumer_position
         self.max_ahead = max_ahead
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -150,11 +147,12 @@ class Source:
         self.stats.gap_seconds += time.monotonic() - self._last_audio
 
     def _follow_consumer(self, n: int) -> None:
-        """Wait until `n` more samples keep the source within `max_ahead` of its consumer."""
-        if self.consumer_position is None:
-            return
+        """Wait until `n` more samples keep the source within `max_ahead` of the ring's consumer, if it has one."""
         limit = self.max_ahead if self.max_ahead is not None else self.ring.capacity // 2
-        while not self._stop.is_set() and self.ring.end + n - self.consumer_position() > limit:
+        while not self._stop.is_set():
+            position = self.ring.consumer_position
+            if position is None or self.ring.end + n - position <= limit:
+                return
             self._stop.wait(0.002)
 
     def _run(self) -> None:
@@ -335,11 +333,11 @@ class FileSource(Source):
     takes it (`realtime=False`, see Source)."""
 
     def __init__(self, path: str | Path, realtime: bool = True, block_seconds: float = 0.05,
-                 consumer_position: Callable[[], int] | None = None, max_ahead: int | None = None):
+                 max_ahead: int | None = None):
         self.path = Path(path)
         with open_audio_file(self.path) as handle:
             input_rate, channels = handle.samplerate, handle.channels
-        super().__init__(str(path), consumer_position, max_ahead)
+        super().__init__(str(path), max_ahead)
         self.realtime = realtime
         self.block_seconds = block_seconds
         self.stats.input_rate = input_rate
@@ -383,11 +381,10 @@ class FfmpegSource(Source):
 
     def __init__(self, url: str, realtime: bool = True, block_seconds: float = 0.05,
                  io_timeout_seconds: float = 5.0, backoff: Backoff | None = None, ffmpeg: str = "ffmpeg",
-                 consumer_position: Callable[[], int] | None = None, max_ahead: int | None = None,
-                 loop: bool = False, ffprobe: str = "ffprobe"):
+                 max_ahead: int | None = None, loop: bool = False, ffprobe: str = "ffprobe"):
         if not url:
             raise CaptureError("ffmpeg: source needs a URL or path, e.g. ffmpeg:http://host/stream")
-        super().__init__(f"ffmpeg:{url}", consumer_position, max_ahead)
+        super().__init__(f"ffmpeg:{url}", max_ahead)
         self.url = url
         self.local = Path(url).is_file()
         self.finite = self.local  # settled by the duration probe when the source starts
@@ -495,8 +492,7 @@ class FfmpegSource(Source):
 # --- command-line SOURCE ------------------------------------------------------------------------
 
 
-def open_source(spec: str | None, fast: bool = False, consumer_position: Callable[[], int] | None = None,
-                max_ahead: int | None = None, loop: bool = False) -> Source:
+def open_source(spec: str | None, fast: bool = False, max_ahead: int | None = None, loop: bool = False) -> Source:
     """A source from a command-line SOURCE: None or `mic`, `mic:NAME` (index or name part), `ffmpeg:URL`,
     or a path to an audio file. `fast` feeds files as fast as the consumer allows (see Source); `loop`
     starts a finite ffmpeg input again at its end."""
@@ -505,8 +501,7 @@ def open_source(spec: str | None, fast: bool = False, consumer_position: Callabl
     if spec.startswith("mic:"):
         return MicrophoneSource(spec[len("mic:"):])
     if spec.startswith("ffmpeg:"):
-        return FfmpegSource(spec[len("ffmpeg:"):], realtime=not fast, consumer_position=consumer_position,
-                            max_ahead=max_ahead, loop=loop)
+        return FfmpegSource(spec[len("ffmpeg:"):], realtime=not fast, max_ahead=max_ahead, loop=loop)
     if not os.path.exists(spec):
         raise CaptureError(f"{spec}: no such file (SOURCE is mic, mic:NAME, ffmpeg:URL or an audio file)")
-    return FileSource(spec, realtime=not fast, consumer_position=consumer_position, max_ahead=max_ahead)
+    return FileSource(spec, realtime=not fast, max_ahead=max_ahead)

@@ -1,54 +1,31 @@
 """The `detect`, `serve`, `devices` and `labels` subcommands of htsat-live.
 
-Heavy modules (torch, the model, PortAudio, Ray) are imported inside the run functions so that
-`htsat-live --help` stays fast, and every command but `serve` and `detect --inference ray` runs without Ray.
+They put the detector together with stream.building. Heavy modules (torch, the model, PortAudio, Ray)
+are imported inside the run functions so that `htsat-live --help` stays fast, and every command but
+`serve` and `detect --inference ray` runs without Ray.
 """
 
 import argparse
 import functools
-import os
 import signal
 import sys
 import threading
 import time
 
 from htsat_live.model import DEMO_RECORDING
-from htsat_live.stream.capture import CaptureError, NoMicrophone
-from htsat_live.stream.config import (
-    ConfigError,
-    load_config,
-    parse_assignment,
-    with_overrides,
+from htsat_live.stream.building import (
+    SOURCE_HELP,
+    add_stream_arguments,
+    build_pipeline,
+    detect_config,
+    load_model_or_explain,
+    open_served_inference,
 )
+from htsat_live.stream.capture import CaptureError, NoMicrophone
+from htsat_live.stream.config import ConfigError, with_overrides
+from htsat_live.stream.status import output_sections
 
 # --- detect -------------------------------------------------------------------------------------
-
-
-SOURCE_HELP = ("mic, mic:NAME (input device name part or index), ffmpeg:URL, or an audio file (default: the config's "
-               "source.input, else the default microphone, else the demo recording when there is no microphone)")
-
-
-def add_detect_arguments(parser: argparse.ArgumentParser) -> None:
-    """The arguments `detect` shares with `gui`, which takes one SOURCE."""
-    parser.add_argument("source", nargs="?", default=None, metavar="SOURCE", help=SOURCE_HELP)
-    _add_stream_arguments(parser)
-
-
-def _add_stream_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="checkpoint or .onnx file (default: the embedded model)")
-    parser.add_argument("--config", help="TOML config file (default: configs/default.toml values)")
-    parser.add_argument("--hop", type=float, help="seconds between 10-s windows (0.3125 to 10)")
-    parser.add_argument("--backend", choices=("auto", "torch", "onnx", "openvino"),
-                        help="inference engine (default auto: ONNX Runtime for an .onnx model, else torch)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), help="compute device")
-    parser.add_argument("--precision", choices=("fp32", "bf16", "int8"),
-                        help="fp32 (default: the official outputs), bf16 (torch or openvino) or int8 (openvino)")
-    parser.add_argument("--fast", action="store_true", default=None,
-                        help="feed files as fast as inference allows instead of in real time")
-    parser.add_argument("--loop", action="store_true", default=None,
-                        help="start a finite ffmpeg input (a file on a web server) again at its end")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any config setting, e.g. --set events.threshold=0.3 (repeatable)")
 
 
 def add_detect_command_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +33,7 @@ def add_detect_command_arguments(parser: argparse.ArgumentParser) -> None:
     prints events."""
     parser.add_argument("source", nargs="*", metavar="SOURCE",
                         help=SOURCE_HELP + "; several SOURCEs run as one stream each (the config's source.inputs)")
-    _add_stream_arguments(parser)
+    add_stream_arguments(parser)
     parser.add_argument("--inference", metavar="local|ray[:ADDRESS]",
                         help="run windows in this process (local, the default) or on the Ray Serve deployment of "
                              "`htsat-live serve`: ray (this machine's, started here if none runs) or ray:ADDRESS "
@@ -66,75 +43,9 @@ def add_detect_command_arguments(parser: argparse.ArgumentParser) -> None:
                              "included, instead of confirmed events only")
 
 
-# The dedicated flags of `detect` (and `gui`): argument name -> the setting it gives.
-# `detect` takes several SOURCEs: one gives source.input, more give source.inputs.
-FLAG_SETTINGS = {"source": "source.input", "model": "model.path", "hop": "windows.hop", "backend": "model.backend",
-                 "device": "model.device", "precision": "model.precision", "fast": "source.fast", "loop": "source.loop",
-                 "inference": "model.inference"}
-
-
-def detect_config(args):
-    """The config in force, each setting from the first that gives it: a dedicated flag, then a --set
-    assignment, then the --config file, then the default."""
-    config = with_overrides(load_config(args.config), dict(parse_assignment(text) for text in args.set))
-    flags = {setting: getattr(args, name, None) for name, setting in FLAG_SETTINGS.items()}
-    if isinstance(args.source, list):  # detect's SOURCEs (if any) replace the config's input(s)
-        flags["source.input"] = args.source[0] if len(args.source) == 1 else None
-        flags["source.inputs"] = (args.source if len(args.source) > 1 else []) if args.source else None
-    return with_overrides(config, flags)  # a flag not given is None and leaves the setting as it is
-
-
-def format_event(stream: str, body: dict, reached: float, show_stream: bool = False) -> str | None:
-    """One line for an event `start` or `end` message (None for updates), stamped with `reached`, the stream
-    seconds the detector had judged when it made the report (docs/console.md); show_stream puts the stream's
-    name first (a detector of several sources)."""
-    unit = "" if body["classes"] else " dBFS"  # an event of no model class is a loudness event: levels, not scores
-    stamp = f"{stream}: [{reached:9.2f} s]" if show_stream else f"[{reached:9.2f} s]"
-    span = f"{body['onset']:.2f}-{body['offset']:.2f} s"
-    if body["state"] == "start":
-        what = f"score {body['peak']:.2f}" if body["classes"] else f"{body['peak']:.1f} dBFS"
-        return f"{stamp} start  #{body['id']:<4} {body['label']}  from {body['onset']:.2f} s ({what})"
-    if body["state"] == "end":
-        if body["cancelled"]:
-            return f"{stamp} end    #{body['id']:<4} {body['label']}  {span} (cancelled: revised scores)"
-        return (f"{stamp} end    #{body['id']:<4} {body['label']}  {span}, peak {body['peak']:.2f}{unit}, "
-                f"mean {body['mean']:.2f}{unit}")
-    return None
-
-
-class EventPrinter:
-    """A listener printing events as they start and end: confirmed ones only (stream.events.ConfirmedView),
-    or with `provisional` every report as the detector makes it; `show_stream` names the stream on each line.
-
-    Each line is stamped with the stream time its report was made at (the newest audio judged: the end of the
-    last `scores` message, or of a loudness event), so the stamps of a stream never go back, while the
-    event times in the lines may: a start is reported when confirmed, an end once the scores after it are final.
-    """
-
-    def __init__(self, provisional: bool = False, show_stream: bool = False):
-        from htsat_live.stream.events import ConfirmedView
-
-        self.view = None if provisional else ConfirmedView()
-        self.show_stream = show_stream
-        self.reached: dict[str, float] = {}  # stream -> stream seconds of the newest audio judged
-
-    def __call__(self, topic: str, stream: str, body: dict) -> None:
-        if topic == "scores":
-            self._reach(stream, body["grid_end"] * body["frame_seconds"])
-        if topic != "event":
-            return
-        self._reach(stream, body["offset"])  # a loudness event may run ahead of the newest scores
-        for shown in [body] if self.view is None else self.view.take(stream, body):
-            line = format_event(stream, shown, self.reached[stream], self.show_stream)
-            if line is not None:
-                print(line, flush=True)
-
-    def _reach(self, stream: str, seconds: float) -> None:
-        self.reached[stream] = max(self.reached.get(stream, 0.0), seconds)
-
-
-def print_reports(reports, sinks=None, shutdown_seconds: float | None = None) -> None:
-    """The counters and latencies of each stream, what the sinks failed to write, and how long stopping took."""
+def print_reports(reports, sinks: dict, shutdown_seconds: float | None = None) -> None:
+    """The counters and latencies of each stream, what the sinks wrote and failed to write (the `sinks` of
+    `status`), and how long stopping took."""
     for name, report in reports.items():
         counters = " ".join(f"{key}={value}" for key, value in report.counters().items())
         latency = report.latency()
@@ -142,8 +53,8 @@ def print_reports(reports, sinks=None, shutdown_seconds: float | None = None) ->
         print(f"{name}: hop latency p50={latency['hop_p50']} s p95={latency['hop_p95']} s, "
               f"event latency p50={latency['event_p50']} s p95={latency['event_p95']} s, "
               f"confirmed p50={latency['confirmed_p50']} s p95={latency['confirmed_p95']} s", flush=True)
-    if sinks is not None and sinks.counters():
-        print("sinks: " + " ".join(f"{key}={value}" for key, value in sinks.counters().items()), flush=True)
+    if sinks:
+        print("sinks: " + " ".join(f"{key}={value}" for key, value in sinks.items()), flush=True)
     if shutdown_seconds is not None:
         print(f"shutdown took {shutdown_seconds:.2f} s", flush=True)
 
@@ -238,76 +149,10 @@ def _detect(args, config, model, stop: StopSignals, inference) -> int:
         pass
     started = time.monotonic()
     reports = pipeline.stop()
-    print_reports(reports, pipeline.sinks, time.monotonic() - started)
+    print_reports(reports, output_sections(pipeline.outputs)["sinks"], time.monotonic() - started)
     if inference is not None:
         print("inference: " + " ".join(f"{key}={value}" for key, value in inference.counters().items()), flush=True)
     return 0
-
-
-def open_served_inference(command: str, config, model):
-    """The Ray Serve deployment `[model] inference` names (stream.inference.cluster.ServedInference), or None after
-    printing why it cannot be used: Ray missing, the address unreachable, no deployment there."""
-    try:
-        from htsat_live.stream.inference.cluster import (
-            ClusterError,
-            ServedInference,
-            ServeSettings,
-            parse_inference,
-        )
-    except ImportError as error:
-        print(f"htsat-live {command}: --inference ray needs Ray Serve: pip install -e '.[cluster]' ({error})",
-              file=sys.stderr)
-        return None
-    from htsat_live.model import load_model
-
-    gpu = config.model.device == "cuda"
-    build = functools.partial(load_model, config.model.path or None, device=config.model.device,
-                              backend=config.model.backend, precision=config.model.precision)
-    settings = ServeSettings(num_cpus=1 if gpu else os.cpu_count() or 1, num_gpus=1 if gpu else 0)
-    try:
-        return ServedInference.open(parse_inference(config.model.inference), build, model.labels, settings)
-    except ClusterError as error:
-        print(f"htsat-live {command}: {error}", file=sys.stderr)
-        return None
-
-
-def build_pipeline(config, model, provisional: bool = False, inference=None):
-    """The pipeline of `detect`: the config's sources, publisher and sinks, and event printing; windows run by
-    `inference` (a stream.inference.cluster.ServeInference) or, when None, by the model."""
-    from htsat_live.stream.outputs.event_store import EventStore
-    from htsat_live.stream.outputs.prometheus import PrometheusMetrics
-    from htsat_live.stream.outputs.mqtt import MqttOutput
-    from htsat_live.stream.pipeline import Pipeline
-    from htsat_live.stream.outputs.publish import Publisher
-    from htsat_live.stream.outputs.sinks import Sinks
-
-    publisher = Publisher.from_config(config.publish) if config.publish.enabled else None
-    sinks = history = mqtt = metrics = None
-    try:
-        history = EventStore.from_setting(config.store.path, config.store.keep_days)
-        sinks = Sinks.from_config(config.sinks, history)
-        mqtt = MqttOutput.from_config(config.mqtt)
-        metrics = PrometheusMetrics.from_config(config.metrics)
-        printer = EventPrinter(provisional, show_stream=len(config.source.inputs) > 1)
-        return Pipeline(config, model, publisher=publisher, sinks=sinks, listeners=[printer], mqtt=mqtt, metrics=metrics,
-                        inference=inference)
-    except Exception:
-        for output in (publisher, sinks if sinks is not None else history, mqtt, metrics):  # sinks close their history
-            if output is not None:
-                output.close()
-        raise
-
-
-def load_model_or_explain(path, device: str, backend: str = "auto", precision: str = "fp32"):
-    """The model, or None after printing why it cannot be loaded."""
-    from htsat_live.model import load_model
-
-    try:
-        return load_model(path, device=device, backend=backend, precision=precision)
-    except (OSError, ValueError) as error:
-        where = path or "the embedded default model"
-        print(f"htsat-live: cannot load {where}: {error}", file=sys.stderr)
-        return None
 
 
 # --- serve --------------------------------------------------------------------------------------

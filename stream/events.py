@@ -385,9 +385,9 @@ class EventDetector:
 
 
 class ConfirmedView:
-    """What a live display shows of the `event` message bodies of its streams: confirmed events only.
+    """What a live display shows of the event reports of its streams: confirmed events only.
 
-    take(stream, body) -> the bodies to show for one report: nothing while the event is unconfirmed;
+    take(stream, event) -> the reports to show for one report: nothing while the event is unconfirmed;
     when it becomes confirmed, a copy with state `start` (and the report itself too if it is its
     `end`); afterwards the reports as they are. A confirmed event that is still revised away ends
     with `cancelled` as before; an unconfirmed one that is cancelled was never shown.
@@ -400,16 +400,16 @@ class ConfirmedView:
         """Forget which events were shown."""
         self._shown: set[tuple[str, int]] = set()  # (stream, id) shown with a start and not ended
 
-    def take(self, stream: str, body: dict) -> list[dict]:
-        if not body["confirmed"]:
+    def take(self, stream: str, event: Event) -> list[Event]:
+        if not event.confirmed:
             return []
-        key = (stream, body["id"])
+        key = (stream, event.id)
         first = key not in self._shown
-        if body["state"] == "end":
+        if event.state == "end":
             self._shown.discard(key)
         else:
             self._shown.add(key)
         if not first:
-            return [body]
-        start = {**body, "state": "start"}
-        return [start, body] if body["state"] == "end" else [start]
+            return [event]
+        start = replace(event, state="start")
+        return [start, event] if event.state == "end" else [start]

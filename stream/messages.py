@@ -1,5 +1,8 @@
 """The messages of docs/schema.md: their topics, schema version, envelope and bodies.
 
+The core hands each message to the pipeline's outputs as a `Message` (topic, stream, body), and an
+`event` message as an `EventMessage`, which carries the detector's report itself: its body, the dict
+of docs/schema.md, is built by whoever reads it (an output that sends it on, a listener).
 `event_message`, `scores_message` and `mel_message` turn pipeline data into message bodies (a
 stream's `status` body is built by stream.status from its report). `message_json` wraps a body in
 the envelope that every message carries (`schema`, `topic`, `stream`, `seq`, `sent_time`) and
@@ -9,6 +12,7 @@ writes it as the JSON text that stream.outputs.publish sends.
 import json
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,6 +23,30 @@ from htsat_live.stream.stitch import TimelineUpdate
 SCHEMA_VERSION = 1
 TOPICS = ("event", "scores", "status", "mel")
 MEL_FRAME_SECONDS = HOP_LENGTH / SAMPLE_RATE  # 0.01 s between log-mel columns
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message: its topic, its stream and its body; the body is without the envelope as the core hands it
+    to its outputs, and with it as a stream.outputs.publish.Subscriber receives it."""
+
+    topic: str
+    stream: str
+    body: dict
+
+
+@dataclass(frozen=True)
+class EventMessage:
+    """An `event` message as the core hands it to its outputs: the detector's report as it is."""
+
+    stream: str
+    event: Event
+    topic = "event"
+
+    @property
+    def body(self) -> dict:
+        """The report as the body of docs/schema.md, built anew for each reader."""
+        return event_message(self.event)
 
 
 def message_json(topic: str, stream: str, seq: int, body: dict) -> str:

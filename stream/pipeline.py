@@ -1,18 +1,18 @@
 """The live pipeline: the object that owns every thread and wires the steps together.
 
-    source -> ring -> windows -> worker -> stitcher -> events -> sinks + publisher (+ listeners)
+    source -> ring -> windows -> worker -> stitcher -> events -> outputs
 
 Threads: each source owns its capture thread(s); each stream has one runner thread (schedules its
 windows from the ring, hands them to the worker, and turns the worker's results into a stitched
 timeline, events and messages); one inference worker serves every stream. `Pipeline.start()` starts
 them, `Pipeline.stop()` stops the sources, lets each stream finish the windows already captured
-(open events get their offset), stops the worker, flushes the sinks, closes the publisher, and
-returns the counters.
+(open events get their offset), stops the worker, closes the outputs, and returns the counters.
 
 Messages follow docs/schema.md (bodies built by stream.messages). Per stream: `scores` after every
-window, `mel` once per hop, `event` whenever an event starts, changes or ends, `status` once a second
-(built by the stream's stream.status.StatusReporter). Listeners see every message body as well; the
-CLI prints events from them.
+window, `mel` once per hop, `event` whenever an event starts, changes or ends (an EventMessage carrying
+the detector's report), `status` once a second (built by the stream's stream.status.StatusReporter).
+Each goes to every output of the pipeline (stream.output: the publisher, sinks, event store, MQTT,
+metrics, the console, listeners), which the pipeline knows only by that interface.
 """
 
 import logging
@@ -20,7 +20,6 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -28,63 +27,90 @@ from htsat_live.model import HOP_LENGTH, N_FFT, SAMPLE_RATE, SAMPLES_PER_FRAME
 from htsat_live.stream.capture import Source, open_source
 from htsat_live.stream.config import Config
 from htsat_live.stream.events import ConfirmedView, EventDetector
+from htsat_live.stream.inference.worker import InferenceWorker, Job, Result
 from htsat_live.stream.loudness import LoudnessDetector
 from htsat_live.stream.messages import (
-    TOPICS,
-    event_message,
+    EventMessage,
+    Message,
     mel_message,
     scores_message,
 )
+from htsat_live.stream.output import Output, close_outputs
 from htsat_live.stream.ring import Overrun, RingBuffer
 from htsat_live.stream.status import StatusReporter, StreamReport
 from htsat_live.stream.stitch import Stitcher, TimelineUpdate
 from htsat_live.stream.windows import Window, WindowScheduler
-from htsat_live.stream.inference.worker import InferenceWorker, Job, Result
 
 MEL_CONTEXT = 2  # columns of audio read before the first column sent, so its STFT frame is complete
 MEL_CHUNK = 500  # log-mel columns computed per front-end call (5 s)
 POLL_SECONDS = 0.01  # longest a stream thread sleeps before looking at its ring again
+FAST_LEAD = SAMPLE_RATE // 4  # samples a fast-fed source may run past the end of the next window due
 
 log = logging.getLogger(__name__)
 
-Listener = Callable[[str, str, dict], None]  # (topic, stream, body)
+
+class ThresholdChanges:
+    """On-thresholds changed while the streams run (from MQTT, the GUI), on their way to each stream's detector.
+
+    Each stream registers its detection targets (`add_stream`) before the pipeline starts. `set(stream,
+    target, on)` checks a change (ValueError for an unknown stream or target, or `on` outside 0..1) and
+    queues it, from any thread; the stream's own thread `take`s its changes before its next update.
+    """
+
+    def __init__(self):
+        self._streams: dict[str, tuple[frozenset[str], queue.SimpleQueue]] = {}
+
+    def add_stream(self, stream: str, targets: list[str]) -> None:
+        self._streams[stream] = (frozenset(targets), queue.SimpleQueue())
+
+    def set(self, stream: str, target: str, on: float) -> None:
+        if stream not in self._streams:
+            raise ValueError(f"unknown stream {stream!r}")
+        targets, changes = self._streams[stream]
+        if target not in targets:
+            raise ValueError(f"unknown detection target {target!r}")
+        if not 0.0 <= on <= 1.0:
+            raise ValueError(f"threshold for {target!r} must be in 0..1, got {on}")
+        changes.put((target, on))
+
+    def take(self, stream: str) -> list[tuple[str, float]]:
+        """The changes queued for `stream` since the last call, oldest first."""
+        changes, taken = self._streams[stream][1], []
+        while True:
+            try:
+                taken.append(changes.get_nowait())
+            except queue.Empty:
+                return taken
 
 
 class StreamRunner:
-    """One stream: reads windows from its ring, submits them, and turns results into messages.
+    """One stream of `pipeline`: reads windows from its ring, submits them to the pipeline's worker, and turns
+    the results into messages for the pipeline's outputs.
 
-    Its `reporter` (stream.status) keeps the stream's report and builds its `status` messages. All of
-    its state is touched only by its own thread, except the counters read for reports.
+    It owns the stream's ring buffer (its `consumer_position` follows the windows handed to the worker, so
+    that a source fed as fast as possible stays just ahead of them), stitcher, event detector and loudness
+    trigger. Its `reporter` (stream.status) keeps the stream's report and builds its `status` messages. All
+    of its state is touched only by its own thread, except the counters read for reports.
     """
 
-    def __init__(self, name: str, spec: str, source: Source, ring: RingBuffer, config: Config, model,
-                 worker: InferenceWorker, emit: Callable[[str, str, dict], None], fast: bool,
-                 dropped: Callable[[], dict[str, int]], sink_counters: Callable[[], dict[str, int]],
-                 mqtt_counters: Callable[[], dict | None], inference_counters: Callable[[], dict | None],
-                 window_offset: int = 0):
+    def __init__(self, pipeline: "Pipeline", name: str, spec: str, source: Source, scheduler: WindowScheduler):
+        config, model = pipeline.config, pipeline.model
+        self.pipeline = pipeline
         self.name = name
         self.spec = spec
         self.source = source
-        self.ring = ring
-        self.config = config
-        self.model = model
-        self.worker = worker
-        self.emit = emit
-        self.fast = fast
-        self.scheduler = WindowScheduler(config.windows.hop, offset=window_offset)
+        self.scheduler = scheduler
+        self.ring = RingBuffer(int(config.source.ring_seconds * SAMPLE_RATE), SAMPLE_RATE)
+        self.ring.consumer_position = 0  # end of the newest window handed to the worker
         self.stitcher = Stitcher(model.num_classes)
         self.detector = EventDetector.from_config(config.events, model.labels, model.thresholds, model.median_frames,
-                                                  ring.wall_time)
-        self.loudness = (LoudnessDetector(config.loudness, self.detector.new_id, ring.wall_time)
+                                                  self.ring.wall_time)
+        self.loudness = (LoudnessDetector(config.loudness, self.detector.new_id, self.ring.wall_time)
                          if config.loudness.enabled else None)
         self._loudness_position = 0  # next stream sample the loudness detector takes
         self.confirmed = ConfirmedView()  # counts the confirmed starts and their latencies
-        self.reporter = StatusReporter(name, spec, source, ring, self.scheduler, worker, self.detector, self.stitcher,
-                                       config, model.num_classes, model.backend.name, dropped, sink_counters,
-                                       mqtt_counters, inference_counters, self.loudness)
-        self.scheduled_stop = 0  # end of the newest window handed to the worker (fast feeding follows it)
+        self.reporter = StatusReporter(self)
         self._results: queue.SimpleQueue[Result] = queue.SimpleQueue()
-        self._threshold_changes: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._mel_next = 0  # next log-mel column to send
@@ -92,7 +118,8 @@ class StreamRunner:
         self._last_window: Window | None = None
         self._error: str | None = None
         self.ended = threading.Event()  # set when the stream has finished (source ended or stopped)
-        worker.add_stream(name, self._results.put)
+        pipeline.thresholds.add_stream(name, [target.name for target in self.detector.targets])
+        pipeline.worker.add_stream(name, self._results.put)
 
     @property
     def report(self) -> StreamReport:
@@ -116,7 +143,7 @@ class StreamRunner:
             self._thread.join()
             self._thread = None
         self.reporter.leave_worker()
-        self.worker.remove_stream(self.name)
+        self.pipeline.worker.remove_stream(self.name)
 
     # --- thread ---------------------------------------------------------------------------------
 
@@ -129,20 +156,8 @@ class StreamRunner:
         finally:
             self.ended.set()
 
-    def set_threshold(self, target: str, on: float) -> None:
-        """Queue a new on-threshold for `target`; the stream's thread applies it before its next update."""
-        if target not in {t.name for t in self.detector.targets}:
-            raise ValueError(f"unknown detection target {target!r}")
-        if not 0.0 <= on <= 1.0:
-            raise ValueError(f"threshold for {target!r} must be in 0..1, got {on}")
-        self._threshold_changes.put((target, on))
-
     def _apply_threshold_changes(self) -> None:
-        while True:
-            try:
-                target, on = self._threshold_changes.get_nowait()
-            except queue.Empty:
-                return
+        for target, on in self.pipeline.thresholds.take(self.name):
             self.detector.set_threshold(target, on)
 
     def _run(self) -> None:
@@ -169,7 +184,7 @@ class StreamRunner:
         self._finish()
 
     def _in_flight(self) -> int:
-        counters = self.worker.counters(self.name)
+        counters = self.pipeline.worker.counters(self.name)
         return counters.submitted - counters.processed - counters.failed - counters.skipped
 
     def _schedule(self) -> None:
@@ -178,7 +193,7 @@ class StreamRunner:
 
     def _schedule_tail(self) -> None:
         """At the end of the stream, one zero-padded window covers the samples after the last window."""
-        if self.ring.end > self.scheduled_stop:
+        if self.ring.end > self.ring.consumer_position:
             k = self.scheduler.next_index
             start = self.scheduler.start_of(k)
             if start >= self.ring.oldest:
@@ -191,14 +206,15 @@ class StreamRunner:
             self.reporter.read_overruns += 1
             return
         job = Job(self.name, window, wave, ready_wall=self.ring.wall_time(window.stop - 1))
-        if self.fast:  # a file fed as fast as possible waits for the worker instead of skipping
-            while not self.worker.submit(job, wait=True, timeout=0.1):
+        worker = self.pipeline.worker
+        if self.pipeline.config.source.fast:  # a file fed as fast as possible waits for the worker instead of skipping
+            while not worker.submit(job, wait=True, timeout=0.1):
                 self._take_results()
                 if self._stop.is_set():
                     return
         else:
-            self.worker.submit(job)
-        self.scheduled_stop = window.stop
+            worker.submit(job)
+        self.ring.consumer_position = window.stop
         self._send_mel(window.stop)
 
     def _take_results(self) -> None:
@@ -255,23 +271,22 @@ class StreamRunner:
     # --- messages -------------------------------------------------------------------------------
 
     def _send_scores(self, update: TimelineUpdate) -> None:
-        window = self._last_window
-        self.emit("scores", self.name, scores_message(
-            update, self._last_clipwise, self.model.labels, self.config.publish.top_k,
+        window, config = self._last_window, self.pipeline.config
+        self.pipeline.emit(Message("scores", self.name, scores_message(
+            update, self._last_clipwise, self.pipeline.model.labels, config.publish.top_k,
             self.ring.wall_time(round(update.start * SAMPLES_PER_FRAME)), window.start, window.samples,
-            self.config.windows.hop, self.ring.wall_time(window.stop - 1)))
+            config.windows.hop, self.ring.wall_time(window.stop - 1))))
 
     def _send_events(self, events) -> None:
         for event in events:
-            body = event_message(event)
             if event.state == "start":
                 self.report.events += 1
                 self.report.event_latencies.append(event.latency)
-            for shown in self.confirmed.take(self.name, body):
-                if shown["state"] == "start":
+            for shown in self.confirmed.take(self.name, event):
+                if shown.state == "start":
                     self.report.confirmed_events += 1
-                    self.report.confirm_latencies.append(shown["confirm_latency"])
-            self.emit("event", self.name, body)
+                    self.report.confirm_latencies.append(shown.confirm_latency)
+            self.pipeline.emit(EventMessage(self.name, event))
 
     def _send_mel(self, stop: int) -> None:
         """Log-mel columns from the last one sent up to the newest whose STFT frame ends by `stop`."""
@@ -290,7 +305,7 @@ class StreamRunner:
                 return
             offset = begin // HOP_LENGTH
             try:
-                mel = self.model.logmel(wave)[0]  # [T, 64]; column i is centred on sample begin + i * 320
+                mel = self.pipeline.model.logmel(wave)[0]  # [T, 64]; column i is centred on sample begin + i * 320
             except ValueError as error:  # audio the front end refuses costs its columns, not the stream
                 self._error = f"log-mel of samples {begin}..{chunk_last * HOP_LENGTH}: {error}"
                 self._mel_next = last + 1
@@ -298,10 +313,11 @@ class StreamRunner:
             columns.append(mel[chunk_first - offset:chunk_last - offset + 1])  # [n, 64]
         columns = np.concatenate(columns)  # [last - first + 1, 64]
         self._mel_next = last + 1
-        self.emit("mel", self.name, mel_message(first, columns, self.ring.wall_time(first * HOP_LENGTH)))
+        self.pipeline.emit(Message("mel", self.name, mel_message(first, columns,
+                                                                  self.ring.wall_time(first * HOP_LENGTH))))
 
     def _send_status(self) -> None:
-        self.emit("status", self.name, self.reporter.message(self._error))
+        self.pipeline.emit(Message("status", self.name, self.reporter.message(self._error)))
 
 
 def stream_name(spec: str | None) -> str:
@@ -314,47 +330,34 @@ def stream_name(spec: str | None) -> str:
 
 
 class Pipeline:
-    """Owns the sources, the stream threads and the inference worker of one or more streams.
+    """Owns the sources, the stream threads and the inference worker of one or more streams, and hands
+    their messages to its outputs.
 
     `inputs` are SOURCE strings (see stream.capture.open_source) or ready Source objects; default
     the config's `source.inputs`, else its `source.input`. Streams are named by `source.names` when given,
     else by `source.name` or their input (with `#position` when there are several).
+    `outputs` (stream.output.Output) take every message of every stream, one message at a time, in their
+    order; each stream's `status` shows their counters, and `stop()` closes them in the reverse order.
     `inference` runs the windows instead of `model` (anything with `predict`, `frames_for` and `counters`,
-    e.g. stream.inference.cluster.ServeInference); the model still gives the labels, thresholds and `mel` columns.
-    Every message goes to `sinks.handle(topic, stream, body)` (a stream.sinks.Sinks, if given),
-    `publisher.send(topic, stream, body)` (a stream.publish.Publisher, if given),
-    `mqtt.handle(topic, stream, body)` (a stream.mqtt.MqttOutput, if given; it may set thresholds),
-    `metrics.handle(topic, stream, body)` (a stream.metrics.Metrics, if given) and each listener, one message
-    at a time. `stop()` closes the sinks, the publisher, the MQTT output and
-    the metrics endpoint.
+    e.g. stream.inference.cluster.ServeInference); the model still gives the labels, thresholds and `mel`
+    columns. The worker runs at most `max_batch` windows at once. `thresholds` carries the on-thresholds
+    changed live; an output that changes them (MQTT) is built with its `set` before the pipeline.
     """
 
-    def __init__(self, config: Config, model, inputs: list[str | Source] | None = None, publisher=None,
-                 sinks=None, listeners: list[Listener] = (), max_batch: int = 8, max_pending: int = 2, mqtt=None,
-                 metrics=None, inference=None):
+    def __init__(self, config: Config, model, inputs: list[str | Source] | None = None, outputs: list[Output] = (),
+                 inference=None, max_batch: int = 8, thresholds: ThresholdChanges | None = None):
         self.config = config
         self.model = model
-        self.publisher = publisher
-        self.sinks = sinks
-        self.mqtt = mqtt
-        self.metrics = metrics
-        self._outputs: list[Listener] = (([sinks.handle] if sinks is not None else [])
-                                         + ([publisher.send] if publisher is not None else [])
-                                         + ([mqtt.handle] if mqtt is not None else [])
-                                         + ([metrics.handle] if metrics is not None else []) + list(listeners))
-        if mqtt is not None:
-            mqtt.set_threshold = self.set_stream_threshold
+        self.outputs = list(outputs)
         self.inference = inference
-        self.worker = InferenceWorker(model if inference is None else inference, max_batch=max_batch,
-                                      max_pending=max_pending)
+        self.thresholds = ThresholdChanges() if thresholds is None else thresholds
+        self.worker = InferenceWorker(model if inference is None else inference, max_batch=max_batch)
         self.runners: list[StreamRunner] = []
         self._lock = threading.Lock()  # one message at a time into the outputs
         inputs = list(inputs or config.source.inputs or [config.source.input or None])
         names = config.source.names
         if names and len(names) != len(inputs):
             raise ValueError(f"source.names: {len(names)} names for {len(inputs)} inputs")
-        fast = config.source.fast
-        hop = round(config.windows.hop * SAMPLE_RATE)
         for position, given in enumerate(inputs):
             spec = given.description if isinstance(given, Source) else given
             if names:
@@ -363,41 +366,26 @@ class Pipeline:
                 name = config.source.name or stream_name(spec)
                 if len(inputs) > 1:
                     name = f"{name}#{position}"
-            ring = RingBuffer(int(config.source.ring_seconds * SAMPLE_RATE), SAMPLE_RATE)
-            holder: list[StreamRunner] = []
-            offset = position * hop // len(inputs) if config.windows.stagger else 0  # samples (windows.stagger)
+            scheduler = WindowScheduler.of_stream(config.windows.hop, position, len(inputs), config.windows.stagger)
             if isinstance(given, Source):
                 source = given
-            else:  # fast feeding stays just ahead of the next window's end
-                source = open_source(given, fast=fast, consumer_position=lambda h=holder: h[0].scheduled_stop,
-                                     max_ahead=hop + offset + SAMPLE_RATE // 4, loop=config.source.loop)
-            runner = StreamRunner(name, spec or "mic", source, ring, config, model, self.worker, self._emit, fast,
-                                  self._dropped, self._sink_counters, self._mqtt_counters, self._inference_counters,
-                                  offset)
-            if sinks is not None:  # event clips are cut from the stream's ring
-                sinks.attach(name, ring, [target.name for target in runner.detector.targets])
-            holder.append(runner)
+            else:  # fed fast, a file stays just ahead of the next window's end
+                source = open_source(given, fast=config.source.fast, max_ahead=scheduler.next_stop + FAST_LEAD,
+                                     loop=config.source.loop)
+            runner = StreamRunner(self, name, spec or "mic", source, scheduler)
+            for output in self.outputs:
+                output.attach(name, runner.ring, [target.name for target in runner.detector.targets])
             self.runners.append(runner)
 
-    def _emit(self, topic: str, stream: str, body: dict) -> None:
+    def emit(self, message) -> None:
+        """Hand `message` (a stream.messages.Message or EventMessage) to every output, one message at a time."""
         with self._lock:
-            for output in self._outputs:
+            for output in self.outputs:
                 try:
-                    output(topic, stream, body)
+                    output.handle(message)
                 except Exception as error:  # an output that fails loses its message, never the stream
-                    log.exception("%r failed on a %s message: %s: %s", output, topic, type(error).__name__, error)
-
-    def _dropped(self) -> dict[str, int]:
-        return dict.fromkeys(TOPICS, 0) if self.publisher is None else dict(self.publisher.dropped)
-
-    def _sink_counters(self) -> dict[str, int]:
-        return {} if self.sinks is None else self.sinks.counters()
-
-    def _mqtt_counters(self) -> dict | None:
-        return None if self.mqtt is None else self.mqtt.counters()
-
-    def _inference_counters(self) -> dict | None:
-        return None if self.inference is None else self.inference.counters()
+                    log.exception("%r failed on a %s message: %s: %s", output, message.topic, type(error).__name__,
+                                  error)
 
     def start(self) -> None:
         self.worker.start()
@@ -416,23 +404,14 @@ class Pipeline:
     def set_threshold(self, target: str, on: float) -> None:
         """Change a detection target's on-threshold in every stream, live (ValueError for an unknown one)."""
         for runner in self.runners:
-            runner.set_threshold(target, on)
-
-    def set_stream_threshold(self, stream: str, target: str, on: float) -> None:
-        """Change a detection target's on-threshold in one stream, live (ValueError for an unknown one)."""
-        runner = next((r for r in self.runners if r.name == stream), None)
-        if runner is None:
-            raise ValueError(f"unknown stream {stream!r}")
-        runner.set_threshold(target, on)
+            self.thresholds.set(runner.name, target, on)
 
     def stop(self, timeout: float = 30.0) -> dict[str, StreamReport]:
-        """Stop capturing, finish what was captured, end open events, flush outputs; the reports."""
+        """Stop capturing, finish what was captured, end open events, close the outputs; the reports."""
         for runner in self.runners:  # stop all captures first, so the streams end at about one moment
             runner.source.stop()
         for runner in self.runners:
             runner.stop(timeout)
         self.worker.stop()
-        for output in (self.sinks, self.publisher, self.mqtt, self.metrics):
-            if output is not None:
-                output.close()
+        close_outputs(self.outputs)
         return {runner.name: runner.report for runner in self.runners}

@@ -11,6 +11,10 @@ samples that were already overwritten gets `Overrun` (random access, `RingBuffer
 Reads are copied outside the lock and checked afterwards against the writer's progress, so a copy
 that raced with a write over the same samples is detected instead of returned torn.
 
+A source fed faster than real time (stream.capture.Source, a file with `realtime=False`) waits for the
+reader on its own instead: the reader sets `consumer_position`, the sample index it has reached, and the
+source writes no further than its `max_ahead` past it.
+
 Every write records when its last sample was captured (wall clock, `time.time()` seconds), so
 `wall_time(i)` tells when sample `i` was captured: the capture time of the write that held it,
 minus the time of the samples that followed it in that write.
@@ -55,6 +59,7 @@ class RingBuffer:
         self._anchor_time = np.zeros(max_writes_tracked, dtype=np.float64)
         self._lock = threading.Lock()
         self._grown = threading.Condition(self._lock)
+        self.consumer_position: int | None = None  # set by a reader that paces a fast writer; None: no pacing
         self.reset()
 
     def reset(self) -> None:

@@ -4,25 +4,20 @@
 hop and event latencies; `Pipeline.stop()` returns one per stream. `StatusReporter` keeps a
 stream's report up to date from the stream's parts and builds the `status` body of
 docs/schema.md: the counters, the latency percentiles, the rates since the previous status, the
-level of the last second of input and the settings in force.
+level of the last second of input, the settings in force, and what the pipeline's outputs
+(`output_sections`) and its served inference counted.
 """
 
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
 from htsat_live.model import SAMPLE_RATE, WINDOW_SAMPLES
-from htsat_live.stream.capture import Source
-from htsat_live.stream.config import Config
-from htsat_live.stream.events import EventDetector
-from htsat_live.stream.loudness import LoudnessDetector
-from htsat_live.stream.ring import Overrun, RingBuffer
-from htsat_live.stream.stitch import Stitcher
-from htsat_live.stream.windows import WindowScheduler
-from htsat_live.stream.inference.worker import InferenceWorker
+from htsat_live.stream.messages import TOPICS
+from htsat_live.stream.output import Output
+from htsat_live.stream.ring import Overrun
 
 STATUS_PERIOD = 1.0  # seconds between status messages
 LATENCY_HISTORY = 100  # latencies kept for the p50/p95 on status
@@ -71,35 +66,28 @@ class StreamReport:
                 "confirmed_p95": percentile(self.confirm_latencies, 95)}
 
 
-class StatusReporter:
-    """One stream's report and `status` messages, read from the stream's parts without changing them.
+def output_sections(outputs: list[Output]) -> dict:
+    """The keys of `status` the outputs fill (docs/schema.md): each output's counters under its `name`, merged
+    where outputs share one; `dropped`, `sinks` and `mqtt` read zeros, {} and null without their output."""
+    sections = {"dropped": dict.fromkeys(TOPICS, 0), "sinks": {}, "mqtt": None}
+    for output in outputs:
+        if output.name is not None:
+            sections[output.name] = {**(sections.get(output.name) or {}), **output.counters()}
+    return sections
 
-    The stream's runner records into `report` what only it sees (latencies, events) and counts in
-    `read_overruns` the windows it could not read from the ring; its thread calls `message()` when
-    `due()`.
+
+class StatusReporter:
+    """One stream's report and `status` messages, read from the stream and its pipeline without changing them.
+
+    `stream` is the stream's runner (stream.pipeline.StreamRunner): its source, ring, scheduler, detector,
+    stitcher and loudness trigger, and through `stream.pipeline` the config, model, worker, outputs and served
+    inference that every stream shares. The runner records into `report` what only it sees (latencies,
+    events) and counts in `read_overruns` the windows it could not read from the ring; its thread calls
+    `message()` when `due()`.
     """
 
-    def __init__(self, name: str, spec: str, source: Source, ring: RingBuffer, scheduler: WindowScheduler,
-                 worker: InferenceWorker, detector: EventDetector, stitcher: Stitcher, config: Config,
-                 num_classes: int, backend: str, dropped: Callable[[], dict[str, int]], sink_counters: Callable[[], dict[str, int]],
-                 mqtt_counters: Callable[[], dict | None], inference_counters: Callable[[], dict | None],
-                 loudness: LoudnessDetector | None):
-        self.name = name
-        self.spec = spec
-        self.source = source
-        self.ring = ring
-        self.scheduler = scheduler
-        self.worker = worker
-        self.detector = detector
-        self.stitcher = stitcher
-        self.config = config
-        self.num_classes = num_classes
-        self.backend = backend  # the engine in use ("auto" in the config resolves to one)
-        self.dropped = dropped  # messages the publisher could not send, per topic
-        self.sink_counters = sink_counters  # what the sinks (shared by every stream) wrote and failed to write
-        self.mqtt_counters = mqtt_counters  # the MQTT output's link and queue (None without one)
-        self.inference_counters = inference_counters  # served inference's retries and lost windows (None in-process)
-        self.loudness = loudness  # the stream's loudness trigger, if on
+    def __init__(self, stream):
+        self.stream = stream
         self.report = StreamReport()
         self.read_overruns = 0
         self._counting_worker = True  # until the stream leaves the worker, whose counters then are gone
@@ -111,7 +99,8 @@ class StatusReporter:
 
     def refresh(self) -> StreamReport:
         """Bring the report's counters up to date (thread-safe reads of the source and worker)."""
-        stats = self.source.stats
+        stream = self.stream
+        stats = stream.source.stats
         report = self.report
         report.samples = stats.samples
         report.input_overflows = stats.input_overflows + stats.staging_overruns
@@ -120,9 +109,9 @@ class StatusReporter:
         report.reconnects = stats.reconnects
         report.gap_seconds = stats.gap_seconds
         report.loops = stats.loops
-        report.overruns = self.scheduler.skipped + self.read_overruns
+        report.overruns = stream.scheduler.skipped + self.read_overruns
         if self._counting_worker:
-            counters = self.worker.counters(self.name)
+            counters = stream.pipeline.worker.counters(stream.name)
             report.windows = counters.processed
             report.failed_windows = counters.failed
             report.skipped_windows = counters.skipped + report.overruns
@@ -141,42 +130,42 @@ class StatusReporter:
         mark_time, mark_windows, mark_samples = self._rate_mark
         elapsed = max(now - mark_time, 1e-6)
         self._rate_mark = (now, report.windows, report.samples)
-        stats = self.source.stats
+        stream, pipeline = self.stream, self.stream.pipeline
+        config, stats, loudness = pipeline.config, stream.source.stats, stream.loudness
         recent = self._recent_audio(SAMPLE_RATE)
         return {
-            "source": self.spec,
+            "source": stream.spec,
             "source_state": {"starting": "running", "stopped": "ended"}.get(stats.state, stats.state),
             "error": stats.last_error or error,
             "sample_rate": SAMPLE_RATE,
             "input_rate": stats.input_rate,
             "level_dbfs": dbfs(float(np.sqrt(np.mean(recent ** 2)))) if recent.size else -120.0,
             "peak_dbfs": dbfs(float(np.abs(recent).max())) if recent.size else -120.0,
-            "stream_seconds": round(self.ring.end / SAMPLE_RATE, 3),
-            "hop": self.config.windows.hop,
+            "stream_seconds": round(stream.ring.end / SAMPLE_RATE, 3),
+            "hop": config.windows.hop,
             "window": WINDOW_SAMPLES / SAMPLE_RATE,
-            "model": self.config.model.path or "default",
-            "backend": self.backend,
-            "device": self.config.model.device,
-            "num_classes": self.num_classes,
-            "thresholds": {t.name: [t.on, t.off] for t in self.detector.targets},
-            "final_upto": self.stitcher.final_upto,
+            "model": config.model.path or "default",
+            "backend": pipeline.model.backend.name,  # the engine in use ("auto" in the config resolves to one)
+            "device": config.model.device,
+            "num_classes": pipeline.model.num_classes,
+            "thresholds": {t.name: [t.on, t.off] for t in stream.detector.targets},
+            "final_upto": stream.stitcher.final_upto,
             "rates": {"windows_per_s": round((report.windows - mark_windows) / elapsed, 3),
                       "audio_seconds_per_s": round((report.samples - mark_samples) / SAMPLE_RATE / elapsed, 3)},
             "counters": report.counters(),
-            "dropped": self.dropped(),
-            "sinks": self.sink_counters(),
-            "mqtt": self.mqtt_counters(),
-            "inference": self.inference_counters(),
-            "loudness": None if self.loudness is None else {
-                "level_dbfs": round(self.loudness.level, 1), "threshold_dbfs": self.loudness.on_level,
-                "off_dbfs": self.loudness.off_level, "weighting": self.config.loudness.weighting},
-            "queue": self.worker.pending(),
+            **output_sections(pipeline.outputs),
+            "inference": None if pipeline.inference is None else pipeline.inference.counters(),
+            "loudness": None if loudness is None else {
+                "level_dbfs": round(loudness.level, 1), "threshold_dbfs": loudness.on_level,
+                "off_dbfs": loudness.off_level, "weighting": config.loudness.weighting},
+            "queue": pipeline.worker.pending(),
             "latency": report.latency(),
         }
 
     def _recent_audio(self, n: int) -> np.ndarray:
-        end = self.ring.end
+        ring = self.stream.ring
+        end = ring.end
         try:
-            return self.ring.read(max(self.ring.oldest, end - n), end)
+            return ring.read(max(ring.oldest, end - n), end)
         except Overrun:
             return np.zeros(0, dtype=np.float32)

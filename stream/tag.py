@@ -135,7 +135,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from htsat_live.stream.commands import load_model_or_explain
+    from htsat_live.stream.building import load_model_or_explain
     from htsat_live.stream.config import HOP_MAX, HOP_MIN
 
     if not HOP_MIN <= args.hop <= HOP_MAX:

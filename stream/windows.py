@@ -3,7 +3,7 @@
 Windows are scheduled on a fixed hop: window `k` ends at sample `(k + 1) * hop + offset` (absolute sample
 indices from the stream's first sample, as in `stream.ring.RingBuffer`), and is due as soon as that
 many samples exist. It starts `window` samples before its end. The offset (0 <= offset < hop, default 0)
-lets streams that start together fall due at different moments (`windows.stagger`).
+lets streams that start together fall due at different moments (`windows.stagger`, `of_stream`).
 
 First 10 s (the first output must not wait for a full window): while fewer than `window` samples
 exist, the window starts at sample 0 and holds only the samples captured so far (`Window.samples` <
@@ -19,6 +19,11 @@ The scheduler holds no audio; the caller reads `[window.start, window.stop)` fro
 from dataclasses import dataclass
 
 from htsat_live.model import SAMPLE_RATE, WINDOW_SAMPLES
+
+
+def hop_samples(hop_seconds: float, sample_rate: int = SAMPLE_RATE) -> int:
+    """The samples between two window ends for a hop of `hop_seconds`."""
+    return round(hop_seconds * sample_rate)
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,7 @@ class WindowScheduler:
 
     def __init__(self, hop_seconds: float, sample_rate: int = SAMPLE_RATE, window_samples: int = WINDOW_SAMPLES,
                  offset: int = 0):
-        hop = round(hop_seconds * sample_rate)
+        hop = hop_samples(hop_seconds, sample_rate)
         if not 0 < hop <= window_samples:
             raise ValueError(f"hop must be in (0, {window_samples / sample_rate}] s, got {hop_seconds}")
         if not 0 <= offset < hop:
@@ -54,6 +59,12 @@ class WindowScheduler:
         self.window = window_samples
         self.sample_rate = sample_rate
         self.reset()
+
+    @classmethod
+    def of_stream(cls, hop_seconds: float, position: int, streams: int, stagger: bool) -> "WindowScheduler":
+        """The schedule of stream `position` of `streams` that start together: a stream alone's, or with
+        `stagger` moved position/streams of a hop later, so that their windows fall due spread over the hop."""
+        return cls(hop_seconds, offset=position * hop_samples(hop_seconds) // streams if stagger else 0)
 
     def reset(self) -> None:
         """Start over at sample 0 of a new stream."""

@@ -1,10 +1,11 @@
 """The event history: every finished event in an SQLite file, and the `htsat-live events` query command.
 
-`EventStore(path, keep_days)` opens (or creates) the database and starts its one writer thread;
-`write(stream, event)` queues an event report and returns at once (only confirmed ends that were not
-cancelled are stored: the events that really happened), `clip_saved(stream, event_id, path)` records
-the clip cut for an event, `close()` writes what is queued and stops the thread. The pipeline reaches
-it through stream.outputs.sinks.Sinks, which owns it and closes it.
+`EventStore(path, keep_days)` opens (or creates) the database and starts its one writer thread. It is an
+output of the pipeline (stream.output): `handle(message)` passes each `event` report to `write(stream,
+event)`, which queues it and returns at once (only confirmed ends that were not cancelled are stored: the
+events that really happened); `clip_saved(stream, event_id, path)` records the clip cut for an event (the
+sinks, listed after the store, call it); `close()` writes what is queued and stops the thread. Its
+counters are shown on `status` under `sinks`, as `history_written`, `history_failures`, `history_dropped`.
 
 Storage. The standard library's sqlite3 in WAL mode: readers (`htsat-live events`, another process)
 never block the writer, and each batch of queued rows is one transaction, so a process killed at any
@@ -41,6 +42,8 @@ from datetime import datetime
 from pathlib import Path
 
 from htsat_live.stream.events import Event
+from htsat_live.stream.messages import EventMessage, Message
+from htsat_live.stream.output import Output
 
 MIGRATIONS = [  # MIGRATIONS[v]: the statements that turn schema version v into v + 1
     """
@@ -123,13 +126,14 @@ def connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
-class EventStore:
+class EventStore(Output):
     """The history file and its writer thread (see the module docstring).
 
     Counters: `written` (rows committed), `failures` (rows a failed write cost), `dropped` (rows refused
     by a full queue).
     """
 
+    name = "sinks"
     setting = "store.path"
 
     def __init__(self, path: str | Path, keep_days: float = 0.0):
@@ -148,6 +152,13 @@ class EventStore:
         """The history `[store]` asks for, or None when its path is ""."""
         resolved = resolve_path(path)
         return None if resolved is None else cls(resolved, keep_days)
+
+    def handle(self, message: Message | EventMessage) -> None:
+        if message.topic == "event":
+            self.write(message.stream, message.event)
+
+    def counters(self) -> dict[str, int]:
+        return {"history_written": self.written, "history_failures": self.failures, "history_dropped": self.dropped}
 
     def write(self, stream: str, event: Event) -> None:
         """Queue a finished event (a confirmed end, not cancelled); other reports are not history."""

@@ -1,7 +1,7 @@
 """MQTT output with Home Assistant discovery (paho-mqtt).
 
-`MqttOutput.from_config(config.mqtt)` connects in the background and takes the pipeline's messages in
-`handle(topic, stream, body)`; the pipeline closes it. Topics (`P` = `topic_prefix`; a stream name or
+`MqttOutput.from_config(config.mqtt, set_threshold)` connects in the background and, as an output of the
+pipeline (stream.output), takes its messages in `handle(message)`; the pipeline closes it. Topics (`P` = `topic_prefix`; a stream name or
 target label becomes a topic segment by lower-casing it and replacing anything outside `[a-z0-9_-]`
 with `_`, the original name stays in the payload):
 - `P/events`: the confirmed events (stream.events.ConfirmedView) as JSON `event` messages of
@@ -11,8 +11,8 @@ with `_`, the original name stays in the payload):
   for `Loud`, the loudness trigger's target);
 - `P/<stream>/level`: input level in dBFS, once a second (from `status`);
 - `P/<stream>/<target>/threshold`: the on-threshold in force, retained; a number written to
-  `P/<stream>/<target>/threshold/set` changes it live (the `set_threshold` callback) and is echoed
-  here once the stream applied it;
+  `P/<stream>/<target>/threshold/set` changes it live (the `set_threshold` callback it was built with,
+  e.g. stream.pipeline.ThresholdChanges.set) and is echoed here once the stream applied it;
 - `P/availability`: `online` / `offline`, retained; the broker's last will says `offline`.
 With `discovery_prefix`, each stream's first `status` publishes retained Home Assistant discovery
 configs: a `binary_sensor` per target (`Loud` included when the loudness trigger is on) and a `number`
@@ -42,9 +42,10 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as paho
 
 from htsat_live.stream.config import MqttConfig
-from htsat_live.stream.events import ConfirmedView
+from htsat_live.stream.events import ConfirmedView, Event
 from htsat_live.stream.loudness import LABEL as LOUDNESS_LABEL
-from htsat_live.stream.messages import message_json
+from htsat_live.stream.messages import EventMessage, Message, event_message, message_json
+from htsat_live.stream.output import Output
 
 MIN_RECONNECT_DELAY = 1  # seconds before the first reconnect attempt; doubles up to reconnect_max
 KEEPALIVE = 30  # seconds between pings on an idle connection
@@ -68,16 +69,21 @@ def read_password(path: str) -> str:
         raise ValueError(f"mqtt.password_file: cannot read {path}: {reason}") from None
 
 
-class MqttOutput:
+SetThreshold = Callable[[str, str, float], None]  # (stream, target, on); ValueError for a change refused
+
+
+class MqttOutput(Output):
     """Publishes the pipeline's messages to an MQTT broker (see the module docstring).
 
     Counters: `sent` (handed to the connection), `dropped` (oldest messages pushed out of the full
     queue), `reconnects` (connections made after the first); `counters()` adds the queue depth, the
     link state and the last error. `set_threshold(stream, target, on)` is called from paho's thread when
-    Home Assistant asks for a new threshold; the pipeline sets it.
+    Home Assistant asks for a new threshold (without it, such requests are ignored).
     """
 
-    def __init__(self, config: MqttConfig):
+    name = "mqtt"
+
+    def __init__(self, config: MqttConfig, set_threshold: SetThreshold | None = None):
         address = urlsplit(config.url)
         self.host = address.hostname
         self.port = address.port or (8883 if address.scheme == "mqtts" else 1883)
@@ -86,7 +92,7 @@ class MqttOutput:
         self.qos = config.qos
         self.client_id = config.client_id or f"htsat-live-{socket.gethostname()}"
         self.node = segment(self.client_id)  # Home Assistant's node id: part of unique ids and discovery topics
-        self.set_threshold: Callable[[str, str, float], None] | None = None
+        self.set_threshold = set_threshold
         self.sent = self.dropped = self.reconnects = 0
         self.connected = False
         self.last_error: str | None = None
@@ -127,9 +133,9 @@ class MqttOutput:
         self._sender.start()
 
     @classmethod
-    def from_config(cls, config: MqttConfig) -> "MqttOutput | None":
+    def from_config(cls, config: MqttConfig, set_threshold: SetThreshold | None = None) -> "MqttOutput | None":
         """The output `[mqtt]` asks for, or None when its url is empty."""
-        return cls(config) if config.url else None
+        return cls(config, set_threshold) if config.url else None
 
     def counters(self) -> dict:
         with self._lock:
@@ -138,12 +144,12 @@ class MqttOutput:
 
     # --- pipeline side ----------------------------------------------------------------------------
 
-    def handle(self, topic: str, stream: str, body: dict) -> None:
-        if topic == "status":
-            self._status(stream, body)
-        elif topic == "event":
-            for shown in self._view.take(stream, body):
-                self._event(stream, shown)
+    def handle(self, message: Message | EventMessage) -> None:
+        if message.topic == "status":
+            self._status(message.stream, message.body)
+        elif message.topic == "event":
+            for shown in self._view.take(message.stream, message.event):
+                self._event(message.stream, shown)
 
     def close(self) -> None:
         """Send what is queued (for at most DRAIN_SECONDS), say `offline`, and stop both threads."""
@@ -175,17 +181,17 @@ class MqttOutput:
                 self._publish(self._topic(name, segment(target), "threshold"), str(on), retain=True)
         self._thresholds[stream] = thresholds
 
-    def _event(self, stream: str, body: dict) -> None:
+    def _event(self, stream: str, event: Event) -> None:
         seq = self._seq.get(stream, 0)
         self._seq[stream] = seq + 1
-        self._publish(self._topic("events"), message_json("event", stream, seq, body))
-        state = self._topic(segment(stream), segment(body["label"]))
-        if body["state"] == "end":
+        self._publish(self._topic("events"), message_json("event", stream, seq, event_message(event)))
+        state = self._topic(segment(stream), segment(event.label))
+        if event.state == "end":
             self._publish(state, "OFF", retain=True)
         else:
-            if body["state"] == "start":
+            if event.state == "start":
                 self._publish(state, "ON", retain=True)
-            self._publish(state + "/score", str(body["peak"]))
+            self._publish(state + "/score", str(event.peak))
 
     def _announce(self, stream: str, thresholds: dict) -> None:
         """Every target OFF, and the Home Assistant discovery configs of the stream's entities."""

@@ -7,7 +7,7 @@ median filter and minimum duration), provisional events included until they are 
 filter errs on the side of silence.
 
 `PrivacyFilter` keeps, per stream, the sample spans of those events from the `event` messages it is
-shown (`observe`), and how far the stream's scores are final (`final_upto` of `scores`): audio is
+shown (`observe`, every message the sinks take), and how far the stream's scores are final (`final_upto` of `scores`): audio is
 judged only once the scores over it are final (`judged_until`), since until then a privacy event
 may still appear there. `apply(stream, audio, start)` returns the audio as it may be stored (None
 to drop it). Whatever plays or stores audio takes it through one of these: the clip sink does.
@@ -16,6 +16,7 @@ to drop it). Whatever plays or stores audio takes it through one of these: the c
 import numpy as np
 
 from htsat_live.model import SAMPLES_PER_FRAME
+from htsat_live.stream.messages import EventMessage, Message
 
 
 class PrivacyFilter:
@@ -37,17 +38,19 @@ class PrivacyFilter:
         self._spans: dict[str, dict[int, tuple[int, int]]] = {}  # stream -> event id -> (first, stop) sample
         self._final: dict[str, int] = {}  # stream -> samples whose scores are final
 
-    def observe(self, topic: str, stream: str, body: dict) -> None:
+    def observe(self, message: Message | EventMessage) -> None:
         """Take a pipeline message: events of privacy targets, and the final part of the scores."""
-        if topic == "scores":
-            self._final[stream] = max(self._final.get(stream, 0), round(body["final_upto"] * SAMPLES_PER_FRAME))
-        elif topic == "event" and body["label"] in self.targets:
-            spans = self._spans.setdefault(stream, {})
-            if body["cancelled"]:
-                spans.pop(body["id"], None)  # revised away: it never was there
+        stream = message.stream
+        if message.topic == "scores":
+            final = round(message.body["final_upto"] * SAMPLES_PER_FRAME)
+            self._final[stream] = max(self._final.get(stream, 0), final)
+        elif message.topic == "event" and message.event.label in self.targets:
+            event, spans = message.event, self._spans.setdefault(stream, {})
+            if event.cancelled:
+                spans.pop(event.id, None)  # revised away: it never was there
             else:
-                spans[body["id"]] = (round(body["onset_frame"] * SAMPLES_PER_FRAME),
-                                     round(body["offset_frame"] * SAMPLES_PER_FRAME))
+                spans[event.id] = (round(event.onset_frame * SAMPLES_PER_FRAME),
+                                   round(event.offset_frame * SAMPLES_PER_FRAME))
 
     def judged_until(self, stream: str) -> int:
         """Audio before this sample of `stream` can be judged now (its scores are final)."""

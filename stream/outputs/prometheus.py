@@ -1,8 +1,8 @@
 """Prometheus metrics of the live pipeline, served over HTTP by prometheus-client.
 
 `PrometheusMetrics.from_config(config.metrics)` listens on `bind` (HOST:PORT; loopback only unless
-`allow_remote`) in its own thread and takes the pipeline's messages in `handle(topic, stream, body)`;
-the pipeline closes it. Everything lives in the object's own registry (no process-wide state).
+`allow_remote`) in its own thread and, as an output of the pipeline (stream.output), takes its messages
+in `handle(message)`; the pipeline closes it. Everything lives in the object's own registry (no process-wide state).
 
 Exposed (label `stream` on each, as in messages):
 - counters read from the newest `status` of each stream: `htsat_live_windows_total`,
@@ -27,6 +27,8 @@ from prometheus_client.registry import Collector
 
 from htsat_live.stream.config import MetricsConfig
 from htsat_live.stream.events import ConfirmedView
+from htsat_live.stream.messages import EventMessage, Message
+from htsat_live.stream.output import Output
 
 HOP_BUCKETS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)  # seconds
 EVENT_BUCKETS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 10.0, 20.0)  # seconds
@@ -83,7 +85,7 @@ class _StatusCollector(Collector):
             yield GaugeMetricFamily("htsat_live_mqtt_queue", "MQTT messages waiting for the broker.", value=mqtt["queue"])
 
 
-class PrometheusMetrics:
+class PrometheusMetrics(Output):
     """The metrics registry, its HTTP server thread, and the message handler that feeds it."""
 
     def __init__(self, host: str, port: int):
@@ -110,19 +112,20 @@ class PrometheusMetrics:
         """The endpoint `[metrics]` asks for, or None when its bind is empty."""
         return cls(*listen_address(config.bind, config.allow_remote)) if config.bind else None
 
-    def handle(self, topic: str, stream: str, body: dict) -> None:
-        if topic == "status":
-            self._statuses[stream] = body
-        elif topic == "scores":
-            self._hop_latency.labels(stream).observe(time.time() - body["window_wall_end"])
-        elif topic == "event":
-            state = "cancelled" if body["cancelled"] else body["state"]
-            self._events.labels(stream, body["label"], state).inc()
-            if body["state"] == "start":
-                self._event_latency.labels(stream, "provisional").observe(body["latency"])
-            for shown in self._confirmed.take(stream, body):
-                if shown["state"] == "start":
-                    self._event_latency.labels(stream, "confirmed").observe(shown["confirm_latency"])
+    def handle(self, message: Message | EventMessage) -> None:
+        stream = message.stream
+        if message.topic == "status":
+            self._statuses[stream] = message.body
+        elif message.topic == "scores":
+            self._hop_latency.labels(stream).observe(time.time() - message.body["window_wall_end"])
+        elif message.topic == "event":
+            event = message.event
+            self._events.labels(stream, event.label, "cancelled" if event.cancelled else event.state).inc()
+            if event.state == "start":
+                self._event_latency.labels(stream, "provisional").observe(event.latency)
+            for shown in self._confirmed.take(stream, event):
+                if shown.state == "start":
+                    self._event_latency.labels(stream, "confirmed").observe(shown.confirm_latency)
 
     def close(self) -> None:
         """Stop serving and join the server's thread."""

@@ -1,7 +1,8 @@
 """The ZeroMQ transport of htsat-live messages: the publisher (PUB side) and the subscriber every
 shipped client uses.
 
-Messages are multipart `[topic, json]`, built by stream.messages (docs/schema.md).
+Messages are multipart `[topic, json]`, built by stream.messages (docs/schema.md). The publisher is
+an output of the pipeline (stream.output): `handle(message)` sends each message;
 `Publisher.send(topic, stream, body)` numbers a message in its topic and stream (`seq`), wraps it
 in the envelope and hands it to ZeroMQ.
 
@@ -9,7 +10,8 @@ Sending never blocks. A PUB socket keeps at most `hwm` messages queued per subsc
 further messages for that subscriber only, so one slow or stalled subscriber never delays the
 pipeline or the other subscribers. Those per-subscriber drops are invisible to the publisher; a
 subscriber sees them as gaps in `seq`, and `Subscriber.missed` counts them. `Publisher.dropped`
-counts the messages ZeroMQ refused outright (a full queue reported as EAGAIN, a closed context).
+counts the messages ZeroMQ refused outright (a full queue reported as EAGAIN, a closed context), shown on
+`status` as `dropped`.
 
 The socket binds to loopback only, unless `allow_remote` is set. With a CURVE secret key file
 (`htsat-live keys PREFIX` writes PREFIX.key and PREFIX.key_secret) the publisher is a CURVE server;
@@ -20,13 +22,13 @@ import ipaddress
 import json
 import os
 import time
-from dataclasses import dataclass
 
 import zmq
 import zmq.auth
 
 from htsat_live.stream.config import PublishConfig
-from htsat_live.stream.messages import SCHEMA_VERSION, TOPICS, message_json
+from htsat_live.stream.messages import SCHEMA_VERSION, TOPICS, EventMessage, Message, message_json
+from htsat_live.stream.output import Output
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5556"
 HEALTHY_SILENCE_S = 3.0  # a subscriber that heard nothing for this long reports an unhealthy link
@@ -66,8 +68,10 @@ def load_key(text: str, secret: bool = False) -> bytes:
     return public
 
 
-class Publisher:
+class Publisher(Output):
     """A PUB socket that sends envelope-wrapped JSON messages without ever blocking."""
+
+    name = "dropped"
 
     def __init__(self, address: str = DEFAULT_ADDRESS, allow_remote: bool = False, secret_key_file: str = "",
                  hwm: int = 100, context: zmq.Context | None = None):
@@ -112,6 +116,13 @@ class Publisher:
         self.sent[topic] += 1
         return True
 
+    def handle(self, message: Message | EventMessage) -> None:
+        self.send(message.topic, message.stream, message.body)
+
+    def counters(self) -> dict[str, int]:
+        """The messages ZeroMQ refused, per topic."""
+        return dict(self.dropped)
+
     def close(self) -> None:
         self._socket.close(linger=0)
 
@@ -122,19 +133,13 @@ class Publisher:
         self.close()
 
 
-@dataclass(frozen=True)
-class Message:
-    topic: str
-    body: dict
-
-
 class Subscriber:
     """A SUB socket for htsat-live messages: connect, optional CURVE, topic filter, poll.
 
-    `receive(timeout)` returns one Message or None; `poll(limit)` returns up to `limit` waiting
-    (topic, body) pairs at once without waiting (the GUI's message source). Messages that are not
-    JSON objects or carry another schema version are skipped and counted in `skipped`;
-    `missed[topic]` counts messages lost on the way (gaps in `seq`, per stream).
+    `receive(timeout)` returns one stream.messages.Message (its body with the envelope) or None;
+    `poll(limit)` returns up to `limit` waiting (topic, body) pairs at once without waiting (the GUI's
+    message source). Messages that are not JSON objects or carry another schema version are skipped and
+    counted in `skipped`; `missed[topic]` counts messages lost on the way (gaps in `seq`, per stream).
     """
 
     def __init__(self, address: str = DEFAULT_ADDRESS, topics: tuple[str, ...] = (), server_key: str = "",
@@ -219,7 +224,7 @@ class Subscriber:
         self._count_gap(topic, body)
         self.received += 1
         self._last_time = time.monotonic()
-        return Message(topic, body)
+        return Message(topic, str(body.get("stream")), body)
 
     def _count_gap(self, topic: str, body: dict) -> None:
         seq = body.get("seq")

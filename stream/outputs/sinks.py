@@ -1,10 +1,10 @@
 """Event sinks: JSON Lines, DESED-style TSV, Audacity label track, and WAV clips per event.
 
-`Sinks` is what the pipeline talks to: `Sinks.from_config(config.sinks)`, then
-`handle(topic, stream, body)` for every published message (it uses `event` bodies and ignores the
-rest), `attach(stream, ring)` to let it cut clips from a stream's ring buffer, and `close()`.
-Each sink takes `write(stream, event)` for each `stream.events.Event` report and flushes on
-`close()`; the text sinks also write and flush each line at once, so a crash loses nothing.
+`Sinks` is the output of the pipeline (stream.output) that holds them: `Sinks.from_config(config.sinks)`,
+then `handle(message)` for every message (it writes the `event` reports and ignores the rest),
+`attach(stream, ring)` to let it cut clips from a stream's ring buffer, and `close()`. Each sink takes
+`write(stream, event)` for each `stream.events.Event` report and flushes on `close()`; the text sinks
+also write and flush each line at once, so a crash loses nothing.
 - `JsonlSink` appends one JSON object per `start` and `end` report (a log of the session; `update`
   reports are left out, cancelled ends say `"cancelled": true`).
 - `TsvSink` (filename, onset, offset, event_label; seconds, with a header; the filename column is
@@ -18,8 +18,8 @@ Each sink takes `write(stream, event)` for each `stream.events.Event` report and
   more at `close()`. Clips live in one directory under a disk cap; when a new clip would exceed
   it, the oldest clips go first.
 
-- The event history (stream.outputs.event_store.EventStore), when given, stores each finished event and
-  the path of its clip once the clip is written.
+- `clip_saved(stream, event_id, path)`, when given, hears of each clip written (the event store records
+  the path with its event).
 - With `privacy` "drop" or "mute" (stream.outputs.privacy.PrivacyFilter), a clip is cut only once the scores
   over it are final, and is not written, or has its samples silenced, where it overlaps an event
   of a privacy target.
@@ -27,7 +27,7 @@ Each sink takes `write(stream, event)` for each `stream.events.Event` report and
 Faults. A path that cannot be written at start (a read-only folder, a missing parent that cannot be
 made) is a `SinkError` naming the setting. A write that fails later (no space left, a folder made
 read-only) costs that one line or clip, never the stream or the other sinks: it is counted in the
-sink's `failures` (see `Sinks.counters()`, shown on `status`) and logged as one line.
+sink's `failures` (see `Sinks.counters()`, shown on `status` under `sinks`) and logged as one line.
 """
 
 import json
@@ -36,8 +36,9 @@ import math
 import os
 import re
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import soundfile
@@ -45,7 +46,8 @@ import soundfile
 from htsat_live.model import EVENT_HEADER, SAMPLE_RATE, SAMPLES_PER_FRAME, event_row
 from htsat_live.stream.config import SinksConfig
 from htsat_live.stream.events import Event
-from htsat_live.stream.outputs.event_store import EventStore
+from htsat_live.stream.messages import EventMessage, Message
+from htsat_live.stream.output import Output
 from htsat_live.stream.outputs.privacy import PrivacyFilter
 from htsat_live.stream.ring import Overrun, RingBuffer
 
@@ -233,33 +235,31 @@ class ClipSink:
         self._queue = []
 
 
-def event_from_message(body: dict) -> Event:
-    """The Event an `event` message body describes (extra envelope fields are ignored)."""
-    values = {f.name: body[f.name] for f in fields(Event)}
-    values["classes"] = tuple(values["classes"])
-    return Event(**values)
+ClipSaved = Callable[[str, int, Path], None]  # (stream, event id, path of its clip)
 
 
-class Sinks:
-    """The sinks in force; fed with published messages by the pipeline.
+class Sinks(Output):
+    """The sinks in force, an output of the pipeline.
 
-    handle(topic, stream, body): `event` bodies go to every sink; any message of an attached stream
-    also lets the clip sink cut the clips whose audio has arrived. attach(stream, ring): the ring
-    buffer clips of `stream` are cut from. close(): cuts the clips still due (cut at the stream's
-    last sample), then closes and flushes every sink.
+    handle(message): `event` reports go to every sink; any message of an attached stream also lets the
+    clip sink cut the clips whose audio has arrived (through the privacy filter, which sees every message).
+    attach(stream, ring, targets): the ring buffer clips of `stream` are cut from. close(): cuts the clips
+    still due (cut at the stream's last sample), then closes and flushes every sink.
     """
 
-    def __init__(self, text_sinks: list, clips: ClipSink | None, history: EventStore | None = None,
-                 privacy: PrivacyFilter | None = None):
+    name = "sinks"
+
+    def __init__(self, text_sinks: list, clips: ClipSink | None, privacy: PrivacyFilter | None = None,
+                 clip_saved: ClipSaved | None = None):
         self.text_sinks = text_sinks
         self.clips = clips
-        self.history = history
         self.privacy = privacy
+        self.clip_saved = clip_saved
         self._rings: dict[str, RingBuffer] = {}
 
     @classmethod
-    def from_config(cls, config: SinksConfig, history: EventStore | None = None) -> "Sinks":
-        """The sinks `config` turns on (none when every path is empty), and the event history if given."""
+    def from_config(cls, config: SinksConfig, clip_saved: ClipSaved | None = None) -> "Sinks":
+        """The sinks `config` turns on (none when every path is empty); `clip_saved` hears of each clip."""
         text_sinks = []
         if config.jsonl:
             text_sinks.append(JsonlSink(config.jsonl))
@@ -272,7 +272,7 @@ class Sinks:
             clips = ClipSink(config.clips_dir, config.pre_roll, config.post_roll, config.clips_max_mb)
         if config.privacy != "off":  # also without clips: whatever plays audio (the GUI) asks it too
             privacy = PrivacyFilter(config.privacy, config.privacy_targets)
-        return cls(text_sinks, clips, history, privacy)
+        return cls(text_sinks, clips, privacy, clip_saved)
 
     def attach(self, stream: str, ring: RingBuffer, targets: list[str] = ()) -> None:
         """Cut the clips of `stream` from `ring`; its detection `targets` must hold the privacy targets."""
@@ -289,25 +289,20 @@ class Sinks:
                           clips_skipped=self.clips.skipped, clips_dir_failures=self.clips.failures)
         if self.privacy is not None:
             counts.update(clips_privacy_dropped=self.privacy.dropped, clips_privacy_muted=self.privacy.muted)
-        if self.history is not None:
-            counts.update(history_written=self.history.written, history_failures=self.history.failures,
-                          history_dropped=self.history.dropped)
         return counts
 
-    def handle(self, topic: str, stream: str, body: dict) -> None:
+    def handle(self, message: Message | EventMessage) -> None:
         if self.privacy is not None:
-            self.privacy.observe(topic, stream, body)
-        if topic == "event":
-            self.write(stream, event_from_message(body))
-        self._cut_clips(stream, stream_ended=False)
+            self.privacy.observe(message)
+        if message.topic == "event":
+            self.write(message.stream, message.event)
+        self._cut_clips(message.stream, stream_ended=False)
 
     def write(self, stream: str, event: Event) -> None:
         for sink in self.text_sinks:
             sink.write(stream, event)
         if self.clips is not None:
             self.clips.write(stream, event)
-        if self.history is not None:
-            self.history.write(stream, event)
 
     def close(self) -> None:
         for stream in self._rings:
@@ -316,8 +311,6 @@ class Sinks:
             sink.close()
         if self.clips is not None:
             self.clips.close()
-        if self.history is not None:
-            self.history.close()
 
     def _cut_clips(self, stream: str, stream_ended: bool) -> None:
         ring = self._rings.get(stream)
@@ -341,7 +334,7 @@ class Sinks:
                 if audio is None:
                     continue
             path = self.clips.save(request, audio, start)
-            if path is not None and self.history is not None:
-                self.history.clip_saved(request.stream, request.event.id, path)
+            if path is not None and self.clip_saved is not None:
+                self.clip_saved(request.stream, request.event.id, path)
         if self.privacy is not None:
             self.privacy.forget_before(stream, ring.oldest)

@@ -15,8 +15,9 @@ from htsat_live.gui.receiver import Receiver
 from htsat_live.gui.window import REMOTE_LISTEN, LiveWindow
 from htsat_live.model import SAMPLE_RATE, load_model
 from htsat_live.stream.config import load_config, with_overrides
-from htsat_live.stream.pipeline import Pipeline
+from htsat_live.stream.output import Listener
 from htsat_live.stream.outputs.sinks import Sinks
+from htsat_live.stream.pipeline import Pipeline
 
 TONE_HZ = 1500.0
 
@@ -34,9 +35,9 @@ def local_window(qapp, checkpoint, audio, wait_until, **settings) -> tuple[LiveW
     event over the whole file."""
     config = with_overrides(load_config(None), {"publish.enabled": False, "source.fast": True, "windows.hop": 1.0,
                                                 "events.threshold": 0.0, "events.allow": ["class_3"], **settings})
-    source = LocalSource()
     sinks = Sinks.from_config(config.sinks)  # clips only when sinks.clips_dir is set
-    source.attach(Pipeline(config, load_model(checkpoint), [str(audio)], sinks=sinks, listeners=[source.listen]))
+    source = LocalSource(sinks=sinks)
+    source.attach(Pipeline(config, load_model(checkpoint), [str(audio)], outputs=[sinks, Listener(source.listen)]))
     live = LiveData()
     receiver = Receiver(source, live)
     window = LiveWindow(live, "local", set_threshold=source.set_threshold, event_audio=source.event_audio,

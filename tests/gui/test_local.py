@@ -11,6 +11,7 @@ from htsat_live.gui.receiver import Receiver
 from htsat_live.gui.window import LiveWindow
 from htsat_live.model import SAMPLE_RATE, load_model
 from htsat_live.stream.config import load_config, with_overrides
+from htsat_live.stream.output import Listener
 from htsat_live.stream.pipeline import Pipeline
 
 SECONDS = 12
@@ -27,7 +28,7 @@ def test_a_tone_file_shows_its_row_its_event_and_the_counters(qapp, grab, tiny_c
                                                 "windows.hop": 1.0, "events.threshold": 0.0,
                                                 "events.allow": ["class_3"]})
     source = LocalSource()
-    source.attach(Pipeline(config, model, [str(path)], listeners=[source.listen]))
+    source.attach(Pipeline(config, model, [str(path)], outputs=[Listener(source.listen)]))
     live = LiveData()
     receiver = Receiver(source, live)
     window = LiveWindow(live, "local", span_seconds=20)

@@ -109,17 +109,16 @@ def test_empty_corrupt_and_missing_files_are_clear_errors(tmp_path):
 
 def test_fast_file_source_stays_within_reach_of_its_consumer(tmp_path, wait_until):
     soundfile.write(tmp_path / "long.wav", tone(5.0, SAMPLE_RATE), SAMPLE_RATE)
-    consumed = [0]
-    source = FileSource(tmp_path / "long.wav", realtime=False, consumer_position=lambda: consumed[0],
-                        max_ahead=SAMPLE_RATE)
+    source = FileSource(tmp_path / "long.wav", realtime=False, max_ahead=SAMPLE_RATE)
     ring = RingBuffer(2 * SAMPLE_RATE, SAMPLE_RATE)
+    ring.consumer_position = 0
     source.start(ring)
     wait_until(lambda: ring.end >= SAMPLE_RATE // 2, 10.0, "the source to read ahead")
     time.sleep(0.3)  # time to read far past its limit, were it not held back
     assert SAMPLE_RATE // 2 <= ring.end <= SAMPLE_RATE  # held back: the consumer took nothing
     reader = ring.reader(start=0)
     while not (ring.closed and reader.position >= ring.end):
-        consumed[0] = reader.position
+        ring.consumer_position = reader.position
         reader.read()
         ring.wait_for(reader.position + 1, timeout=0.05)
     source.stop()

@@ -14,7 +14,7 @@ from htsat_live.model import (
     median_over_frames,
 )
 from htsat_live.stream.config import ConfigError, EventsConfig
-from htsat_live.stream.events import ConfirmedView, EventDetector, targets_from_config
+from htsat_live.stream.events import ConfirmedView, Event, EventDetector, targets_from_config
 from htsat_live.stream.stitch import Stitcher, TimelineUpdate
 from htsat_live.stream.windows import WindowScheduler
 
@@ -286,8 +286,11 @@ def test_a_revised_away_event_is_cancelled_before_it_is_confirmed():
     assert (cancel.state, cancel.cancelled, cancel.confirmed) == ("end", True, False)
 
 
-def body(id, state, confirmed, cancelled=False) -> dict:
-    return {"id": id, "state": state, "confirmed": confirmed, "cancelled": cancelled}
+def body(id, state, confirmed, cancelled=False) -> Event:
+    return Event(id=id, state=state, label="Dog", classes=(74,), onset_frame=0, offset_frame=1, onset=0.0,
+                 offset=FRAME_SECONDS, onset_wall=0.0, offset_wall=FRAME_SECONDS, peak=0.9, mean=0.9, threshold=0.5,
+                 final=False, cancelled=cancelled, latency=1.0, confirmed=confirmed,
+                 confirm_latency=1.0 if confirmed else None)
 
 
 def test_the_confirmed_view_announces_an_event_when_it_is_confirmed_and_hides_the_rest():

@@ -21,8 +21,9 @@ from htsat_live.model import SAMPLE_RATE
 from htsat_live.model.checkpoint import build_model, read_checkpoint
 from htsat_live.model.predictor import TorchBackend, predictor_from_checkpoint
 from htsat_live.stream.config import load_config, with_overrides
-from htsat_live.stream.pipeline import Pipeline
+from htsat_live.stream.output import Listener
 from htsat_live.stream.outputs.publish import Subscriber
+from htsat_live.stream.pipeline import Pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -163,8 +164,8 @@ def test_one_failing_window_is_counted_and_the_stream_goes_on(tmp_path, tiny_che
     soundfile.write(tmp_path / "marked.wav", wave, SAMPLE_RATE, subtype="FLOAT")
     config = with_overrides(load_config(None), {"windows.hop": 2.5, "source.fast": True, "events.threshold": 0.05})
     statuses = []
-    pipeline = Pipeline(config, model, inputs=[str(tmp_path / "marked.wav")],
-                        listeners=[lambda topic, stream, body: statuses.append(body) if topic == "status" else None])
+    keep_statuses = Listener(lambda topic, stream, body: statuses.append(body) if topic == "status" else None)
+    pipeline = Pipeline(config, model, inputs=[str(tmp_path / "marked.wav")], outputs=[keep_statuses])
     pipeline.start()
     assert pipeline.wait(timeout=300)
     report = next(iter(pipeline.stop().values()))

@@ -10,8 +10,9 @@ import soundfile
 from htsat_live.model import SAMPLE_RATE, load_model
 from htsat_live.stream.config import LoudnessConfig, load_config, with_overrides
 from htsat_live.stream.loudness import LABEL, LoudnessDetector
-from htsat_live.stream.pipeline import Pipeline
+from htsat_live.stream.output import Listener
 from htsat_live.stream.outputs.sinks import Sinks
+from htsat_live.stream.pipeline import Pipeline
 
 
 def tone(seconds: float, rms_dbfs: float, frequency: float = 1000.0) -> np.ndarray:
@@ -76,8 +77,9 @@ def test_loud_events_reach_every_sink_and_the_status(tmp_path, tiny_checkpoint):
         "sinks.clips_dir": str(tmp_path / "clips")})
     statuses = []
     sinks = Sinks.from_config(config.sinks)
-    pipeline = Pipeline(config, load_model(tiny_checkpoint), [str(tmp_path / "bursts.wav")], sinks=sinks,
-                        listeners=[lambda topic, stream, body: statuses.append(body) if topic == "status" else None])
+    keep_statuses = Listener(lambda topic, stream, body: statuses.append(body) if topic == "status" else None)
+    pipeline = Pipeline(config, load_model(tiny_checkpoint), [str(tmp_path / "bursts.wav")],
+                        outputs=[sinks, keep_statuses])
     pipeline.start()
     assert pipeline.wait(120)
     report = pipeline.stop()["bursts.wav"]

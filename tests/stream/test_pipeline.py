@@ -8,6 +8,7 @@ import soundfile
 from htsat_live.model import SAMPLE_RATE, load_model
 from htsat_live.stream.capture import Source
 from htsat_live.stream.config import load_config, with_overrides
+from htsat_live.stream.output import Listener
 from htsat_live.stream.pipeline import Pipeline
 from htsat_live.stream.replay import file_timeline
 
@@ -56,7 +57,7 @@ def noise(seconds: float, seed: int = 0, level: float = 0.1) -> np.ndarray:
 
 def run_file(model, path, config, timeout: float = 120.0) -> tuple[Recorder, dict]:
     recorder = Recorder()
-    pipeline = Pipeline(config, model, [path], listeners=[recorder])
+    pipeline = Pipeline(config, model, [path], outputs=[Listener(recorder)])
     pipeline.start()
     assert pipeline.wait(timeout), "the stream did not end"
     return recorder, pipeline.stop()
@@ -87,7 +88,7 @@ def test_stagger_spreads_the_windows_of_streams_over_the_hop(tiny_model, tmp_pat
             ends[stream].append(body["window_start"] + body["window_samples"])
 
     config = make_config(windows__hop=2.0, windows__stagger=stagger)
-    pipeline = Pipeline(config, tiny_model, [path, path], listeners=[record])
+    pipeline = Pipeline(config, tiny_model, [path, path], outputs=[Listener(record)])
     pipeline.start()
     assert pipeline.wait(120), "the streams did not end"
     reports = pipeline.stop()
@@ -168,7 +169,7 @@ class RawSource(Source):
 def test_a_window_the_model_refuses_is_counted_and_the_stream_goes_on(tiny_model):
     blocks = [noise(2.5, seed=1), np.full(10, np.nan, np.float32), noise(10.0, seed=2)]
     recorder = Recorder()
-    pipeline = Pipeline(make_config(windows__hop=2.5), tiny_model, [RawSource(blocks)], listeners=[recorder])
+    pipeline = Pipeline(make_config(windows__hop=2.5), tiny_model, [RawSource(blocks)], outputs=[Listener(recorder)])
     pipeline.start()
     assert pipeline.wait(60)
     report = pipeline.stop()["raw"]
@@ -184,7 +185,7 @@ def test_stop_ends_a_live_stream_and_its_open_events(tiny_model, tmp_path, wait_
     path = write_wave(tmp_path / "long.wav", noise(60.0, seed=4))
     recorder = Recorder()
     config = make_config(windows__hop=1.25, events__threshold=0.0, source__fast=False)
-    pipeline = Pipeline(config, tiny_model, [path], listeners=[recorder])
+    pipeline = Pipeline(config, tiny_model, [path], outputs=[Listener(recorder)])
     pipeline.start()
     wait_until(lambda: any(e["state"] == "start" for e in list(recorder.messages["event"])), 30.0,
                "an event to start")
@@ -214,7 +215,7 @@ def test_memory_stays_flat_over_a_long_fast_forwarded_stream(tiny_model, tmp_pat
             if recorder_count[0] in (15, 58):
                 rss[recorder_count[0]] = rss_bytes()
 
-    pipeline = Pipeline(make_config(windows__hop=10.0), tiny_model, [str(path)], listeners=[sample_rss])
+    pipeline = Pipeline(make_config(windows__hop=10.0), tiny_model, [str(path)], outputs=[Listener(sample_rss)])
     pipeline.start()
     assert pipeline.wait(300)
     report = pipeline.stop()["long8k.wav"]
@@ -261,7 +262,7 @@ def test_a_stalled_and_a_vanished_subscriber_cost_the_stream_nothing(tiny_model,
 
     reader = threading.Thread(target=read)
     reader.start()
-    pipeline = Pipeline(config, tiny_model, [path], publisher=publisher)
+    pipeline = Pipeline(config, tiny_model, [path], outputs=[publisher])
     pipeline.start()
     try:
         wait_until(lambda: received, 30.0, "the first scores message")
@@ -281,7 +282,8 @@ def test_a_stalled_and_a_vanished_subscriber_cost_the_stream_nothing(tiny_model,
 def test_a_threshold_set_while_the_stream_runs_reaches_its_detector_and_status(tiny_model, tmp_path):
     path = write_wave(tmp_path / "noise.wav", noise(6.0))
     recorder = Recorder()
-    pipeline = Pipeline(make_config(windows__hop=1.0, source__fast=False), tiny_model, [path], listeners=[recorder])
+    pipeline = Pipeline(make_config(windows__hop=1.0, source__fast=False), tiny_model, [path],
+                        outputs=[Listener(recorder)])
     pipeline.start()
     try:
         pipeline.set_threshold("class_3", 0.95)

@@ -19,6 +19,7 @@ import pytest
 
 from htsat_live.model import DEMO_RECORDING, FRAME_SECONDS, load_model, read_clip
 from htsat_live.stream.config import load_config, with_overrides
+from htsat_live.stream.output import Listener
 from htsat_live.stream.pipeline import Pipeline
 from htsat_live.stream.replay import file_timeline
 
@@ -52,7 +53,7 @@ def fast_config(**settings):
 
 
 def run_pipeline(config, model, inputs, inference=None, listeners=()):
-    pipeline = Pipeline(config, model, inputs, listeners=list(listeners), inference=inference)
+    pipeline = Pipeline(config, model, inputs, outputs=[Listener(listen) for listen in listeners], inference=inference)
     pipeline.start()
     assert pipeline.wait(180), "the streams did not end"
     return pipeline.stop()

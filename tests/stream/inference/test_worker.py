@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from htsat_live.model import WINDOW_SAMPLES, load_model
-from htsat_live.stream.windows import Window
 from htsat_live.stream.inference.worker import InferenceWorker, Job
+from htsat_live.stream.windows import Window
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,8 @@ from htsat_live.cli import main
 from htsat_live.model import DEMO_RECORDING, FRAME_SECONDS
 from htsat_live.stream.config import SinksConfig
 from htsat_live.stream.events import Event
+from htsat_live.stream.messages import EventMessage
+from htsat_live.stream.output import close_outputs
 from htsat_live.stream.outputs.event_store import (
     SCHEMA_VERSION,
     EventStore,
@@ -26,10 +28,11 @@ from htsat_live.stream.outputs.event_store import (
     query,
     resolve_path,
 )
-from htsat_live.stream.ring import RingBuffer
 from htsat_live.stream.outputs.sinks import Sinks
+from htsat_live.stream.ring import RingBuffer
+from htsat_live.stream.status import output_sections
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 RATE = 32000
 
 
@@ -70,16 +73,18 @@ def test_only_events_that_really_ended_are_stored(tmp_path):
 
 def test_the_clip_cut_for_an_event_is_recorded_with_it(tmp_path):
     history = EventStore(tmp_path / "events.db")
-    sinks = Sinks.from_config(SinksConfig(clips_dir=str(tmp_path / "clips"), pre_roll=0.5, post_roll=0.5), history)
+    sinks = Sinks.from_config(SinksConfig(clips_dir=str(tmp_path / "clips"), pre_roll=0.5, post_roll=0.5),
+                              history.clip_saved)
     ring = RingBuffer(30 * RATE, RATE)
     sinks.attach("mic", ring)
     ring.write((0.25 * np.sin(np.arange(20 * RATE) / 10)).astype(np.float32))
-    sinks.handle("event", "mic", {"schema": 1, **event().to_dict()})  # 10 s .. 15 s: its audio is there
-    sinks.close()
+    for output in (history, sinks):  # as the pipeline lists them: the store first
+        output.handle(EventMessage("mic", event()))  # 10 s .. 15 s: its audio is there
+    close_outputs([history, sinks])
     [row] = stored(tmp_path / "events.db")
     [clip] = (tmp_path / "clips").iterdir()
     assert row["clip"] == str(clip)
-    assert sinks.counters()["history_written"] == 1
+    assert output_sections([history, sinks])["sinks"]["history_written"] == 1
 
 
 def test_a_new_file_is_created_and_migrated_an_empty_one_too(tmp_path):

@@ -15,8 +15,11 @@ import soundfile
 
 from htsat_live.model import DEMO_RECORDING, SAMPLE_RATE, load_model, read_clip
 from htsat_live.stream.config import MqttConfig, load_config, with_overrides
+from htsat_live.stream.events import Event
+from htsat_live.stream.messages import EventMessage
+from htsat_live.stream.output import Listener
 from htsat_live.stream.outputs.mqtt import MqttOutput, segment
-from htsat_live.stream.pipeline import Pipeline
+from htsat_live.stream.pipeline import Pipeline, ThresholdChanges
 
 CLIENT = "test-node"
 
@@ -71,9 +74,9 @@ def test_confirmed_events_states_level_and_discovery_arrive(mosquitto, wait_unti
     subscriber = Subscriber(broker)
     model = load_model()
     events = []
+    keep_events = Listener(lambda topic, stream, body: events.append(body) if topic == "event" else None)
     pipeline = Pipeline(stream_config(**{"source.fast": True}), model, [str(DEMO_RECORDING)],
-                        mqtt=MqttOutput(output_config(broker)),
-                        listeners=[lambda topic, stream, body: events.append(body) if topic == "event" else None])
+                        outputs=[MqttOutput(output_config(broker)), keep_events])
     try:
         pipeline.start()
         assert pipeline.wait(300)
@@ -110,8 +113,11 @@ def one_config(subscriber, topic: str) -> str:
     return configs[0]
 
 
-def confirmed_start(id: int, label: str) -> dict:
-    return {"id": id, "state": "start", "label": label, "peak": 0.9, "confirmed": True, "cancelled": False}
+def confirmed_start(id: int, label: str) -> EventMessage:
+    return EventMessage("mic", Event(id=id, state="start", label=label, classes=(0,), onset_frame=0, offset_frame=1,
+                                     onset=0.0, offset=0.01, onset_wall=0.0, offset_wall=0.01, peak=0.9, mean=0.9,
+                                     threshold=0.5, final=False, cancelled=False, latency=1.0, confirmed=True,
+                                     confirm_latency=1.0))
 
 
 def test_a_broker_down_at_start_gets_the_newest_messages_of_a_bounded_queue(mosquitto, wait_until):
@@ -124,7 +130,7 @@ def test_a_broker_down_at_start_gets_the_newest_messages_of_a_bounded_queue(mosq
     try:
         for id in range(1, 11):  # 3 messages each (events, ON, score): 30 for a queue of 6
             started = time.monotonic()
-            output.handle("event", "mic", confirmed_start(id, f"t{id}"))
+            output.handle(confirmed_start(id, f"t{id}"))
             assert time.monotonic() - started < 0.5  # the broker's absence never holds the stream up
         assert output.counters() | {"error": None} == {"connected": False, "queue": 6, "sent": 0, "dropped": 24,
                                                        "reconnects": 0, "error": None}
@@ -146,8 +152,8 @@ def test_a_broker_restart_mid_stream_delays_messages_but_loses_none(mosquitto, t
     soundfile.write(excerpt, read_clip(DEMO_RECORDING)[:24 * SAMPLE_RATE], SAMPLE_RATE)  # Water, then an Alarm
     statuses = []
     output = MqttOutput(output_config(broker))
-    pipeline = Pipeline(stream_config(), load_model(), [str(excerpt)], mqtt=output,  # paced in real time
-                        listeners=[lambda topic, stream, body: statuses.append(body) if topic == "status" else None])
+    keep_statuses = Listener(lambda topic, stream, body: statuses.append(body) if topic == "status" else None)
+    pipeline = Pipeline(stream_config(), load_model(), [str(excerpt)], outputs=[output, keep_statuses])  # in real time
     pipeline.start()
     try:
         wait_until(lambda: subscriber.payloads("htsat-live/excerpt_wav/level"), 30, "the first level")
@@ -187,8 +193,8 @@ def test_a_login_with_a_password_file_and_a_refused_one(mosquitto, tmp_path, wai
     try:
         wait_until(lambda: good.counters()["connected"], 30, "the login")
         wait_until(lambda: bad.counters()["error"] is not None, 30, "the refusal")
-        good.handle("event", "mic", confirmed_start(1, "Dog"))
-        bad.handle("event", "mic", confirmed_start(1, "Cat"))
+        good.handle(confirmed_start(1, "Dog"))
+        bad.handle(confirmed_start(1, "Cat"))
         wait_until(lambda: subscriber.payloads("htsat-live/mic/dog") == ["ON"], 30, "the event")
     finally:
         good.close()
@@ -207,9 +213,11 @@ def test_a_threshold_set_from_home_assistant_reaches_the_detector_and_is_echoed(
     noise = (0.1 * np.random.default_rng(0).standard_normal(30 * SAMPLE_RATE)).astype(np.float32)
     soundfile.write(tmp_path / "noise.wav", noise, SAMPLE_RATE)
     statuses = []
+    keep_statuses = Listener(lambda topic, stream, body: statuses.append(body) if topic == "status" else None)
+    thresholds = ThresholdChanges()  # the MQTT output sets the thresholds of the pipeline's streams through it
     pipeline = Pipeline(stream_config(), load_model(tiny_checkpoint), [str(tmp_path / "noise.wav")],
-                        mqtt=MqttOutput(output_config(broker)),
-                        listeners=[lambda topic, stream, body: statuses.append(body) if topic == "status" else None])
+                        outputs=[MqttOutput(output_config(broker), thresholds.set), keep_statuses],
+                        thresholds=thresholds)
     pipeline.start()
     try:
         state = "htsat-live/noise_wav/class_3/threshold"

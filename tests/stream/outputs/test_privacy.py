@@ -14,11 +14,12 @@ import soundfile
 from htsat_live.model import DEMO_RECORDING, SAMPLE_RATE, Target
 from htsat_live.stream.config import SinksConfig
 from htsat_live.stream.events import EventDetector
-from htsat_live.stream.ring import RingBuffer
+from htsat_live.stream.messages import EventMessage, Message
 from htsat_live.stream.outputs.sinks import Sinks
+from htsat_live.stream.ring import RingBuffer
 from htsat_live.stream.stitch import TimelineUpdate
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 FRAMES_PER_SECOND = 102.4  # grid frames (10/1024 s)
 SECONDS = 20
 
@@ -41,9 +42,9 @@ def run(directory: Path, mode: str, speech_score: float, final: bool = True) -> 
     ring.write((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32))
     end = values.shape[0]
     for report in detector.update(TimelineUpdate(0, values, end, end)) + detector.flush():
-        sinks.handle("event", "mic", report.to_dict())
+        sinks.handle(EventMessage("mic", report))
     if final:
-        sinks.handle("scores", "mic", {"final_upto": end})
+        sinks.handle(Message("scores", "mic", {"final_upto": end}))
         sinks.close()
     clips = {path.name.split("-")[-2]: path for path in directory.glob("*.wav")}  # htsat-...-<id>-<label>-<t>s.wav
     return clips, sinks.counters()

@@ -10,6 +10,7 @@ import soundfile
 
 from htsat_live.model import SAMPLE_RATE, load_model
 from htsat_live.stream.config import MetricsConfig, load_config, with_overrides
+from htsat_live.stream.messages import Message
 from htsat_live.stream.outputs.prometheus import PrometheusMetrics, listen_address
 from htsat_live.stream.pipeline import Pipeline
 
@@ -32,7 +33,7 @@ def test_a_scrape_during_a_run_shows_counters_levels_latencies_and_events(tmp_pa
     config = with_overrides(load_config(None), {"publish.enabled": False, "events.threshold": 0.05,
                                                 "metrics.bind": "127.0.0.1:0", "windows.hop": 1.0})
     metrics = PrometheusMetrics.from_config(config.metrics)
-    pipeline = Pipeline(config, load_model(tiny_checkpoint), [str(tmp_path / "noise.wav")], metrics=metrics)
+    pipeline = Pipeline(config, load_model(tiny_checkpoint), [str(tmp_path / "noise.wav")], outputs=[metrics])
     pipeline.start()  # paced in real time: the scrapes below happen while it runs
     try:
         wait_until(lambda: scrape(metrics.port).get('htsat_live_windows_total{stream="noise.wav"}', 0) >= 3, 60,
@@ -61,7 +62,7 @@ def test_the_mqtt_queue_and_drops_come_from_the_status(wait_until):
         status = {"counters": dict.fromkeys(("windows", "skipped_windows", "overruns", "input_overflows",
                                              "reconnects"), 0), "level_dbfs": -40.0,
                   "mqtt": {"connected": False, "queue": 17, "sent": 3, "dropped": 5, "reconnects": 1, "error": None}}
-        metrics.handle("status", "mic", status)
+        metrics.handle(Message("status", "mic", status))
         samples = scrape(metrics.port)
     finally:
         metrics.close()

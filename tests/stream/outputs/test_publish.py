@@ -22,7 +22,7 @@ from htsat_live.stream.messages import (
 from htsat_live.stream.outputs.publish import Publisher, Subscriber, is_loopback
 from htsat_live.stream.stitch import TimelineUpdate
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ANY_PORT = "tcp://127.0.0.1:*"
 
 

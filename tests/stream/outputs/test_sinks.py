@@ -11,7 +11,7 @@ import soundfile
 from htsat_live.model import FRAME_SECONDS
 from htsat_live.stream.config import SinksConfig
 from htsat_live.stream.events import Event
-from htsat_live.stream.ring import RingBuffer
+from htsat_live.stream.messages import EventMessage, Message
 from htsat_live.stream.outputs.sinks import (
     AudacitySink,
     ClipSink,
@@ -19,8 +19,8 @@ from htsat_live.stream.outputs.sinks import (
     SinkError,
     Sinks,
     TsvSink,
-    event_from_message,
 )
+from htsat_live.stream.ring import RingBuffer
 
 RATE = 32000
 
@@ -33,8 +33,8 @@ def event(id=1, state="end", label="Dog", onset_frame=1024, offset_frame=1536, c
                  confirmed=True, confirm_latency=1.0)
 
 
-def message(e: Event) -> dict:
-    return {"schema": 1, "topic": "event", "stream": "mic", "seq": 0, "sent_time": 0.0, **e.to_dict()}
+def message(e: Event) -> EventMessage:
+    return EventMessage("mic", e)
 
 
 def test_jsonl_logs_starts_and_ends_and_appends(tmp_path):
@@ -104,10 +104,6 @@ def test_clips_too_large_for_the_cap_or_without_audio_are_skipped(tmp_path):
     assert sink.skipped == 2 and list(tmp_path.iterdir()) == []
 
 
-def test_event_messages_turn_back_into_events():
-    assert event_from_message(message(event())) == event()
-
-
 def test_sinks_take_published_messages_and_cut_clips_from_the_ring(tmp_path):
     config = SinksConfig(jsonl=str(tmp_path / "e.jsonl"), tsv=str(tmp_path / "e.tsv"),
                          clips_dir=str(tmp_path / "clips"), pre_roll=1.0, post_roll=1.0)
@@ -117,14 +113,14 @@ def test_sinks_take_published_messages_and_cut_clips_from_the_ring(tmp_path):
     sinks.attach("mic", ring)
     tone = (0.25 * np.sin(2 * np.pi * 440 * np.arange(30 * RATE) / RATE)).astype(np.float32)
     ring.write(tone[:15 * RATE])
-    sinks.handle("event", "mic", message(event()))  # 10 s .. 15 s: the post-roll is not there yet
+    sinks.handle(message(event()))  # 10 s .. 15 s: the post-roll is not there yet
     assert sinks.clips.written == 0
     ring.write(tone[15 * RATE:17 * RATE])
-    sinks.handle("status", "mic", {})
+    sinks.handle(Message("status", "mic", {}))
     [clip] = (tmp_path / "clips").iterdir()
     audio, _ = soundfile.read(clip, dtype="float32")
     np.testing.assert_allclose(audio, tone[9 * RATE:16 * RATE], atol=1e-4)
-    sinks.handle("event", "mic", message(event(id=2, onset_frame=1536, offset_frame=2000)))  # ends at 19.5 s
+    sinks.handle(message(event(id=2, onset_frame=1536, offset_frame=2000)))  # ends at 19.5 s
     ring.write(tone[17 * RATE:18 * RATE])
     sinks.close()  # the stream is over: the last clip is cut at the newest sample
     assert sinks.clips.written == 2 and len(list((tmp_path / "clips").iterdir())) == 2
@@ -137,7 +133,7 @@ def test_clip_whose_beginning_left_the_ring_starts_at_the_oldest_sample(tmp_path
     ring = RingBuffer(3 * RATE, RATE)
     sinks.attach("mic", ring)
     ring.write(np.full(16 * RATE, 0.5, np.float32))  # the ring holds only 13 s .. 16 s
-    sinks.handle("event", "mic", message(event()))  # 10 s .. 15 s
+    sinks.handle(message(event()))  # 10 s .. 15 s
     [clip] = tmp_path.iterdir()
     assert soundfile.info(clip).frames == 2 * RATE
 
@@ -145,7 +141,7 @@ def test_clip_whose_beginning_left_the_ring_starts_at_the_oldest_sample(tmp_path
 def test_no_sinks_when_the_config_names_none():
     sinks = Sinks.from_config(SinksConfig())
     assert sinks.text_sinks == [] and sinks.clips is None
-    sinks.handle("event", "mic", message(event()))
+    sinks.handle(message(event()))
     sinks.close()
 
 
@@ -166,7 +162,7 @@ def test_a_full_disk_costs_its_clips_and_lines_not_the_stream_or_the_other_sinks
     ring.write((0.25 * np.sin(np.arange(30 * RATE) / 10)).astype(np.float32))
     ends = [event(id=i, onset_frame=100 * i, offset_frame=100 * i + 512) for i in range(1, 4)]  # 5 s clips: 320 kB
     for ended in ends:
-        sinks.handle("event", "mic", message(ended))  # never raises
+        sinks.handle(message(ended))  # never raises
     counters = sinks.counters()
     assert counters["clips_dir_failures"] == 3 and counters["clips_written"] == 0
     assert counters["tsv_failures"] == 0 and counters["jsonl_failures"] == 0
@@ -180,7 +176,7 @@ def test_a_log_on_a_full_disk_counts_its_lost_lines(full_disk, tmp_path):
         pytest.skip("needs a mounted tmpfs (root): the fallback fake only fails clip writes")
     sinks = Sinks.from_config(SinksConfig(jsonl=str(full_disk / "e.jsonl"), tsv=str(tmp_path / "e.tsv")))
     for i in range(1, 2001):  # about 600 bytes a line: far more than 64 KiB
-        sinks.handle("event", "mic", message(event(id=i)))
+        sinks.handle(message(event(id=i)))
     counters = sinks.counters()
     assert counters["jsonl_failures"] > 0 and counters["tsv_failures"] == 0
     sinks.close()
