@@ -13,24 +13,24 @@ Adding an output is writing one subclass of `Output` and listing it where the ou
 the GUI, the benchmarks and the tests listen that way.
 """
 
-from abc import ABC, abstractmethod
-from typing import Callable
+from collections.abc import Callable
 
 from htsat_live.stream.messages import EventMessage, Message
 from htsat_live.stream.ring import RingBuffer
 
 
-class Output(ABC):
-    """Takes the pipeline's messages; `handle` is its one duty, the rest does nothing unless overridden."""
+class Output:
+    """Takes the pipeline's messages: a subclass implements `handle`; the rest does nothing unless overridden
+    (as in `logging.Handler`, whose `emit` each handler implements)."""
 
     name: str | None = None  # the `status` key its counters go under (docs/schema.md); outputs may share one
 
     def attach(self, stream: str, ring: RingBuffer, targets: list[str]) -> None:
         """A stream of the pipeline: its name, the ring buffer its audio is in, its detection targets."""
 
-    @abstractmethod
     def handle(self, message: Message | EventMessage) -> None:
         """Take one message; an output that fails loses that message, never the stream."""
+        raise NotImplementedError(f"{type(self).__name__} must implement handle")
 
     def counters(self) -> dict:
         """What it counted, shown on `status` under `name`."""

@@ -1,9 +1,9 @@
 """MQTT output with Home Assistant discovery (paho-mqtt).
 
 `MqttOutput.from_config(config.mqtt, set_threshold)` connects in the background and, as an output of the
-pipeline (stream.output), takes its messages in `handle(message)`; the pipeline closes it. Topics (`P` = `topic_prefix`; a stream name or
-target label becomes a topic segment by lower-casing it and replacing anything outside `[a-z0-9_-]`
-with `_`, the original name stays in the payload):
+pipeline (stream.output), takes its messages in `handle(message)`; the pipeline closes it. Topics (`P` =
+`topic_prefix`; a stream name or target label becomes a topic segment by lower-casing it and replacing
+anything outside `[a-z0-9_-]` with `_`, the original name stays in the payload):
 - `P/events`: the confirmed events (stream.events.ConfirmedView) as JSON `event` messages of
   docs/schema.md, envelope included;
 - `P/<stream>/<target>`: `ON` / `OFF`, retained (OFF for every target when a stream starts);

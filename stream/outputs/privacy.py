@@ -7,10 +7,11 @@ median filter and minimum duration), provisional events included until they are 
 filter errs on the side of silence.
 
 `PrivacyFilter` keeps, per stream, the sample spans of those events from the `event` messages it is
-shown (`observe`, every message the sinks take), and how far the stream's scores are final (`final_upto` of `scores`): audio is
-judged only once the scores over it are final (`judged_until`), since until then a privacy event
-may still appear there. `apply(stream, audio, start)` returns the audio as it may be stored (None
-to drop it). Whatever plays or stores audio takes it through one of these: the clip sink does.
+shown (`observe`: every message the sinks take), and how far the stream's scores are final
+(`final_upto` of `scores`): audio is judged only once the scores over it are final (`judged_until`),
+since until then a privacy event may still appear there. `apply(stream, audio, start)` returns the
+audio as it may be stored (None to drop it). Whatever plays or stores audio takes it through one of
+these: the clip sink does.
 """
 
 import numpy as np
