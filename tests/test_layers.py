@@ -188,3 +188,45 @@ def test_allowed_imports_pass_the_check():
     assert not check_module("gui/x.py", "from htsat_live.stream.config import Config\nfrom htsat_live.model.htsat import HTSAT\n",
                             "htsat_live.gui")
     assert not check_module("model/x.py", "from .timebase import SAMPLE_RATE\n", "htsat_live.model")
+
+
+OUTPUTS = "htsat_live.stream.outputs"
+# The module at the top of stream/ that builds the outputs the config turns on: the one that may import them.
+WIRING = {"building.py"}
+
+
+def core_violations(path: str, source: str) -> list[Violation]:
+    """The imports of stream/outputs/ (the package or any module in it) in a module at the top of stream/."""
+    violations = []
+    for line, module, names in imports_of(source, "htsat_live.stream"):
+        targets = [module, *(f"{module}.{name}" for name in names)]  # `from htsat_live.stream import outputs`
+        imported = next((t for t in targets if t == OUTPUTS or t.startswith(OUTPUTS + ".")), None)
+        if imported is not None:
+            violations.append(Violation(path, line, imported, "the live core imports an output; only "
+                                                              "stream/building.py builds the outputs"))
+    return violations
+
+
+def test_the_live_core_imports_no_output():
+    """The live core is every module at the top of stream/ (capture, ring, windows, stitch, events, loudness,
+    messages, output, pipeline, status, and beside them config, replay, tag and commands): it hands each
+    message to the Output interface (stream/output.py) and knows no output by name, so none of these imports
+    a module of stream/outputs/. The one exception is WIRING, stream/building.py, which builds the outputs
+    the config turns on. stream/outputs/ and stream/inference/ may import the core, as every package may."""
+    violations = []
+    for path in sorted((ROOT / "stream").glob("*.py")):
+        if path.name not in WIRING:
+            violations += core_violations(str(path.relative_to(ROOT)), path.read_text(encoding="utf-8"))
+    assert not violations, "the live core imports outputs:\n" + "\n".join(map(str, violations))
+
+
+def test_an_output_imported_by_the_core_fails_the_check():
+    for source in ("from htsat_live.stream.outputs.sinks import Sinks\n",
+                   "import htsat_live.stream.outputs.publish\n",
+                   "from htsat_live.stream import outputs\n",
+                   "from .outputs import mqtt\n",
+                   "def later():\n    from .outputs.prometheus import PrometheusMetrics\n"):
+        [violation] = core_violations("stream/pipeline.py", source)
+        assert violation.imported.startswith(OUTPUTS) and "live core" in violation.reason, source
+    assert not core_violations("stream/pipeline.py", "from htsat_live.stream.output import Output\n"
+                                                      "from .messages import Message\nfrom .inference import worker\n")
