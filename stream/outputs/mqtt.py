@@ -12,7 +12,7 @@ anything outside `[a-z0-9_-]` with `_`, the original name stays in the payload):
 - `P/<stream>/level`: input level in dBFS, once a second (from `status`);
 - `P/<stream>/<target>/threshold`: the on-threshold in force, retained; a number written to
   `P/<stream>/<target>/threshold/set` changes it live (the `set_threshold` callback it was built with,
-  e.g. stream.pipeline.ThresholdChanges.set) and is echoed here once the stream applied it;
+  e.g. stream.pipeline.ThresholdChanges.set) and is echoed on this topic once the stream applied it;
 - `P/availability`: `online` / `offline`, retained; the broker's last will says `offline`.
 With `discovery_prefix`, each stream's first `status` publishes retained Home Assistant discovery
 configs: a `binary_sensor` per target (`Loud` included when the loudness trigger is on) and a `number`
