@@ -93,7 +93,7 @@ def _remote_source(args):
 
 def _local_source(args):
     from htsat_live.gui.local_source import LocalSource
-    from htsat_live.stream.building import detect_config, load_model_or_explain
+    from htsat_live.stream.building import demo_config, detect_config, load_model_or_explain
     from htsat_live.stream.capture import CaptureError, NoMicrophone
     from htsat_live.stream.config import ConfigError
     from htsat_live.stream.output import Listener, close_outputs
@@ -114,7 +114,14 @@ def _local_source(args):
         sinks = Sinks.from_config(config.sinks)
         source = LocalSource(link, sinks)
         outputs = [sinks] + ([publisher] if publisher is not None else []) + [Listener(source.listen)]
-        pipeline = Pipeline(config, model, outputs=outputs)
+        try:
+            pipeline = Pipeline(config, model, outputs=outputs)
+        except NoMicrophone as error:
+            config = demo_config("gui", config, error)
+            if config is None:
+                close_outputs([output for output in (publisher, sinks) if output is not None])
+                return None, ""
+            pipeline = Pipeline(config, model, outputs=outputs)
     except (CaptureError, ConfigError, OSError, ValueError) as error:
         close_outputs([output for output in (publisher, sinks) if output is not None])
         hint = " (give a SOURCE: an audio file, ffmpeg:URL or mic:NAME)" if isinstance(error, NoMicrophone) else ""

@@ -19,6 +19,7 @@ import functools
 import os
 import sys
 
+from htsat_live.model import DEMO_RECORDING
 from htsat_live.stream.config import Config, load_config, parse_assignment, with_overrides
 from htsat_live.stream.output import Output, close_outputs
 
@@ -66,6 +67,18 @@ def detect_config(args):
         flags["source.input"] = args.source[0] if len(args.source) == 1 else None
         flags["source.inputs"] = (args.source if len(args.source) > 1 else []) if args.source else None
     return with_overrides(config, flags)  # a flag not given is None and leaves the setting as it is
+
+
+def demo_config(command: str, config: Config, error: Exception) -> Config | None:
+    """With no microphone and no source asked for, the config that plays the embedded demo recording instead
+    (said on stderr); None, after saying how to name a source, when a microphone was asked for by name."""
+    if config.source.input or not DEMO_RECORDING.is_file():
+        print(f"htsat-live {command}: {error}. No microphone to listen to: give a SOURCE (an audio file, "
+              "ffmpeg:URL, or mic:NAME; `htsat-live devices` lists inputs)", file=sys.stderr)
+        return None
+    print(f"htsat-live {command}: no microphone ({error}); playing the demo recording {DEMO_RECORDING}",
+          file=sys.stderr)
+    return with_overrides(config, {"source.input": str(DEMO_RECORDING)})
 
 
 def load_model_or_explain(path, device: str, backend: str = "auto", precision: str = "fp32"):

@@ -12,17 +12,17 @@ import sys
 import threading
 import time
 
-from htsat_live.model import DEMO_RECORDING
 from htsat_live.stream.building import (
     SOURCE_HELP,
     add_stream_arguments,
     build_pipeline,
+    demo_config,
     detect_config,
     load_model_or_explain,
     open_served_inference,
 )
 from htsat_live.stream.capture import CaptureError, NoMicrophone
-from htsat_live.stream.config import ConfigError, with_overrides
+from htsat_live.stream.config import ConfigError
 from htsat_live.stream.status import output_sections
 
 # --- detect -------------------------------------------------------------------------------------
@@ -125,13 +125,9 @@ def _detect(args, config, model, stop: StopSignals, inference) -> int:
         try:
             pipeline = build_pipeline(config, model, args.provisional, inference)
         except NoMicrophone as error:
-            if config.source.input or not DEMO_RECORDING.is_file():  # a microphone was asked for by name
-                print(f"htsat-live detect: {error}. No microphone to listen to: give a SOURCE (an audio file, "
-                      "ffmpeg:URL, or mic:NAME; `htsat-live devices` lists inputs)", file=sys.stderr)
+            config = demo_config("detect", config, error)
+            if config is None:
                 return 2
-            print(f"htsat-live detect: no microphone ({error}); playing the demo recording {DEMO_RECORDING}",
-                  file=sys.stderr)
-            config = with_overrides(config, {"source.input": str(DEMO_RECORDING)})
             pipeline = build_pipeline(config, model, args.provisional, inference)
     except (CaptureError, ValueError, OSError) as error:
         print(f"htsat-live detect: {error}", file=sys.stderr)
