@@ -25,12 +25,22 @@ from htsat_live.model.clip_set import (
 
 def add_clip_arguments(parser) -> None:
     group = parser.add_argument_group("clip-labelled data (--clips)")
-    group.add_argument("--clips", type=Path, metavar="DATA",
-                       help="score a model on clip-labelled data instead of events: a folder per class, ESC-50, Speech "
-                            "Commands (its test list) or a CSV of filename,labels; needs --model")
-    group.add_argument("--model", help="with --clips: the checkpoint (or .onnx) to score; its labels must cover the data's")
-    group.add_argument("--confusion", type=Path, default=Path("confusion.png"),
-                       help="with --clips: where to save the confusion matrix PNG (single-label data; default %(default)s)")
+    group.add_argument(
+        "--clips",
+        type=Path,
+        metavar="DATA",
+        help="score a model on clip-labelled data instead of events: a folder per class, ESC-50, Speech "
+        "Commands (its test list) or a CSV of filename,labels; needs --model",
+    )
+    group.add_argument(
+        "--model", help="with --clips: the checkpoint (or .onnx) to score; its labels must cover the data's"
+    )
+    group.add_argument(
+        "--confusion",
+        type=Path,
+        default=Path("confusion.png"),
+        help="with --clips: where to save the confusion matrix PNG (single-label data; default %(default)s)",
+    )
 
 
 def confusion_table(matrix: np.ndarray, labels: list[str]) -> str:
@@ -53,8 +63,9 @@ def save_confusion_png(matrix: np.ndarray, labels: list[str], path: Path, title:
 
     size = max(4.0, 0.5 * len(labels) + 2)
     figure, axes = plt.subplots(figsize=(size + 1, size))
-    ConfusionMatrixDisplay(matrix, display_labels=labels).plot(ax=axes, xticks_rotation="vertical", colorbar=False,
-                                                               cmap="Blues")
+    ConfusionMatrixDisplay(matrix, display_labels=labels).plot(
+        ax=axes, xticks_rotation="vertical", colorbar=False, cmap="Blues"
+    )
     axes.set_title(title)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,8 +100,10 @@ def run_clip_evaluation(args) -> int:
         model = load_model(args.model)
         missing = [label for label in clip_set.labels if label not in model.labels]
         if missing:
-            raise ValueError(f"{args.model}: the model has no class {missing[0]!r} of {args.clips} "
-                             f"({len(missing)} of {len(clip_set.labels)} missing)")
+            raise ValueError(
+                f"{args.model}: the model has no class {missing[0]!r} of {args.clips} "
+                f"({len(missing)} of {len(clip_set.labels)} missing)"
+            )
     except (OSError, ValueError) as error:
         print(f"evaluate: {error}", file=sys.stderr)
         return 2
@@ -114,10 +127,16 @@ def run_clip_evaluation(args) -> int:
     result = clip_scores(probabilities, targets, scored.labels, scored.multi_label)
     result.update({"model": str(args.model), "data": str(args.clips), "layout": scored.layout, "skipped": len(skipped)})
     if not scored.multi_label:
-        matrix = confusion_matrix(targets.argmax(axis=1), probabilities.argmax(axis=1), labels=np.arange(len(scored.labels)))
+        matrix = confusion_matrix(
+            targets.argmax(axis=1), probabilities.argmax(axis=1), labels=np.arange(len(scored.labels))
+        )
         result["confusion"] = {"labels": scored.labels, "matrix": matrix.tolist(), "png": str(args.confusion)}
-        save_confusion_png(matrix, scored.labels, args.confusion,
-                           f"{Path(args.model).name} on {Path(args.clips).name}: accuracy {result['accuracy']:.3f}")
+        save_confusion_png(
+            matrix,
+            scored.labels,
+            args.confusion,
+            f"{Path(args.model).name} on {Path(args.clips).name}: accuracy {result['accuracy']:.3f}",
+        )
     if args.json:
         print(json.dumps(_json_safe(result), indent=2, allow_nan=False))
         return 0

@@ -52,8 +52,9 @@ def pipeline_events(path: Path, model, config) -> list[tuple[float, float, str]]
         if topic == "event" and body["state"] == "end" and not body["cancelled"]:
             events.append((body["onset"], body["offset"], body["label"]))
 
-    pipeline = Pipeline(with_overrides(config, {"source.fast": True}), model, inputs=[str(path)],
-                        outputs=[Listener(collect)])
+    pipeline = Pipeline(
+        with_overrides(config, {"source.fast": True}), model, inputs=[str(path)], outputs=[Listener(collect)]
+    )
     pipeline.start()
     try:
         pipeline.wait()
@@ -72,12 +73,18 @@ def add_detect_dir_arguments(parser) -> None:
     parser.add_argument("--model", help="checkpoint or .onnx file (default: the config's, else the embedded model)")
     parser.add_argument("--config", help="TOML config with the detection targets, e.g. configs/desed.toml")
     parser.add_argument("--out", required=True, help="event table to write (TSV: filename, onset, offset, event_label)")
-    parser.add_argument("--mode", choices=("offline", "stream"), default="offline",
-                        help="offline: one official pass per clip (pad/cut to 10 s; the config's median filter, else the "
-                             "model's); stream: the live pipeline fed each file as fast as possible, at the config's hop "
-                             "(the events a live user gets)")
-    parser.add_argument("--scores", help="offline mode: also write each clip's target scores to this folder "
-                                         "(<stem>.tsv, for `evaluate --scores`)")
+    parser.add_argument(
+        "--mode",
+        choices=("offline", "stream"),
+        default="offline",
+        help="offline: one official pass per clip (pad/cut to 10 s; the config's median filter, else the "
+        "model's); stream: the live pipeline fed each file as fast as possible, at the config's hop "
+        "(the events a live user gets)",
+    )
+    parser.add_argument(
+        "--scores",
+        help="offline mode: also write each clip's target scores to this folder (<stem>.tsv, for `evaluate --scores`)",
+    )
 
 
 def run_detect_dir(args) -> int:
@@ -97,8 +104,12 @@ def run_detect_dir(args) -> int:
     try:
         config = load_config(args.config)
         files = audio_files(args.directory)
-        model = load_model(args.model or config.model.path or None, device=config.model.device, backend=config.model.backend,
-                           precision=config.model.precision)
+        model = load_model(
+            args.model or config.model.path or None,
+            device=config.model.device,
+            backend=config.model.backend,
+            precision=config.model.precision,
+        )
         targets = targets_from_config(config.events, model.labels, model.thresholds)
         median_frames = median_frames_in_force(config.events, model.median_frames)
     except (OSError, ValueError) as error:
@@ -112,7 +123,12 @@ def run_detect_dir(args) -> int:
             if args.mode == "offline":
                 events, scores = detect_clip(model, read_clip(path), targets, median_frames)
                 if args.scores:
-                    write_scores(Path(args.scores) / f"{path.stem}.tsv", scores, [target.name for target in targets], FRAME_SECONDS)
+                    write_scores(
+                        Path(args.scores) / f"{path.stem}.tsv",
+                        scores,
+                        [target.name for target in targets],
+                        FRAME_SECONDS,
+                    )
             else:
                 events = pipeline_events(path, model, config)
         except (CaptureError, ValueError) as error:
@@ -121,8 +137,10 @@ def run_detect_dir(args) -> int:
             continue
         rows.extend((path.name, onset, offset, label) for onset, offset, label in events)
     write_events(args.out, rows)
-    print(f"{len(rows)} events from {len(files) - failed} clips -> {args.out}"
-          + (f" ({failed} clips skipped)" if failed else ""))
+    print(
+        f"{len(rows)} events from {len(files) - failed} clips -> {args.out}"
+        + (f" ({failed} clips skipped)" if failed else "")
+    )
     return 1 if failed else 0
 
 
@@ -130,8 +148,14 @@ def add_consistency_arguments(parser) -> None:
     parser.add_argument("directory", help="folder of audio recordings of any length")
     parser.add_argument("--model", help="checkpoint or .onnx file (default: the config's, else the embedded model)")
     parser.add_argument("--config", help="TOML config with the detection targets (default: every model class)")
-    parser.add_argument("--hop", type=float, nargs="+", default=[10.0, 1.0], metavar="S",
-                        help="stream hops to check, seconds (default: 10 1)")
+    parser.add_argument(
+        "--hop",
+        type=float,
+        nargs="+",
+        default=[10.0, 1.0],
+        metavar="S",
+        help="stream hops to check, seconds (default: 10 1)",
+    )
 
 
 def run_consistency(args) -> int:
@@ -148,8 +172,12 @@ def run_consistency(args) -> int:
         for hop in args.hop:
             with_overrides(config, {"windows.hop": hop})  # the stream's limits on the hop
         files = audio_files(args.directory)
-        model = load_model(args.model or config.model.path or None, device=config.model.device, backend=config.model.backend,
-                           precision=config.model.precision)
+        model = load_model(
+            args.model or config.model.path or None,
+            device=config.model.device,
+            backend=config.model.backend,
+            precision=config.model.precision,
+        )
         recordings = {path.name: read_clip(path) for path in tqdm(files, desc="reading", unit="file")}
     except (OSError, ValueError, CaptureError) as error:
         print(f"consistency: {error}", file=sys.stderr)
@@ -174,8 +202,10 @@ def format_table(result) -> str:
     width = max(len("macro"), *(len(label) for label in result.class_f1))
     lines = [f"{'class':<{width}}  event F1  segment F1"]
     for label in sorted(result.class_f1):
-        lines.append(f"{label:<{width}}    {_fraction(result.class_f1[label])}      "
-                     f"{_fraction(result.segment_class_f1.get(label, float('nan')))}")
+        lines.append(
+            f"{label:<{width}}    {_fraction(result.class_f1[label])}      "
+            f"{_fraction(result.segment_class_f1.get(label, float('nan')))}"
+        )
     lines.append(f"{'macro':<{width}}    {_fraction(result.macro_f1)}")
     lines.append(f"{'micro':<{width}}              {_fraction(result.segment_f1)}")
     if result.psds1 is not None:
@@ -199,8 +229,10 @@ def run_evaluate(args) -> int:
     if args.clips:
         return run_clip_evaluation(args)
     if not (args.detections and args.ground_truth and args.metadata):
-        print("evaluate: give DETECTIONS with --ground-truth and --metadata (events), or --clips DATA --model M",
-              file=sys.stderr)
+        print(
+            "evaluate: give DETECTIONS with --ground-truth and --metadata (events), or --clips DATA --model M",
+            file=sys.stderr,
+        )
         return 2
     try:
         ground_truth, merged_truth = merge_overlaps(read_events(args.ground_truth))
@@ -212,8 +244,11 @@ def run_evaluate(args) -> int:
         return 2
     for merged, table in ((merged_truth, "ground truth"), (merged_detections, "detections")):
         if merged:
-            print(f"evaluate: merged {merged} overlapping events of one class into their neighbours in the {table} "
-                  "(as the DCASE tools do)", file=sys.stderr)
+            print(
+                f"evaluate: merged {merged} overlapping events of one class into their neighbours in the {table} "
+                "(as the DCASE tools do)",
+                file=sys.stderr,
+            )
     try:
         result = evaluate(ground_truth, metadata, detections, scores)
     except ValueError as error:  # tables that read well but do not fit together (e.g. clips missing from the metadata)

@@ -44,7 +44,9 @@ class Agreement:
     event_f1: float  # nan when neither side has an event
 
 
-def stream_replay(model, wave: np.ndarray, events: EventsConfig, hop: float, batch_size: int = 4) -> tuple[np.ndarray, Events]:
+def stream_replay(
+    model, wave: np.ndarray, events: EventsConfig, hop: float, batch_size: int = 4
+) -> tuple[np.ndarray, Events]:
     """The stream's stitched timeline [frames, C] and final events for a whole recording [N]."""
     detector = EventDetector.from_config(events, model.labels, model.thresholds, model.median_frames)
     frames = FinalFrames(model.num_classes)
@@ -71,17 +73,33 @@ def compare(model, recordings: dict[str, np.ndarray], events: EventsConfig, hop:
         found_offline[name], _ = official_events(offline, targets, median_frames_in_force(events, model.median_frames))
         rows.append(_row(name, hop, differences[-1], found_offline, found_stream, [name], labels))
     if len(recordings) > 1:
-        rows.append(_row("all", hop, np.concatenate(differences), found_offline, found_stream, list(recordings), labels))
+        rows.append(
+            _row("all", hop, np.concatenate(differences), found_offline, found_stream, list(recordings), labels)
+        )
     return rows
 
 
-def _row(name: str, hop: float, difference: np.ndarray, offline: dict[str, Events], stream: dict[str, Events],
-         names: list[str], labels: list[str]) -> Agreement:
+def _row(
+    name: str,
+    hop: float,
+    difference: np.ndarray,
+    offline: dict[str, Events],
+    stream: dict[str, Events],
+    names: list[str],
+    labels: list[str],
+) -> Agreement:
     offline = {clip: offline[clip] for clip in names}
     stream = {clip: stream[clip] for clip in names}
-    return Agreement(name, hop, len(difference), float(difference.mean()), float(difference.max()),
-                     sum(map(len, offline.values())), sum(map(len, stream.values())),
-                     event_based_f1(offline, stream, labels))
+    return Agreement(
+        name,
+        hop,
+        len(difference),
+        float(difference.mean()),
+        float(difference.max()),
+        sum(map(len, offline.values())),
+        sum(map(len, stream.values())),
+        event_based_f1(offline, stream, labels),
+    )
 
 
 def format_table(rows: list[Agreement]) -> str:
@@ -89,6 +107,8 @@ def format_table(rows: list[Agreement]) -> str:
     lines = [f"{'file':<{width}}    hop  frames   mean|d|    max|d|  offline ev  stream ev  event F1"]
     for row in rows:
         f1 = "     n/a" if np.isnan(row.event_f1) else f"{row.event_f1:8.4f}"
-        lines.append(f"{row.name:<{width}}  {row.hop:5.2f}  {row.frames:6d}  {row.mean_abs:8.2e}  {row.max_abs:8.2e}"
-                     f"  {row.offline_events:10d}  {row.stream_events:9d}  {f1}")
+        lines.append(
+            f"{row.name:<{width}}  {row.hop:5.2f}  {row.frames:6d}  {row.mean_abs:8.2e}  {row.max_abs:8.2e}"
+            f"  {row.offline_events:10d}  {row.stream_events:9d}  {f1}"
+        )
     return "\n".join(lines)

@@ -69,7 +69,9 @@ def _clip_id(filename: str) -> str:
     return Path(filename).stem
 
 
-def segment_f1(ground_truth: pd.DataFrame, metadata: pd.DataFrame, detections: pd.DataFrame) -> tuple[float, dict[str, float]]:
+def segment_f1(
+    ground_truth: pd.DataFrame, metadata: pd.DataFrame, detections: pd.DataFrame
+) -> tuple[float, dict[str, float]]:
     """Micro and per-class segment-based F1 on 1-s segments (sed_eval)."""
     dcase_util, sed_eval = _sed_eval()
     reference, estimated = labelled(ground_truth), labelled(detections)
@@ -81,9 +83,11 @@ def segment_f1(ground_truth: pd.DataFrame, metadata: pd.DataFrame, detections: p
     for filename, duration in zip(metadata["filename"], metadata["duration"]):
         metrics.evaluate(
             reference_event_list=dcase_util.containers.MetaDataContainer(
-                reference_by_file.get(filename, empty).to_dict("records")),
+                reference_by_file.get(filename, empty).to_dict("records")
+            ),
             estimated_event_list=dcase_util.containers.MetaDataContainer(
-                estimated_by_file.get(filename, empty).to_dict("records")),
+                estimated_by_file.get(filename, empty).to_dict("records")
+            ),
             evaluated_length_seconds=float(duration),
         )
     with warnings.catch_warnings():  # sed_eval averages empty slices for classes one side lacks
@@ -91,8 +95,10 @@ def segment_f1(ground_truth: pd.DataFrame, metadata: pd.DataFrame, detections: p
         results = metrics.results()
     truth_labels = set(reference["event_label"])
     # A class of the ground truth that nothing detected scores 0, not NaN (sed_eval's precision is 0/0 there).
-    per_class = {label: _zero_if_missed(scores["f_measure"]["f_measure"], label in truth_labels)
-                 for label, scores in results["class_wise"].items()}
+    per_class = {
+        label: _zero_if_missed(scores["f_measure"]["f_measure"], label in truth_labels)
+        for label, scores in results["class_wise"].items()
+    }
     return _zero_if_missed(results["overall"]["f_measure"]["f_measure"], bool(truth_labels)), per_class
 
 
@@ -101,22 +107,32 @@ def _zero_if_missed(value: float, expected: bool) -> float:
     return 0.0 if expected and math.isnan(value) else value
 
 
-def event_based_f1(reference: dict[str, list[tuple[float, float, str]]], estimated: dict[str, list[tuple[float, float, str]]],
-                   labels: list[str]) -> float:
+def event_based_f1(
+    reference: dict[str, list[tuple[float, float, str]]],
+    estimated: dict[str, list[tuple[float, float, str]]],
+    labels: list[str],
+) -> float:
     """Micro event-based F1 of `estimated` against `reference` events, clip by clip (sed_eval, the DCASE
     task 4 collars: onsets within 200 ms, offsets within max(200 ms, 20 % of the event)); nan when
     neither side holds an event. Both map a clip name to its (onset s, offset s, label) events."""
     dcase_util, sed_eval = _sed_eval()
-    metrics = sed_eval.sound_event.EventBasedMetrics(event_label_list=labels, t_collar=EVENT_COLLAR,
-                                                     percentage_of_length=EVENT_OFFSET_FRACTION)
+    metrics = sed_eval.sound_event.EventBasedMetrics(
+        event_label_list=labels, t_collar=EVENT_COLLAR, percentage_of_length=EVENT_OFFSET_FRACTION
+    )
 
     def container(clip: str, events):
         return dcase_util.containers.MetaDataContainer(
-            [{"filename": clip, "onset": onset, "offset": offset, "event_label": label} for onset, offset, label in events])
+            [
+                {"filename": clip, "onset": onset, "offset": offset, "event_label": label}
+                for onset, offset, label in events
+            ]
+        )
 
     for clip in sorted(set(reference) | set(estimated)):
-        metrics.evaluate(reference_event_list=container(clip, reference.get(clip, [])),
-                         estimated_event_list=container(clip, estimated.get(clip, [])))
+        metrics.evaluate(
+            reference_event_list=container(clip, reference.get(clip, [])),
+            estimated_event_list=container(clip, estimated.get(clip, [])),
+        )
     with warnings.catch_warnings():  # sed_eval averages empty slices for classes one side lacks
         warnings.simplefilter("ignore", RuntimeWarning)
         return float(metrics.results()["overall"]["f_measure"]["f_measure"])
@@ -141,24 +157,38 @@ def read_scores(directory: str | Path, filenames: list[str]) -> dict[str, pd.Dat
     return scores
 
 
-def psds(ground_truth: pd.DataFrame, metadata: pd.DataFrame, scores: dict[str, pd.DataFrame],
-         setting: PSDSSetting) -> float:
+def psds(
+    ground_truth: pd.DataFrame, metadata: pd.DataFrame, scores: dict[str, pd.DataFrame], setting: PSDSSetting
+) -> float:
     """PSDS of one scenario from score tables (sed_scores_eval, over every threshold of the scores)."""
     from sed_scores_eval import intersection_based
 
     reference = {_clip_id(filename): [] for filename in metadata["filename"]}
     for filename, onset, offset, label in labelled(ground_truth).itertuples(index=False):
         reference[_clip_id(filename)].append((float(onset), float(offset), label))
-    durations = {_clip_id(filename): float(duration) for filename, duration in zip(metadata["filename"], metadata["duration"])}
+    durations = {
+        _clip_id(filename): float(duration) for filename, duration in zip(metadata["filename"], metadata["duration"])
+    }
     value, *_ = intersection_based.psds(
-        scores=scores, ground_truth=reference, audio_durations=durations,
-        dtc_threshold=setting.dtc, gtc_threshold=setting.gtc, cttc_threshold=setting.cttc,
-        alpha_ct=setting.alpha_ct, alpha_st=setting.alpha_st, max_efpr=setting.max_efpr)
+        scores=scores,
+        ground_truth=reference,
+        audio_durations=durations,
+        dtc_threshold=setting.dtc,
+        gtc_threshold=setting.gtc,
+        cttc_threshold=setting.cttc,
+        alpha_ct=setting.alpha_ct,
+        alpha_st=setting.alpha_st,
+        max_efpr=setting.max_efpr,
+    )
     return float(value)
 
 
-def evaluate(ground_truth: pd.DataFrame, metadata: pd.DataFrame, detections: pd.DataFrame,
-             scores: dict[str, pd.DataFrame] | None = None) -> Evaluation:
+def evaluate(
+    ground_truth: pd.DataFrame,
+    metadata: pd.DataFrame,
+    detections: pd.DataFrame,
+    scores: dict[str, pd.DataFrame] | None = None,
+) -> Evaluation:
     macro, per_class = event_f1(ground_truth, metadata, detections)
     segment, segment_per_class = segment_f1(ground_truth, metadata, detections)
     psds1 = psds2 = None

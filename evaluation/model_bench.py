@@ -46,24 +46,47 @@ class Contender:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None, help="checkpoint to time (default: full-size architecture, random weights)")
+    parser.add_argument(
+        "--model", default=None, help="checkpoint to time (default: full-size architecture, random weights)"
+    )
     parser.add_argument("--rounds", type=int, default=20, help="interleaved timing rounds per batch size")
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 4], help="batch sizes")
-    parser.add_argument("--threads", type=int, default=None, help="torch/ORT/OpenVINO threads (default: torch's default)")
-    parser.add_argument("--stream", action="store_true", help="benchmark the live pipeline instead (evaluation/stream_bench.py)")
-    parser.add_argument("--backend", choices=("auto", "torch", "onnx", "openvino"), default="auto",
-                        help="--stream: the backend the pipeline runs (auto: ONNX Runtime for an .onnx --model, else torch)")
-    parser.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
-                        help="--stream: precision (bf16: torch or OpenVINO; int8: OpenVINO, or ONNX Runtime on random weights)")
-    parser.add_argument("--inference", choices=("local", "ray"), default="local",
-                        help="--stream: run windows in-process, or on a local Ray Serve deployment beside in-process "
-                             "inference (needs the cluster extra)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch/ORT/OpenVINO threads (default: torch's default)"
+    )
+    parser.add_argument(
+        "--stream", action="store_true", help="benchmark the live pipeline instead (evaluation/stream_bench.py)"
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnx", "openvino"),
+        default="auto",
+        help="--stream: the backend the pipeline runs (auto: ONNX Runtime for an .onnx --model, else torch)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "int8"),
+        default="fp32",
+        help="--stream: precision (bf16: torch or OpenVINO; int8: OpenVINO, or ONNX Runtime on random weights)",
+    )
+    parser.add_argument(
+        "--inference",
+        choices=("local", "ray"),
+        default="local",
+        help="--stream: run windows in-process, or on a local Ray Serve deployment beside in-process "
+        "inference (needs the cluster extra)",
+    )
     parser.add_argument("--hop", type=float, nargs="+", default=[1.25, 1.0], help="--stream: hops to run")
     parser.add_argument("--seconds", type=float, default=60.0, help="--stream: length of the real-time run")
-    parser.add_argument("--soak", type=float, default=None, metavar="HOURS",
-                        help="feed HOURS of varied audio through the whole pipeline as fast as inference allows, "
-                             "sample memory, fds, threads, queues and latency every audio minute, and check that no "
-                             "event was lost (default model: the embedded one)")
+    parser.add_argument(
+        "--soak",
+        type=float,
+        default=None,
+        metavar="HOURS",
+        help="feed HOURS of varied audio through the whole pipeline as fast as inference allows, "
+        "sample memory, fds, threads, queues and latency every audio minute, and check that no "
+        "event was lost (default model: the embedded one)",
+    )
     parser.add_argument("--soak-dir", default="soak", help="--soak: folder for its sinks, soak.csv and soak.png")
 
 
@@ -100,9 +123,11 @@ def matmul_peaks(size: int = 1024, repeats: int = 15) -> dict[str, float]:
 
     flops = 2 * size**3
     peaks = {}
-    for dtype, make in (("fp32", lambda: torch.randn(size, size)),
-                        ("bf16", lambda: torch.randn(size, size).bfloat16()),
-                        ("int8", lambda: torch.randint(-128, 128, (size, size), dtype=torch.int8))):
+    for dtype, make in (
+        ("fp32", lambda: torch.randn(size, size)),
+        ("bf16", lambda: torch.randn(size, size).bfloat16()),
+        ("int8", lambda: torch.randint(-128, 128, (size, size), dtype=torch.int8)),
+    ):
         a, b = make(), make()
         multiply = torch._int_mm if dtype == "int8" else torch.matmul
         multiply(a, b)  # warm-up
@@ -152,9 +177,11 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.model and str(args.model).endswith(".onnx"):
-        print("htsat-live bench: every backend is timed against the official forward, which needs the weights: give "
-              "the checkpoint the .onnx graph was exported from (or time the graph live: bench --stream --model X.onnx)",
-              file=sys.stderr)
+        print(
+            "htsat-live bench: every backend is timed against the official forward, which needs the weights: give "
+            "the checkpoint the .onnx graph was exported from (or time the graph live: bench --stream --model X.onnx)",
+            file=sys.stderr,
+        )
         return 2
     if args.model:
         try:
@@ -173,8 +200,10 @@ def run(args: argparse.Namespace) -> int:
     parameters = sum(p.numel() for p in model.parameters())
     gflop = window_gflop(model)
     threads = torch.get_num_threads()
-    print(f"model: {described}, {parameters / 1e6:.1f} M parameters, {gflop:.1f} GFLOP per window (torch's flop "
-          f"counter on our forward; the official convolution STFT adds 2.1), threads {threads}")
+    print(
+        f"model: {described}, {parameters / 1e6:.1f} M parameters, {gflop:.1f} GFLOP per window (torch's flop "
+        f"counter on our forward; the official convolution STFT adds 2.1), threads {threads}"
+    )
     workdir = Path(tempfile.mkdtemp(prefix="htsat-bench-"))
 
     def copy_of_model():
@@ -186,6 +215,7 @@ def run(args: argparse.Namespace) -> int:
         def call(waves):
             with torch.inference_mode():
                 return module(torch.from_numpy(waves), tile_short=True, bf16=bf16)[1].numpy()
+
         return call
 
     def reference():
@@ -197,6 +227,7 @@ def run(args: argparse.Namespace) -> int:
             path = export_onnx(model, checkpoint, workdir / f"model{'.int8' if int8 else ''}.onnx", int8=int8)
             backend = OnnxBackend(path, "cpu", threads)
             return lambda w: backend.run(w, True)[1]
+
         return build
 
     def openvino(precision: str):
@@ -206,6 +237,7 @@ def run(args: argparse.Namespace) -> int:
             copy = copy_of_model()
             backend = OpenVinoBackend(copy, trunk_for(copy, precision), "cpu", precision, threads)
             return lambda w: backend.run(w, True)[1]
+
         return build
 
     contenders = [
@@ -216,8 +248,9 @@ def run(args: argparse.Namespace) -> int:
         Contender("onnxruntime int8", "int8", onnxruntime(int8=True)),
     ]
     if _has_openvino():
-        contenders += [Contender(f"openvino {precision}", precision, openvino(precision))
-                       for precision in ("fp32", "bf16", "int8")]
+        contenders += [
+            Contender(f"openvino {precision}", precision, openvino(precision)) for precision in ("fp32", "bf16", "int8")
+        ]
     contenders += cuda_contenders(checkpoint, args.model or "random weights", workdir / "model.onnx")
     probes = probe_waves(4)
     outputs = {}
@@ -250,11 +283,16 @@ def run(args: argparse.Namespace) -> int:
 
     reference_out = outputs[contenders[0].name]
     print()
-    print("matmul peak now (best of two probes, " + f"{threads} threads): " +
-          ", ".join(f"{dtype} {rate:.0f} G{'OP' if dtype == 'int8' else 'FLOP'}/s" for dtype, rate in peaks.items()))
+    print(
+        "matmul peak now (best of two probes, "
+        + f"{threads} threads): "
+        + ", ".join(f"{dtype} {rate:.0f} G{'OP' if dtype == 'int8' else 'FLOP'}/s" for dtype, rate in peaks.items())
+    )
     print()
-    print(f"{'contender':32s} {'batch':>5s} {'median ms':>9s} {'p95 ms':>7s} {'win/s':>6s} {'speed-up':>8s} "
-          f"{'GFLOP/s':>7s} {'% peak':>6s}  {'framewise drift max / mean':>26s} {'budget':>6s}  top-5")
+    print(
+        f"{'contender':32s} {'batch':>5s} {'median ms':>9s} {'p95 ms':>7s} {'win/s':>6s} {'speed-up':>8s} "
+        f"{'GFLOP/s':>7s} {'% peak':>6s}  {'framewise drift max / mean':>26s} {'budget':>6s}  top-5"
+    )
     for batch in args.batch:
         base = statistics.median(contenders[0].times[batch]) / batch
         for contender in contenders:
@@ -264,16 +302,20 @@ def run(args: argparse.Namespace) -> int:
             drift = np.abs(outputs[contender.name] - reference_out)
             # clip-level scores: the framewise mean over time
             agreement, _ = top_k_agreement(outputs[contender.name].mean(axis=1), reference_out.mean(axis=1))
-            print(f"{contender.name:32s} {batch:5d} {per_window * 1000:9.1f} {p95 * 1000:7.1f} {1 / per_window:6.2f} "
-                  f"{base / per_window:7.2f}x {rate:7.0f} {rate / peaks[contender.dtype] * 100:5.0f}%  "
-                  f"{drift.max():12.2e} / {drift.mean():.2e} {'ok' if within_budget(contender.dtype, drift) else 'over':>6s}  "
-                  f"{agreement:.3f}")
+            print(
+                f"{contender.name:32s} {batch:5d} {per_window * 1000:9.1f} {p95 * 1000:7.1f} {1 / per_window:6.2f} "
+                f"{base / per_window:7.2f}x {rate:7.0f} {rate / peaks[contender.dtype] * 100:5.0f}%  "
+                f"{drift.max():12.2e} / {drift.mean():.2e} {'ok' if within_budget(contender.dtype, drift) else 'over':>6s}  "
+                f"{agreement:.3f}"
+            )
     print()
     print(f"{'contender':32s} {'build s':>8s} {'first call ms':>13s} {'peak MiB added':>14s}")
     for contender in contenders:
         peak = "n/a" if contender.peak_mib is None else f"{contender.peak_mib:.0f}"
-        print(f"{contender.name:32s} {contender.build_seconds:8.1f} {contender.first_call_seconds * 1000:13.0f} "
-              f"{peak:>14s}")
+        print(
+            f"{contender.name:32s} {contender.build_seconds:8.1f} {contender.first_call_seconds * 1000:13.0f} "
+            f"{peak:>14s}"
+        )
     return 0
 
 
@@ -311,8 +353,9 @@ def cuda_contenders(checkpoint, path: str, onnx_path: Path) -> list[Contender]:
         backend = OnnxBackend(onnx_path, "cuda")
         return lambda w: backend.run(w, True)[1]
 
-    contenders = [Contender(f"torch {precision} cuda", precision, lambda p=precision: torch_cuda(p))
-                  for precision in PRECISIONS]
+    contenders = [
+        Contender(f"torch {precision} cuda", precision, lambda p=precision: torch_cuda(p)) for precision in PRECISIONS
+    ]
     if "CUDAExecutionProvider" in ort.get_available_providers():
         contenders.append(Contender("onnxruntime fp32 cuda", "fp32", onnx_cuda))
     return contenders

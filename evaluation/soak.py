@@ -64,14 +64,14 @@ class SoakSource(Source):
             audio = np.clip(audio * 8, -1.2, 1.2)  # past full scale, as an overdriven input delivers it
         if kind == "nan":
             for burst in rng.integers(0, MINUTE - 320, size=20):
-                audio[burst:burst + 320] = np.nan  # 10-ms bursts of a broken driver
+                audio[burst : burst + 320] = np.nan  # 10-ms bursts of a broken driver
         return audio.astype(np.float32)
 
     def _blocks(self) -> Iterator[np.ndarray]:
         rng = np.random.default_rng(self.seed)
         for _ in range(self.minutes):
             audio = self.minute_of_audio(rng)
-            yield from (audio[start:start + BLOCK] for start in range(0, MINUTE, BLOCK))
+            yield from (audio[start : start + BLOCK] for start in range(0, MINUTE, BLOCK))
 
     def _run(self) -> None:
         self.stats.state = "running"
@@ -99,6 +99,7 @@ class SoakResult:
     def flatness(self, key: str) -> tuple[float | None, float | None, float | None]:
         """Median of `key` over the first hour after warm-up and over the last hour (runs of two hours or
         more), and the relative change between them."""
+
         def median(rows):
             return float(np.median([row[key] for row in rows])) if rows else None
 
@@ -121,11 +122,19 @@ def run_soak(model, minutes: int, out_dir: Path, hop: float = 1.25, seed: int = 
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("events.jsonl", "events.tsv", "labels.txt", "events.db", "events.db-wal", "events.db-shm"):
         (out_dir / stale).unlink(missing_ok=True)
-    config = with_overrides(load_config(None), {
-        "windows.hop": hop, "source.fast": True, "publish.bind": "tcp://127.0.0.1:*",
-        "sinks.jsonl": str(out_dir / "events.jsonl"), "sinks.tsv": str(out_dir / "events.tsv"),
-        "sinks.audacity": str(out_dir / "labels.txt"), "sinks.clips_dir": str(out_dir / "clips"),
-        "sinks.clips_max_mb": CLIPS_MAX_MB})
+    config = with_overrides(
+        load_config(None),
+        {
+            "windows.hop": hop,
+            "source.fast": True,
+            "publish.bind": "tcp://127.0.0.1:*",
+            "sinks.jsonl": str(out_dir / "events.jsonl"),
+            "sinks.tsv": str(out_dir / "events.tsv"),
+            "sinks.audacity": str(out_dir / "labels.txt"),
+            "sinks.clips_dir": str(out_dir / "clips"),
+            "sinks.clips_max_mb": CLIPS_MAX_MB,
+        },
+    )
     rows: list[dict] = []
     bar = tqdm(total=minutes, desc="soak", unit="audio min", disable=not progress)
     started = time.monotonic()
@@ -133,12 +142,22 @@ def run_soak(model, minutes: int, out_dir: Path, hop: float = 1.25, seed: int = 
     def sample(minute: int) -> None:  # on the source's thread, while the pipeline below runs: reads counters only
         runner = pipeline.runners[0]
         report, windows = runner.report, pipeline.worker.counters(runner.name)
-        rows.append({"minute": minute, "wall_seconds": round(time.monotonic() - started, 2),
-                     "rss_mib": round(rss_mib(), 1), "fds": open_fds(), "threads": threading.active_count(),
-                     "queue": pipeline.worker.pending(), "hop_latency_p50": percentile(list(report.hop_latencies), 50),
-                     "windows": windows.processed, "skipped_windows": windows.skipped,
-                     "failed_windows": windows.failed, "events": report.events,
-                     "nonfinite_samples": runner.source.stats.nonfinite_samples})
+        rows.append(
+            {
+                "minute": minute,
+                "wall_seconds": round(time.monotonic() - started, 2),
+                "rss_mib": round(rss_mib(), 1),
+                "fds": open_fds(),
+                "threads": threading.active_count(),
+                "queue": pipeline.worker.pending(),
+                "hop_latency_p50": percentile(list(report.hop_latencies), 50),
+                "windows": windows.processed,
+                "skipped_windows": windows.skipped,
+                "failed_windows": windows.failed,
+                "events": report.events,
+                "nonfinite_samples": runner.source.stats.nonfinite_samples,
+            }
+        )
         bar.update(1)
 
     recording = read_clip(DEMO_RECORDING)
@@ -160,8 +179,9 @@ def run_soak(model, minutes: int, out_dir: Path, hop: float = 1.25, seed: int = 
     return result
 
 
-def check_books(out_dir: Path, reports: list[dict], report, source: SoakSource, counts: dict,
-                minutes: int) -> list[str]:
+def check_books(
+    out_dir: Path, reports: list[dict], report, source: SoakSource, counts: dict, minutes: int
+) -> list[str]:
     """What does not add up between the JSONL (its `reports`), the other sinks (and `counts`, their counters
     as `status` shows them under `sinks`), the stream's counters and the source."""
     problems = []
@@ -179,8 +199,12 @@ def check_books(out_dir: Path, reports: list[dict], report, source: SoakSource, 
     history = history_rows(out_dir / "events.db")
     if sorted(history) != sorted((r["stream"], r["id"], r["label"], r["onset"], r["offset"]) for r in real):
         problems.append(f"the event history holds {len(history)} events, the JSONL {len(real)} ends")
-    clips = (counts["clips_written"] + counts["clips_skipped"] + counts["clips_dir_failures"]
-             + counts.get("clips_privacy_dropped", 0))
+    clips = (
+        counts["clips_written"]
+        + counts["clips_skipped"]
+        + counts["clips_dir_failures"]
+        + counts.get("clips_privacy_dropped", 0)
+    )
     if clips != len(real):
         problems.append(f"{clips} clips written or skipped for {len(real)} ended events")
     failures = {key: value for key, value in counts.items() if key.endswith("_failures") and value}
@@ -215,8 +239,13 @@ def plot(path: Path, rows: list[dict]) -> None:
     from matplotlib import pyplot
 
     hours = [row["minute"] / 60 for row in rows]
-    panels = [("rss_mib", "RSS (MiB)"), ("fds", "open fds"), ("threads", "threads"), ("queue", "inference queue"),
-              ("hop_latency_p50", "hop latency p50 (s)")]
+    panels = [
+        ("rss_mib", "RSS (MiB)"),
+        ("fds", "open fds"),
+        ("threads", "threads"),
+        ("queue", "inference queue"),
+        ("hop_latency_p50", "hop latency p50 (s)"),
+    ]
     figure, axes = pyplot.subplots(len(panels), 1, figsize=(9, 2.0 * len(panels)), sharex=True)
     for axis, (key, title) in zip(axes, panels):
         axis.plot(hours, [row[key] if row[key] is not None else np.nan for row in rows], linewidth=1)
@@ -234,8 +263,11 @@ def run_soak_bench(args) -> int:
     from htsat_live.stream.building import load_model_or_explain
 
     if find_spec("matplotlib") is None:  # asked before hours of audio, not after
-        print("htsat-live bench: --soak draws soak.png with matplotlib, from the [eval] extra: "
-              "pip install 'htsat-live[eval]'", file=sys.stderr)
+        print(
+            "htsat-live bench: --soak draws soak.png with matplotlib, from the [eval] extra: "
+            "pip install 'htsat-live[eval]'",
+            file=sys.stderr,
+        )
         return 2
     model = load_model_or_explain(args.model, "cpu")
     if model is None:
@@ -243,16 +275,20 @@ def run_soak_bench(args) -> int:
     minutes = max(1, round(args.soak * 60))
     out_dir = Path(args.soak_dir)
     result = run_soak(model, minutes, out_dir, hop=args.hop[0])
-    print(f"soak: {minutes / 60:.2f} h of audio in {result.wall_seconds / 60:.1f} min "
-          f"({minutes * 60 / result.wall_seconds:.0f}x real time), {result.events} events started, "
-          f"{result.real_events} ended")
+    print(
+        f"soak: {minutes / 60:.2f} h of audio in {result.wall_seconds / 60:.1f} min "
+        f"({minutes * 60 / result.wall_seconds:.0f}x real time), {result.events} events started, "
+        f"{result.real_events} ended"
+    )
     for key, unit in (("rss_mib", " MiB"), ("fds", "")):
         first, last, change = result.flatness(key)
         if first is not None:
             later = "" if last is None else f", last hour {last:.1f}{unit} ({100 * change:+.1f} %)"
             print(f"{key}: first hour after warm-up {first:.1f}{unit}{later}")
-    print(f"inference queue max {max(row['queue'] for row in result.rows)}, threads "
-          f"{min(row['threads'] for row in result.rows)}..{max(row['threads'] for row in result.rows)}")
+    print(
+        f"inference queue max {max(row['queue'] for row in result.rows)}, threads "
+        f"{min(row['threads'] for row in result.rows)}..{max(row['threads'] for row in result.rows)}"
+    )
     print(f"wrote {out_dir / 'soak.csv'} and {out_dir / 'soak.png'}")
     if result.problems:
         for problem in result.problems:

@@ -78,7 +78,7 @@ def demo_windows() -> np.ndarray:
 
     demo = read_clip(DEMO_RECORDING)
     starts = range(0, demo.size - WINDOW_SAMPLES + 1, WINDOW_SAMPLES // 4)
-    return np.stack([demo[start:start + WINDOW_SAMPLES] for start in starts])
+    return np.stack([demo[start : start + WINDOW_SAMPLES] for start in starts])
 
 
 def make_scores_sparse(model, share: float = ACTIVE_SHARE):
@@ -134,12 +134,15 @@ class FastResult:
 def bench_config(hop: float, fast: bool):
     from htsat_live.stream.config import load_config, with_overrides
 
-    return with_overrides(load_config(None), {"windows.hop": hop, "source.fast": fast, "windows.stagger": True,
-                                              "publish.bind": "tcp://127.0.0.1:*"})
+    return with_overrides(
+        load_config(None),
+        {"windows.hop": hop, "source.fast": fast, "windows.stagger": True, "publish.bind": "tcp://127.0.0.1:*"},
+    )
 
 
-def run_real_time(model, recording: str, hop: float, seconds: float, streams: int = 1,
-                  inference=None) -> RealTimeResult:
+def run_real_time(
+    model, recording: str, hop: float, seconds: float, streams: int = 1, inference=None
+) -> RealTimeResult:
     """Play the recording in real time through the whole pipeline for `seconds` (or to its end), as
     `streams` streams at once; the counters and latencies are those of all streams together."""
     from htsat_live.stream.output import Listener
@@ -159,16 +162,29 @@ def run_real_time(model, recording: str, hop: float, seconds: float, streams: in
             if windows[0] == RSS_AFTER_WINDOWS:
                 rss["early"] = rss["last"]
 
-    pipeline = Pipeline(config, model, [recording] * streams, outputs=[publisher, Listener(measure)],
-                        inference=inference, max_batch=max(8, streams))
+    pipeline = Pipeline(
+        config,
+        model,
+        [recording] * streams,
+        outputs=[publisher, Listener(measure)],
+        inference=inference,
+        max_batch=max(8, streams),
+    )
     pipeline.start()
     pipeline.wait(seconds)
     dropped = sum(publisher.dropped.values())
     reports = list(pipeline.stop().values())
     latencies = [value for report in reports for value in report.hop_latencies]
-    return RealTimeResult(sum(r.windows for r in reports), sum(r.skipped_windows for r in reports),
-                          sum(r.overruns for r in reports), dropped, percentile(latencies, 50),
-                          percentile(latencies, 95), rss.get("early"), rss.get("last", rss_mib()))
+    return RealTimeResult(
+        sum(r.windows for r in reports),
+        sum(r.skipped_windows for r in reports),
+        sum(r.overruns for r in reports),
+        dropped,
+        percentile(latencies, 50),
+        percentile(latencies, 95),
+        rss.get("early"),
+        rss.get("last", rss_mib()),
+    )
 
 
 def run_fast(model, recording: str, hop: float, streams: int, inference=None) -> FastResult:
@@ -185,8 +201,13 @@ def run_fast(model, recording: str, hop: float, streams: int, inference=None) ->
     wall = time.perf_counter() - started
     reports = pipeline.stop()
     audio = sum(report.samples for report in reports.values()) / SAMPLE_RATE
-    return FastResult(streams, audio, wall, sum(report.windows for report in reports.values()),
-                      sum(report.events for report in reports.values()))
+    return FastResult(
+        streams,
+        audio,
+        wall,
+        sum(report.windows for report in reports.values()),
+        sum(report.events for report in reports.values()),
+    )
 
 
 def _seconds(value: float | None) -> str:
@@ -213,9 +234,11 @@ def run_stream_bench(args) -> int:
         torch.set_num_threads(args.threads)
     precision = getattr(args, "precision", None) or "fp32"
     if precision == "int8" and not (backend == "openvino" or (backend == "onnx" and model_path is None)):
-        print("htsat-live bench --stream: --precision int8 runs on --backend openvino, or on --backend onnx without "
-              "--model (for a checkpoint on ONNX Runtime, export it with `htsat-live export-onnx --int8` and give "
-              "--model X.int8.onnx)")
+        print(
+            "htsat-live bench --stream: --precision int8 runs on --backend openvino, or on --backend onnx without "
+            "--model (for a checkpoint on ONNX Runtime, export it with `htsat-live export-onnx --int8` and give "
+            "--model X.int8.onnx)"
+        )
         return 2
     try:
         if model_path:
@@ -232,8 +255,11 @@ def run_stream_bench(args) -> int:
     except (OSError, RuntimeError) as error:
         print(f"htsat-live bench --stream: cannot read {recording}: {error}")
         return 2
-    print(f"stream bench: {what}, {model.backend.name} {precision} on {device}, torch threads {torch.get_num_threads()}, "
-          f"{os.cpu_count()} CPUs; recording {recording} ({length:.1f} s)", flush=True)
+    print(
+        f"stream bench: {what}, {model.backend.name} {precision} on {device}, torch threads {torch.get_num_threads()}, "
+        f"{os.cpu_count()} CPUs; recording {recording} ({length:.1f} s)",
+        flush=True,
+    )
     model.predict(np.zeros((1, 320000), np.float32), short="pad")  # warm up once
     if (getattr(args, "inference", None) or "local") == "ray":
         if model_path:
@@ -245,25 +271,34 @@ def run_stream_bench(args) -> int:
         real = run_real_time(model, recording, hop, min(seconds, length))
         growth = "" if real.rss_early is None else f" ({(real.rss_end / real.rss_early - 1) * 100:+.1f}%)"
         early = "n/a" if real.rss_early is None else f"{real.rss_early:.0f} MiB"
-        print(f"hop {hop:g} s, real time ({min(seconds, length):.0f} s): windows {real.windows}, skipped "
-              f"{real.skipped}, ring overruns {real.overruns}, dropped messages {real.dropped}, "
-              f"hop latency p50 {_seconds(real.hop_p50)} p95 {_seconds(real.hop_p95)}, "
-              f"RSS after {RSS_AFTER_WINDOWS} windows {early}, at the end {real.rss_end:.0f} MiB{growth}",
-              flush=True)
+        print(
+            f"hop {hop:g} s, real time ({min(seconds, length):.0f} s): windows {real.windows}, skipped "
+            f"{real.skipped}, ring overruns {real.overruns}, dropped messages {real.dropped}, "
+            f"hop latency p50 {_seconds(real.hop_p50)} p95 {_seconds(real.hop_p95)}, "
+            f"RSS after {RSS_AFTER_WINDOWS} windows {early}, at the end {real.rss_end:.0f} MiB{growth}",
+            flush=True,
+        )
     for hop in hops:
         best = None
         for streams in sorted({1, *[k for k in (2, 4, 8) if k <= max_streams], max_streams}):
             fast = run_fast(model, recording, hop, streams)
-            print(f"hop {hop:g} s, fast, {streams} stream{'s' if streams > 1 else ''}: "
-                  f"{fast.audio_seconds:.0f} s of audio in {fast.wall_seconds:.1f} s, "
-                  f"real-time factor {fast.realtime_factor:.2f}, {fast.events / fast.audio_seconds * 60:.0f} events "
-                  f"per stream-minute", flush=True)
+            print(
+                f"hop {hop:g} s, fast, {streams} stream{'s' if streams > 1 else ''}: "
+                f"{fast.audio_seconds:.0f} s of audio in {fast.wall_seconds:.1f} s, "
+                f"real-time factor {fast.realtime_factor:.2f}, {fast.events / fast.audio_seconds * 60:.0f} events "
+                f"per stream-minute",
+                flush=True,
+            )
             best = fast if best is None or fast.realtime_factor > best.realtime_factor else best
-        print(f"hop {hop:g} s: best aggregate real-time factor {best.realtime_factor:.2f} "
-              f"({best.streams} stream(s) batched)", flush=True)
+        print(
+            f"hop {hop:g} s: best aggregate real-time factor {best.realtime_factor:.2f} "
+            f"({best.streams} stream(s) batched)",
+            flush=True,
+        )
         # check it: that many streams paced in real time
-        streams = most_streams_sustained(model, recording, hop, min(seconds, VERIFY_SECONDS, length),
-                                         int(best.realtime_factor))
+        streams = most_streams_sustained(
+            model, recording, hop, min(seconds, VERIFY_SECONDS, length), int(best.realtime_factor)
+        )
         print(f"hop {hop:g} s: one process sustains {streams} stream(s) in real time", flush=True)
     return 0
 
@@ -275,9 +310,12 @@ def most_streams_sustained(model, recording: str, hop: float, seconds: float, st
     while streams >= 1:
         check = run_real_time(model, recording, hop, seconds, streams, inference)
         sustained = check.skipped == 0 and check.overruns == 0 and (check.hop_p95 or 0.0) < hop
-        print(f"hop {hop:g} s, {streams} streams in real time{where} ({seconds:.0f} s): windows {check.windows}, "
-              f"skipped {check.skipped}, hop latency p50 {_seconds(check.hop_p50)} p95 {_seconds(check.hop_p95)} "
-              f"-> {'sustained' if sustained else 'not sustained'}", flush=True)
+        print(
+            f"hop {hop:g} s, {streams} streams in real time{where} ({seconds:.0f} s): windows {check.windows}, "
+            f"skipped {check.skipped}, hop latency p50 {_seconds(check.hop_p50)} p95 {_seconds(check.hop_p95)} "
+            f"-> {'sustained' if sustained else 'not sustained'}",
+            flush=True,
+        )
         if sustained:
             return streams
         streams -= max(1, streams // 4)
@@ -292,19 +330,26 @@ def payload_sizes(model, recording: str, hop: float) -> None:
     window = read_clip(recording)[:320000]  # [320000]
     quantised = np.round(np.clip(window, -1, 1) * 32767).astype(np.int16)  # [320000]
     out = model.predict(window[None], short="pad")
-    drift = np.abs(model.predict((quantised / 32767).astype(np.float32)[None], short="pad")["framewise"]
-                   - out["framewise"]).max()
+    drift = np.abs(
+        model.predict((quantised / 32767).astype(np.float32)[None], short="pad")["framewise"] - out["framewise"]
+    ).max()
     tokens = np.ascontiguousarray(out["framewise"][0, ::32])  # what a replica sends back: [32, C]
     reply = len(pickle.dumps((out["clipwise"][0], tokens), protocol=5))
     whole_map = len(pickle.dumps((out["clipwise"][0], out["framewise"][0]), protocol=5))
-    choices = [("float32 window (what travels)", window), ("int16 window", quantised),
-               ("log-mel frames [1001, 64] float32", model.logmel(window)[0]),
-               (f"only the new samples, float32 (hop {hop:g} s)", window[:round(hop * 32000)])]
+    choices = [
+        ("float32 window (what travels)", window),
+        ("int16 window", quantised),
+        ("log-mel frames [1001, 64] float32", model.logmel(window)[0]),
+        (f"only the new samples, float32 (hop {hop:g} s)", window[: round(hop * 32000)]),
+    ]
     for what, payload in choices:
         print(f"payload {what}: {len(pickle.dumps(payload, protocol=5)):,} bytes per window to the replica", flush=True)
-    print(f"reply (clipwise [{model.num_classes}] + per-token scores [32, {model.num_classes}] float32): {reply:,} bytes "
-          f"per window (the whole framewise map [1024, {model.num_classes}] would be {whole_map:,}); int16 samples "
-          f"would move framewise scores by up to {drift:.1e}", flush=True)
+    print(
+        f"reply (clipwise [{model.num_classes}] + per-token scores [32, {model.num_classes}] float32): {reply:,} bytes "
+        f"per window (the whole framewise map [1024, {model.num_classes}] would be {whole_map:,}); int16 samples "
+        f"would move framewise scores by up to {drift:.1e}",
+        flush=True,
+    )
 
 
 def run_ray_bench(model, build, recording: str, hops: list[float], max_streams: int, check_seconds: float) -> int:
@@ -318,22 +363,31 @@ def run_ray_bench(model, build, recording: str, hops: list[float], max_streams: 
     try:
         handle = cluster.deploy(build, cluster.ServeSettings(replicas=1, max_batch=max(8, max_streams), num_cpus=cpus))
         client = cluster.ServeInference(handle, cluster.gcs_address())
-        print(f"Ray Serve: 1 replica with {cpus} CPUs at {client.address}, up in {time.perf_counter() - started:.1f} s",
-              flush=True)
+        print(
+            f"Ray Serve: 1 replica with {cpus} CPUs at {client.address}, up in {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
         payload_sizes(model, recording, min(hops))
         client.predict(np.zeros((1, 320000), np.float32))  # warm up the replica
         for hop in hops:
             for streams in sorted({1, max_streams}):
                 local = run_fast(model, recording, hop, streams)
                 served = run_fast(model, recording, hop, streams, client)
-                print(f"hop {hop:g} s, fast, {streams} stream(s): in-process {local.windows_per_second:.2f} windows/s, "
-                      f"through Ray {served.windows_per_second:.2f} windows/s (overhead "
-                      f"{(local.windows_per_second / served.windows_per_second - 1) * 100:+.0f}%), real-time factor "
-                      f"through Ray {served.realtime_factor:.2f}", flush=True)
-            streams = most_streams_sustained(model, recording, hop, check_seconds, max(1, int(served.realtime_factor)),
-                                             client)
-            print(f"hop {hop:g} s: Ray sustains {streams} stream(s) in real time; retries {client.retries}, "
-                  f"lost windows {client.lost}", flush=True)
+                print(
+                    f"hop {hop:g} s, fast, {streams} stream(s): in-process {local.windows_per_second:.2f} windows/s, "
+                    f"through Ray {served.windows_per_second:.2f} windows/s (overhead "
+                    f"{(local.windows_per_second / served.windows_per_second - 1) * 100:+.0f}%), real-time factor "
+                    f"through Ray {served.realtime_factor:.2f}",
+                    flush=True,
+                )
+            streams = most_streams_sustained(
+                model, recording, hop, check_seconds, max(1, int(served.realtime_factor)), client
+            )
+            print(
+                f"hop {hop:g} s: Ray sustains {streams} stream(s) in real time; retries {client.retries}, "
+                f"lost windows {client.lost}",
+                flush=True,
+            )
     finally:
         cluster.undeploy()
         if started_ray:

@@ -18,22 +18,41 @@ SETTINGS_ORGANISATION, SETTINGS_APPLICATION = "htsat-live", "gui"  # QSettings: 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_detect_arguments(parser)
-    parser.add_argument("--connect", metavar="ADDRESS",
-                        help="show a remote pipeline: subscribe to its publisher, e.g. tcp://HOST:5556 "
-                             "(then SOURCE and the pipeline options are not used)")
-    parser.add_argument("--server-key", default="", metavar="FILE",
-                        help="the publisher's CURVE public key (PREFIX.key from `htsat-live keys`), with --connect")
-    parser.add_argument("--span", type=int, choices=SPANS_SECONDS, default=None,
-                        help="seconds shown at first (default: as last time, else 30)")
-    parser.add_argument("--classes", type=int, default=None,
-                        help="classes in the heatmap at first, 1 to 64 (default: as last time, else 8)")
+    parser.add_argument(
+        "--connect",
+        metavar="ADDRESS",
+        help="show a remote pipeline: subscribe to its publisher, e.g. tcp://HOST:5556 "
+        "(then SOURCE and the pipeline options are not used)",
+    )
+    parser.add_argument(
+        "--server-key",
+        default="",
+        metavar="FILE",
+        help="the publisher's CURVE public key (PREFIX.key from `htsat-live keys`), with --connect",
+    )
+    parser.add_argument(
+        "--span",
+        type=int,
+        choices=SPANS_SECONDS,
+        default=None,
+        help="seconds shown at first (default: as last time, else 30)",
+    )
+    parser.add_argument(
+        "--classes",
+        type=int,
+        default=None,
+        help="classes in the heatmap at first, 1 to 64 (default: as last time, else 8)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     if not _has_display():
-        print("htsat-live gui: no display (DISPLAY and WAYLAND_DISPLAY are unset): run it on a desktop, under "
-              "`xvfb-run htsat-live gui ...`, or on a machine with a screen as `htsat-live gui --connect "
-              "tcp://HOST:5556` to a detector running elsewhere", file=sys.stderr)
+        print(
+            "htsat-live gui: no display (DISPLAY and WAYLAND_DISPLAY are unset): run it on a desktop, under "
+            "`xvfb-run htsat-live gui ...`, or on a machine with a screen as `htsat-live gui --connect "
+            "tcp://HOST:5556` to a detector running elsewhere",
+            file=sys.stderr,
+        )
         return 2
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
@@ -56,9 +75,15 @@ def run(args: argparse.Namespace) -> int:
     set_threshold = event_audio = None  # what only a pipeline in this process offers
     if not args.connect:
         set_threshold, event_audio = source.set_threshold, source.event_audio
-    window = LiveWindow(live, f"htsat-live: {title}", set_threshold=set_threshold, event_audio=event_audio,
-                        span_seconds=args.span, top_n=args.classes,
-                        settings=QSettings(SETTINGS_ORGANISATION, SETTINGS_APPLICATION))
+    window = LiveWindow(
+        live,
+        f"htsat-live: {title}",
+        set_threshold=set_threshold,
+        event_audio=event_audio,
+        span_seconds=args.span,
+        top_n=args.classes,
+        settings=QSettings(SETTINGS_ORGANISATION, SETTINGS_APPLICATION),
+    )
     receiver.connection_changed.connect(window.status_bar.show_connection)
     previous = signal.signal(signal.SIGINT, lambda *_: app.quit())  # Ctrl-C in the terminal quits cleanly too
     receiver.start()
@@ -105,7 +130,9 @@ def _local_source(args):
     except ConfigError as error:
         print(f"htsat-live gui: {error}", file=sys.stderr)
         return None, ""
-    model = load_model_or_explain(config.model.path or None, config.model.device, config.model.backend, config.model.precision)
+    model = load_model_or_explain(
+        config.model.path or None, config.model.device, config.model.backend, config.model.precision
+    )
     if model is None:
         return None, ""
     publisher = sinks = None
@@ -147,8 +174,9 @@ def _open_publisher(config):
         if transport != "tcp":
             raise
         try:
-            publisher = Publisher(f"tcp://{rest.rpartition(':')[0]}:*", config.allow_remote, config.server_secret_key,
-                                  config.hwm)
+            publisher = Publisher(
+                f"tcp://{rest.rpartition(':')[0]}:*", config.allow_remote, config.server_secret_key, config.hwm
+            )
         except ValueError:
             raise error from None
         print(f"htsat-live gui: {error}; publishing on {publisher.address} instead", file=sys.stderr)

@@ -10,8 +10,19 @@ from PySide6.QtGui import QFont, QFontMetrics
 LEFT_AXIS_WIDTH = 170  # pixels; every time-aligned plot uses it so their x axes line up
 NAME_MARGIN = 20  # pixels of the axis left to its tick marks and padding
 # (major, minor) tick spacings in seconds, finest first; a span takes the finest with few enough labels
-TICK_SPACINGS = ((0.5, 0.1), (1, 0.2), (2, 0.5), (5, 1), (10, 2), (30, 5), (60, 10), (120, 30), (300, 60),
-                 (600, 120), (1800, 300))
+TICK_SPACINGS = (
+    (0.5, 0.1),
+    (1, 0.2),
+    (2, 0.5),
+    (5, 1),
+    (10, 2),
+    (30, 5),
+    (60, 10),
+    (120, 30),
+    (300, 60),
+    (600, 120),
+    (1800, 300),
+)
 MAX_LABELS = 12  # labelled ticks across a span at most
 
 
@@ -98,5 +109,12 @@ class RowAxis(pg.AxisItem):
 
     def _show_names(self) -> None:
         fit = self.fixedWidth - NAME_MARGIN
-        self.setTicks([[(i + 0.5, self._metrics.elidedText(name, Qt.TextElideMode.ElideRight, fit))
-                        for i, name in enumerate(self._names)], []])
+        self.setTicks(
+            [
+                [
+                    (i + 0.5, self._metrics.elidedText(name, Qt.TextElideMode.ElideRight, fit))
+                    for i, name in enumerate(self._names)
+                ],
+                [],
+            ]
+        )

@@ -47,21 +47,24 @@ def random_full_size_model(path: Path) -> Path:
     from htsat_live.model.htsat import HTSAT, HTSATConfig
 
     torch.manual_seed(0)
-    save_checkpoint(path, HTSAT(HTSATConfig()).eval(), audioset_labels(),
-                    provenance={"weights": "random, for timing only"})
+    save_checkpoint(
+        path, HTSAT(HTSATConfig()).eval(), audioset_labels(), provenance={"weights": "random, for timing only"}
+    )
     return path
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m htsat_live.gui.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None,
-                        help="checkpoint (default: full-size 527-class HTS-AT with random weights)")
+    parser.add_argument(
+        "--model", default=None, help="checkpoint (default: full-size 527-class HTS-AT with random weights)"
+    )
     parser.add_argument("--hop", type=float, default=1.0, help="pipeline hop in seconds")
     parser.add_argument("--warmup", type=float, default=60.0, help="seconds of live audio before measuring")
     parser.add_argument("--measure", type=float, default=20.0, help="seconds of redrawing measured")
     parser.add_argument("--classes", type=int, default=8, help="heatmap rows")
-    parser.add_argument("--threshold", type=float, default=0.8,
-                        help="event threshold for a model without thresholds of its own")
+    parser.add_argument(
+        "--threshold", type=float, default=0.8, help="event threshold for a model without thresholds of its own"
+    )
     args = parser.parse_args(argv)
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -85,9 +88,16 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         recording = Path(folder) / "bench.wav"
         synthetic_recording(recording, args.warmup + args.measure + 15)
-        config = with_overrides(load_config(None), {"publish.enabled": False, "publish.top_k": 0,
-                                                    "windows.hop": args.hop, "source.fast": False,
-                                                    "events.threshold": args.threshold})
+        config = with_overrides(
+            load_config(None),
+            {
+                "publish.enabled": False,
+                "publish.top_k": 0,
+                "windows.hop": args.hop,
+                "source.fast": False,
+                "events.threshold": args.threshold,
+            },
+        )
         source = LocalSource()
         source.attach(Pipeline(config, model, [str(recording)], outputs=[Listener(source.listen)]))
         live = LiveData()
@@ -131,15 +141,23 @@ def report(args, model, live, frame_times, elapsed, status_before, status_after)
     latency = status_after.get("latency", {})
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     weights = "random weights" if args.model is None else args.model
-    print(f"model: {model.num_classes} classes ({weights}), all sent in every scores message; "
-          f"{min(live.now, live.history_seconds):.0f} s of the {live.history_seconds:g}-s history filled and shown "
-          f"(span 60 s), {args.classes} heatmap rows, window 1600x900")
-    print(f"pipeline: hop {args.hop:g} s, torch on cpu, audio paced in real time; {cores} CPU cores, "
-          f"load average {os.getloadavg()[0]:.1f}")
-    print(f"redraw: {len(frame_times)} frames in {elapsed:.1f} s = {fps:.1f} fps; frame time "
-          f"p50 {np.percentile(times, 50):.1f} ms, p95 {np.percentile(times, 95):.1f} ms, max {times.max():.1f} ms")
-    print(f"pipeline meanwhile: {windows} windows, {skipped} skipped, {events} events started, hop latency p50 "
-          f"{latency.get('hop_p50')} s, p95 {latency.get('hop_p95')} s; messages lost {live.counts.missed}")
+    print(
+        f"model: {model.num_classes} classes ({weights}), all sent in every scores message; "
+        f"{min(live.now, live.history_seconds):.0f} s of the {live.history_seconds:g}-s history filled and shown "
+        f"(span 60 s), {args.classes} heatmap rows, window 1600x900"
+    )
+    print(
+        f"pipeline: hop {args.hop:g} s, torch on cpu, audio paced in real time; {cores} CPU cores, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"redraw: {len(frame_times)} frames in {elapsed:.1f} s = {fps:.1f} fps; frame time "
+        f"p50 {np.percentile(times, 50):.1f} ms, p95 {np.percentile(times, 95):.1f} ms, max {times.max():.1f} ms"
+    )
+    print(
+        f"pipeline meanwhile: {windows} windows, {skipped} skipped, {events} events started, hop latency p50 "
+        f"{latency.get('hop_p50')} s, p95 {latency.get('hop_p95')} s; messages lost {live.counts.missed}"
+    )
     print(f"goal >= {GOAL_FPS:g} fps: {'met' if fps >= GOAL_FPS else 'NOT met'}")
 
 

@@ -30,21 +30,31 @@ class HeatmapPlot(pg.PlotItem):
         self.image.setLookupTable(colour_map.getLookupTable(nPts=256))
         self.addItem(self.image)
         # the colour scale: the window places it beside the plot
-        self.colour_bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=colour_map, interactive=False,
-                                          width=COLOUR_BAR_WIDTH)
+        self.colour_bar = pg.ColorBarItem(
+            values=(0.0, 1.0), colorMap=colour_map, interactive=False, width=COLOUR_BAR_WIDTH
+        )
         self.colour_bar.axis.setTicks([[(0.0, "0"), (0.5, "0.5"), (1.0, "1")], []])
         self.colour_bar.axis.setLabel("score")
-        self.provisional = pg.LinearRegionItem(movable=False, pen=pg.mkPen(None),
-                                               brush=QBrush(PROVISIONAL_COLOUR, Qt.BrushStyle.BDiagPattern))
-        self.final_line = pg.InfiniteLine(angle=90, movable=False,
-                                          pen=pg.mkPen(PROVISIONAL_COLOUR, width=2, style=Qt.PenStyle.DashLine))
+        self.provisional = pg.LinearRegionItem(
+            movable=False, pen=pg.mkPen(None), brush=QBrush(PROVISIONAL_COLOUR, Qt.BrushStyle.BDiagPattern)
+        )
+        self.final_line = pg.InfiniteLine(
+            angle=90, movable=False, pen=pg.mkPen(PROVISIONAL_COLOUR, width=2, style=Qt.PenStyle.DashLine)
+        )
         for item in (self.provisional, self.final_line):
             item.setZValue(10)
             self.addItem(item)
         self._rows = np.empty((0, 0), dtype=np.float32)  # [frames, N], reused while its shape holds
 
-    def refresh(self, history: FrameHistory | None, classes: list[int], names: list[str], final_upto: float,
-                left: float, right: float) -> None:
+    def refresh(
+        self,
+        history: FrameHistory | None,
+        classes: list[int],
+        names: list[str],
+        final_upto: float,
+        left: float,
+        right: float,
+    ) -> None:
         """Draw rows `classes` (shown top down in the order given) of `history` ([L, C] scores in [0, 1])
         from stream time `left` to `right`."""
         self.setXRange(left, right, padding=0.0)

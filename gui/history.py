@@ -13,8 +13,9 @@ import numpy as np
 class FrameHistory:
     def __init__(self, length: int, width: int, frame_seconds: float, fill: float = 0.0):
         if length <= 0 or width <= 0 or frame_seconds <= 0:
-            raise ValueError(f"FrameHistory needs positive sizes, got length={length} width={width} "
-                             f"frame_seconds={frame_seconds}")
+            raise ValueError(
+                f"FrameHistory needs positive sizes, got length={length} width={width} frame_seconds={frame_seconds}"
+            )
         self.length = length
         self.width = width
         self.frame_seconds = frame_seconds
@@ -41,13 +42,13 @@ class FrameHistory:
         if last > self.end:
             self._clear(self.end, last)
         keep = max(first, max(self.end, last) - self.length)
-        self._store(keep, frames[keep - first:], slice(None) if columns is None else columns)
+        self._store(keep, frames[keep - first :], slice(None) if columns is None else columns)
         self.end = max(self.end, last)
 
     def view(self) -> np.ndarray:
         """The last `length` frames, oldest first: [L, W], a view into the buffer (no copy)."""
         start = self.end % self.length
-        return self._buffer[start:start + self.length]
+        return self._buffer[start : start + self.length]
 
     def start_seconds(self) -> float:
         """Stream time at the left edge of `view()`."""
@@ -64,7 +65,7 @@ class FrameHistory:
         of the first one returned, and [n, W], a view."""
         held = self.end - self.length  # the absolute index of view()[0]
         start = max(first, held, 0)
-        return start, self.view()[start - held:max(min(last, self.end), start) - held]
+        return start, self.view()[start - held : max(min(last, self.end), start) - held]
 
     def pooled(self, first: int, last: int, factor: int) -> tuple[int, np.ndarray]:
         """The maximum of each group of `factor` frames (group g = frames [g, g + 1) * factor) that
@@ -84,14 +85,14 @@ class FrameHistory:
         first = max(first, last - self.length)
         for begin, end in self._slots(first, last):
             self._buffer[begin:end] = self.fill
-            self._buffer[begin + self.length:end + self.length] = self.fill
+            self._buffer[begin + self.length : end + self.length] = self.fill
 
     def _store(self, first: int, frames: np.ndarray, columns) -> None:
         done = 0
         for begin, end in self._slots(first, first + len(frames)):
-            chunk = frames[done:done + end - begin]
+            chunk = frames[done : done + end - begin]
             self._buffer[begin:end, columns] = chunk
-            self._buffer[begin + self.length:end + self.length, columns] = chunk
+            self._buffer[begin + self.length : end + self.length, columns] = chunk
             done += end - begin
 
     def _slots(self, first: int, last: int):

@@ -50,8 +50,17 @@ class LanesPlot(pg.PlotItem):
             self.removeItem(self._bars.pop(key)[0])
         selected = self.selected.event_id if self.selected is not None else None
         for event in shown:
-            drawn = (event.label, lane_of[event.label], event.onset, event.offset, event.peak, event.open,
-                     event.confirmed, event.event_id == selected, self.hint)
+            drawn = (
+                event.label,
+                lane_of[event.label],
+                event.onset,
+                event.offset,
+                event.peak,
+                event.open,
+                event.confirmed,
+                event.event_id == selected,
+                self.hint,
+            )
             bar, before, _ = self._bars.get(event.event_id, (None, None, None))
             if drawn == before:
                 continue
@@ -62,8 +71,10 @@ class LanesPlot(pg.PlotItem):
                 self._paint(bar, event, event.event_id == selected)
             bar.setRect(event.onset, drawn[1] + (1 - BAR_HEIGHT) / 2, event.offset - event.onset, BAR_HEIGHT)
             state = ("open" if event.open else "ended") + ("" if event.confirmed else ", provisional")
-            bar.setToolTip(f"{event.label}: peak {event.peak:.2f}\n{event.onset:.2f}-{event.offset:.2f} s ({state})"
-                           + (f"\n{self.hint}" if self.hint else ""))
+            bar.setToolTip(
+                f"{event.label}: peak {event.peak:.2f}\n{event.onset:.2f}-{event.offset:.2f} s ({state})"
+                + (f"\n{self.hint}" if self.hint else "")
+            )
             self._bars[event.event_id] = (bar, drawn, event)
         self.row_axis.set_names(list(reversed(self.lanes)))
         self.setXRange(left, right, padding=0.0)

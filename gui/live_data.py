@@ -37,6 +37,7 @@ SCORE_POOL = 8  # score frames per archived frame (78 ms)
 @dataclass
 class EventBar:
     """One detected event as the lanes draw it; while it is open, `offset` is the end of its activity so far."""
+
     event_id: int
     label: str
     classes: tuple[int, ...]  # the model classes behind the label
@@ -50,6 +51,7 @@ class EventBar:
 @dataclass
 class MessageCounts:
     """Messages taken in, and those skipped because they could not be used (with the last reason)."""
+
     applied: int = 0
     skipped: int = 0
     other_streams: int = 0  # messages of streams other than the one shown
@@ -99,8 +101,12 @@ class LiveData:
 
     def apply(self, topic: str, body: dict) -> bool:
         """Take in one message; a malformed one is counted and skipped (returns False), never raised."""
-        handler = {"mel": self._apply_mel, "scores": self._apply_scores, "event": self._apply_event,
-                   "status": self._apply_status}.get(topic)
+        handler = {
+            "mel": self._apply_mel,
+            "scores": self._apply_scores,
+            "event": self._apply_event,
+            "status": self._apply_status,
+        }.get(topic)
         try:
             if handler is None:
                 raise ValueError(f"unknown topic {topic!r}")
@@ -194,9 +200,16 @@ class LiveData:
         classes = tuple(int(c) for c in body["classes"])
         if not classes:
             raise ValueError("event without classes")
-        bar = EventBar(event_id=event_id, label=str(body["label"]), classes=classes, onset=float(body["onset"]),
-                       offset=float(body["offset"]), peak=float(body["peak"]), open=state != "end",
-                       confirmed=bool(body.get("confirmed", state == "end")))
+        bar = EventBar(
+            event_id=event_id,
+            label=str(body["label"]),
+            classes=classes,
+            onset=float(body["onset"]),
+            offset=float(body["offset"]),
+            peak=float(body["peak"]),
+            open=state != "end",
+            confirmed=bool(body.get("confirmed", state == "end")),
+        )
         if state != "end":
             self.open_events[event_id] = bar
             return

@@ -43,8 +43,14 @@ class LocalSource:
     def listen(self, topic: str, stream: str, body: dict) -> None:
         seq = self._seq.get(topic, 0)
         self._seq[topic] = seq + 1
-        message = {"schema": SCHEMA_VERSION, "topic": topic, "stream": stream, "seq": seq,
-                   "sent_time": time.time(), **body}
+        message = {
+            "schema": SCHEMA_VERSION,
+            "topic": topic,
+            "stream": stream,
+            "seq": seq,
+            "sent_time": time.time(),
+            **body,
+        }
         try:
             self._queue.put_nowait((topic, message))
         except queue.Full:

@@ -12,8 +12,12 @@ LEVEL_FLOOR_DB = -60.0  # the level meter's empty mark (dBFS)
 NOTICE_MS = 15000  # how long the result of an action (a saved PNG, exported events) stays shown
 MIN_LABEL_CHARS = 4  # a field never gets narrower than about this many characters
 # link state (from the receiver) -> text colour (None: the usual one) and bold
-CONNECTION_LOOKS = {"receiving": (None, False), "waiting": ("#a07000", False), "ended": ("#3070b0", True),
-                    "lost": ("#d04040", True)}
+CONNECTION_LOOKS = {
+    "receiving": (None, False),
+    "waiting": ("#a07000", False),
+    "ended": ("#3070b0", True),
+    "lost": ("#d04040", True),
+}
 
 
 class ElidedLabel(QLabel):
@@ -31,8 +35,11 @@ class ElidedLabel(QLabel):
         room = self.contentsRect()
         painter = QPainter(self)
         painter.setPen(self.palette().color(self.foregroundRole()))
-        painter.drawText(room, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                         self.fontMetrics().elidedText(self.text(), self.elide, room.width()))
+        painter.drawText(
+            room,
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            self.fontMetrics().elidedText(self.text(), self.elide, room.width()),
+        )
         painter.end()
 
 

@@ -45,8 +45,14 @@ class TopKPlot(pg.PlotItem):
             return
         self._shown = (list(classes), scores)
         rows = np.arange(len(classes))[::-1]  # the first class in the top row
-        self.bars.setOpts(x0=np.zeros(len(classes)), y0=rows + (1 - BAR_HEIGHT) / 2, width=np.asarray(scores),
-                          height=BAR_HEIGHT, brushes=[class_colour((c,)) for c in classes], pen=pg.mkPen(None))
+        self.bars.setOpts(
+            x0=np.zeros(len(classes)),
+            y0=rows + (1 - BAR_HEIGHT) / 2,
+            width=np.asarray(scores),
+            height=BAR_HEIGHT,
+            brushes=[class_colour((c,)) for c in classes],
+            pen=pg.mkPen(None),
+        )
         for i, text in enumerate(self.values):
             text.setVisible(i < len(classes))
             if i < len(classes):

@@ -28,11 +28,14 @@ def load_choices(settings: QSettings) -> ViewChoices:
     rows = _int(settings.value("view/rows"), default.rows)
     width = _int(settings.value("window/width"), default.width)
     height = _int(settings.value("window/height"), default.height)
-    return ViewChoices(order=order if order in ORDERS else default.order,
-                       span=span if span in SPANS_SECONDS else default.span,
-                       rows=rows if 1 <= rows <= MAX_ROWS else default.rows,
-                       filter=str(settings.value("view/filter", default.filter)),
-                       width=width if width > 0 else default.width, height=height if height > 0 else default.height)
+    return ViewChoices(
+        order=order if order in ORDERS else default.order,
+        span=span if span in SPANS_SECONDS else default.span,
+        rows=rows if 1 <= rows <= MAX_ROWS else default.rows,
+        filter=str(settings.value("view/filter", default.filter)),
+        width=width if width > 0 else default.width,
+        height=height if height > 0 else default.height,
+    )
 
 
 def save_choices(settings: QSettings, choices: ViewChoices) -> None:

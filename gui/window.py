@@ -62,10 +62,18 @@ class LiveWindow(QMainWindow):
     mode: PUB/SUB carries nothing back, and the audio stays where the detector runs). `span_seconds` and
     `top_n` (heatmap rows) given here win over those remembered in `settings`."""
 
-    def __init__(self, live: LiveData, title: str, set_threshold: Callable[[str, float], None] | None = None,
-                 span_seconds: int | None = None, top_n: int | None = None, top_k: int = 10,
-                 redraw_hz: float = 30.0, settings: QSettings | None = None,
-                 event_audio: Callable[[str, EventBar], np.ndarray] | None = None):
+    def __init__(
+        self,
+        live: LiveData,
+        title: str,
+        set_threshold: Callable[[str, float], None] | None = None,
+        span_seconds: int | None = None,
+        top_n: int | None = None,
+        top_k: int = 10,
+        redraw_hz: float = 30.0,
+        settings: QSettings | None = None,
+        event_audio: Callable[[str, EventBar], np.ndarray] | None = None,
+    ):
         super().__init__()
         self.live = live
         self.set_threshold = set_threshold
@@ -177,9 +185,11 @@ class LiveWindow(QMainWindow):
         else:
             self.listen_action.setToolTip("Listen: play the selected event again (click an event bar to select it)")
         bar.addAction(self.listen_action)
-        for text, keys, slot in (("Save PNG", QKeySequence.StandardKey.Save, self._ask_save_png),
-                                 ("Export events", None, self._ask_export_events),
-                                 ("Quit", QKeySequence(Qt.Modifier.CTRL | Qt.Key.Key_Q), self.close)):
+        for text, keys, slot in (
+            ("Save PNG", QKeySequence.StandardKey.Save, self._ask_save_png),
+            ("Export events", None, self._ask_export_events),
+            ("Quit", QKeySequence(Qt.Modifier.CTRL | Qt.Key.Key_Q), self.close),
+        ):
             action = QAction(text, self)
             if keys is not None:
                 action.setShortcut(keys)
@@ -196,8 +206,9 @@ class LiveWindow(QMainWindow):
         palette = box.palette()
         palette.setColor(QPalette.ColorRole.Base, QColor(Qt.GlobalColor.transparent))  # the toolbar shows through
         box.setPalette(palette)
-        box.setToolTip("the on-threshold in force in the remote pipeline: read-only here "
-                       "(set it where the pipeline runs)")
+        box.setToolTip(
+            "the on-threshold in force in the remote pipeline: read-only here (set it where the pipeline runs)"
+        )
 
     @property
     def span_seconds(self) -> float:
@@ -205,9 +216,14 @@ class LiveWindow(QMainWindow):
 
     def choices(self) -> ViewChoices:
         """What the user chose, as it stands now."""
-        return ViewChoices(order=self.class_order.order, span=int(self.span_box.currentData()),
-                           rows=self.top_n_box.value(), filter=self.filter_box.text(),
-                           width=self.width(), height=self.height())
+        return ViewChoices(
+            order=self.class_order.order,
+            span=int(self.span_box.currentData()),
+            rows=self.top_n_box.value(),
+            filter=self.filter_box.text(),
+            width=self.width(),
+            height=self.height(),
+        )
 
     def set_paused(self, paused: bool) -> None:
         """Freeze the view (data keeps arriving). While paused, dragging or scrolling over the plots moves
@@ -220,8 +236,11 @@ class LiveWindow(QMainWindow):
         if paused:  # from the archive's start to now, and never less than what is in view
             live = self.live
             left, right = self._drawn_range or (live.now, live.now)
-            limits = dict(xMin=min(left, max(0.0, live.now - live.archive_seconds)), xMax=max(right, live.now),
-                          minXRange=MIN_ZOOM_SECONDS)
+            limits = dict(
+                xMin=min(left, max(0.0, live.now - live.archive_seconds)),
+                xMax=max(right, live.now),
+                minXRange=MIN_ZOOM_SECONDS,
+            )
         for plot in (self.spectrogram, self.heatmap, self.lanes):
             plot.setMouseEnabled(x=paused, y=False)
             plot.vb.setLimits(**limits)
@@ -275,8 +294,9 @@ class LiveWindow(QMainWindow):
         scores = self._held(live.scores, live.archived_scores, left)
         if scores is not None and (self.paused or time.monotonic() - self._ranked_at >= RANK_INTERVAL_SECONDS):
             self._rank_classes(scores, left, right)
-        self.heatmap.refresh(scores, self._classes, [live.label(i) for i in self._classes], live.final_upto,
-                             left, right)
+        self.heatmap.refresh(
+            scores, self._classes, [live.label(i) for i in self._classes], live.final_upto, left, right
+        )
         if not self.paused:  # the chart shows the newest window: it stays as it was when paused
             best = self.class_order.best(live.clipwise, live.labels, self.topk.k)
             self.topk.refresh(live.clipwise, best, [live.label(i) for i in best])
@@ -322,7 +342,8 @@ class LiveWindow(QMainWindow):
 
     def _clicked(self, click) -> None:
         if click.button() != Qt.MouseButton.LeftButton or not self.lanes.vb.sceneBoundingRect().contains(
-                click.scenePos()):
+            click.scenePos()
+        ):
             return
         point = self.lanes.vb.mapSceneToView(click.scenePos())
         event = self.lanes.event_at(point.x(), point.y())
@@ -346,8 +367,9 @@ class LiveWindow(QMainWindow):
         except (LookupError, OSError) as error:
             self.status_bar.show_notice(f"cannot play {event.label} at {event.onset:.1f} s: {error}")
             return
-        self.status_bar.show_notice(f"playing {event.label}, {event.onset:.1f}-{event.offset:.1f} s "
-                                    f"({len(audio) / SAMPLE_RATE:.1f} s of audio)")
+        self.status_bar.show_notice(
+            f"playing {event.label}, {event.onset:.1f}-{event.offset:.1f} s ({len(audio) / SAMPLE_RATE:.1f} s of audio)"
+        )
 
     def save_png(self, path: str | Path) -> bool:
         """Save the window as it looks now; the status bar says where (or that it could not)."""
@@ -370,14 +392,16 @@ class LiveWindow(QMainWindow):
         return len(events)
 
     def _ask_save_png(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save PNG", time.strftime("htsat-live-%Y%m%d-%H%M%S.png"),
-                                              "PNG images (*.png)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save PNG", time.strftime("htsat-live-%Y%m%d-%H%M%S.png"), "PNG images (*.png)"
+        )
         if path:
             self.save_png(path)
 
     def _ask_export_events(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export events", time.strftime("events-%Y%m%d-%H%M%S.jsonl"),
-                                              "JSON Lines (*.jsonl);;TSV (*.tsv)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export events", time.strftime("events-%Y%m%d-%H%M%S.jsonl"), "JSON Lines (*.jsonl);;TSV (*.tsv)"
+        )
         if path:
             try:
                 self.export_events(path)

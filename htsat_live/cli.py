@@ -31,22 +31,108 @@ class Subcommand:
 
 
 SUBCOMMANDS = [
-    Subcommand("detect", "Detect sound events live from a microphone, a file or an ffmpeg stream; print and publish them.", "htsat_live.stream.commands:add_detect_command_arguments", "htsat_live.stream.commands:run_detect"),
-    Subcommand("serve", "Serve the model to detect --inference ray: a Ray Serve deployment of batching replicas (needs the cluster extra).", "htsat_live.stream.commands:add_serve_arguments", "htsat_live.stream.commands:run_serve", "cluster"),
-    Subcommand("devices", "List the audio input devices (for detect mic:NAME).", "htsat_live.stream.commands:add_devices_arguments", "htsat_live.stream.commands:run_devices"),
-    Subcommand("labels", "List the model's class labels (and default thresholds).", "htsat_live.stream.commands:add_labels_arguments", "htsat_live.stream.commands:run_labels"),
-    Subcommand("gui", "Live visualiser: spectrogram, class heatmap, event lanes (local pipeline, or --connect to a publisher).", "htsat_live.gui.app:add_arguments", "htsat_live.gui.app:run", "gui"),
-    Subcommand("listen", "Subscribe to a running detector and print its messages.", "htsat_live.stream.outputs.publish_commands:add_listen_arguments", "htsat_live.stream.outputs.publish_commands:run_listen"),
-    Subcommand("keys", "Write a CURVE key pair (PREFIX.key, PREFIX.key_secret) for an encrypted publisher.", "htsat_live.stream.outputs.publish_commands:add_keys_arguments", "htsat_live.stream.outputs.publish_commands:run_keys"),
-    Subcommand("events", "Query the event history that detect keeps (--since, --label, --stream, --run; table, json or tsv).", "htsat_live.stream.outputs.event_store:add_events_arguments", "htsat_live.stream.outputs.event_store:run_events"),
-    Subcommand("tag", "Tag audio files of any length: top labels and strongest events.", "htsat_live.stream.tag:add_arguments", "htsat_live.stream.tag:run"),
-    Subcommand("convert", "Convert a checkpoint (official Lightning, state dict) to our .safetensors format.", "htsat_live.model.commands:add_convert_arguments", "htsat_live.model.commands:run_convert"),
-    Subcommand("export-onnx", "Export a checkpoint to ONNX (fp32, or --int8) and print its drift from torch.", "htsat_live.model.commands:add_export_arguments", "htsat_live.model.commands:run_export"),
-    Subcommand("bench", "Inference speed of every backend vs the official eager model (--stream: the live pipeline).", "htsat_live.evaluation.model_bench:add_arguments", "htsat_live.evaluation.model_bench:run"),
-    Subcommand("evaluate", "Event-based F1 (Table 3 protocol), segment-based F1 and PSDS of detected events.", "htsat_live.evaluation.commands:add_evaluate_arguments", "htsat_live.evaluation.commands:run_evaluate", "eval"),
-    Subcommand("detect-dir", "Detect events in every clip of a folder (official offline pass or the live pipeline).", "htsat_live.evaluation.commands:add_detect_dir_arguments", "htsat_live.evaluation.commands:run_detect_dir", "eval"),
-    Subcommand("consistency", "Streaming vs offline on the same files: timeline difference and event F1 per hop.", "htsat_live.evaluation.commands:add_consistency_arguments", "htsat_live.evaluation.commands:run_consistency", "eval"),
-    Subcommand("train", "Train or fine-tune HTS-AT on strong-labelled soundscapes; keeps the best epoch.", "htsat_live.training.commands:add_train_arguments", "htsat_live.training.commands:run_train", "train"),
+    Subcommand(
+        "detect",
+        "Detect sound events live from a microphone, a file or an ffmpeg stream; print and publish them.",
+        "htsat_live.stream.commands:add_detect_command_arguments",
+        "htsat_live.stream.commands:run_detect",
+    ),
+    Subcommand(
+        "serve",
+        "Serve the model to detect --inference ray: a Ray Serve deployment of batching replicas (needs the cluster extra).",
+        "htsat_live.stream.commands:add_serve_arguments",
+        "htsat_live.stream.commands:run_serve",
+        "cluster",
+    ),
+    Subcommand(
+        "devices",
+        "List the audio input devices (for detect mic:NAME).",
+        "htsat_live.stream.commands:add_devices_arguments",
+        "htsat_live.stream.commands:run_devices",
+    ),
+    Subcommand(
+        "labels",
+        "List the model's class labels (and default thresholds).",
+        "htsat_live.stream.commands:add_labels_arguments",
+        "htsat_live.stream.commands:run_labels",
+    ),
+    Subcommand(
+        "gui",
+        "Live visualiser: spectrogram, class heatmap, event lanes (local pipeline, or --connect to a publisher).",
+        "htsat_live.gui.app:add_arguments",
+        "htsat_live.gui.app:run",
+        "gui",
+    ),
+    Subcommand(
+        "listen",
+        "Subscribe to a running detector and print its messages.",
+        "htsat_live.stream.outputs.publish_commands:add_listen_arguments",
+        "htsat_live.stream.outputs.publish_commands:run_listen",
+    ),
+    Subcommand(
+        "keys",
+        "Write a CURVE key pair (PREFIX.key, PREFIX.key_secret) for an encrypted publisher.",
+        "htsat_live.stream.outputs.publish_commands:add_keys_arguments",
+        "htsat_live.stream.outputs.publish_commands:run_keys",
+    ),
+    Subcommand(
+        "events",
+        "Query the event history that detect keeps (--since, --label, --stream, --run; table, json or tsv).",
+        "htsat_live.stream.outputs.event_store:add_events_arguments",
+        "htsat_live.stream.outputs.event_store:run_events",
+    ),
+    Subcommand(
+        "tag",
+        "Tag audio files of any length: top labels and strongest events.",
+        "htsat_live.stream.tag:add_arguments",
+        "htsat_live.stream.tag:run",
+    ),
+    Subcommand(
+        "convert",
+        "Convert a checkpoint (official Lightning, state dict) to our .safetensors format.",
+        "htsat_live.model.commands:add_convert_arguments",
+        "htsat_live.model.commands:run_convert",
+    ),
+    Subcommand(
+        "export-onnx",
+        "Export a checkpoint to ONNX (fp32, or --int8) and print its drift from torch.",
+        "htsat_live.model.commands:add_export_arguments",
+        "htsat_live.model.commands:run_export",
+    ),
+    Subcommand(
+        "bench",
+        "Inference speed of every backend vs the official eager model (--stream: the live pipeline).",
+        "htsat_live.evaluation.model_bench:add_arguments",
+        "htsat_live.evaluation.model_bench:run",
+    ),
+    Subcommand(
+        "evaluate",
+        "Event-based F1 (Table 3 protocol), segment-based F1 and PSDS of detected events.",
+        "htsat_live.evaluation.commands:add_evaluate_arguments",
+        "htsat_live.evaluation.commands:run_evaluate",
+        "eval",
+    ),
+    Subcommand(
+        "detect-dir",
+        "Detect events in every clip of a folder (official offline pass or the live pipeline).",
+        "htsat_live.evaluation.commands:add_detect_dir_arguments",
+        "htsat_live.evaluation.commands:run_detect_dir",
+        "eval",
+    ),
+    Subcommand(
+        "consistency",
+        "Streaming vs offline on the same files: timeline difference and event F1 per hop.",
+        "htsat_live.evaluation.commands:add_consistency_arguments",
+        "htsat_live.evaluation.commands:run_consistency",
+        "eval",
+    ),
+    Subcommand(
+        "train",
+        "Train or fine-tune HTS-AT on strong-labelled soundscapes; keeps the best epoch.",
+        "htsat_live.training.commands:add_train_arguments",
+        "htsat_live.training.commands:run_train",
+        "train",
+    ),
 ]
 
 
@@ -57,8 +143,11 @@ def _resolve(target: str):
 
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     """The full parser; only the selected subcommand's module is imported to add its arguments."""
-    parser = argparse.ArgumentParser(prog="htsat-live", description="Streaming sound event detection with HTS-AT.",
-                                     epilog="--debug anywhere (or HTSAT_LIVE_DEBUG=1) prints tracebacks for bug reports.")
+    parser = argparse.ArgumentParser(
+        prog="htsat-live",
+        description="Streaming sound event detection with HTS-AT.",
+        epilog="--debug anywhere (or HTSAT_LIVE_DEBUG=1) prints tracebacks for bug reports.",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for subcommand in SUBCOMMANDS:
         sub = subparsers.add_parser(subcommand.name, help=subcommand.help, description=subcommand.help)
@@ -116,8 +205,10 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         else:
-            print(f"htsat-live {selected or ''}: {type(error).__name__}: {error} (--debug shows the traceback)",
-                  file=sys.stderr)
+            print(
+                f"htsat-live {selected or ''}: {type(error).__name__}: {error} (--debug shows the traceback)",
+                file=sys.stderr,
+            )
         return 1
 
 

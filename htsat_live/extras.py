@@ -19,5 +19,7 @@ def missing_extra(extra: str) -> str | None:
     absent = [module for module in EXTRA_MODULES[extra] if find_spec(module) is None]
     if not absent:
         return None
-    return (f"needs the [{extra}] extra ({', '.join(absent)} not installed): pip install 'htsat-live[{extra}]', "
-            f"or in a checkout: pip install -e '.[{extra}]'")
+    return (
+        f"needs the [{extra}] extra ({', '.join(absent)} not installed): pip install 'htsat-live[{extra}]', "
+        f"or in a checkout: pip install -e '.[{extra}]'"
+    )

@@ -78,15 +78,18 @@ def check_audio_file(path: str | Path) -> soundfile.SoundFile:
     return handle
 
 
-def read_blocks(path: str | Path, block_seconds: float = 10.0, counts: SampleCounts | None = None) -> Iterator[np.ndarray]:
+def read_blocks(
+    path: str | Path, block_seconds: float = 10.0, counts: SampleCounts | None = None
+) -> Iterator[np.ndarray]:
     """An audio file as consecutive 32 kHz mono float32 blocks [n] of about `block_seconds`, read and
     conditioned one at a time, so that a file of any length takes bounded memory. AudioFileError when it
     cannot be opened or read."""
     with check_audio_file(path) as handle:
         conditioner = Conditioner(handle.samplerate, counts or SampleCounts())
         try:
-            for raw in handle.blocks(blocksize=max(1, round(block_seconds * handle.samplerate)), dtype="float32",
-                                     always_2d=True):  # [frames, channels]
+            for raw in handle.blocks(
+                blocksize=max(1, round(block_seconds * handle.samplerate)), dtype="float32", always_2d=True
+            ):  # [frames, channels]
                 yield conditioner.process(raw)
         except (soundfile.LibsndfileError, RuntimeError) as error:
             raise AudioFileError(f"{path}: read failed ({error})") from error

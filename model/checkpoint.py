@@ -92,11 +92,17 @@ def _torch_load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as error:
         refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
         if refused:
-            raise CheckpointError(f"{path}: refused: besides tensors it holds Python objects ({refused.group(1)}), "
-                                  "and htsat-live reads tensors only, never code") from None
-        raise CheckpointError(f"{path}: not a readable checkpoint (neither a PyTorch nor a safetensors file, or corrupt)") from None
+            raise CheckpointError(
+                f"{path}: refused: besides tensors it holds Python objects ({refused.group(1)}), "
+                "and htsat-live reads tensors only, never code"
+            ) from None
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint (neither a PyTorch nor a safetensors file, or corrupt)"
+        ) from None
     except Exception:  # torch raises many types for garbage bytes (EOFError, KeyError, RuntimeError...)
-        raise CheckpointError(f"{path}: not a readable checkpoint (neither a PyTorch nor a safetensors file, or truncated)") from None
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint (neither a PyTorch nor a safetensors file, or truncated)"
+        ) from None
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
         loaded = loaded["state_dict"]
     if not isinstance(loaded, dict) or not loaded or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
@@ -125,7 +131,9 @@ def _read_safetensors(path: Path) -> Checkpoint:
         raise CheckpointError(f"{path}: holds no tensors")
     shape_config = infer_config(state_dict, path)
     if metadata_text is None:
-        return Checkpoint(shape_config, state_dict, default_labels(shape_config.num_classes), metadata={"source": str(path)})
+        return Checkpoint(
+            shape_config, state_dict, default_labels(shape_config.num_classes), metadata={"source": str(path)}
+        )
     try:
         metadata = json.loads(metadata_text)
         config = HTSATConfig.from_dict(metadata["config"])
@@ -148,7 +156,9 @@ def median_frames_of(metadata: dict, path: Path | str) -> int:
     """The median filter length in our metadata document (1 when absent), or CheckpointError."""
     median_frames = metadata.get("median_frames", 1)
     if not valid_median_frames(median_frames):
-        raise CheckpointError(f"{path}: median_frames must be an odd integer in 1..{MAX_MEDIAN_FRAMES}, got {median_frames!r}")
+        raise CheckpointError(
+            f"{path}: median_frames must be an odd integer in 1..{MAX_MEDIAN_FRAMES}, got {median_frames!r}"
+        )
     return median_frames
 
 

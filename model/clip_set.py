@@ -69,8 +69,10 @@ class ClipSet:
     def describe(self) -> str:
         counts = self.targets().sum(axis=0).astype(int)
         shown = ", ".join(f"{label} {n}" for label, n in zip(self.labels, counts))
-        return f"{self.root}: {len(self.clips)} clips, {len(self.labels)} classes ({self.layout}" \
-               f"{', multi-label' if self.multi_label else ''}): {shown}"
+        return (
+            f"{self.root}: {len(self.clips)} clips, {len(self.labels)} classes ({self.layout}"
+            f"{', multi-label' if self.multi_label else ''}): {shown}"
+        )
 
 
 def read_clip_set(path: str | Path) -> ClipSet:
@@ -99,8 +101,10 @@ def _read_folders(root: Path) -> ClipSet:
     clips = [Clip(file, (folder.name,)) for folder in _class_folders(root) for file in _audio_below(folder)]
     labels = sorted({clip.labels[0] for clip in clips})
     if not clips:
-        raise ClipSetError(f"{root}: no audio in class folders (DATA/<class>/*.wav), and no meta/esc50.csv, "
-                           "validation_list.txt or testing_list.txt")
+        raise ClipSetError(
+            f"{root}: no audio in class folders (DATA/<class>/*.wav), and no meta/esc50.csv, "
+            "validation_list.txt or testing_list.txt"
+        )
     return ClipSet(root, "folders", labels, clips, multi_label=False)
 
 
@@ -109,7 +113,9 @@ def _read_esc50(root: Path) -> ClipSet:
         rows = list(csv.DictReader(handle))
     missing = {"filename", "fold", "target", "category"} - set(rows[0] if rows else {})
     if missing:
-        raise ClipSetError(f"{root / ESC50_META}: missing columns {sorted(missing)} (ESC-50: filename, fold, target, category)")
+        raise ClipSetError(
+            f"{root / ESC50_META}: missing columns {sorted(missing)} (ESC-50: filename, fold, target, category)"
+        )
     try:
         names = {int(row["target"]): row["category"] for row in rows}
         clips = [Clip(root / "audio" / row["filename"], (row["category"],), fold=int(row["fold"])) for row in rows]
@@ -125,8 +131,11 @@ def _read_speech_commands(root: Path) -> ClipSet:
             for line in (root / name).read_text(encoding="utf-8").splitlines():
                 if line.strip():
                     split_of[line.strip()] = split
-    clips = [Clip(file, (folder.name,), split_of.get(file.relative_to(root).as_posix(), "train"))
-             for folder in _class_folders(root) for file in _audio_below(folder)]
+    clips = [
+        Clip(file, (folder.name,), split_of.get(file.relative_to(root).as_posix(), "train"))
+        for folder in _class_folders(root)
+        for file in _audio_below(folder)
+    ]
     if not clips:
         raise ClipSetError(f"{root}: no audio in word folders")
     notes = []
@@ -163,7 +172,7 @@ def clip_windows(wave: np.ndarray) -> np.ndarray:
         return np.tile(wave, math.ceil(WINDOW_SAMPLES / len(wave)))[None, :WINDOW_SAMPLES]
     count = math.ceil(len(wave) / WINDOW_SAMPLES)
     starts = np.linspace(0, len(wave) - WINDOW_SAMPLES, count).round().astype(int)
-    return np.stack([wave[start: start + WINDOW_SAMPLES] for start in starts])
+    return np.stack([wave[start : start + WINDOW_SAMPLES] for start in starts])
 
 
 def read_windows(path: Path) -> np.ndarray:
@@ -183,18 +192,30 @@ def clip_scores(probabilities: np.ndarray, targets: np.ndarray, labels: list[str
     per_class = {}
     for c, label in enumerate(labels):
         positives = targets[:, c] > 0
-        entry = {"clips": int(positives.sum()),
-                 "ap": float(average_precision_score(positives, probabilities[:, c])) if positives.any() else None}
+        entry = {
+            "clips": int(positives.sum()),
+            "ap": float(average_precision_score(positives, probabilities[:, c])) if positives.any() else None,
+        }
         if not multi_label:
-            entry["accuracy"] = float((probabilities[positives].argmax(axis=1) == c).mean()) if positives.any() else None
+            entry["accuracy"] = (
+                float((probabilities[positives].argmax(axis=1) == c).mean()) if positives.any() else None
+            )
         per_class[label] = entry
     aps = [entry["ap"] for entry in per_class.values() if entry["ap"] is not None]
-    result = {"clips": int(len(targets)), "accuracy": None, "top5_accuracy": None,
-              "map": float(np.mean(aps)) if aps else None, "per_class": per_class}
+    result = {
+        "clips": int(len(targets)),
+        "accuracy": None,
+        "top5_accuracy": None,
+        "map": float(np.mean(aps)) if aps else None,
+        "per_class": per_class,
+    }
     if not multi_label and len(targets):
         truth = targets.argmax(axis=1)
         result["accuracy"] = float((probabilities.argmax(axis=1) == truth).mean())
         # with 5 classes or fewer every class is in the top 5
-        result["top5_accuracy"] = float(top_k_accuracy_score(truth, probabilities, k=5, labels=np.arange(len(labels)))) \
-            if len(labels) > 5 else 1.0
+        result["top5_accuracy"] = (
+            float(top_k_accuracy_score(truth, probabilities, k=5, labels=np.arange(len(labels))))
+            if len(labels) > 5
+            else 1.0
+        )
     return result

@@ -7,9 +7,12 @@ import sys
 def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="official Lightning checkpoint, plain state dict or our .safetensors")
     parser.add_argument("output", help="OUT.safetensors")
-    parser.add_argument("--labels", default=None,
-                        help="class labels: AudioSet's class_labels_indices.csv (its display_name column) or a text "
-                             "file with one label per line (default: AudioSet's for 527 classes)")
+    parser.add_argument(
+        "--labels",
+        default=None,
+        help="class labels: AudioSet's class_labels_indices.csv (its display_name column) or a text "
+        "file with one label per line (default: AudioSet's for 527 classes)",
+    )
 
 
 def run_convert(args: argparse.Namespace) -> int:
@@ -28,7 +31,9 @@ def run_convert(args: argparse.Namespace) -> int:
         model = build_model(checkpoint, args.checkpoint)
         labels = read_labels(args.labels) if args.labels else checkpoint.labels
         if len(labels) != checkpoint.config.num_classes:
-            raise ValueError(f"{args.labels}: {len(labels)} labels for a model of {checkpoint.config.num_classes} classes")
+            raise ValueError(
+                f"{args.labels}: {len(labels)} labels for a model of {checkpoint.config.num_classes} classes"
+            )
     except (OSError, ValueError) as error:  # CheckpointError included
         print(f"htsat-live convert: {error}", file=sys.stderr)
         return 2
@@ -38,15 +43,19 @@ def run_convert(args: argparse.Namespace) -> int:
     except OSError as error:
         print(f"htsat-live convert: cannot write {args.output}: {error.strerror or error}", file=sys.stderr)
         return 1
-    print(f"wrote {args.output}: {checkpoint.config.num_classes} classes, embed_dim {checkpoint.config.embed_dim}, "
-          f"depths {list(checkpoint.config.depths)}")
+    print(
+        f"wrote {args.output}: {checkpoint.config.num_classes} classes, embed_dim {checkpoint.config.embed_dim}, "
+        f"depths {list(checkpoint.config.depths)}"
+    )
     return 0
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="any checkpoint load_model reads")
     parser.add_argument("output", help="OUT.onnx")
-    parser.add_argument("--int8", action="store_true", help="dynamic int8 quantisation of the weights; prints its drift")
+    parser.add_argument(
+        "--int8", action="store_true", help="dynamic int8 quantisation of the weights; prints its drift"
+    )
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -67,8 +76,10 @@ def run_export(args: argparse.Namespace) -> int:
         drift = compare_outputs(reference, exported, probe_waves())
         progress.update()
     print(f"wrote {args.output}")
-    print(f"drift vs torch fp32 on {drift['clips']} probe clips: framewise max abs {drift['max_abs']:.2e}, "
-          f"mean abs {drift['mean_abs']:.2e}; top-{drift['top_k']} clipwise agreement {drift['top_k_agreement']:.3f}")
+    print(
+        f"drift vs torch fp32 on {drift['clips']} probe clips: framewise max abs {drift['max_abs']:.2e}, "
+        f"mean abs {drift['mean_abs']:.2e}; top-{drift['top_k']} clipwise agreement {drift['top_k_agreement']:.3f}"
+    )
     return 0
 
 
@@ -94,8 +105,13 @@ def compare_outputs(reference, candidate, waves) -> dict:
     theirs = candidate.predict(waves)
     difference = np.abs(ours["framewise"] - theirs["framewise"])
     agreement, k = top_k_agreement(theirs["clipwise"], ours["clipwise"])
-    return {"clips": len(waves), "max_abs": float(difference.max()), "mean_abs": float(difference.mean()),
-            "top_k": k, "top_k_agreement": agreement}
+    return {
+        "clips": len(waves),
+        "max_abs": float(difference.max()),
+        "mean_abs": float(difference.mean()),
+        "top_k": k,
+        "top_k_agreement": agreement,
+    }
 
 
 def top_k_agreement(scores, reference, k: int = 5) -> tuple[float, int]:

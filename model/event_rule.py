@@ -48,11 +48,19 @@ class Target:
     off: float  # off-threshold (<= on)
 
 
-def build_targets(labels: Sequence[str], model_thresholds: np.ndarray | None, *, classes: bool = True,
-                  groups: Mapping[str, Sequence[str | int]] = {}, allow: Sequence[str] = (),
-                  deny: Sequence[str] = (), thresholds: Mapping[str, float] = {},
-                  off_thresholds: Mapping[str, float] = {}, threshold: float = 0.5,
-                  hysteresis: float = 1.0) -> list[Target]:
+def build_targets(
+    labels: Sequence[str],
+    model_thresholds: np.ndarray | None,
+    *,
+    classes: bool = True,
+    groups: Mapping[str, Sequence[str | int]] = {},
+    allow: Sequence[str] = (),
+    deny: Sequence[str] = (),
+    thresholds: Mapping[str, float] = {},
+    off_thresholds: Mapping[str, float] = {},
+    threshold: float = 0.5,
+    hysteresis: float = 1.0,
+) -> list[Target]:
     """The detection targets in force, or TargetError naming the setting that does not fit the model.
 
     classes: every model class is a target besides the groups; allow/deny: keep only / drop these
@@ -74,7 +82,12 @@ def build_targets(labels: Sequence[str], model_thresholds: np.ndarray | None, *,
             else:
                 raise TargetError(f"groups.{name}", f"unknown label {item!r}")
         members[name] = tuple(dict.fromkeys(resolved))
-    for key, names in (("allow", allow), ("deny", deny), ("thresholds", thresholds), ("off_thresholds", off_thresholds)):
+    for key, names in (
+        ("allow", allow),
+        ("deny", deny),
+        ("thresholds", thresholds),
+        ("off_thresholds", off_thresholds),
+    ):
         for name in names:
             if name not in members:
                 raise TargetError(key, f"unknown target {name!r} (not a class label or group)")
@@ -119,7 +132,9 @@ def runs_to_events(active: np.ndarray, labels: Sequence[str]) -> list[tuple[int,
     """
     if active.ndim != 2 or active.shape[1] != len(labels):
         raise ValueError(f"active must be [frames, {len(labels)}], got {list(active.shape)}")
-    edges = np.diff(active.astype(np.int8), axis=0, prepend=0, append=0)  # [T + 1, G]: +1 at a start, -1 one past an end
+    edges = np.diff(
+        active.astype(np.int8), axis=0, prepend=0, append=0
+    )  # [T + 1, G]: +1 at a start, -1 one past an end
     events = []
     for column, label in enumerate(labels):
         starts = np.flatnonzero(edges[:, column] == 1)
@@ -133,7 +148,9 @@ def target_scores(framewise: np.ndarray, targets: Sequence[Target]) -> np.ndarra
     return np.stack([framewise[:, list(target.classes)].max(axis=1) for target in targets], axis=1)
 
 
-def official_events(framewise: np.ndarray, targets: Sequence[Target], median_frames: int = 1) -> tuple[list[tuple[float, float, str]], np.ndarray]:
+def official_events(
+    framewise: np.ndarray, targets: Sequence[Target], median_frames: int = 1
+) -> tuple[list[tuple[float, float, str]], np.ndarray]:
     """The official rule over framewise scores [T, C] from grid frame 0: events (onset s, offset s,
     label) and the target scores [T, G] (median-filtered when median_frames > 1)."""
     scores = median_over_frames(target_scores(framewise, targets), median_frames)  # [T, G]
@@ -143,17 +160,20 @@ def official_events(framewise: np.ndarray, targets: Sequence[Target], median_fra
     return [(start * FRAME_SECONDS, end * FRAME_SECONDS, label) for start, end, label in runs], scores
 
 
-def events_from_scores(framewise: np.ndarray, n_samples: int, targets: Sequence[Target],
-                       median_frames: int = 1) -> tuple[list[tuple[float, float, str]], np.ndarray]:
+def events_from_scores(
+    framewise: np.ndarray, n_samples: int, targets: Sequence[Target], median_frames: int = 1
+) -> tuple[list[tuple[float, float, str]], np.ndarray]:
     """Events of one clip from the model's output for it, and the kept target scores.
 
     framewise: [1024, C] for the clip of `n_samples` samples zero-padded (or cut) to 10 s.
     Returns events as (onset s, offset s, label) and scores [frames of real audio, G].
     """
-    return official_events(framewise[:frames_for(min(n_samples, WINDOW_SAMPLES))], targets, median_frames)
+    return official_events(framewise[: frames_for(min(n_samples, WINDOW_SAMPLES))], targets, median_frames)
 
 
-def detect_clip(model, wave: np.ndarray, targets: Sequence[Target], median_frames: int = 1) -> tuple[list[tuple[float, float, str]], np.ndarray]:
+def detect_clip(
+    model, wave: np.ndarray, targets: Sequence[Target], median_frames: int = 1
+) -> tuple[list[tuple[float, float, str]], np.ndarray]:
     """The official one-pass detection of a clip (float32 [N] at 32 kHz, its first 10 s): events and kept scores."""
     framewise = model.predict(zero_padded_batch([wave[:WINDOW_SAMPLES]]), short="pad")["framewise"][0]  # [1024, C]
     return events_from_scores(framewise, len(wave), targets, median_frames)
@@ -169,9 +189,9 @@ def offline_timeline(model, wave: np.ndarray, batch_size: int = 4) -> np.ndarray
     starts = range(0, len(wave), WINDOW_SAMPLES)
     parts = []
     for first in range(0, len(starts), batch_size):
-        batch = starts[first:first + batch_size]
-        windows = zero_padded_batch([wave[start:start + WINDOW_SAMPLES] for start in batch])  # [b, 320000]
+        batch = starts[first : first + batch_size]
+        windows = zero_padded_batch([wave[start : start + WINDOW_SAMPLES] for start in batch])  # [b, 320000]
         framewise = model.predict(windows, short="pad")["framewise"]  # [b, 1024, C]
         for row, start in enumerate(batch):
-            parts.append(framewise[row, :frames_for(min(len(wave) - start, WINDOW_SAMPLES))])
+            parts.append(framewise[row, : frames_for(min(len(wave) - start, WINDOW_SAMPLES))])
     return np.concatenate(parts, axis=0)

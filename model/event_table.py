@@ -46,8 +46,10 @@ def read_events(path: str | Path) -> pd.DataFrame:
     reversed_rows = labelled(table).query("onset > offset")
     if not reversed_rows.empty:
         row = reversed_rows.iloc[0]
-        raise ValueError(f"{path}: line {reversed_rows.index[0] + 2}: onset {row.onset:g} s is after offset "
-                         f"{row.offset:g} s ({row.filename}, {row.event_label}); {len(reversed_rows)} such rows")
+        raise ValueError(
+            f"{path}: line {reversed_rows.index[0] + 2}: onset {row.onset:g} s is after offset "
+            f"{row.offset:g} s ({row.filename}, {row.event_label}); {len(reversed_rows)} such rows"
+        )
     return table
 
 
@@ -74,8 +76,9 @@ def _require_numbers(path: str | Path, table: pd.DataFrame, column: str) -> None
     numbers = pd.to_numeric(table[column], errors="coerce").astype(float)  # unreadable -> NaN
     bad = table[~np.isfinite(numbers)]
     if not bad.empty:
-        raise ValueError(f"{path}: line {bad.index[0] + 2}: {column} {bad[column].iloc[0]!r} is not a number "
-                         f"({len(bad)} such rows)")
+        raise ValueError(
+            f"{path}: line {bad.index[0] + 2}: {column} {bad[column].iloc[0]!r} is not a number ({len(bad)} such rows)"
+        )
 
 
 def merge_overlaps(events: pd.DataFrame) -> tuple[pd.DataFrame, int]:
@@ -106,7 +109,9 @@ def labelled(events: pd.DataFrame) -> pd.DataFrame:
     return events[events["event_label"].notna()]
 
 
-def event_f1(ground_truth: pd.DataFrame, metadata: pd.DataFrame, detections: pd.DataFrame) -> tuple[float, dict[str, float]]:
+def event_f1(
+    ground_truth: pd.DataFrame, metadata: pd.DataFrame, detections: pd.DataFrame
+) -> tuple[float, dict[str, float]]:
     """Macro and per-class event-based F1 (psds_eval, Table 3 protocol), as fractions.
 
     Every class of the ground truth has a figure: one never detected scores 0 (psds_eval says NaN and
@@ -121,8 +126,9 @@ def event_f1(ground_truth: pd.DataFrame, metadata: pd.DataFrame, detections: pd.
         raise ValueError("the ground truth holds no event")
     with warnings.catch_warnings():  # psds_eval averages empty slices for classes nobody detected
         warnings.simplefilter("ignore", RuntimeWarning)
-        evaluator = PSDSEval(dtc_threshold=F1_DTC, gtc_threshold=F1_GTC, cttc_threshold=F1_CTTC,
-                             ground_truth=truth, metadata=metadata)
+        evaluator = PSDSEval(
+            dtc_threshold=F1_DTC, gtc_threshold=F1_GTC, cttc_threshold=F1_CTTC, ground_truth=truth, metadata=metadata
+        )
         _, per_class = evaluator.compute_macro_f_score(detected)
     scores = {label: _zero_if_nan(per_class.get(label, 0.0)) for label in classes}
     return sum(scores.values()) / len(scores), scores

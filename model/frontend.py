@@ -48,7 +48,9 @@ def _slaney_mel_to_hz(mel: np.ndarray) -> np.ndarray:
 
 def mel_band_edges_hz(f_min: float = F_MIN, f_max: float = F_MAX, n_mels: int = N_MELS) -> np.ndarray:
     """Band i spans edges i..i+2 and peaks at edge i+1: [n_mels + 2], evenly spaced on the Slaney mel scale."""
-    edge_mels = np.linspace(_hz_to_slaney_mel(np.array([f_min]))[0], _hz_to_slaney_mel(np.array([f_max]))[0], n_mels + 2)
+    edge_mels = np.linspace(
+        _hz_to_slaney_mel(np.array([f_min]))[0], _hz_to_slaney_mel(np.array([f_max]))[0], n_mels + 2
+    )
     return _slaney_mel_to_hz(edge_mels)
 
 

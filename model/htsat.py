@@ -179,7 +179,9 @@ class Mlp(nn.Module):
 class SwinBlock(nn.Module):
     """Window attention (cyclically shifted by half a window in odd blocks) then an MLP, both residual."""
 
-    def __init__(self, dim: int, resolution: int, heads: int, window: int, shift: int, mlp_ratio: float, drop_path: float):
+    def __init__(
+        self, dim: int, resolution: int, heads: int, window: int, shift: int, mlp_ratio: float, drop_path: float
+    ):
         super().__init__()
         if resolution <= window:  # one window covers the whole grid: nothing to shift
             window, shift = resolution, 0
@@ -228,10 +230,27 @@ class PatchMerging(nn.Module):
 
 
 class SwinStage(nn.Module):
-    def __init__(self, dim: int, resolution: int, depth: int, heads: int, config: HTSATConfig, drop_paths: list[float], merge: bool):
+    def __init__(
+        self,
+        dim: int,
+        resolution: int,
+        depth: int,
+        heads: int,
+        config: HTSATConfig,
+        drop_paths: list[float],
+        merge: bool,
+    ):
         super().__init__()
         self.blocks = nn.ModuleList(
-            SwinBlock(dim, resolution, heads, config.window_size, 0 if i % 2 == 0 else config.window_size // 2, config.mlp_ratio, drop_paths[i])
+            SwinBlock(
+                dim,
+                resolution,
+                heads,
+                config.window_size,
+                0 if i % 2 == 0 else config.window_size // 2,
+                config.mlp_ratio,
+                drop_paths[i],
+            )
             for i in range(depth)
         )
         self.downsample = PatchMerging(dim, resolution) if merge else None
@@ -282,7 +301,15 @@ class HTSAT(nn.Module):
             first = sum(config.depths[:i])
             merge = i < len(config.depths) - 1
             self.layers.append(
-                SwinStage(config.embed_dim * 2**i, resolution // 2**i, depth, heads, config, drop_paths[first : first + depth], merge)
+                SwinStage(
+                    config.embed_dim * 2**i,
+                    resolution // 2**i,
+                    depth,
+                    heads,
+                    config,
+                    drop_paths[first : first + depth],
+                    merge,
+                )
             )
         self.norm = nn.LayerNorm(config.num_features)
         freq_rows = config.final_grid // FREQ_RATIO
@@ -320,7 +347,9 @@ class HTSAT(nn.Module):
         x = x.transpose(2, 3).reshape(b, d, rows, FREQ_RATIO * grid)  # [B, 8D, 2, 32] chunks back in time order
         return self.tscam_conv(x).flatten(2).float()  # [B, C, 32]
 
-    def forward(self, wave: torch.Tensor, tile_short: bool = False, bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, wave: torch.Tensor, tile_short: bool = False, bf16: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """wave [B, N] -> clipwise [B, C], framewise [B, 1024, C] (probabilities); bf16 as in token_logits."""
         mel = self.logmel(wave)
         if tile_short:
@@ -344,4 +373,3 @@ def _init_weights(module: nn.Module) -> None:
     elif isinstance(module, nn.LayerNorm):
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)
-

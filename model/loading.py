@@ -15,8 +15,9 @@ from htsat_live.model.predictor import (
 BACKENDS = ("torch", "onnx", "openvino")
 
 
-def load_model(path: str | Path | None = None, device: str = "cpu", backend: str | None = None,
-               precision: str = "fp32") -> Predictor:
+def load_model(
+    path: str | Path | None = None, device: str = "cpu", backend: str | None = None, precision: str = "fp32"
+) -> Predictor:
     """Load any checkpoint we read (or an exported .onnx file) behind the Predictor API.
 
     path None = the embedded default model. backend None (or "auto") follows the file: an .onnx file runs
@@ -33,14 +34,17 @@ def load_model(path: str | Path | None = None, device: str = "cpu", backend: str
         raise ValueError(f"backend must be 'auto', 'torch', 'onnx' or 'openvino', got {backend!r}")
     if path.suffix == ".onnx":
         if backend != "onnx":
-            raise ValueError(f"{path} is an ONNX graph, which runs on ONNX Runtime, not on {backend}: "
-                             "use backend 'onnx' (or 'auto')")
+            raise ValueError(
+                f"{path} is an ONNX graph, which runs on ONNX Runtime, not on {backend}: use backend 'onnx' (or 'auto')"
+            )
         from htsat_live.model.onnx import load_onnx_predictor
 
         return load_onnx_predictor(path, device)
     if precision == "int8" and backend != "openvino":
-        raise ValueError(f"int8 runs on the OpenVINO backend (backend 'openvino'), not on {backend}; for an int8 "
-                         "ONNX Runtime graph, export one with `htsat-live export-onnx --int8`")
+        raise ValueError(
+            f"int8 runs on the OpenVINO backend (backend 'openvino'), not on {backend}; for an int8 "
+            "ONNX Runtime graph, export one with `htsat-live export-onnx --int8`"
+        )
     checkpoint = read_checkpoint(path)
     model = build_model(checkpoint, path)
     if backend == "onnx":

@@ -87,7 +87,9 @@ def export_onnx(model: HTSAT, checkpoint: Checkpoint, path: str | Path, int8: bo
     if int8:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        quantize_dynamic(str(fp32_path), str(path), weight_type=QuantType.QInt8, nodes_to_quantize=_weight_matmuls(graph))
+        quantize_dynamic(
+            str(fp32_path), str(path), weight_type=QuantType.QInt8, nodes_to_quantize=_weight_matmuls(graph)
+        )
         fp32_path.unlink()
     return path
 
@@ -146,7 +148,9 @@ def load_onnx_predictor(path: str | Path, device: str = "cpu") -> Predictor:
         raise CheckpointError(f"{path}: not a readable ONNX file: {error}") from None
     props = {p.key: p.value for p in graph.metadata_props}
     if METADATA_KEY not in props:
-        raise CheckpointError(f"{path}: ONNX file has no '{METADATA_KEY}' metadata; export it with `htsat-live export-onnx`")
+        raise CheckpointError(
+            f"{path}: ONNX file has no '{METADATA_KEY}' metadata; export it with `htsat-live export-onnx`"
+        )
     metadata = json.loads(props[METADATA_KEY])
     config = HTSATConfig.from_dict(metadata["config"])
     thresholds = metadata.get("thresholds")

@@ -71,8 +71,11 @@ def convert_trunk(model: HTSAT):
     side = model.config.spec_size
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer warns about Python ints taken from shapes
-        return ov.convert_model(_Trunk(model.eval()), example_input=torch.zeros(1, 1, side, side),
-                                input=[ov.PartialShape([-1, 1, side, side])])
+        return ov.convert_model(
+            _Trunk(model.eval()),
+            example_input=torch.zeros(1, 1, side, side),
+            input=[ov.PartialShape([-1, 1, side, side])],
+        )
 
 
 def calibration_waves(seed: int = 1234) -> np.ndarray:
@@ -81,7 +84,7 @@ def calibration_waves(seed: int = 1234) -> np.ndarray:
     ten apart, the loudest peaking near 1 (9)."""
     demo = read_clip(DEMO_RECORDING)
     hop = WINDOW_SAMPLES // 4
-    waves = [demo[start:start + WINDOW_SAMPLES] for start in range(0, demo.size - WINDOW_SAMPLES, hop)]
+    waves = [demo[start : start + WINDOW_SAMPLES] for start in range(0, demo.size - WINDOW_SAMPLES, hop)]
     rng = np.random.default_rng(seed)
     t = np.arange(WINDOW_SAMPLES) / SAMPLE_RATE
     for level in (0.003, 0.03, 0.3):
@@ -107,8 +110,13 @@ def quantize_trunk(model: HTSAT, trunk):
         images = [image[None] for image in model.image(mel).numpy()]  # each [1, 1, 256, 256]
     nncf.set_log_level(logging.ERROR)
     with contextlib.redirect_stdout(sys.stderr):
-        return nncf.quantize(trunk, nncf.Dataset(images), model_type=nncf.ModelType.TRANSFORMER,
-                             subset_size=len(images), ignored_scope=nncf.IgnoredScope(patterns=INT8_KEPT_FLOAT))
+        return nncf.quantize(
+            trunk,
+            nncf.Dataset(images),
+            model_type=nncf.ModelType.TRANSFORMER,
+            subset_size=len(images),
+            ignored_scope=nncf.IgnoredScope(patterns=INT8_KEPT_FLOAT),
+        )
 
 
 def trunk_for(model: HTSAT, precision: str):
@@ -127,8 +135,10 @@ def cached_trunk(model: HTSAT, checkpoint_path: Path, precision: str = "fp32") -
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         if precision == "int8":
-            print(f"quantising {Path(checkpoint_path).name} to int8 for OpenVINO (once; cached in {path.parent})",
-                  file=sys.stderr)
+            print(
+                f"quantising {Path(checkpoint_path).name} to int8 for OpenVINO (once; cached in {path.parent})",
+                file=sys.stderr,
+            )
         # the default would store the weights as float16: a second rounding the checkpoint never had
         ov.save_model(trunk_for(model, precision), str(path), compress_to_fp16=False)
     return path
@@ -151,9 +161,14 @@ class OpenVinoBackend:
         self.device = device
         self.precision = precision
         self.model = model.float().eval()  # front end, bn0 and fold, float32 as on the torch backend
-        settings = {"INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[precision], "PERFORMANCE_HINT": "LATENCY",
-                    "INFERENCE_NUM_THREADS": threads or torch.get_num_threads()}
-        self.compiled = import_openvino().Core().compile_model(str(trunk) if isinstance(trunk, Path) else trunk, "CPU", settings)
+        settings = {
+            "INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[precision],
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
+        }
+        self.compiled = (
+            import_openvino().Core().compile_model(str(trunk) if isinstance(trunk, Path) else trunk, "CPU", settings)
+        )
         self.request = self.compiled.create_infer_request()
         self.lock = threading.Lock()  # one infer request: one call at a time
 

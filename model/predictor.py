@@ -51,8 +51,9 @@ class TorchBackend:
 
     def run(self, wave: np.ndarray, tile_short: bool) -> tuple[np.ndarray, np.ndarray]:
         with torch.inference_mode():
-            clipwise, framewise = self.model(torch.from_numpy(wave).to(self.device), tile_short=tile_short,
-                                             bf16=self.precision == "bf16")
+            clipwise, framewise = self.model(
+                torch.from_numpy(wave).to(self.device), tile_short=tile_short, bf16=self.precision == "bf16"
+            )
         return clipwise.float().cpu().numpy(), framewise.float().cpu().numpy()
 
 

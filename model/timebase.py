@@ -36,5 +36,5 @@ def zero_padded_batch(waves: list[np.ndarray]) -> np.ndarray:
     for row, wave in enumerate(waves):
         if wave.ndim != 1 or wave.shape[0] > WINDOW_SAMPLES:
             raise ValueError(f"a window holds at most {WINDOW_SAMPLES} mono samples, got shape {list(wave.shape)}")
-        batch[row, :wave.shape[0]] = wave
+        batch[row, : wave.shape[0]] = wave
     return batch

@@ -17,7 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="checkpoint (default: the embedded model)")
     # a relative path: the status bar shows the source as given, and a screenshot should not show this machine's folders
-    parser.add_argument("--audio", default=os.path.relpath(ROOT / "model" / "data" / "demo.wav"), help="recording shown")
+    parser.add_argument(
+        "--audio", default=os.path.relpath(ROOT / "model" / "data" / "demo.wav"), help="recording shown"
+    )
     parser.add_argument("--output", default=str(ROOT / "docs" / "screenshot.png"))
     parser.add_argument("--hop", type=float, default=1.0)
     parser.add_argument("--span", type=int, default=60, help="seconds shown (10, 20, 30 or 60)")
@@ -40,14 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     if model is None:
         return 2
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    config = with_overrides(load_config(None), {"publish.enabled": False, "windows.hop": args.hop,
-                                                "source.fast": True})
+    config = with_overrides(load_config(None), {"publish.enabled": False, "windows.hop": args.hop, "source.fast": True})
     source = LocalSource()
     source.attach(Pipeline(config, model, [args.audio], outputs=[Listener(source.listen)]))
     live = LiveData()
     receiver = Receiver(source, live)
-    window = LiveWindow(live, "htsat-live", set_threshold=source.set_threshold, event_audio=source.event_audio,
-                        span_seconds=args.span)
+    window = LiveWindow(
+        live, "htsat-live", set_threshold=source.set_threshold, event_audio=source.event_audio, span_seconds=args.span
+    )
     receiver.connection_changed.connect(window.status_bar.show_connection)
     width, height = (int(v) for v in args.size.split("x"))
     window.resize(width, height)
@@ -72,8 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         receiver.stop()
         window.close()
-    print(f"wrote {args.output} ({width}x{height}, {live.now:.1f} s of {Path(args.audio).name}, "
-          f"{len(live.finished)} events)")
+    print(
+        f"wrote {args.output} ({width}x{height}, {live.now:.1f} s of {Path(args.audio).name}, "
+        f"{len(live.finished)} events)"
+    )
     return 0
 
 

@@ -68,7 +68,7 @@ def main() -> int:
         wave = load_clip(cache / "pkgs" / package / path)
         if len(wave) > WINDOW_SAMPLES:
             start = (len(wave) - WINDOW_SAMPLES) // 2
-            wave = wave[start: start + WINDOW_SAMPLES]
+            wave = wave[start : start + WINDOW_SAMPLES]
         clipwise = model.predict(wave)["clipwise"][0]  # [C]
         top = model.labels[int(clipwise.argmax())]
         hits += top == expected

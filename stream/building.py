@@ -23,8 +23,10 @@ from htsat_live.model import DEMO_RECORDING
 from htsat_live.stream.config import Config, load_config, parse_assignment, with_overrides
 from htsat_live.stream.output import Output, close_outputs
 
-SOURCE_HELP = ("mic, mic:NAME (input device name part or index), ffmpeg:URL, or an audio file (default: the config's "
-               "source.input, else the default microphone, else the demo recording when there is no microphone)")
+SOURCE_HELP = (
+    "mic, mic:NAME (input device name part or index), ffmpeg:URL, or an audio file (default: the config's "
+    "source.input, else the default microphone, else the demo recording when there is no microphone)"
+)
 
 
 def add_detect_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,24 +40,51 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="checkpoint or .onnx file (default: the embedded model)")
     parser.add_argument("--config", help="TOML config file (default: configs/default.toml values)")
     parser.add_argument("--hop", type=float, help="seconds between 10-s windows (0.3125 to 10)")
-    parser.add_argument("--backend", choices=("auto", "torch", "onnx", "openvino"),
-                        help="inference engine (default auto: ONNX Runtime for an .onnx model, else torch)")
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnx", "openvino"),
+        help="inference engine (default auto: ONNX Runtime for an .onnx model, else torch)",
+    )
     parser.add_argument("--device", choices=("cpu", "cuda"), help="compute device")
-    parser.add_argument("--precision", choices=("fp32", "bf16", "int8"),
-                        help="fp32 (default: the official outputs), bf16 (torch or openvino) or int8 (openvino)")
-    parser.add_argument("--fast", action="store_true", default=None,
-                        help="feed files as fast as inference allows instead of in real time")
-    parser.add_argument("--loop", action="store_true", default=None,
-                        help="start a finite ffmpeg input (a file on a web server) again at its end")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any config setting, e.g. --set events.threshold=0.3 (repeatable)")
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "int8"),
+        help="fp32 (default: the official outputs), bf16 (torch or openvino) or int8 (openvino)",
+    )
+    parser.add_argument(
+        "--fast",
+        action="store_true",
+        default=None,
+        help="feed files as fast as inference allows instead of in real time",
+    )
+    parser.add_argument(
+        "--loop",
+        action="store_true",
+        default=None,
+        help="start a finite ffmpeg input (a file on a web server) again at its end",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config setting, e.g. --set events.threshold=0.3 (repeatable)",
+    )
 
 
 # The dedicated flags of `detect` (and `gui`): argument name -> the setting it gives.
 # `detect` takes several SOURCEs: one gives source.input, more give source.inputs.
-FLAG_SETTINGS = {"source": "source.input", "model": "model.path", "hop": "windows.hop", "backend": "model.backend",
-                 "device": "model.device", "precision": "model.precision", "fast": "source.fast", "loop": "source.loop",
-                 "inference": "model.inference"}
+FLAG_SETTINGS = {
+    "source": "source.input",
+    "model": "model.path",
+    "hop": "windows.hop",
+    "backend": "model.backend",
+    "device": "model.device",
+    "precision": "model.precision",
+    "fast": "source.fast",
+    "loop": "source.loop",
+    "inference": "model.inference",
+}
 
 
 def detect_config(args):
@@ -73,11 +102,15 @@ def demo_config(command: str, config: Config, error: Exception) -> Config | None
     """With no microphone and no source asked for, the config that plays the embedded demo recording instead
     (said on stderr); None, after saying how to name a source, when a microphone was asked for by name."""
     if config.source.input or not DEMO_RECORDING.is_file():
-        print(f"htsat-live {command}: {error}. No microphone to listen to: give a SOURCE (an audio file, "
-              "ffmpeg:URL, or mic:NAME; `htsat-live devices` lists inputs)", file=sys.stderr)
+        print(
+            f"htsat-live {command}: {error}. No microphone to listen to: give a SOURCE (an audio file, "
+            "ffmpeg:URL, or mic:NAME; `htsat-live devices` lists inputs)",
+            file=sys.stderr,
+        )
         return None
-    print(f"htsat-live {command}: no microphone ({error}); playing the demo recording {DEMO_RECORDING}",
-          file=sys.stderr)
+    print(
+        f"htsat-live {command}: no microphone ({error}); playing the demo recording {DEMO_RECORDING}", file=sys.stderr
+    )
     return with_overrides(config, {"source.input": str(DEMO_RECORDING)})
 
 
@@ -104,14 +137,21 @@ def open_served_inference(command: str, config, model):
             parse_inference,
         )
     except ImportError as error:
-        print(f"htsat-live {command}: --inference ray needs Ray Serve: pip install -e '.[cluster]' ({error})",
-              file=sys.stderr)
+        print(
+            f"htsat-live {command}: --inference ray needs Ray Serve: pip install -e '.[cluster]' ({error})",
+            file=sys.stderr,
+        )
         return None
     from htsat_live.model import load_model
 
     gpu = config.model.device == "cuda"
-    build = functools.partial(load_model, config.model.path or None, device=config.model.device,
-                              backend=config.model.backend, precision=config.model.precision)
+    build = functools.partial(
+        load_model,
+        config.model.path or None,
+        device=config.model.device,
+        backend=config.model.backend,
+        precision=config.model.precision,
+    )
     settings = ServeSettings(num_cpus=1 if gpu else os.cpu_count() or 1, num_gpus=1 if gpu else 0)
     try:
         return ServedInference.open(parse_inference(config.model.inference), build, model.labels, settings)

@@ -214,9 +214,15 @@ def _device_list(devices: list[dict]) -> str:
 class MicrophoneSource(Source):
     """A PortAudio input device, reopened with backoff when it errors, vanishes or stalls."""
 
-    def __init__(self, device: int | str | None = None, samplerate: int | None = None,
-                 channels: int | None = None, block_seconds: float = 0.02, stall_seconds: float = 5.0,
-                 backoff: Backoff | None = None):
+    def __init__(
+        self,
+        device: int | str | None = None,
+        samplerate: int | None = None,
+        channels: int | None = None,
+        block_seconds: float = 0.02,
+        stall_seconds: float = 5.0,
+        backoff: Backoff | None = None,
+    ):
         info = resolve_device(device)
         super().__init__("mic" if device is None else f"mic:{device}")
         self.device_name = info["name"]
@@ -280,14 +286,21 @@ class MicrophoneSource(Source):
             staging.write(indata.reshape(-1), time.time() - lag + (frames - 1) / rate)
             last_callback[0] = time.monotonic()
 
-        stream = sd.InputStream(device=device["index"], samplerate=self.samplerate, channels=self.channels,
-                                dtype="float32", blocksize=int(self.samplerate * self.block_seconds),
-                                callback=callback, finished_callback=self._failed.set)
+        stream = sd.InputStream(
+            device=device["index"],
+            samplerate=self.samplerate,
+            channels=self.channels,
+            dtype="float32",
+            blocksize=int(self.samplerate * self.block_seconds),
+            callback=callback,
+            finished_callback=self._failed.set,
+        )
         stream.start()
         return stream, staging, last_callback
 
-    def _pump(self, stream, staging: RingBuffer, last_callback: list[float], conditioner: Conditioner,
-              reopened: bool) -> str | None:
+    def _pump(
+        self, stream, staging: RingBuffer, last_callback: list[float], conditioner: Conditioner, reopened: bool
+    ) -> str | None:
         """Move audio from the staging ring to the stream ring until stop (None) or a failure (why)."""
         reader = staging.reader(start=0)
         flowing = False
@@ -332,8 +345,9 @@ class FileSource(Source):
     """An audio file, converted to 32 kHz mono and paced in real time or fed as fast as its consumer
     takes it (`realtime=False`, see Source)."""
 
-    def __init__(self, path: str | Path, realtime: bool = True, block_seconds: float = 0.05,
-                 max_ahead: int | None = None):
+    def __init__(
+        self, path: str | Path, realtime: bool = True, block_seconds: float = 0.05, max_ahead: int | None = None
+    ):
         self.path = Path(path)
         with open_audio_file(self.path) as handle:
             input_rate, channels = handle.samplerate, handle.channels
@@ -379,9 +393,18 @@ class FfmpegSource(Source):
     `realtime=False` the source follows its consumer (see Source): ffmpeg waits while its pipe is not read.
     """
 
-    def __init__(self, url: str, realtime: bool = True, block_seconds: float = 0.05,
-                 io_timeout_seconds: float = 5.0, backoff: Backoff | None = None, ffmpeg: str = "ffmpeg",
-                 max_ahead: int | None = None, loop: bool = False, ffprobe: str = "ffprobe"):
+    def __init__(
+        self,
+        url: str,
+        realtime: bool = True,
+        block_seconds: float = 0.05,
+        io_timeout_seconds: float = 5.0,
+        backoff: Backoff | None = None,
+        ffmpeg: str = "ffmpeg",
+        max_ahead: int | None = None,
+        loop: bool = False,
+        ffprobe: str = "ffprobe",
+    ):
         if not url:
             raise CaptureError("ffmpeg: source needs a URL or path, e.g. ffmpeg:http://host/stream")
         super().__init__(f"ffmpeg:{url}", max_ahead)
@@ -414,8 +437,9 @@ class FfmpegSource(Source):
         if not self.local:
             command += ["-rw_timeout", str(int(self.io_timeout_seconds * 1e6))]
         try:
-            probe = subprocess.run(command + [self.url], capture_output=True, text=True,
-                                   timeout=3 * self.io_timeout_seconds)
+            probe = subprocess.run(
+                command + [self.url], capture_output=True, text=True, timeout=3 * self.io_timeout_seconds
+            )
             duration = float(probe.stdout.strip().splitlines()[0])
         except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
             return None  # no ffprobe, no answer or "N/A": treat it as live, which reconnects
@@ -448,8 +472,9 @@ class FfmpegSource(Source):
         """Run ffmpeg until it exits: (bytes received, None on a clean end or the error)."""
         with tempfile.TemporaryFile() as errors:
             try:
-                process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                           stderr=errors)
+                process = subprocess.Popen(
+                    self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors
+                )
             except FileNotFoundError as error:
                 raise CaptureError(f"cannot run {self.ffmpeg!r}: install ffmpeg") from error
             with self._lock:
@@ -499,9 +524,9 @@ def open_source(spec: str | None, fast: bool = False, max_ahead: int | None = No
     if spec is None or spec == "mic":
         return MicrophoneSource(None)
     if spec.startswith("mic:"):
-        return MicrophoneSource(spec[len("mic:"):])
+        return MicrophoneSource(spec[len("mic:") :])
     if spec.startswith("ffmpeg:"):
-        return FfmpegSource(spec[len("ffmpeg:"):], realtime=not fast, max_ahead=max_ahead, loop=loop)
+        return FfmpegSource(spec[len("ffmpeg:") :], realtime=not fast, max_ahead=max_ahead, loop=loop)
     if not os.path.exists(spec):
         raise CaptureError(f"{spec}: no such file (SOURCE is mic, mic:NAME, ffmpeg:URL or an audio file)")
     return FileSource(spec, realtime=not fast, max_ahead=max_ahead)

@@ -31,16 +31,26 @@ from htsat_live.stream.status import output_sections
 def add_detect_command_arguments(parser: argparse.ArgumentParser) -> None:
     """`detect`'s arguments: those it shares with `gui` (but several SOURCEs), where windows run, and how it
     prints events."""
-    parser.add_argument("source", nargs="*", metavar="SOURCE",
-                        help=SOURCE_HELP + "; several SOURCEs run as one stream each (the config's source.inputs)")
+    parser.add_argument(
+        "source",
+        nargs="*",
+        metavar="SOURCE",
+        help=SOURCE_HELP + "; several SOURCEs run as one stream each (the config's source.inputs)",
+    )
     add_stream_arguments(parser)
-    parser.add_argument("--inference", metavar="local|ray[:ADDRESS]",
-                        help="run windows in this process (local, the default) or on the Ray Serve deployment of "
-                             "`htsat-live serve`: ray (this machine's, started here if none runs) or ray:ADDRESS "
-                             "(auto, HOST:6379, ray://HOST:10001)")
-    parser.add_argument("--provisional", action="store_true",
-                        help="print every event report as it comes, provisional starts (and their cancelled ends) "
-                             "included, instead of confirmed events only")
+    parser.add_argument(
+        "--inference",
+        metavar="local|ray[:ADDRESS]",
+        help="run windows in this process (local, the default) or on the Ray Serve deployment of "
+        "`htsat-live serve`: ray (this machine's, started here if none runs) or ray:ADDRESS "
+        "(auto, HOST:6379, ray://HOST:10001)",
+    )
+    parser.add_argument(
+        "--provisional",
+        action="store_true",
+        help="print every event report as it comes, provisional starts (and their cancelled ends) "
+        "included, instead of confirmed events only",
+    )
 
 
 def print_reports(reports, sinks: dict, shutdown_seconds: float | None = None) -> None:
@@ -50,9 +60,12 @@ def print_reports(reports, sinks: dict, shutdown_seconds: float | None = None) -
         counters = " ".join(f"{key}={value}" for key, value in report.counters().items())
         latency = report.latency()
         print(f"{name}: {counters}", flush=True)
-        print(f"{name}: hop latency p50={latency['hop_p50']} s p95={latency['hop_p95']} s, "
-              f"event latency p50={latency['event_p50']} s p95={latency['event_p95']} s, "
-              f"confirmed p50={latency['confirmed_p50']} s p95={latency['confirmed_p95']} s", flush=True)
+        print(
+            f"{name}: hop latency p50={latency['hop_p50']} s p95={latency['hop_p95']} s, "
+            f"event latency p50={latency['event_p50']} s p95={latency['event_p95']} s, "
+            f"confirmed p50={latency['confirmed_p50']} s p95={latency['confirmed_p95']} s",
+            flush=True,
+        )
     if sinks:
         print("sinks: " + " ".join(f"{key}={value}" for key, value in sinks.items()), flush=True)
     if shutdown_seconds is not None:
@@ -90,8 +103,11 @@ class StopSignals:
 
     def _handle(self, number, frame) -> None:
         if self.requested.is_set():
-            print("htsat-live: already stopping: finishing the windows captured and flushing the outputs",
-                  file=sys.stderr, flush=True)
+            print(
+                "htsat-live: already stopping: finishing the windows captured and flushing the outputs",
+                file=sys.stderr,
+                flush=True,
+            )
         self.requested.set()
 
 
@@ -102,8 +118,9 @@ def run_detect(args) -> int:
         except ConfigError as error:
             print(f"htsat-live detect: {error}", file=sys.stderr)
             return 2
-        model = load_model_or_explain(config.model.path or None, config.model.device, config.model.backend,
-                                      config.model.precision)
+        model = load_model_or_explain(
+            config.model.path or None, config.model.device, config.model.backend, config.model.precision
+        )
         if model is None:
             return 2
         served = None
@@ -137,10 +154,17 @@ def _detect(args, config, model, stop: StopSignals, inference) -> int:
         print("htsat-live detect: stopped before the stream started", file=sys.stderr)
         return 130
     pipeline.start()
-    where = (f"{model.backend.name} on {config.model.device}" if inference is None
-             else f"inference on Ray at {inference.address}")
-    print(f"listening to {', '.join(r.spec for r in pipeline.runners)} (hop {config.windows.hop} s, "
-          f"{where}); Ctrl-C ends", file=sys.stderr, flush=True)
+    where = (
+        f"{model.backend.name} on {config.model.device}"
+        if inference is None
+        else f"inference on Ray at {inference.address}"
+    )
+    print(
+        f"listening to {', '.join(r.spec for r in pipeline.runners)} (hop {config.windows.hop} s, "
+        f"{where}); Ctrl-C ends",
+        file=sys.stderr,
+        flush=True,
+    )
     while not stop.requested.is_set() and not pipeline.wait(timeout=0.2):
         pass
     started = time.monotonic()
@@ -156,32 +180,68 @@ def _detect(args, config, model, stop: StopSignals, inference) -> int:
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="checkpoint or .onnx file (default: the embedded model)")
-    parser.add_argument("--backend", choices=("auto", "torch", "onnx", "openvino"), default="auto",
-                        help="inference engine of each replica (default auto: ONNX Runtime for an .onnx model, else torch)")
-    parser.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
-                        help="fp32 (the official outputs), bf16 (torch or openvino) or int8 (openvino)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                        help="where replicas run (auto: one GPU each when the cluster has GPUs, else CPUs)")
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnx", "openvino"),
+        default="auto",
+        help="inference engine of each replica (default auto: ONNX Runtime for an .onnx model, else torch)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "int8"),
+        default="fp32",
+        help="fp32 (the official outputs), bf16 (torch or openvino) or int8 (openvino)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where replicas run (auto: one GPU each when the cluster has GPUs, else CPUs)",
+    )
     parser.add_argument("--replicas", type=int, default=1, help="replicas, each holding one model (default 1)")
-    parser.add_argument("--max-replicas", type=int, default=None,
-                        help="let Serve's autoscaler run between --replicas and this many replicas, aiming at one batch "
-                             "of windows in flight per replica (default: a fixed --replicas)")
-    parser.add_argument("--cpus-per-replica", type=float, default=1.0,
-                        help="CPUs Ray reserves for each CPU replica; its torch threads follow (default 1)")
+    parser.add_argument(
+        "--max-replicas",
+        type=int,
+        default=None,
+        help="let Serve's autoscaler run between --replicas and this many replicas, aiming at one batch "
+        "of windows in flight per replica (default: a fixed --replicas)",
+    )
+    parser.add_argument(
+        "--cpus-per-replica",
+        type=float,
+        default=1.0,
+        help="CPUs Ray reserves for each CPU replica; its torch threads follow (default 1)",
+    )
     parser.add_argument("--max-batch", type=int, default=8, help="most windows per predict call on a replica")
-    parser.add_argument("--batch-wait-ms", type=float, default=5.0,
-                        help="how long a replica waits for a batch to fill, milliseconds (default 5)")
-    parser.add_argument("--address", default=None, metavar="auto|HOST:PORT|ray://HOST:PORT",
-                        help="the Ray cluster to deploy on (default: the one running on this machine, else a new "
-                             "local instance that lives as long as this command)")
+    parser.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=5.0,
+        help="how long a replica waits for a batch to fill, milliseconds (default 5)",
+    )
+    parser.add_argument(
+        "--address",
+        default=None,
+        metavar="auto|HOST:PORT|ray://HOST:PORT",
+        help="the Ray cluster to deploy on (default: the one running on this machine, else a new "
+        "local instance that lives as long as this command)",
+    )
 
 
 def run_serve(args) -> int:
     """Deploy the model as the Ray Serve application `htsat-live`, say where, and serve until Ctrl-C."""
-    if (args.replicas < 1 or args.max_batch < 1 or args.cpus_per_replica <= 0 or args.batch_wait_ms < 0
-            or (args.max_replicas is not None and args.max_replicas < args.replicas)):
-        print("htsat-live serve: --replicas and --max-batch must be at least 1, --max-replicas at least --replicas, "
-              "--cpus-per-replica above 0 and --batch-wait-ms at least 0", file=sys.stderr)
+    if (
+        args.replicas < 1
+        or args.max_batch < 1
+        or args.cpus_per_replica <= 0
+        or args.batch_wait_ms < 0
+        or (args.max_replicas is not None and args.max_replicas < args.replicas)
+    ):
+        print(
+            "htsat-live serve: --replicas and --max-batch must be at least 1, --max-replicas at least --replicas, "
+            "--cpus-per-replica above 0 and --batch-wait-ms at least 0",
+            file=sys.stderr,
+        )
         return 2
     try:
         from htsat_live.stream.inference import cluster
@@ -205,27 +265,47 @@ def run_serve(args) -> int:
             if args.device == "auto" and resources.get("GPU", 0) >= 1:
                 device = "cuda"
             gpu = device == "cuda"
-            settings = cluster.ServeSettings(args.replicas, args.max_batch, args.batch_wait_ms / 1000,
-                                             1.0 if gpu else args.cpus_per_replica, 1.0 if gpu else 0.0,
-                                             args.max_replicas)
-            needed, kind = ((settings.replicas * settings.num_gpus, "GPU") if gpu
-                            else (settings.replicas * settings.num_cpus, "CPU"))
+            settings = cluster.ServeSettings(
+                args.replicas,
+                args.max_batch,
+                args.batch_wait_ms / 1000,
+                1.0 if gpu else args.cpus_per_replica,
+                1.0 if gpu else 0.0,
+                args.max_replicas,
+            )
+            needed, kind = (
+                (settings.replicas * settings.num_gpus, "GPU")
+                if gpu
+                else (settings.replicas * settings.num_cpus, "CPU")
+            )
             if resources.get(kind, 0) < needed:
-                print(f"htsat-live serve: {settings.replicas} replica(s) need {needed:g} {kind}s; the Ray cluster has "
-                      f"{resources.get(kind, 0):g}", file=sys.stderr)
+                print(
+                    f"htsat-live serve: {settings.replicas} replica(s) need {needed:g} {kind}s; the Ray cluster has "
+                    f"{resources.get(kind, 0):g}",
+                    file=sys.stderr,
+                )
                 return 2
-            build = functools.partial(load_model, args.model, device=device, backend=args.backend,
-                                      precision=args.precision)
+            build = functools.partial(
+                load_model, args.model, device=device, backend=args.backend, precision=args.precision
+            )
             cluster.deploy(build, settings)
             where = cluster.gcs_address()
-            replicas = (f"{settings.replicas}" if settings.max_replicas in (None, settings.replicas)
-                        else f"{settings.replicas} to {settings.max_replicas} (autoscaled)")
-            print(f"serving {model.source} ({model.num_classes} classes, {model.backend.name} {args.precision} on "
-                  f"{device}) as the Ray Serve application '{cluster.APP}': {replicas} replica(s) of "
-                  f"{'1 GPU' if gpu else f'{settings.num_cpus:g} CPU(s)'}, batches of up to {settings.max_batch} "
-                  f"windows, {args.batch_wait_ms:g} ms wait; Ray at {where}", flush=True)
-            print(f"send windows here: htsat-live detect SOURCE --inference ray:{args.address or 'auto'}; Ctrl-C ends",
-                  flush=True)
+            replicas = (
+                f"{settings.replicas}"
+                if settings.max_replicas in (None, settings.replicas)
+                else f"{settings.replicas} to {settings.max_replicas} (autoscaled)"
+            )
+            print(
+                f"serving {model.source} ({model.num_classes} classes, {model.backend.name} {args.precision} on "
+                f"{device}) as the Ray Serve application '{cluster.APP}': {replicas} replica(s) of "
+                f"{'1 GPU' if gpu else f'{settings.num_cpus:g} CPU(s)'}, batches of up to {settings.max_batch} "
+                f"windows, {args.batch_wait_ms:g} ms wait; Ray at {where}",
+                flush=True,
+            )
+            print(
+                f"send windows here: htsat-live detect SOURCE --inference ray:{args.address or 'auto'}; Ctrl-C ends",
+                flush=True,
+            )
             while not stop.requested.wait(0.5):
                 pass
             print("htsat-live serve: stopping the deployment", file=sys.stderr, flush=True)
@@ -259,8 +339,10 @@ def run_devices(args) -> int:
     default = sounddevice.default.device[0]
     for device in devices:
         mark = "*" if device["index"] == default else " "
-        print(f"{mark} {device['index']:3d}  {device['name']}  ({device['max_input_channels']} ch, "
-              f"{device['default_samplerate']:.0f} Hz)")
+        print(
+            f"{mark} {device['index']:3d}  {device['name']}  ({device['max_input_channels']} ch, "
+            f"{device['default_samplerate']:.0f} Hz)"
+        )
     print("use as SOURCE: mic:INDEX or mic:NAME-PART; * = the default input")
     return 0
 

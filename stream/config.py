@@ -52,8 +52,11 @@ def _no_empty_names(names: tuple) -> tuple:
 
 def _one_error_for_the_union(source, handler):
     # pydantic reports a value that no member of a union accepts once per member; one error reads better
-    return {**handler(source), "custom_error_type": "label_or_index",
-            "custom_error_message": "Input should be a label (str) or a class index (int)"}
+    return {
+        **handler(source),
+        "custom_error_type": "label_or_index",
+        "custom_error_message": "Input should be a label (str) or a class index (int)",
+    }
 
 
 Score = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -234,7 +237,7 @@ def with_overrides(config: Config, overrides: dict[str, object]) -> Config:
 
 
 def parse_assignment(text: str) -> tuple[str, object]:
-    """"events.min_duration=0.5" -> ("events.min_duration", 0.5); the value is read as TOML
+    """ "events.min_duration=0.5" -> ("events.min_duration", 0.5); the value is read as TOML
     (quote strings that look like numbers or booleans: name="1")."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():

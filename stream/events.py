@@ -93,10 +93,18 @@ class Event:
 def targets_from_config(config: EventsConfig, labels: list[str], model_thresholds: np.ndarray | None) -> list[Target]:
     """The detection targets of the config (model.build_targets), or ConfigError naming the setting."""
     try:
-        return build_targets(labels, model_thresholds, classes=config.classes, groups=config.groups,
-                             allow=config.allow, deny=config.deny, thresholds=config.thresholds,
-                             off_thresholds=config.off_thresholds, threshold=config.threshold,
-                             hysteresis=config.hysteresis)
+        return build_targets(
+            labels,
+            model_thresholds,
+            classes=config.classes,
+            groups=config.groups,
+            allow=config.allow,
+            deny=config.deny,
+            thresholds=config.thresholds,
+            off_thresholds=config.off_thresholds,
+            threshold=config.threshold,
+            hysteresis=config.hysteresis,
+        )
     except TargetError as error:
         key = f"events.{error.setting}" if error.setting else "events"
         raise ConfigError(f"{key}: {error.problem}") from None
@@ -147,9 +155,16 @@ class EventDetector:
     `wall_time`); the default treats stream seconds as wall time (offline use).
     """
 
-    def __init__(self, targets: list[Target], median_frames: int = 1, min_duration: float = 0.0,
-                 gap_merge: float = 0.0, wall_time: Callable[[int], float] | None = None,
-                 confirm_updates: int = 1, confirm_ratio: float = 0.0):
+    def __init__(
+        self,
+        targets: list[Target],
+        median_frames: int = 1,
+        min_duration: float = 0.0,
+        gap_merge: float = 0.0,
+        wall_time: Callable[[int], float] | None = None,
+        confirm_updates: int = 1,
+        confirm_ratio: float = 0.0,
+    ):
         if median_frames < 1 or median_frames % 2 == 0:
             raise ValueError(f"median_frames must be odd and >= 1, got {median_frames}")
         if confirm_updates < 1:
@@ -170,10 +185,23 @@ class EventDetector:
         self.reset()
 
     @classmethod
-    def from_config(cls, config: EventsConfig, labels: list[str], model_thresholds: np.ndarray | None,
-                    model_median_frames: int = 1, wall_time: Callable[[int], float] | None = None) -> "EventDetector":
-        return cls(targets_from_config(config, labels, model_thresholds), median_frames_in_force(config, model_median_frames),
-                   config.min_duration, config.gap_merge, wall_time, config.confirm_updates, config.confirm_ratio)
+    def from_config(
+        cls,
+        config: EventsConfig,
+        labels: list[str],
+        model_thresholds: np.ndarray | None,
+        model_median_frames: int = 1,
+        wall_time: Callable[[int], float] | None = None,
+    ) -> "EventDetector":
+        return cls(
+            targets_from_config(config, labels, model_thresholds),
+            median_frames_in_force(config, model_median_frames),
+            config.min_duration,
+            config.gap_merge,
+            wall_time,
+            config.confirm_updates,
+            config.confirm_ratio,
+        )
 
     def reset(self) -> None:
         """Forget the stream: no scores, no open runs, no reported events; ids start at 1 again."""
@@ -224,10 +252,12 @@ class EventDetector:
         start, stop = timeline.start, timeline.stop
         if stop > self._raw_end:
             self._ensure_rows(stop)
-            self._raw[self._raw_end - self._raw_base:stop - self._raw_base] = 0.0  # frames nobody covered
+            self._raw[self._raw_end - self._raw_base : stop - self._raw_base] = 0.0  # frames nobody covered
         keep = max(start, self._raw_base)  # older frames are final and already used
         if stop > keep:
-            self._raw[keep - self._raw_base:stop - self._raw_base] = self._target_scores(timeline.values[keep - start:])
+            self._raw[keep - self._raw_base : stop - self._raw_base] = self._target_scores(
+                timeline.values[keep - start :]
+            )
         self._raw_end = max(self._raw_end, stop)
 
     def _target_scores(self, values: np.ndarray) -> np.ndarray:
@@ -243,11 +273,11 @@ class EventDetector:
         if stop - self._raw_base > self._raw.shape[0]:
             shift = keep_from - self._raw_base
             held = self._raw_end - keep_from
-            self._raw[:held] = self._raw[shift:shift + held]
+            self._raw[:held] = self._raw[shift : shift + held]
             self._raw_base = keep_from
         if stop - self._raw_base > self._raw.shape[0]:
             grown = np.zeros((2 * (stop - self._raw_base), self._raw.shape[1]), dtype=np.float32)
-            grown[:self._raw_end - self._raw_base] = self._raw[:self._raw_end - self._raw_base]
+            grown[: self._raw_end - self._raw_base] = self._raw[: self._raw_end - self._raw_base]
             self._raw = grown
 
     def _filtered(self, start: int, stop: int) -> np.ndarray:
@@ -295,7 +325,7 @@ class EventDetector:
             edges = np.flatnonzero(np.diff(np.concatenate(([0], column, [0]))))
             run = runs[target]
             for begin, end in zip((edges[0::2] + start).tolist(), (edges[1::2] + start).tolist()):
-                piece = scores[begin - start:end - start, target]
+                piece = scores[begin - start : end - start, target]
                 if run is not None and begin - run.end <= self.gap_frames:
                     run.add(begin, end, piece)
                     continue
@@ -317,7 +347,9 @@ class EventDetector:
         seen: list[tuple[int, _Run]] = []
         if self._raw_end > self._position:
             self._scan(self._position, self._filtered(self._position, self._raw_end), self._active, runs, seen)
-        seen.extend((t, run) for t, run in enumerate(runs) if run is not None and run.end - run.onset >= self.min_frames)
+        seen.extend(
+            (t, run) for t, run in enumerate(runs) if run is not None and run.end - run.onset >= self.min_frames
+        )
         return seen
 
     def _reconcile(self, closed: list[tuple[int, _Run]], now: float | None) -> list[Event]:
@@ -332,8 +364,14 @@ class EventDetector:
             open_by_target.setdefault(reported.target, []).append(reported)
         reports = []
         for target, run, final in seen:
-            match = next((r for r in open_by_target.get(target, ()) if not r.matched
-                          and r.last.onset_frame < run.end and run.onset < r.last.offset_frame), None)
+            match = next(
+                (
+                    r
+                    for r in open_by_target.get(target, ())
+                    if not r.matched and r.last.onset_frame < run.end and run.onset < r.last.offset_frame
+                ),
+                None,
+            )
             new = match is None
             if new:
                 onset_wall = self.wall_time(round(run.onset * SAMPLES_PER_FRAME))
@@ -367,19 +405,34 @@ class EventDetector:
 
     def _changed(self, last: Event, run: _Run) -> bool:
         return (last.onset_frame, last.offset_frame, last.peak, last.mean) != (
-            run.onset, run.end, round(run.peak, 6), round(run.total / run.count, 6))
+            run.onset,
+            run.end,
+            round(run.peak, 6),
+            round(run.total / run.count, 6),
+        )
 
     def _event(self, reported: _Reported, run: _Run, state: str, final: bool) -> Event:
         target = self.targets[reported.target]
         event = Event(
-            id=reported.id, state=state, label=target.name, classes=target.classes,
-            onset_frame=run.onset, offset_frame=run.end,
-            onset=run.onset * FRAME_SECONDS, offset=run.end * FRAME_SECONDS,
+            id=reported.id,
+            state=state,
+            label=target.name,
+            classes=target.classes,
+            onset_frame=run.onset,
+            offset_frame=run.end,
+            onset=run.onset * FRAME_SECONDS,
+            offset=run.end * FRAME_SECONDS,
             onset_wall=self.wall_time(round(run.onset * SAMPLES_PER_FRAME)),
             offset_wall=self.wall_time(round(run.end * SAMPLES_PER_FRAME)),
-            peak=round(run.peak, 6), mean=round(run.total / run.count, 6), threshold=target.on,
-            final=final, cancelled=False, latency=reported.latency,
-            confirmed=reported.confirm_latency is not None, confirm_latency=reported.confirm_latency)
+            peak=round(run.peak, 6),
+            mean=round(run.total / run.count, 6),
+            threshold=target.on,
+            final=final,
+            cancelled=False,
+            latency=reported.latency,
+            confirmed=reported.confirm_latency is not None,
+            confirm_latency=reported.confirm_latency,
+        )
         reported.last = event
         return event
 

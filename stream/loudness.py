@@ -33,10 +33,11 @@ A_POLES_HZ = (20.598997, 107.65265, 737.86223, 12194.217)
 
 def a_weighting(frequencies: np.ndarray) -> np.ndarray:
     """The A-weighting power gain |A(f)|^2 at `frequencies` (Hz), 1 at 1 kHz."""
+
     def response(f):
         f2 = np.asarray(f, dtype=np.float64) ** 2
-        p1, p2, p3, p4 = (pole ** 2 for pole in A_POLES_HZ)
-        return p4 * f2 ** 2 / ((f2 + p1) * np.sqrt((f2 + p2) * (f2 + p3)) * (f2 + p4))
+        p1, p2, p3, p4 = (pole**2 for pole in A_POLES_HZ)
+        return p4 * f2**2 / ((f2 + p1) * np.sqrt((f2 + p2) * (f2 + p3)) * (f2 + p4))
 
     return (response(frequencies) / response(1000.0)) ** 2
 
@@ -45,7 +46,7 @@ def window_powers(windows: np.ndarray, weights: np.ndarray | None) -> np.ndarray
     """Mean power of each window [n, L] -> [n]; with `weights` (power gains of the rfft bins), of the
     weighted signal."""
     if weights is None:
-        return np.mean(windows ** 2, axis=1)
+        return np.mean(windows**2, axis=1)
     spectrum = np.abs(np.fft.rfft(windows, axis=1)) ** 2  # [n, L // 2 + 1]
     return spectrum @ weights / windows.shape[1] ** 2
 
@@ -63,8 +64,9 @@ class LoudnessDetector:
     (shared with the stream's EventDetector, so ids stay unique per stream).
     """
 
-    def __init__(self, config: LoudnessConfig, new_id: Callable[[], int],
-                 wall_time: Callable[[int], float] | None = None):
+    def __init__(
+        self, config: LoudnessConfig, new_id: Callable[[], int], wall_time: Callable[[int], float] | None = None
+    ):
         self.window = round(config.window * SAMPLE_RATE)  # samples per level window
         self.on_level = config.threshold_dbfs
         self.off_level = config.threshold_dbfs - config.hysteresis_db
@@ -92,12 +94,12 @@ class LoudnessDetector:
         now = time.time() if now is None else now
         pending = np.concatenate((self._pending, np.asarray(audio, dtype=np.float64).reshape(-1)))
         count = pending.shape[0] // self.window
-        powers = window_powers(pending[:count * self.window].reshape(count, self.window), self.weights)  # [count]
+        powers = window_powers(pending[: count * self.window].reshape(count, self.window), self.weights)  # [count]
         reports = []
         for power in powers.tolist():
             reports += self._take_window(power, now)
             self._position += self.window
-        self._pending = pending[count * self.window:]
+        self._pending = pending[count * self.window :]
         return reports
 
     def flush(self, now: float | None = None) -> list[Event]:
@@ -138,8 +140,23 @@ class LoudnessDetector:
         onset_wall = self.wall_time(self._onset)
         if latency is None:  # the start: reported now
             latency = now - onset_wall
-        return Event(id=id, state=state, label=LABEL, classes=(), onset_frame=onset_frame, offset_frame=offset_frame,
-                     onset=onset_frame * FRAME_SECONDS, offset=offset_frame * FRAME_SECONDS, onset_wall=onset_wall,
-                     offset_wall=self.wall_time(stop), peak=round(level_dbfs(max(self._powers)), 2),
-                     mean=round(level_dbfs(float(np.mean(self._powers))), 2), threshold=self.on_level, final=True,
-                     cancelled=False, latency=latency, confirmed=True, confirm_latency=latency)
+        return Event(
+            id=id,
+            state=state,
+            label=LABEL,
+            classes=(),
+            onset_frame=onset_frame,
+            offset_frame=offset_frame,
+            onset=onset_frame * FRAME_SECONDS,
+            offset=offset_frame * FRAME_SECONDS,
+            onset_wall=onset_wall,
+            offset_wall=self.wall_time(stop),
+            peak=round(level_dbfs(max(self._powers)), 2),
+            mean=round(level_dbfs(float(np.mean(self._powers))), 2),
+            threshold=self.on_level,
+            final=True,
+            cancelled=False,
+            latency=latency,
+            confirmed=True,
+            confirm_latency=latency,
+        )

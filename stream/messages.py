@@ -51,8 +51,7 @@ class EventMessage:
 
 def message_json(topic: str, stream: str, seq: int, body: dict) -> str:
     """`body` in the envelope, as compact JSON sent now; NaN and inf become null (the schema has no NaN)."""
-    message = {"schema": SCHEMA_VERSION, "topic": topic, "stream": stream, "seq": seq,
-               "sent_time": time.time(), **body}
+    message = {"schema": SCHEMA_VERSION, "topic": topic, "stream": stream, "seq": seq, "sent_time": time.time(), **body}
     try:
         return json.dumps(message, allow_nan=False, separators=(",", ":"))
     except ValueError:  # NaN or inf somewhere
@@ -64,9 +63,17 @@ def event_message(event: Event) -> dict:
     return event.to_dict()
 
 
-def scores_message(update: TimelineUpdate, clipwise: np.ndarray, labels: list[str], top_k: int,
-                   wall_time_start: float, window_start: int, window_samples: int, hop: float,
-                   window_wall_end: float) -> dict:
+def scores_message(
+    update: TimelineUpdate,
+    clipwise: np.ndarray,
+    labels: list[str],
+    top_k: int,
+    wall_time_start: float,
+    window_start: int,
+    window_samples: int,
+    hop: float,
+    window_wall_end: float,
+) -> dict:
     """Body of a `scores` message: the changed frames of `update` for the top_k classes of the
     newest window's clipwise scores [C] (all classes, in index order, when top_k is 0).
     `wall_time_start` is the capture wall time of grid frame `update.start`, `window_wall_end` that

@@ -103,10 +103,14 @@ class StreamRunner:
         self.ring = RingBuffer(int(config.source.ring_seconds * SAMPLE_RATE), SAMPLE_RATE)
         self.ring.consumer_position = 0  # end of the newest window handed to the worker
         self.stitcher = Stitcher(model.num_classes)
-        self.detector = EventDetector.from_config(config.events, model.labels, model.thresholds, model.median_frames,
-                                                  self.ring.wall_time)
-        self.loudness = (LoudnessDetector(config.loudness, self.detector.new_id, self.ring.wall_time)
-                         if config.loudness.enabled else None)
+        self.detector = EventDetector.from_config(
+            config.events, model.labels, model.thresholds, model.median_frames, self.ring.wall_time
+        )
+        self.loudness = (
+            LoudnessDetector(config.loudness, self.detector.new_id, self.ring.wall_time)
+            if config.loudness.enabled
+            else None
+        )
         self._loudness_position = 0  # next stream sample the loudness detector takes
         self.confirmed = ConfirmedView()  # counts the confirmed starts and their latencies
         self.reporter = StatusReporter(self)
@@ -232,8 +236,13 @@ class StreamRunner:
         try:
             self._use(result)
         except Exception as error:  # one window's result that cannot be used must not end the stream
-            log.exception("stream %s: the result of window %d could not be used: %s: %s", self.name,
-                          result.job.window.index, type(error).__name__, error)
+            log.exception(
+                "stream %s: the result of window %d could not be used: %s: %s",
+                self.name,
+                result.job.window.index,
+                type(error).__name__,
+                error,
+            )
             self._error = f"window {result.job.window.index}: {type(error).__name__}: {error}"
 
     def _use(self, result: Result) -> None:
@@ -272,10 +281,23 @@ class StreamRunner:
 
     def _send_scores(self, update: TimelineUpdate) -> None:
         window, config = self._last_window, self.pipeline.config
-        self.pipeline.emit(Message("scores", self.name, scores_message(
-            update, self._last_clipwise, self.pipeline.model.labels, config.publish.top_k,
-            self.ring.wall_time(round(update.start * SAMPLES_PER_FRAME)), window.start, window.samples,
-            config.windows.hop, self.ring.wall_time(window.stop - 1))))
+        self.pipeline.emit(
+            Message(
+                "scores",
+                self.name,
+                scores_message(
+                    update,
+                    self._last_clipwise,
+                    self.pipeline.model.labels,
+                    config.publish.top_k,
+                    self.ring.wall_time(round(update.start * SAMPLES_PER_FRAME)),
+                    window.start,
+                    window.samples,
+                    config.windows.hop,
+                    self.ring.wall_time(window.stop - 1),
+                ),
+            )
+        )
 
     def _send_events(self, events) -> None:
         for event in events:
@@ -310,11 +332,12 @@ class StreamRunner:
                 self._error = f"log-mel of samples {begin}..{chunk_last * HOP_LENGTH}: {error}"
                 self._mel_next = last + 1
                 return
-            columns.append(mel[chunk_first - offset:chunk_last - offset + 1])  # [n, 64]
+            columns.append(mel[chunk_first - offset : chunk_last - offset + 1])  # [n, 64]
         columns = np.concatenate(columns)  # [last - first + 1, 64]
         self._mel_next = last + 1
-        self.pipeline.emit(Message("mel", self.name, mel_message(first, columns,
-                                                                  self.ring.wall_time(first * HOP_LENGTH))))
+        self.pipeline.emit(
+            Message("mel", self.name, mel_message(first, columns, self.ring.wall_time(first * HOP_LENGTH)))
+        )
 
     def _send_status(self) -> None:
         self.pipeline.emit(Message("status", self.name, self.reporter.message(self._error)))
@@ -325,7 +348,7 @@ def stream_name(spec: str | None) -> str:
     if spec is None or spec == "" or spec.startswith("mic"):
         return spec or "mic"
     if spec.startswith("ffmpeg:"):
-        return spec[len("ffmpeg:"):]
+        return spec[len("ffmpeg:") :]
     return Path(spec).name
 
 
@@ -344,8 +367,16 @@ class Pipeline:
     changed live; an output that changes them (MQTT) is built with its `set` before the pipeline.
     """
 
-    def __init__(self, config: Config, model, inputs: list[str | Source] | None = None, outputs: list[Output] = (),
-                 inference=None, max_batch: int = 8, thresholds: ThresholdChanges | None = None):
+    def __init__(
+        self,
+        config: Config,
+        model,
+        inputs: list[str | Source] | None = None,
+        outputs: list[Output] = (),
+        inference=None,
+        max_batch: int = 8,
+        thresholds: ThresholdChanges | None = None,
+    ):
         self.config = config
         self.model = model
         self.outputs = list(outputs)
@@ -370,8 +401,9 @@ class Pipeline:
             if isinstance(given, Source):
                 source = given
             else:  # fed fast, a file stays just ahead of the next window's end
-                source = open_source(given, fast=config.source.fast, max_ahead=scheduler.next_stop + FAST_LEAD,
-                                     loop=config.source.loop)
+                source = open_source(
+                    given, fast=config.source.fast, max_ahead=scheduler.next_stop + FAST_LEAD, loop=config.source.loop
+                )
             runner = StreamRunner(self, name, spec or "mic", source, scheduler)
             for output in self.outputs:
                 output.attach(name, runner.ring, [target.name for target in runner.detector.targets])
@@ -384,8 +416,9 @@ class Pipeline:
                 try:
                     output.handle(message)
                 except Exception as error:  # an output that fails loses its message, never the stream
-                    log.exception("%r failed on a %s message: %s: %s", output, message.topic, type(error).__name__,
-                                  error)
+                    log.exception(
+                        "%r failed on a %s message: %s: %s", output, message.topic, type(error).__name__, error
+                    )
 
     def start(self) -> None:
         self.worker.start()

@@ -27,7 +27,9 @@ def tail_window(scheduler: WindowScheduler, covered: int, n_samples: int) -> Win
     return Window(index=k, start=scheduler.start_of(k), stop=n_samples, next_start=scheduler.start_of(k + 1))
 
 
-def replay_blocks(model, blocks: Iterable[np.ndarray], hop_seconds: float, batch_size: int = 4) -> Iterator[TimelineUpdate]:
+def replay_blocks(
+    model, blocks: Iterable[np.ndarray], hop_seconds: float, batch_size: int = 4
+) -> Iterator[TimelineUpdate]:
     """Each window's stitcher update for a recording given as consecutive float32 blocks at 32 kHz, then
     the final one. Holds at most the audio of the next window and of `batch_size` pending windows."""
     scheduler = WindowScheduler(hop_seconds)
@@ -38,16 +40,16 @@ def replay_blocks(model, blocks: Iterable[np.ndarray], hop_seconds: float, batch
         held = np.concatenate([held, block])
         received += len(block)
         for window in scheduler.due(received):
-            pending.append((window, held[window.start - held_start:window.stop - held_start].copy()))
+            pending.append((window, held[window.start - held_start : window.stop - held_start].copy()))
             covered = window.stop
             if len(pending) == batch_size:
                 yield from _run(model, stitcher, pending)
                 pending = []
         keep_from = scheduler.start_of(scheduler.next_index)  # no later window starts before it
-        held, held_start = held[keep_from - held_start:], keep_from
+        held, held_start = held[keep_from - held_start :], keep_from
     tail = tail_window(scheduler, covered, received)
     if tail is not None:
-        pending.append((tail, held[tail.start - held_start:tail.stop - held_start]))
+        pending.append((tail, held[tail.start - held_start : tail.stop - held_start]))
     yield from _run(model, stitcher, pending)
     yield stitcher.finish()
 
@@ -80,12 +82,12 @@ class FinalFrames:
         """The frames that this update made final, [n, C], in grid order from the previous ones."""
         if update.end - self.base > len(self.values):
             grown = np.zeros((update.end - self.base, self.values.shape[1]), dtype=np.float32)
-            grown[:len(self.values)] = self.values
+            grown[: len(self.values)] = self.values
             self.values = grown
         first = max(update.start, self.base)  # frames before base were final already and never change
-        self.values[first - self.base:update.stop - self.base] = update.values[first - update.start:]
-        final = self.values[:update.final_upto - self.base].copy()
-        self.values = self.values[update.final_upto - self.base:]
+        self.values[first - self.base : update.stop - self.base] = update.values[first - update.start :]
+        final = self.values[: update.final_upto - self.base].copy()
+        self.values = self.values[update.final_upto - self.base :]
         self.base = update.final_upto
         return final
 

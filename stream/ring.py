@@ -97,13 +97,13 @@ class RingBuffer:
             capture_time = time.time()
         start = self._end
         if n > self.capacity:  # only the newest `capacity` samples can be kept
-            block = block[n - self.capacity:]
+            block = block[n - self.capacity :]
         first = start + n - block.shape[0]
         self._writing_to = start + n  # readers treat everything this write touches as dirty
         offset = first % self.capacity
         head = min(block.shape[0], self.capacity - offset)
-        self._data[offset:offset + head] = block[:head]
-        self._data[:block.shape[0] - head] = block[head:]
+        self._data[offset : offset + head] = block[:head]
+        self._data[: block.shape[0] - head] = block[head:]
         with self._lock:
             slot = self._anchors % self._anchor_end.shape[0]
             self._anchor_end[slot] = start + n
@@ -150,8 +150,8 @@ class RingBuffer:
         offset = start % self.capacity
         head = min(n, self.capacity - offset)
         out = np.empty(n, dtype=np.float32)
-        out[:head] = self._data[offset:offset + head]
-        out[head:] = self._data[:n - head]
+        out[:head] = self._data[offset : offset + head]
+        out[head:] = self._data[: n - head]
         return out
 
     def wall_time(self, index: int) -> float:
@@ -174,11 +174,11 @@ class RingBuffer:
         size = self._anchor_end.shape[0]
         count = min(self._anchors, size)
         oldest = (self._anchors - count) % size
-        before_wrap = self._anchor_end[oldest:oldest + count]  # [<= count], increasing
+        before_wrap = self._anchor_end[oldest : oldest + count]  # [<= count], increasing
         k = int(np.searchsorted(before_wrap, index, side="right"))
         if k < before_wrap.size:
             return oldest + k
-        after_wrap = self._anchor_end[:count - before_wrap.size]  # the newer writes, empty until the ring wraps
+        after_wrap = self._anchor_end[: count - before_wrap.size]  # the newer writes, empty until the ring wraps
         if after_wrap.size == 0:
             return oldest + before_wrap.size - 1
         return min(int(np.searchsorted(after_wrap, index, side="right")), after_wrap.size - 1)

@@ -53,17 +53,30 @@ class StreamReport:
     confirm_latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCY_HISTORY))
 
     def counters(self) -> dict[str, int | float]:
-        return {"samples": self.samples, "windows": self.windows, "skipped_windows": self.skipped_windows,
-                "failed_windows": self.failed_windows, "overruns": self.overruns,
-                "input_overflows": self.input_overflows, "nonfinite_samples": self.nonfinite_samples,
-                "reconnects": self.reconnects, "gap_seconds": round(self.gap_seconds, 3), "loops": self.loops,
-                "events": self.events, "confirmed_events": self.confirmed_events}
+        return {
+            "samples": self.samples,
+            "windows": self.windows,
+            "skipped_windows": self.skipped_windows,
+            "failed_windows": self.failed_windows,
+            "overruns": self.overruns,
+            "input_overflows": self.input_overflows,
+            "nonfinite_samples": self.nonfinite_samples,
+            "reconnects": self.reconnects,
+            "gap_seconds": round(self.gap_seconds, 3),
+            "loops": self.loops,
+            "events": self.events,
+            "confirmed_events": self.confirmed_events,
+        }
 
     def latency(self) -> dict[str, float | None]:
-        return {"hop_p50": percentile(self.hop_latencies, 50), "hop_p95": percentile(self.hop_latencies, 95),
-                "event_p50": percentile(self.event_latencies, 50), "event_p95": percentile(self.event_latencies, 95),
-                "confirmed_p50": percentile(self.confirm_latencies, 50),
-                "confirmed_p95": percentile(self.confirm_latencies, 95)}
+        return {
+            "hop_p50": percentile(self.hop_latencies, 50),
+            "hop_p95": percentile(self.hop_latencies, 95),
+            "event_p50": percentile(self.event_latencies, 50),
+            "event_p95": percentile(self.event_latencies, 95),
+            "confirmed_p50": percentile(self.confirm_latencies, 50),
+            "confirmed_p95": percentile(self.confirm_latencies, 95),
+        }
 
 
 def output_sections(outputs: list[Output]) -> dict:
@@ -139,7 +152,7 @@ class StatusReporter:
             "error": stats.last_error or error,
             "sample_rate": SAMPLE_RATE,
             "input_rate": stats.input_rate,
-            "level_dbfs": dbfs(float(np.sqrt(np.mean(recent ** 2)))) if recent.size else -120.0,
+            "level_dbfs": dbfs(float(np.sqrt(np.mean(recent**2)))) if recent.size else -120.0,
             "peak_dbfs": dbfs(float(np.abs(recent).max())) if recent.size else -120.0,
             "stream_seconds": round(stream.ring.end / SAMPLE_RATE, 3),
             "hop": config.windows.hop,
@@ -150,14 +163,21 @@ class StatusReporter:
             "num_classes": pipeline.model.num_classes,
             "thresholds": {t.name: [t.on, t.off] for t in stream.detector.targets},
             "final_upto": stream.stitcher.final_upto,
-            "rates": {"windows_per_s": round((report.windows - mark_windows) / elapsed, 3),
-                      "audio_seconds_per_s": round((report.samples - mark_samples) / SAMPLE_RATE / elapsed, 3)},
+            "rates": {
+                "windows_per_s": round((report.windows - mark_windows) / elapsed, 3),
+                "audio_seconds_per_s": round((report.samples - mark_samples) / SAMPLE_RATE / elapsed, 3),
+            },
             "counters": report.counters(),
             **output_sections(pipeline.outputs),
             "inference": None if pipeline.inference is None else pipeline.inference.counters(),
-            "loudness": None if loudness is None else {
-                "level_dbfs": round(loudness.level, 1), "threshold_dbfs": loudness.on_level,
-                "off_dbfs": loudness.off_level, "weighting": config.loudness.weighting},
+            "loudness": None
+            if loudness is None
+            else {
+                "level_dbfs": round(loudness.level, 1),
+                "threshold_dbfs": loudness.on_level,
+                "off_dbfs": loudness.off_level,
+                "weighting": config.loudness.weighting,
+            },
             "queue": pipeline.worker.pending(),
             "latency": report.latency(),
         }

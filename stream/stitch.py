@@ -75,7 +75,9 @@ class Stitcher:
         self._values.fill(0.0)
         self._distance.fill(np.inf)
 
-    def add(self, framewise: np.ndarray, start_sample: int, valid_frames: int, next_start_sample: int) -> TimelineUpdate:
+    def add(
+        self, framewise: np.ndarray, start_sample: int, valid_frames: int, next_start_sample: int
+    ) -> TimelineUpdate:
         """Place one window's framewise map [1024, C].
 
         `valid_frames`: how many leading frames hold real audio (model.frames_for(samples));
@@ -88,8 +90,10 @@ class Stitcher:
         if not 0 < valid_frames <= MODEL_FRAMES:
             raise ValueError(f"valid_frames must be in 1..{MODEL_FRAMES}, got {valid_frames}")
         if start_sample < self._earliest_next or next_start_sample < start_sample:
-            raise ValueError(f"window at sample {start_sample} breaks the schedule (next start >= "
-                             f"{self._earliest_next}, its own next start {next_start_sample})")
+            raise ValueError(
+                f"window at sample {start_sample} breaks the schedule (next start >= "
+                f"{self._earliest_next}, its own next start {next_start_sample})"
+            )
         self._earliest_next = next_start_sample
         first = grid_frame(start_sample)
         stop = first + valid_frames
@@ -123,7 +127,7 @@ class Stitcher:
         """Copy of grid frames [start, stop) -> [stop - start, C]; they must be retained and filled."""
         if start < self.base or stop > self.end or stop < start:
             raise ValueError(f"frames [{start}, {stop}) not held (held: [{self.base}, {self.end}))")
-        return self._values[start - self.base:stop - self.base].copy()
+        return self._values[start - self.base : stop - self.base].copy()
 
     def _advance_final(self, next_start_sample: int) -> None:
         # A later window starts at grid frame >= g_next, so its centre is >= c_next: it cannot reach
@@ -132,7 +136,7 @@ class Stitcher:
         c_next = g_next + MODEL_FRAMES / 2
         final = min(max(self.final_upto, g_next), self.end)
         candidates = np.arange(final, self.end)
-        safe = self._distance[final - self.base:self.end - self.base] < c_next - (candidates + 0.5)
+        safe = self._distance[final - self.base : self.end - self.base] < c_next - (candidates + 0.5)
         unsafe = np.flatnonzero(~safe)
         self.final_upto = self.end if unsafe.size == 0 else final + int(unsafe[0])
 
@@ -143,8 +147,8 @@ class Stitcher:
         if shift > 0:
             held = self.end - self.base
             kept = max(0, held - shift)
-            self._values[:kept] = self._values[shift:shift + kept]
-            self._distance[:kept] = self._distance[shift:shift + kept]
+            self._values[:kept] = self._values[shift : shift + kept]
+            self._distance[:kept] = self._distance[shift : shift + kept]
             self._values[kept:] = 0.0
             self._distance[kept:] = np.inf
             self.base = keep_from

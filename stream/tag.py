@@ -75,9 +75,13 @@ class TimelineSummary:
 
     def _close(self, column: int, end: int) -> None:
         run = self._open.pop(column)
-        event = {"label": self.labels[column], "onset": round(run.first * self.frame_seconds, 4),
-                 "offset": round(end * self.frame_seconds, 4), "peak": round(run.peak, 4),
-                 "mean": round(run.total / run.count, 4)}
+        event = {
+            "label": self.labels[column],
+            "onset": round(run.first * self.frame_seconds, 4),
+            "offset": round(end * self.frame_seconds, 4),
+            "peak": round(run.peak, 4),
+            "mean": round(run.total / run.count, 4),
+        }
         self._order += 1
         heapq.heappush(self._strongest, (run.peak, -self._order, event))
         if len(self._strongest) > self.max_events:
@@ -115,8 +119,10 @@ def tag_file(model, path: str, hop_seconds: float, top_k: int, max_events: int, 
     return {
         "file": path,
         "seconds": round(samples / model.sample_rate, 3),
-        "top": [{"label": model.labels[c], "peak": round(float(summary.peaks[c]), 4), "mean": round(float(means[c]), 4)}
-                for c in top],
+        "top": [
+            {"label": model.labels[c], "peak": round(float(summary.peaks[c]), 4), "mean": round(float(means[c]), 4)}
+            for c in top
+        ],
         "events": summary.events(),
     }
 
@@ -124,13 +130,19 @@ def tag_file(model, path: str, hop_seconds: float, top_k: int, max_events: int, 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="audio files of any length, rate and channel count")
     parser.add_argument("--model", default=None, help="checkpoint or .onnx file (default: the embedded starter model)")
-    parser.add_argument("--backend", choices=["auto", "torch", "onnx", "openvino"], default="auto",
-                        help="inference engine (auto: ONNX Runtime for an .onnx model, else torch)")
+    parser.add_argument(
+        "--backend",
+        choices=["auto", "torch", "onnx", "openvino"],
+        default="auto",
+        help="inference engine (auto: ONNX Runtime for an .onnx model, else torch)",
+    )
     parser.add_argument("--device", default="cpu", help="compute device: cpu or cuda")
     parser.add_argument("--hop", type=float, default=10.0, help="seconds between window starts (0.3125..10)")
     parser.add_argument("--top-k", type=int, default=5, help="labels listed per file")
     parser.add_argument("--events", type=int, default=10, help="strongest events listed per file")
-    parser.add_argument("--threshold", type=float, default=None, help="one threshold for every class (default: the model's)")
+    parser.add_argument(
+        "--threshold", type=float, default=None, help="one threshold for every class (default: the model's)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
 
 
@@ -159,5 +171,7 @@ def run(args: argparse.Namespace) -> int:
             for entry in result["top"]:
                 print(f"  {entry['peak']:.3f}  {entry['label']}")
             for event in result["events"]:
-                print(f"  event {event['onset']:8.3f} - {event['offset']:8.3f} s  {event['label']}  peak {event['peak']:.3f}")
+                print(
+                    f"  event {event['onset']:8.3f} - {event['offset']:8.3f} s  {event['label']}  peak {event['peak']:.3f}"
+                )
     return 1 if failed else 0

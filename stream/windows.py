@@ -47,8 +47,9 @@ class WindowScheduler:
     and counted in `skipped`.
     """
 
-    def __init__(self, hop_seconds: float, sample_rate: int = SAMPLE_RATE, window_samples: int = WINDOW_SAMPLES,
-                 offset: int = 0):
+    def __init__(
+        self, hop_seconds: float, sample_rate: int = SAMPLE_RATE, window_samples: int = WINDOW_SAMPLES, offset: int = 0
+    ):
         hop = hop_samples(hop_seconds, sample_rate)
         if not 0 < hop <= window_samples:
             raise ValueError(f"hop must be in (0, {window_samples / sample_rate}] s, got {hop_seconds}")

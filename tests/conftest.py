@@ -91,8 +91,9 @@ def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
     from htsat_live.model.onnx import export_onnx
 
     checkpoint = read_checkpoint(tiny_checkpoint)
-    return export_onnx(build_model(checkpoint, tiny_checkpoint), checkpoint,
-                       tmp_path_factory.mktemp("onnx") / "tiny.onnx")
+    return export_onnx(
+        build_model(checkpoint, tiny_checkpoint), checkpoint, tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -152,9 +153,11 @@ class VirtualMicrophone:
 
     def load_sink(self) -> None:
         """Create the null sink again and make its monitor the default input (the microphone is back)."""
-        for command in (("pactl", "load-module", "module-null-sink", "sink_name=vsink"),
-                        ("pactl", "set-default-sink", "vsink"),
-                        ("pactl", "set-default-source", "vsink.monitor")):
+        for command in (
+            ("pactl", "load-module", "module-null-sink", "sink_name=vsink"),
+            ("pactl", "set-default-sink", "vsink"),
+            ("pactl", "set-default-source", "vsink.monitor"),
+        ):
             result = self._run(*command)
             if result.returncode != 0:
                 raise RuntimeError(f"{' '.join(command)} failed: {result.stderr.strip()}")

@@ -34,16 +34,18 @@ def test_debug_shows_the_traceback(monkeypatch, capsys, how):
 
 
 def run_cli(*arguments: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "htsat_live.cli", *arguments], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "htsat_live.cli", *arguments], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.mark.timeout(300)  # runs every command on an exported model
 def test_an_onnx_model_runs_on_onnx_runtime_in_every_command(tiny_onnx, tmp_path):
     folder = tmp_path / "clips"
     folder.mkdir()
-    soundfile.write(folder / "a.wav", (0.1 * np.random.default_rng(0).standard_normal(3 * 32000)).astype(np.float32),
-                    32000)
+    soundfile.write(
+        folder / "a.wav", (0.1 * np.random.default_rng(0).standard_normal(3 * 32000)).astype(np.float32), 32000
+    )
     model = str(tiny_onnx)
     labels = run_cli("labels", "--model", model, cwd=tmp_path)
     assert labels.returncode == 0 and labels.stdout.startswith("0\tclass_0"), labels.stderr
@@ -51,8 +53,9 @@ def test_an_onnx_model_runs_on_onnx_runtime_in_every_command(tiny_onnx, tmp_path
     assert tag.returncode == 0, tag.stderr
     detect_dir = run_cli("detect-dir", str(folder), "--model", model, "--out", str(tmp_path / "d.tsv"), cwd=tmp_path)
     assert detect_dir.returncode == 0, detect_dir.stderr
-    detect = run_cli("detect", str(folder / "a.wav"), "--model", model, "--fast", "--set", "publish.enabled=false",
-                     cwd=tmp_path)
+    detect = run_cli(
+        "detect", str(folder / "a.wav"), "--model", model, "--fast", "--set", "publish.enabled=false", cwd=tmp_path
+    )
     assert detect.returncode == 0 and "onnx on cpu" in detect.stderr, detect.stderr
     refused = run_cli("detect", str(folder / "a.wav"), "--model", model, "--backend", "torch", "--fast", cwd=tmp_path)
     assert refused.returncode == 2 and "runs on ONNX Runtime, not on torch" in refused.stderr

@@ -10,8 +10,10 @@ from htsat_live.extras import EXTRA_MODULES
 
 # Runs the CLI with an extra's modules hidden, as if it were not installed (a None entry in sys.modules
 # makes both find_spec and import report the module missing).
-HIDDEN = "import sys; sys.modules.update(dict.fromkeys({modules!r})); from htsat_live.cli import main; " \
-         "sys.exit(main({argv!r}))"
+HIDDEN = (
+    "import sys; sys.modules.update(dict.fromkeys({modules!r})); from htsat_live.cli import main; "
+    "sys.exit(main({argv!r}))"
+)
 
 
 @pytest.mark.parametrize("subcommand", [s for s in SUBCOMMANDS if s.extra], ids=lambda s: s.name)
@@ -25,8 +27,13 @@ def test_a_command_without_its_extra_names_the_extra(subcommand, tmp_path):
 
 
 def test_a_command_with_its_extra_runs(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "htsat_live.cli", "serve", "--help"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "htsat_live.cli", "serve", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0 and "--replicas" in result.stdout, result.stderr
 
 

@@ -55,7 +55,7 @@ def imports_of(source: str, package: str) -> list[tuple[int, str, list[str]]]:
         elif isinstance(node, ast.ImportFrom):
             module = node.module or ""
             if node.level:
-                base = package.split(".")[:len(package.split(".")) - node.level + 1]  # level 1 = this package
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]  # level 1 = this package
                 module = ".".join(base + ([module] if module else []))
             found.append((node.lineno, module, [alias.name for alias in node.names]))
     return found
@@ -88,12 +88,24 @@ def check_module(path: str, source: str, package: str) -> list[Violation]:
                 violations.append(Violation(path, line, target, f"{layer} imports from its sibling wing {imported}"))
             elif layer == "htsat_live.stream" and imported == "htsat_live.model":
                 if target != "htsat_live.model":
-                    violations.append(Violation(path, line, target, "stream imports a model submodule; use the "
-                                                                    "public names of htsat_live.model"))
+                    violations.append(
+                        Violation(
+                            path,
+                            line,
+                            target,
+                            "stream imports a model submodule; use the public names of htsat_live.model",
+                        )
+                    )
                 private = sorted(set(names) - set(htsat_live.model.__all__))
                 if private:
-                    violations.append(Violation(path, line, target, f"stream imports {private}, not public names "
-                                                                    "of htsat_live.model (its __all__)"))
+                    violations.append(
+                        Violation(
+                            path,
+                            line,
+                            target,
+                            f"stream imports {private}, not public names of htsat_live.model (its __all__)",
+                        )
+                    )
     return violations
 
 
@@ -117,8 +129,10 @@ def module_graph() -> dict[str, set[str]]:
     graph = {}
     for module, path in paths.items():
         package = module if path.stem == "__init__" else module.rpartition(".")[0]
-        imported = [[name, *(f"{name}.{alias}" for alias in aliases)]
-                    for _, name, aliases in imports_of(path.read_text(encoding="utf-8"), package)]
+        imported = [
+            [name, *(f"{name}.{alias}" for alias in aliases)]
+            for _, name, aliases in imports_of(path.read_text(encoding="utf-8"), package)
+        ]
         graph[module] = {name for names in imported for name in names if name in paths and name != module}
     return graph
 
@@ -131,7 +145,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str]:
         path.append(module)
         for target in sorted(graph[module]):
             if target in path:
-                return path[path.index(target):] + [target]
+                return path[path.index(target) :] + [target]
             if target not in done and (cycle := walk(target)):
                 return cycle
         done.add(path.pop())
@@ -161,32 +175,51 @@ def test_the_check_reads_every_package():
 
 
 def test_a_model_module_importing_the_stream_fails_the_check():
-    for source in ("from htsat_live.stream import events\n",
-                   "from htsat_live.stream.events import EventDetector\n",
-                   "import htsat_live.stream.pipeline\n",
-                   "def later():\n    from ..stream import config\n",
-                   "from .. import stream\n"):
+    for source in (
+        "from htsat_live.stream import events\n",
+        "from htsat_live.stream.events import EventDetector\n",
+        "import htsat_live.stream.pipeline\n",
+        "def later():\n    from ..stream import config\n",
+        "from .. import stream\n",
+    ):
         violations = check_module("model/example.py", source, "htsat_live.model")
         assert violations and "a layer above" in violations[0].reason, source
         assert violations[0].path == "model/example.py" and violations[0].line >= 1
 
 
 def test_siblings_and_private_model_names_fail_the_check():
-    assert "sibling" in check_module("training/x.py", "from htsat_live.evaluation.metrics import psds\n",
-                                     "htsat_live.training")[0].reason
-    assert "model submodule" in check_module("stream/x.py", "from htsat_live.model.checkpoint import read_checkpoint\n",
-                                             "htsat_live.stream")[0].reason
-    assert "not public" in check_module("stream/x.py", "from htsat_live.model import build_model\n",
-                                        "htsat_live.stream")[0].reason
+    assert (
+        "sibling"
+        in check_module("training/x.py", "from htsat_live.evaluation.metrics import psds\n", "htsat_live.training")[
+            0
+        ].reason
+    )
+    assert (
+        "model submodule"
+        in check_module(
+            "stream/x.py", "from htsat_live.model.checkpoint import read_checkpoint\n", "htsat_live.stream"
+        )[0].reason
+    )
+    assert (
+        "not public"
+        in check_module("stream/x.py", "from htsat_live.model import build_model\n", "htsat_live.stream")[0].reason
+    )
     assert "top-level" in check_module("gui/x.py", "from stream.config import Config\n", "htsat_live.gui")[0].reason
-    assert "a layer above" in check_module("model/x.py", "from htsat_live import load_model\n", "htsat_live.model")[0].reason
+    assert (
+        "a layer above"
+        in check_module("model/x.py", "from htsat_live import load_model\n", "htsat_live.model")[0].reason
+    )
 
 
 def test_allowed_imports_pass_the_check():
-    assert not check_module("stream/x.py", "from htsat_live.model import SAMPLE_RATE, load_model\nimport numpy\n",
-                            "htsat_live.stream")
-    assert not check_module("gui/x.py", "from htsat_live.stream.config import Config\nfrom htsat_live.model.htsat import HTSAT\n",
-                            "htsat_live.gui")
+    assert not check_module(
+        "stream/x.py", "from htsat_live.model import SAMPLE_RATE, load_model\nimport numpy\n", "htsat_live.stream"
+    )
+    assert not check_module(
+        "gui/x.py",
+        "from htsat_live.stream.config import Config\nfrom htsat_live.model.htsat import HTSAT\n",
+        "htsat_live.gui",
+    )
     assert not check_module("model/x.py", "from .timebase import SAMPLE_RATE\n", "htsat_live.model")
 
 
@@ -202,8 +235,11 @@ def core_violations(path: str, source: str) -> list[Violation]:
         targets = [module, *(f"{module}.{name}" for name in names)]  # `from htsat_live.stream import outputs`
         imported = next((t for t in targets if t == OUTPUTS or t.startswith(OUTPUTS + ".")), None)
         if imported is not None:
-            violations.append(Violation(path, line, imported, "the live core imports an output; only "
-                                                              "stream/building.py builds the outputs"))
+            violations.append(
+                Violation(
+                    path, line, imported, "the live core imports an output; only stream/building.py builds the outputs"
+                )
+            )
     return violations
 
 
@@ -221,12 +257,16 @@ def test_the_live_core_imports_no_output():
 
 
 def test_an_output_imported_by_the_core_fails_the_check():
-    for source in ("from htsat_live.stream.outputs.sinks import Sinks\n",
-                   "import htsat_live.stream.outputs.publish\n",
-                   "from htsat_live.stream import outputs\n",
-                   "from .outputs import mqtt\n",
-                   "def later():\n    from .outputs.prometheus import PrometheusMetrics\n"):
+    for source in (
+        "from htsat_live.stream.outputs.sinks import Sinks\n",
+        "import htsat_live.stream.outputs.publish\n",
+        "from htsat_live.stream import outputs\n",
+        "from .outputs import mqtt\n",
+        "def later():\n    from .outputs.prometheus import PrometheusMetrics\n",
+    ):
         [violation] = core_violations("stream/pipeline.py", source)
         assert violation.imported.startswith(OUTPUTS) and "live core" in violation.reason, source
-    assert not core_violations("stream/pipeline.py", "from htsat_live.stream.output import Output\n"
-                                                      "from .messages import Message\nfrom .inference import worker\n")
+    assert not core_violations(
+        "stream/pipeline.py",
+        "from htsat_live.stream.output import Output\nfrom .messages import Message\nfrom .inference import worker\n",
+    )

@@ -67,8 +67,9 @@ class Process:
 
     def __init__(self, argv: list[str], cwd: Path, env: dict, read_lines):
         self.argv = argv
-        self.process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True, bufsize=1)
+        self.process = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
+        )
         self.stdout, self.stderr = read_lines(self.process.stdout), read_lines(self.process.stderr)
 
     @property
@@ -122,8 +123,11 @@ def x_display(tmp_path, wait_until):
     read_end, write_end = os.pipe()
     log = tmp_path / "xvfb.log"
     with open(log, "wb") as stderr:
-        server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1600x900x24",
-                                   "-nolisten", "tcp"], pass_fds=[write_end], stderr=stderr)
+        server = subprocess.Popen(
+            ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1600x900x24", "-nolisten", "tcp"],
+            pass_fds=[write_end],
+            stderr=stderr,
+        )
     os.close(write_end)
     try:
         number = b""
@@ -182,8 +186,11 @@ def test_the_first_five_minutes_run_as_written(checkout, x_display, read_lines, 
                 gui_env = dict(env, DISPLAY=x_display, QT_QPA_PLATFORM="xcb")
                 gui = Process(argv, checkout, gui_env, read_lines)
                 started.append(gui)
-                wait_until(lambda: gui.process.poll() is not None or gui_window_shown(gui_env), START_SECONDS,
-                           f"the window of {gui.name}")
+                wait_until(
+                    lambda: gui.process.poll() is not None or gui_window_shown(gui_env),
+                    START_SECONDS,
+                    f"the window of {gui.name}",
+                )
                 assert gui.process.poll() is None, f"{gui.name} exited {gui.process.returncode}"
                 assert gui.interrupt() == 0, f"{gui.name} did not exit 0 on SIGINT"
             elif runs_until_stopped(argv):
@@ -192,7 +199,9 @@ def test_the_first_five_minutes_run_as_written(checkout, x_display, read_lines, 
                 out = run_to_end(argv, checkout, env)
                 if name == "events":
                     count = re.search(r"^(\d+) events?$", out, re.M)
-                    assert count and int(count.group(1)) > 0, f"htsat-live events shows none of the run's events:\n{out}"
+                    assert count and int(count.group(1)) > 0, (
+                        f"htsat-live events shows none of the run's events:\n{out}"
+                    )
                 elif name == "tag":
                     assert "Bird" in out or "Water" in out, out
                 elif name == "evaluate":

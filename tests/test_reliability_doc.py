@@ -9,13 +9,19 @@ ROW_TEST = re.compile(r"`(tests/[\w/]+\.py)::(\w+)`\s*\|\s*$")
 
 
 def defined_tests(path: Path) -> set[str]:
-    return {node.name for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")}
+    return {
+        node.name
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
+    }
 
 
 def test_every_row_of_the_fault_matrix_names_an_existing_test():
-    rows = [line for line in (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8").splitlines()
-            if line.startswith("| ") and not line.startswith("| case") and not line.startswith("|---")]
+    rows = [
+        line
+        for line in (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8").splitlines()
+        if line.startswith("| ") and not line.startswith("| case") and not line.startswith("|---")
+    ]
     assert len(rows) >= 30
     missing = []
     for row in rows:

@@ -15,5 +15,9 @@ def architecture_config(args, base: dict | None = None):
     from htsat_live.model.htsat import HTSATConfig
 
     given = {"embed_dim": args.embed_dim, "depths": args.depths, "num_heads": args.heads}
-    return HTSATConfig(**{**(base or ARCHITECTURE),
-                          **{k: tuple(v) if isinstance(v, list) else v for k, v in given.items() if v is not None}})
+    return HTSATConfig(
+        **{
+            **(base or ARCHITECTURE),
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in given.items() if v is not None},
+        }
+    )

@@ -31,7 +31,9 @@ def augment(mel, clip_target, token_target, settings: TrainSettings, generator):
         points = (torch.rand(b, 1, EQUALIZER_POINTS, generator=generator) * 2 - 1) * settings.equalizer_db  # [B, 1, P]
         mel = mel + F.interpolate(points, size=f, mode="linear", align_corners=True)  # + [B, 1, F]
     if settings.pitch_shift_bins > 0:
-        shift = torch.randint(-settings.pitch_shift_bins, settings.pitch_shift_bins + 1, (b,), generator=generator)  # [B]
+        shift = torch.randint(
+            -settings.pitch_shift_bins, settings.pitch_shift_bins + 1, (b,), generator=generator
+        )  # [B]
         source_bin = (torch.arange(f)[None] - shift[:, None]).clamp(0, f - 1)  # [B, F]
         mel = torch.gather(mel, 2, source_bin[:, None, :].expand(b, t, f))
     limited = torch.rand(b, generator=generator) < settings.band_limit_probability  # [B]
@@ -52,7 +54,11 @@ def augment(mel, clip_target, token_target, settings: TrainSettings, generator):
         keep &= ~((bins >= start[:, None]) & (bins < (start + width)[:, None]))[:, None, :]
     mel = torch.where(keep, mel, fill)
     if torch.rand(1, generator=generator).item() < settings.mixup_probability:
-        lam = float(np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=generator))).beta(settings.mixup_alpha, settings.mixup_alpha))
+        lam = float(
+            np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=generator))).beta(
+                settings.mixup_alpha, settings.mixup_alpha
+            )
+        )
         order = torch.randperm(b, generator=generator)
         mel = lam * mel + (1 - lam) * mel[order]
         clip_target = lam * clip_target + (1 - lam) * clip_target[order]

@@ -28,22 +28,55 @@ CLIPS_HELP = (
     "weights (--ema-decay, default {ema}) validated beside them; defaults here: --epochs {epochs}, --lr {lr}, "
     "--batch-size {batch}, --precision bf16 where the CPU has AVX-512 BF16 or AMX. The best epoch by validation "
     "accuracy (mAP for multi-label data) is kept as OUT/best.safetensors with labels, thresholds tuned on "
-    "validation and provenance; --init fine-tunes from any checkpoint, official AudioSet ones included")
-SOUNDSCAPE_ONLY = ("train_dir", "val_dir", "test_dir", "classes", "resume", "frame_loss_weight", "band_limit_probability",
-                   "equalizer_db", "pitch_shift_bins")
-SHARED = ("epochs", "batch_size", "lr", "weight_decay", "mixup_probability", "ema_decay", "seed", "threads", "precision")
+    "validation and provenance; --init fine-tunes from any checkpoint, official AudioSet ones included"
+)
+SOUNDSCAPE_ONLY = (
+    "train_dir",
+    "val_dir",
+    "test_dir",
+    "classes",
+    "resume",
+    "frame_loss_weight",
+    "band_limit_probability",
+    "equalizer_db",
+    "pitch_shift_bins",
+)
+SHARED = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "mixup_probability",
+    "ema_decay",
+    "seed",
+    "threads",
+    "precision",
+)
 
 
 def add_clip_arguments(parser) -> None:
     recipe = ClipRecipe()
     group = parser.add_argument_group("clip-labelled data (--clips)")
-    group.add_argument("--clips", type=Path, metavar="DATA",
-                       help=CLIPS_HELP.format(schedule=recipe.schedule_name, ema=recipe.ema_decay, epochs=recipe.epochs,
-                                              lr=recipe.lr, batch=recipe.batch_size))
+    group.add_argument(
+        "--clips",
+        type=Path,
+        metavar="DATA",
+        help=CLIPS_HELP.format(
+            schedule=recipe.schedule_name,
+            ema=recipe.ema_decay,
+            epochs=recipe.epochs,
+            lr=recipe.lr,
+            batch=recipe.batch_size,
+        ),
+    )
     group.add_argument("--val-clips", type=Path, metavar="DATA2", help="validation clips in any of those layouts")
-    group.add_argument("--folds", type=int, metavar="K",
-                       help="k-fold cross-validation (ESC-50: its own folds; else stratified): trains each fold into "
-                            "OUT/fold-<i>/ and reports the mean and standard deviation of validation accuracy")
+    group.add_argument(
+        "--folds",
+        type=int,
+        metavar="K",
+        help="k-fold cross-validation (ESC-50: its own folds; else stratified): trains each fold into "
+        "OUT/fold-<i>/ and reports the mean and standard deviation of validation accuracy",
+    )
     group.add_argument("--fold", type=int, metavar="I", help="with --folds: train only fold I (1..K) into OUT")
 
 
@@ -91,12 +124,22 @@ def run_clip_train(args) -> int:
     except ClipSetError as error:
         print(f"train: {error}", file=sys.stderr)
         return 2
-    provenance = {"data": {"clips": str(args.clips), "layout": clip_set.layout, "hash": dataset_hash(features.clip_set),
-                           "val_clips": str(args.val_clips) if args.val_clips else None,
-                           "val_hash": dataset_hash(val_features.clip_set) if val_features else None,
-                           "split": f"{args.folds} folds" if args.folds else "--val-clips" if val_set
-                           else f"stratified {HOLDOUT_SHARE:.0%} hold-out" if clip_set.layout != "speech_commands"
-                           else "validation_list.txt"}}
+    provenance = {
+        "data": {
+            "clips": str(args.clips),
+            "layout": clip_set.layout,
+            "hash": dataset_hash(features.clip_set),
+            "val_clips": str(args.val_clips) if args.val_clips else None,
+            "val_hash": dataset_hash(val_features.clip_set) if val_features else None,
+            "split": f"{args.folds} folds"
+            if args.folds
+            else "--val-clips"
+            if val_set
+            else f"stratified {HOLDOUT_SHARE:.0%} hold-out"
+            if clip_set.layout != "speech_commands"
+            else "validation_list.txt",
+        }
+    }
     chosen = [args.fold - 1] if args.fold else list(range(len(splits)))
     results = []
     for k in chosen:
@@ -110,12 +153,16 @@ def run_clip_train(args) -> int:
         speed = [record["train_clips_per_second"] for record in result["history"]]
         best = result["best"]
         figure = f"mAP {best['map']:.3f}" if clip_set.multi_label else f"accuracy {best['accuracy']:.3f}"
-        print(f"best epoch {best['epoch']}: validation {figure} ({best['weights']} weights) -> {out / 'best.safetensors'}; "
-              f"{np.mean(seconds):.1f} s per epoch, {np.mean(speed):.1f} training clips/s")
+        print(
+            f"best epoch {best['epoch']}: validation {figure} ({best['weights']} weights) -> {out / 'best.safetensors'}; "
+            f"{np.mean(seconds):.1f} s per epoch, {np.mean(speed):.1f} training clips/s"
+        )
         results.append(best)
     if len(results) > 1:
         values = [best["map"] if clip_set.multi_label else best["accuracy"] for best in results]
         name = "mAP" if clip_set.multi_label else "accuracy"
-        print(f"{len(results)}-fold validation {name}: {np.mean(values):.3f} +- {np.std(values):.3f} "
-              f"(folds: {', '.join(f'{v:.3f}' for v in values)})")
+        print(
+            f"{len(results)}-fold validation {name}: {np.mean(values):.3f} +- {np.std(values):.3f} "
+            f"(folds: {', '.join(f'{v:.3f}' for v in values)})"
+        )
     return 0

@@ -39,8 +39,9 @@ SPEECH_RATE = 16000
 SPEECH_SECONDS = 1.0
 
 
-def esc50_set(cache: Path, out: Path, classes: list[str] | None = None, takes: int = 3, folds: int = 5,
-              seed: int = 0) -> dict[str, int]:
+def esc50_set(
+    cache: Path, out: Path, classes: list[str] | None = None, takes: int = 3, folds: int = 5, seed: int = 0
+) -> dict[str, int]:
     """Write an ESC-50-shaped set of `classes` (default every one of ESC50_CLASSES) to `out`: each recording cut
     into at most `takes` 5-s clips, recordings dealt to `folds` folds per class. Downloads the packages into
     cache (training.sources.download_packages). Returns clips per class."""
@@ -66,12 +67,17 @@ def esc50_set(cache: Path, out: Path, classes: list[str] | None = None, takes: i
             pieces = max(1, min(takes, len(wave) // clip_samples))
             for take in range(pieces):
                 clip = f"{fold_of[file]}-{recording_id}-{chr(ord('A') + take)}-{target}.wav"
-                sf.write(str(out / "audio" / clip), wave[take * clip_samples: (take + 1) * clip_samples], SAMPLE_RATE,
-                         subtype="PCM_16")
+                sf.write(
+                    str(out / "audio" / clip),
+                    wave[take * clip_samples : (take + 1) * clip_samples],
+                    SAMPLE_RATE,
+                    subtype="PCM_16",
+                )
                 rows.append(f"{clip},{fold_of[file]},{target},{name},False,{recording_id},{chr(ord('A') + take)}")
                 counts[name] += 1
-    (out / "meta" / "esc50.csv").write_text("filename,fold,target,category,esc10,src_file,take\n" + "\n".join(rows) + "\n",
-                                             encoding="utf-8")
+    (out / "meta" / "esc50.csv").write_text(
+        "filename,fold,target,category,esc10,src_file,take\n" + "\n".join(rows) + "\n", encoding="utf-8"
+    )
     return counts
 
 
@@ -88,7 +94,7 @@ def spoken_word(word: str, voice: str) -> np.ndarray:
     clip = np.zeros(length, np.float32)
     wave = wave[:length]
     start = (length - len(wave)) // 2
-    clip[start: start + len(wave)] = wave
+    clip[start : start + len(wave)] = wave
     return clip
 
 

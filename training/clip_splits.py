@@ -26,7 +26,9 @@ def require_clips(clip_set: ClipSet, needed: int, what: str) -> None:
     counts = clip_set.targets().sum(axis=0).astype(int)
     short = [f"{label} ({n})" for label, n in zip(clip_set.labels, counts) if n < needed]
     if short:
-        raise ClipSetError(f"{clip_set.root}: {what} needs at least {needed} clips of every class; too few: {', '.join(short)}")
+        raise ClipSetError(
+            f"{clip_set.root}: {what} needs at least {needed} clips of every class; too few: {', '.join(short)}"
+        )
 
 
 def require_split(clip_set: ClipSet, folds: int | None = None, share: float = HOLDOUT_SHARE) -> None:
@@ -36,8 +38,9 @@ def require_split(clip_set: ClipSet, folds: int | None = None, share: float = HO
         if clip_set.layout == "speech_commands":
             train, val = (sum(clip.split == name for clip in clip_set.clips) for name in ("train", "val"))
             if not train or not val:
-                raise ClipSetError(f"{clip_set.root}: validation_list.txt leaves {train} training and {val} "
-                                   "validation clips")
+                raise ClipSetError(
+                    f"{clip_set.root}: validation_list.txt leaves {train} training and {val} validation clips"
+                )
         else:
             require_clips(clip_set, 2, f"a {share:.0%} hold-out")
     elif folds < 2:
@@ -55,15 +58,17 @@ def holdout_split(clip_set: ClipSet, share: float = HOLDOUT_SHARE, seed: int = 0
     `share` of each class (at least one clip)."""
     require_split(clip_set, share=share)
     if clip_set.layout == "speech_commands":
-        return ([i for i, clip in enumerate(clip_set.clips) if clip.split == "train"],
-                [i for i, clip in enumerate(clip_set.clips) if clip.split == "val"])
+        return (
+            [i for i, clip in enumerate(clip_set.clips) if clip.split == "train"],
+            [i for i, clip in enumerate(clip_set.clips) if clip.split == "val"],
+        )
     rng = np.random.default_rng(seed)
     stratum = strata(clip_set)
     val = []
     for c in range(len(clip_set.labels)):
         members = rng.permutation(np.flatnonzero(stratum == c))
         if len(members) >= 2:
-            val += members[:max(1, round(share * len(members)))].tolist()
+            val += members[: max(1, round(share * len(members)))].tolist()
     val_set = set(val)
     return [i for i in range(len(clip_set.clips)) if i not in val_set], sorted(val)
 
@@ -73,8 +78,13 @@ def fold_splits(clip_set: ClipSet, folds: int, seed: int = 0) -> list[tuple[list
     require_split(clip_set, folds)
     if clip_set.layout == "esc50":
         numbers = sorted({clip.fold for clip in clip_set.clips})
-        return [([i for i, clip in enumerate(clip_set.clips) if clip.fold != number],
-                 [i for i, clip in enumerate(clip_set.clips) if clip.fold == number]) for number in numbers]
+        return [
+            (
+                [i for i, clip in enumerate(clip_set.clips) if clip.fold != number],
+                [i for i, clip in enumerate(clip_set.clips) if clip.fold == number],
+            )
+            for number in numbers
+        ]
     from sklearn.model_selection import StratifiedKFold
 
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -82,8 +92,9 @@ def fold_splits(clip_set: ClipSet, folds: int, seed: int = 0) -> list[tuple[list
     return [(train.tolist(), val.tolist()) for train, val in splitter.split(index, strata(clip_set))]
 
 
-def draw_splits(clip_set: ClipSet, val_set: ClipSet | None, folds: int | None,
-                seed: int) -> list[tuple[list[int], list[int]]]:
+def draw_splits(
+    clip_set: ClipSet, val_set: ClipSet | None, folds: int | None, seed: int
+) -> list[tuple[list[int], list[int]]]:
     """The (train, val) clip indices of each model to train: `folds` folds, or every clip of `clip_set` against
     every clip of `val_set`, or the hold-out."""
     if folds:

@@ -78,8 +78,10 @@ class ClipRecipe(OptimizerSettings):
 
     @property
     def schedule_name(self) -> str:
-        return (f"SequentialLR(LinearLR warm-up over {self.warmup_epochs} epochs, then StepLR x{self.decay_factor:g} "
-                f"every {self.decay_every} epochs)")
+        return (
+            f"SequentialLR(LinearLR warm-up over {self.warmup_epochs} epochs, then StepLR x{self.decay_factor:g} "
+            f"every {self.decay_every} epochs)"
+        )
 
 
 def learning_rate_schedule(optimizer, steps_per_epoch: int, recipe: ClipRecipe):
@@ -134,7 +136,9 @@ def clip_features(clip_set: ClipSet, cache_dir: Path, progress: bool = True) -> 
         mels.append(features)
     if not kept:
         raise AudioFileError(f"{clip_set.root}: no clip could be read ({len(skipped)} tried)")
-    return ClipFeatures(replace(clip_set, clips=kept), torch.from_numpy(np.concatenate(mels)), np.array(window_clip), skipped)
+    return ClipFeatures(
+        replace(clip_set, clips=kept), torch.from_numpy(np.concatenate(mels)), np.array(window_clip), skipped
+    )
 
 
 def dataset_hash(clip_set: ClipSet) -> str:
@@ -154,7 +158,7 @@ def clip_probabilities(model, features: ClipFeatures, clips: list[int], bf16: bo
     out = []
     with torch.no_grad():
         for start in range(0, len(windows), batch_size):
-            batch = torch.from_numpy(windows[start: start + batch_size])
+            batch = torch.from_numpy(windows[start : start + batch_size])
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 logits = model.token_logits(features.mels[batch].float())  # [B, C, tokens]
             out.append(torch.sigmoid(logits.float().mean(-1)).numpy())
@@ -183,9 +187,18 @@ def headline(scores: dict, multi_label: bool) -> float:
     return scores["map"] if multi_label else scores["accuracy"]
 
 
-def train_clips(features: ClipFeatures, train: list[int], val: list[int], out_dir: Path, recipe: ClipRecipe,
-                config, init: Path | None = None, val_features: ClipFeatures | None = None,
-                provenance: dict | None = None, progress: bool = True) -> dict:
+def train_clips(
+    features: ClipFeatures,
+    train: list[int],
+    val: list[int],
+    out_dir: Path,
+    recipe: ClipRecipe,
+    config,
+    init: Path | None = None,
+    val_features: ClipFeatures | None = None,
+    provenance: dict | None = None,
+    progress: bool = True,
+) -> dict:
     """Train on the clips `train` of `features`, validate each epoch on `val` (of `val_features` when given,
     else of `features`), keep the best epoch as out_dir/best.safetensors. Returns the history and the best."""
     import torch
@@ -219,11 +232,15 @@ def train_clips(features: ClipFeatures, train: list[int], val: list[int], out_di
         order = torch.multinomial(weights, len(windows), replacement=True, generator=generator)
         model.train()
         loss_sum, started = 0.0, time.perf_counter()
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{recipe.epochs}", unit="batch", disable=not progress)
+        bar = tqdm(
+            range(steps_per_epoch), desc=f"epoch {epoch + 1}/{recipe.epochs}", unit="batch", disable=not progress
+        )
         for i in bar:
-            pick = order[i * recipe.batch_size: (i + 1) * recipe.batch_size]
+            pick = order[i * recipe.batch_size : (i + 1) * recipe.batch_size]
             target = window_targets[pick]  # [B, C]
-            mel, target, _ = augment(features.mels[windows[pick]].float(), target, target[:, None], augmentation, generator)
+            mel, target, _ = augment(
+                features.mels[windows[pick]].float(), target, target[:, None], augmentation, generator
+            )
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 logits = model.token_logits(mel)  # [B, C, tokens]
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float().mean(-1), target)
@@ -235,28 +252,52 @@ def train_clips(features: ClipFeatures, train: list[int], val: list[int], out_di
             schedule.step()
             loss_sum += loss.item()
             seen = min((i + 1) * recipe.batch_size, len(windows))
-            bar.set_postfix(loss=f"{loss_sum / (i + 1):.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}",
-                            clips_s=f"{seen / (time.perf_counter() - started):.1f}")
+            bar.set_postfix(
+                loss=f"{loss_sum / (i + 1):.4f}",
+                lr=f"{optimizer.param_groups[0]['lr']:.2e}",
+                clips_s=f"{seen / (time.perf_counter() - started):.1f}",
+            )
         train_seconds = time.perf_counter() - started
         candidates = {"trained": model} if average is None else {"trained": model, "averaged": average.module}
         probabilities = {name: clip_probabilities(m, val_features, val, bf16) for name, m in candidates.items()}
         scores = {name: clip_scores(p, val_targets, labels, multi_label) for name, p in probabilities.items()}
         chosen = max(scores, key=lambda name: headline(scores[name], multi_label))  # the trained weights on a tie
         score = headline(scores[chosen], multi_label)
-        record = {"epoch": epoch + 1, "train_loss": loss_sum / steps_per_epoch, "weights": chosen,
-                  "val_accuracy": scores[chosen]["accuracy"], "val_map": scores[chosen]["map"],
-                  "seconds": round(time.perf_counter() - started, 1), "train_clips_per_second": round(len(windows) / train_seconds, 1)}
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / steps_per_epoch,
+            "weights": chosen,
+            "val_accuracy": scores[chosen]["accuracy"],
+            "val_map": scores[chosen]["map"],
+            "seconds": round(time.perf_counter() - started, 1),
+            "train_clips_per_second": round(len(windows) / train_seconds, 1),
+        }
         history.append(record)
-        tqdm.write(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}, "
-                   + (f"val mAP {score:.3f}" if multi_label else f"val accuracy {score:.3f}")
-                   + f" ({chosen} weights), {record['train_clips_per_second']} clips/s, {record['seconds']} s")
+        tqdm.write(
+            f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}, "
+            + (f"val mAP {score:.3f}" if multi_label else f"val accuracy {score:.3f}")
+            + f" ({chosen} weights), {record['train_clips_per_second']} clips/s, {record['seconds']} s"
+        )
         if score > best["score"]:
             thresholds = tune_thresholds(probabilities[chosen], val_targets)
-            best = {"score": score, "epoch": epoch + 1, "weights": chosen, "accuracy": record["val_accuracy"],
-                    "map": record["val_map"]}
+            best = {
+                "score": score,
+                "epoch": epoch + 1,
+                "weights": chosen,
+                "accuracy": record["val_accuracy"],
+                "map": record["val_map"],
+            }
             metrics = {"validation": scores[chosen], "epoch": epoch + 1, "weights": chosen}
-            save_checkpoint(out_dir / "best.safetensors", candidates[chosen], labels, thresholds,
-                            {**(provenance or {}), "recipe": {**asdict(recipe), "schedule": recipe.schedule_name,
-                                                             "init": str(init) if init else None}, "metrics": metrics})
+            save_checkpoint(
+                out_dir / "best.safetensors",
+                candidates[chosen],
+                labels,
+                thresholds,
+                {
+                    **(provenance or {}),
+                    "recipe": {**asdict(recipe), "schedule": recipe.schedule_name, "init": str(init) if init else None},
+                    "metrics": metrics,
+                },
+            )
         (out_dir / "history.json").write_text(json.dumps(history, indent=1) + "\n", encoding="utf-8")
     return {"history": history, "best": best}

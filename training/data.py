@@ -39,7 +39,9 @@ def token_targets(events: list[dict], labels: list[str], tokens: int, seconds: f
     for event in events:
         if event["label"] not in labels:
             continue
-        overlap = np.clip(np.minimum(event["offset"], starts + width) - np.maximum(event["onset"], starts), 0, None) / width
+        overlap = (
+            np.clip(np.minimum(event["offset"], starts + width) - np.maximum(event["onset"], starts), 0, None) / width
+        )
         column = labels.index(event["label"])
         target[:, column] = np.maximum(target[:, column], overlap)
     return np.minimum(target, 1.0)
@@ -57,7 +59,9 @@ def folder_logmels(folder: SoundscapeFolder, progress: bool = True) -> np.ndarra
 
     frontend = LogMel()
     mels = None
-    for i, name in enumerate(tqdm(folder.names, desc=f"log-mels {folder.directory.name}", unit="clip", disable=not progress)):
+    for i, name in enumerate(
+        tqdm(folder.names, desc=f"log-mels {folder.directory.name}", unit="clip", disable=not progress)
+    ):
         wave = zero_padded_batch([read_clip(folder.path(name))[:WINDOW_SAMPLES]])  # [1, 320000]
         with torch.no_grad():
             mel = frontend(torch.from_numpy(wave))[0].numpy()  # [T, 64]
@@ -67,7 +71,9 @@ def folder_logmels(folder: SoundscapeFolder, progress: bool = True) -> np.ndarra
     return mels
 
 
-def load_set(folder: SoundscapeFolder, labels: list[str], tokens: int, cache_dir: Path, progress: bool = True) -> SoundscapeSet:
+def load_set(
+    folder: SoundscapeFolder, labels: list[str], tokens: int, cache_dir: Path, progress: bool = True
+) -> SoundscapeSet:
     """A soundscape folder as training data for the classes `labels`, its log-mels from the feature cache in
     `cache_dir` (computed and stored there the first time)."""
     import torch
@@ -81,8 +87,9 @@ def load_set(folder: SoundscapeFolder, labels: list[str], tokens: int, cache_dir
     for name, onset, offset, label in folder.events.itertuples(index=False):
         by_clip[name].append({"onset": onset, "offset": offset, "label": label})
     frames = np.stack([token_targets(by_clip[name], labels, tokens, WINDOW_SECONDS) for name in folder.names])
-    return SoundscapeSet(folder, torch.from_numpy(mels), torch.from_numpy(frames.max(axis=1) > 0).float(),
-                         torch.from_numpy(frames))
+    return SoundscapeSet(
+        folder, torch.from_numpy(mels), torch.from_numpy(frames.max(axis=1) > 0).float(), torch.from_numpy(frames)
+    )
 
 
 def balanced_weights(clip_targets: np.ndarray) -> np.ndarray:

@@ -63,7 +63,9 @@ class Schedule:
         return cls(warmup, warmup, 0.0, total_steps, settings.final_lr_fraction)
 
     def progress(self, step: int) -> float:
-        return min(1.0, self.progress_at + (1.0 - self.progress_at) * (step - self.start) / max(1, self.end - self.start))
+        return min(
+            1.0, self.progress_at + (1.0 - self.progress_at) * (step - self.start) / max(1, self.end - self.start)
+        )
 
     def factor(self, step: int) -> float:
         if step < self.warmup:
@@ -90,7 +92,6 @@ def schedule_steps(optimizer, schedule: Schedule, lr: float, first_step: int = 0
     for group in optimizer.param_groups:  # a loaded optimizer state holds the last rate and the old peak
         group["lr"] = group["initial_lr"] = lr
     return LambdaLR(optimizer, lambda i: schedule.factor(first_step + i))
-
 
 
 def weight_average(model, decay: float):
@@ -126,9 +127,19 @@ def saved_run(out_dir: Path) -> dict | None:
     return torch.load(path, map_location="cpu", weights_only=True).get("run")
 
 
-def train(train_folder: SoundscapeFolder, val_folder: SoundscapeFolder, out_dir: Path, config, settings: TrainSettings,
-          labels: list[str], init: Path | None = None, resume: bool = False, sources_manifest: Path | None = None,
-          cache_dir: Path | None = None, progress: bool = True) -> dict:
+def train(
+    train_folder: SoundscapeFolder,
+    val_folder: SoundscapeFolder,
+    out_dir: Path,
+    config,
+    settings: TrainSettings,
+    labels: list[str],
+    init: Path | None = None,
+    resume: bool = False,
+    sources_manifest: Path | None = None,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> dict:
     """Train the classes `labels`, validate each epoch, keep the best epoch as out_dir/best.safetensors; returns
     the history. Log-mels are cached in `cache_dir` (default: `mel_cache.cache_home()`)."""
     import torch
@@ -156,23 +167,34 @@ def train(train_folder: SoundscapeFolder, val_folder: SoundscapeFolder, out_dir:
     if resume and state_path.is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         if state.get("run", {}).get("labels", labels) != labels:
-            raise ValueError(f"{state_path}: the run trains {', '.join(state['run']['labels'])}, not {', '.join(labels)}")
+            raise ValueError(
+                f"{state_path}: the run trains {', '.join(state['run']['labels'])}, not {', '.join(labels)}"
+            )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history, best, first_epoch = state["history"], state["best"], state["epoch"] + 1
         step = state.get("step", first_epoch * steps_per_epoch)
         saved = Schedule(**state["schedule"]) if "warmup" in state.get("schedule", {}) else plan
         plan = saved.extended(step, step + (settings.epochs - first_epoch) * steps_per_epoch)
-        print(f"resuming after epoch {first_epoch} (step {step}) at learning rate {settings.lr * plan.factor(step):.3g}"
-              + ("" if plan == saved else f"; its decay now ends at step {plan.end} (epoch {settings.epochs}), not {saved.end}"),
-              flush=True)
+        print(
+            f"resuming after epoch {first_epoch} (step {step}) at learning rate {settings.lr * plan.factor(step):.3g}"
+            + (
+                ""
+                if plan == saved
+                else f"; its decay now ends at step {plan.end} (epoch {settings.epochs}), not {saved.end}"
+            ),
+            flush=True,
+        )
         if average is not None:
             average.module.load_state_dict(state.get("ema", state["model"]))  # a run without one starts it here
             average.n_averaged.fill_(1 + step)  # its decay ramp goes by the steps taken
     schedule = schedule_steps(optimizer, plan, settings.lr, step)
     provenance = {
-        "data": {"train": train_folder.data_hash, "val": val_folder.data_hash,
-                 "sources_manifest": file_sha256(sources_manifest) if sources_manifest else None},
+        "data": {
+            "train": train_folder.data_hash,
+            "val": val_folder.data_hash,
+            "sources_manifest": file_sha256(sources_manifest) if sources_manifest else None,
+        },
         "training": {**asdict(settings), "init": str(init) if init else None},
     }
     run = {"labels": list(labels), "settings": asdict(settings), "config": asdict(model.config)}
@@ -183,11 +205,18 @@ def train(train_folder: SoundscapeFolder, val_folder: SoundscapeFolder, out_dir:
         model.train()
         sums, rates = np.zeros(3), []
         started = time.time()
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{settings.epochs}", unit="batch", disable=not progress)
+        bar = tqdm(
+            range(steps_per_epoch), desc=f"epoch {epoch + 1}/{settings.epochs}", unit="batch", disable=not progress
+        )
         for i in bar:
-            index = order[i * settings.batch_size: (i + 1) * settings.batch_size]
-            mel, clip_target, token_target = augment(train_set.mels[index].float(), train_set.clip_targets[index],
-                                                     train_set.token_targets[index], settings, generator)
+            index = order[i * settings.batch_size : (i + 1) * settings.batch_size]
+            mel, clip_target, token_target = augment(
+                train_set.mels[index].float(),
+                train_set.clip_targets[index],
+                train_set.token_targets[index],
+                settings,
+                generator,
+            )
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.precision == "bf16"):
                 logits = model.token_logits(mel)  # [B, C, tokens]
             total, clip, frame = loss_terms(logits.float(), clip_target, token_target, settings)
@@ -205,23 +234,55 @@ def train(train_folder: SoundscapeFolder, val_folder: SoundscapeFolder, out_dir:
         results = {name: validate(candidate, val_set, labels, settings) for name, candidate in candidates.items()}
         chosen = max(results, key=lambda name: results[name]["macro_f1"])  # the first on a tie: the trained weights
         mean = (sums / steps_per_epoch).tolist()  # python floats: the resume state loads with weights_only
-        record = {"epoch": epoch + 1, "train_loss": mean[0], "train_clip_bce": mean[1], "train_frame_bce": mean[2],
-                  "lr": [rates[0], rates[-1]], **results[chosen], "weights": chosen,
-                  "candidates_f1": {k: v["macro_f1"] for k, v in results.items()}, "seconds": round(time.time() - started, 1)}
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": mean[0],
+            "train_clip_bce": mean[1],
+            "train_frame_bce": mean[2],
+            "lr": [rates[0], rates[-1]],
+            **results[chosen],
+            "weights": chosen,
+            "candidates_f1": {k: v["macro_f1"] for k, v in results.items()},
+            "seconds": round(time.time() - started, 1),
+        }
         history.append(record)
-        print(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}, val frame BCE {record['val_frame_bce']:.4f}, "
-              f"val event F1 {record['macro_f1']:.3f} ({chosen} weights, median {record['median_tokens']} tokens) "
-              + " ".join(f"{k} {v:.3f}" for k, v in record["class_f1"].items())
-              + ("" if average is None else f"; trained {results['trained']['macro_f1']:.3f}, averaged {results['averaged']['macro_f1']:.3f}"),
-              flush=True)
+        print(
+            f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}, val frame BCE {record['val_frame_bce']:.4f}, "
+            f"val event F1 {record['macro_f1']:.3f} ({chosen} weights, median {record['median_tokens']} tokens) "
+            + " ".join(f"{k} {v:.3f}" for k, v in record["class_f1"].items())
+            + (
+                ""
+                if average is None
+                else f"; trained {results['trained']['macro_f1']:.3f}, averaged {results['averaged']['macro_f1']:.3f}"
+            ),
+            flush=True,
+        )
         if record["macro_f1"] > best["macro_f1"]:
             best = {"macro_f1": record["macro_f1"], "epoch": epoch + 1, "weights": chosen}
-            metrics = {"val_event_f1_macro": record["macro_f1"], "val_event_f1": record["class_f1"], "epoch": epoch + 1,
-                       "weights": chosen}
-            save_checkpoint(out_dir / "best.safetensors", candidates[chosen], labels, record["thresholds"],
-                            {**provenance, "metrics": metrics}, median_frames_of_tokens(record["median_tokens"], tokens))
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": asdict(plan), "step": step,
-                 "epoch": epoch, "history": history, "best": best, "run": run}
+            metrics = {
+                "val_event_f1_macro": record["macro_f1"],
+                "val_event_f1": record["class_f1"],
+                "epoch": epoch + 1,
+                "weights": chosen,
+            }
+            save_checkpoint(
+                out_dir / "best.safetensors",
+                candidates[chosen],
+                labels,
+                record["thresholds"],
+                {**provenance, "metrics": metrics},
+                median_frames_of_tokens(record["median_tokens"], tokens),
+            )
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "schedule": asdict(plan),
+            "step": step,
+            "epoch": epoch,
+            "history": history,
+            "best": best,
+            "run": run,
+        }
         if average is not None:
             state["ema"] = average.module.state_dict()
         torch.save(state, state_path)

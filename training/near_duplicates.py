@@ -58,7 +58,7 @@ def matching_groups(fingerprints: dict[str, np.ndarray], group_of: dict[str, str
 
     items = sorted(fingerprints)
     for i, first in enumerate(items):
-        for second in items[i + 1:]:
+        for second in items[i + 1 :]:
             a, b = root(group_of[first]), root(group_of[second])
             if a != b and similarity(fingerprints[first], fingerprints[second]) >= MATCH_SIMILARITY:
                 parent[max(a, b)] = min(a, b)

@@ -57,6 +57,8 @@ class TrainSettings(OptimizerSettings):
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.equalizer_db < 0 or self.pitch_shift_bins < 0:
-            raise ValueError(f"equalizer_db and pitch_shift_bins must be >= 0, got {self.equalizer_db}, {self.pitch_shift_bins}")
+            raise ValueError(
+                f"equalizer_db and pitch_shift_bins must be >= 0, got {self.equalizer_db}, {self.pitch_shift_bins}"
+            )
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")

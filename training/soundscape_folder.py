@@ -53,7 +53,7 @@ class SoundscapeFolder:
 
 
 def table_kind(path: Path) -> str | None:
-    """"events" or "durations" by a TSV's header, None for any other file."""
+    """ "events" or "durations" by a TSV's header, None for any other file."""
     with open(path, encoding="utf-8", errors="replace") as handle:
         columns = set(handle.readline().rstrip("\r\n").split("\t"))
     if set(EVENT_COLUMNS) <= columns:
@@ -71,14 +71,18 @@ def find_tables(directory: Path) -> tuple[Path, Path]:
         kind = table_kind(path)
         if kind:
             found[kind].append(path)
-    needs = {"events": "event table (a .tsv with filename, onset, offset, event_label)",
-             "durations": "durations table (a .tsv with filename, duration)"}
+    needs = {
+        "events": "event table (a .tsv with filename, onset, offset, event_label)",
+        "durations": "durations table (a .tsv with filename, duration)",
+    }
     for kind, paths in found.items():
         if not paths:
             seen = ", ".join(p.name for p in candidates) or "no .tsv file"
             raise ValueError(f"{directory}: no {needs[kind]} in the folder or its metadata/ (found {seen})")
         if len(paths) > 1:
-            raise ValueError(f"{directory}: {len(paths)} {needs[kind].split(' (')[0]}s ({', '.join(p.name for p in paths)}): keep one")
+            raise ValueError(
+                f"{directory}: {len(paths)} {needs[kind].split(' (')[0]}s ({', '.join(p.name for p in paths)}): keep one"
+            )
     return found["events"][0], found["durations"][0]
 
 
@@ -96,13 +100,19 @@ def read_folder(directory: str | Path) -> SoundscapeFolder:
         raise ValueError(f"{durations_path}: lists no clip")
     duplicated = durations["filename"][durations["filename"].duplicated()]
     if len(duplicated):
-        raise ValueError(f"{durations_path}: {duplicated.iloc[0]} is listed {int((durations['filename'] == duplicated.iloc[0]).sum())} times")
+        raise ValueError(
+            f"{durations_path}: {duplicated.iloc[0]} is listed {int((durations['filename'] == duplicated.iloc[0]).sum())} times"
+        )
     missing = [name for name in durations["filename"] if not (audio_dir / name).is_file()]
     if missing:
-        raise ValueError(f"{audio_dir}: {len(missing)} clips of {durations_path.name} are missing (first: {missing[0]})")
+        raise ValueError(
+            f"{audio_dir}: {len(missing)} clips of {durations_path.name} are missing (first: {missing[0]})"
+        )
     unlisted = sorted(set(events["filename"]) - set(durations["filename"]))
     if unlisted:
-        raise ValueError(f"{events_path}: {len(unlisted)} clips with events are not in {durations_path.name} (first: {unlisted[0]})")
+        raise ValueError(
+            f"{events_path}: {len(unlisted)} clips with events are not in {durations_path.name} (first: {unlisted[0]})"
+        )
     cut_clips = int((durations["duration"] > WINDOW_SECONDS).sum())
     durations = durations.assign(duration=durations["duration"].clip(upper=WINDOW_SECONDS))
     events = events[events["onset"] < WINDOW_SECONDS]
@@ -141,23 +151,31 @@ def choose_classes(train: SoundscapeFolder, asked: list[str] | None) -> list[str
 def require_events(folder: SoundscapeFolder, classes: list[str]) -> None:
     """ValueError unless the folder holds an event of one of the classes (a set to score them on)."""
     if not set(classes) & set(folder.labels):
-        raise ValueError(f"{folder.directory}: no events of the classes trained ({', '.join(classes)}) to score them on")
+        raise ValueError(
+            f"{folder.directory}: no events of the classes trained ({', '.join(classes)}) to score them on"
+        )
 
 
 def describe(folder: SoundscapeFolder, classes: list[str]) -> list[str]:
     """One line on each thing about a folder that a user should know before training on it."""
     lines = [f"{folder.directory}: {len(folder.names)} clips, {len(folder.events)} events"]
     if folder.merged:
-        lines.append(f"{folder.directory}: merged {folder.merged} overlapping events of one class into their neighbours "
-                     "(as the DCASE tools do)")
+        lines.append(
+            f"{folder.directory}: merged {folder.merged} overlapping events of one class into their neighbours "
+            "(as the DCASE tools do)"
+        )
     left_out = folder.events[~folder.events["event_label"].isin(classes)]
     if len(left_out):
-        lines.append(f"{folder.directory}: {len(left_out)} events of classes not trained are left out "
-                     f"({', '.join(sorted(set(left_out['event_label'])))})")
+        lines.append(
+            f"{folder.directory}: {len(left_out)} events of classes not trained are left out "
+            f"({', '.join(sorted(set(left_out['event_label'])))})"
+        )
     absent = [label for label in classes if label not in folder.labels]
     if absent:
         lines.append(f"{folder.directory}: no events of {', '.join(absent)}: their F1 here is 0")
     if folder.cut_clips:
-        lines.append(f"{folder.directory}: {folder.cut_clips} clips are longer than {WINDOW_SECONDS:g} s: only their "
-                     "first 10 s are used")
+        lines.append(
+            f"{folder.directory}: {folder.cut_clips} clips are longer than {WINDOW_SECONDS:g} s: only their "
+            "first 10 s are used"
+        )
     return lines

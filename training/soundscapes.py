@@ -140,12 +140,13 @@ def fade(wave: np.ndarray) -> np.ndarray:
     ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
     wave = wave.copy()
     wave[:n] *= ramp
-    wave[len(wave) - n:] *= ramp[::-1]
+    wave[len(wave) - n :] *= ramp[::-1]
     return wave
 
 
-def make_piece(rng: np.random.Generator, pool: ClipPool, source: SourceRecording,
-               settings: MixSettings) -> tuple[np.ndarray, dict]:
+def make_piece(
+    rng: np.random.Generator, pool: ClipPool, source: SourceRecording, settings: MixSettings
+) -> tuple[np.ndarray, dict]:
     wave = pool.wave(source)
     start, length = 0, len(wave)
     longest = int(settings.max_excerpt_seconds * SAMPLE_RATE)
@@ -154,14 +155,23 @@ def make_piece(rng: np.random.Generator, pool: ClipPool, source: SourceRecording
         start = int(rng.integers(0, len(wave) - length + 1))
     speed = float(rng.uniform(*settings.speed))
     slope = float(rng.uniform(*settings.tilt_db_per_octave))
-    piece = wave[start: start + length]
-    piece = soxr.resample(piece, SAMPLE_RATE * speed, SAMPLE_RATE).astype(np.float32)  # faster and higher when speed > 1
+    piece = wave[start : start + length]
+    piece = soxr.resample(piece, SAMPLE_RATE * speed, SAMPLE_RATE).astype(
+        np.float32
+    )  # faster and higher when speed > 1
     piece = fade(tilt(piece, slope))
-    return piece, {"source": source.id, "start": round(start / SAMPLE_RATE, 4), "seconds": round(length / SAMPLE_RATE, 4),
-                   "speed": round(speed, 4), "tilt": round(slope, 3)}
+    return piece, {
+        "source": source.id,
+        "start": round(start / SAMPLE_RATE, 4),
+        "seconds": round(length / SAMPLE_RATE, 4),
+        "speed": round(speed, 4),
+        "tilt": round(slope, 3),
+    }
 
 
-def make_event_wave(rng: np.random.Generator, pool: ClipPool, label: str, settings: MixSettings) -> tuple[np.ndarray, list[dict]]:
+def make_event_wave(
+    rng: np.random.Generator, pool: ClipPool, label: str, settings: MixSettings
+) -> tuple[np.ndarray, list[dict]]:
     """1-3 pieces from one group (one speaker / one recording), or one excerpt of a long recording."""
     groups = pool.groups[label]
     group = sorted(groups)[int(rng.integers(len(groups)))]
@@ -214,11 +224,13 @@ def mix_clip(rng: np.random.Generator, pool: ClipPool, settings: MixSettings) ->
             at = min(k * slot + int(rng.integers(0, max(1, slot - len(wave)) + 1)), n - len(wave))
         else:
             at = int(rng.integers(0, n - len(wave) + 1))
-        mix[at: at + len(wave)] += wave
+        mix[at : at + len(wave)] += wave
         first, last = audible_span(wave, background_power)
         onset = (at + first * FRAME) / SAMPLE_RATE
         offset = min(at + last * FRAME, at + len(wave)) / SAMPLE_RATE
-        events.append(Event(label, round(onset, 3), round(offset, 3), round(snr, 3), round(at / SAMPLE_RATE, 4), pieces))
+        events.append(
+            Event(label, round(onset, 3), round(offset, 3), round(snr, 3), round(at / SAMPLE_RATE, 4), pieces)
+        )
     peak = float(np.abs(mix).max())
     if peak > 0.99:
         mix *= 0.99 / peak
@@ -229,8 +241,16 @@ def clip_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, SPLIT_CODES[split], index])
 
 
-def make_set(clips_dir: Path, sources: list[SourceRecording], split: str, count: int, seed: int, out_dir: Path,
-             settings: MixSettings = MixSettings(), progress: bool = True) -> dict:
+def make_set(
+    clips_dir: Path,
+    sources: list[SourceRecording],
+    split: str,
+    count: int,
+    seed: int,
+    out_dir: Path,
+    settings: MixSettings = MixSettings(),
+    progress: bool = True,
+) -> dict:
     """Mix `count` clips of one split into out_dir: <split>_NNNNN.wav, soundscapes.tsv (strong labels),
     soundscapes_metadata.tsv (durations), manifest.json (every choice). Returns the manifest."""
     from tqdm import tqdm
@@ -244,8 +264,14 @@ def make_set(clips_dir: Path, sources: list[SourceRecording], split: str, count:
         filename = f"{split}_{index:05d}.wav"
         sf.write(str(out_dir / filename), wave, SAMPLE_RATE, subtype="PCM_16")
         clips.append({"filename": filename, "background": background, "events": [asdict(e) for e in events]})
-    manifest = {"seed": seed, "split": split, "sample_rate": SAMPLE_RATE, "labels": list(LABELS),
-                "settings": asdict(settings), "clips": clips}
+    manifest = {
+        "seed": seed,
+        "split": split,
+        "sample_rate": SAMPLE_RATE,
+        "labels": list(LABELS),
+        "settings": asdict(settings),
+        "clips": clips,
+    }
     manifest["hash"] = manifest_hash(manifest)
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     write_labels(out_dir, manifest)
@@ -254,8 +280,10 @@ def make_set(clips_dir: Path, sources: list[SourceRecording], split: str, count:
 
 def write_labels(out_dir: Path, manifest: dict, stem: str = "soundscapes") -> None:
     """<stem>.tsv (filename, onset, offset, event_label) and <stem>_metadata.tsv (filename, duration)."""
-    write_events(Path(out_dir) / f"{stem}.tsv",
-                 [(clip["filename"], e["onset"], e["offset"], e["label"]) for clip in manifest["clips"] for e in clip["events"]])
+    write_events(
+        Path(out_dir) / f"{stem}.tsv",
+        [(clip["filename"], e["onset"], e["offset"], e["label"]) for clip in manifest["clips"] for e in clip["events"]],
+    )
     seconds = manifest["settings"]["clip_seconds"]
     meta = ["filename\tduration"] + [f"{clip['filename']}\t{seconds:.3f}" for clip in manifest["clips"]]
     (Path(out_dir) / f"{stem}_metadata.tsv").write_text("\n".join(meta) + "\n", encoding="utf-8")
@@ -273,16 +301,23 @@ def manifest_hash(manifest: dict) -> str:
 DEMO_SETTINGS = MixSettings(clip_seconds=60.0, events=(10, 10), spread=True, snr_db=(6.0, 15.0), pieces=(2, 3))
 
 
-def make_demo(clips_dir: Path, sources: list[SourceRecording], seed: int, out_dir: Path,
-              settings: MixSettings = DEMO_SETTINGS) -> dict:
+def make_demo(
+    clips_dir: Path, sources: list[SourceRecording], seed: int, out_dir: Path, settings: MixSettings = DEMO_SETTINGS
+) -> dict:
     """demo.wav (32 kHz mono 16-bit), demo.tsv (its strong labels), demo_metadata.tsv and demo.json (every
     choice) in out_dir."""
     pool = ClipPool(clips_dir, [s for s in sources if s.split == "test"])
     wave, background, events = mix_clip(clip_rng(seed, "demo", 0), pool, settings)
     out_dir = Path(out_dir)
     sf.write(str(out_dir / "demo.wav"), wave, SAMPLE_RATE, subtype="PCM_16")
-    manifest = {"seed": seed, "split": "demo", "sample_rate": SAMPLE_RATE, "labels": list(LABELS), "settings": asdict(settings),
-                "clips": [{"filename": "demo.wav", "background": background, "events": [asdict(e) for e in events]}]}
+    manifest = {
+        "seed": seed,
+        "split": "demo",
+        "sample_rate": SAMPLE_RATE,
+        "labels": list(LABELS),
+        "settings": asdict(settings),
+        "clips": [{"filename": "demo.wav", "background": background, "events": [asdict(e) for e in events]}],
+    }
     manifest["hash"] = manifest_hash(manifest)
     (out_dir / "demo.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     write_labels(out_dir, manifest, stem="demo")

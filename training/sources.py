@@ -41,9 +41,13 @@ SPEECH_FILES_PER_SPEAKER = 24
 LABELS = ("Speech", "Music", "Bird", "Animal", "Alarm", "Water")
 
 # package -> licence where the copyright file is not machine-readable (DEP-5)
-LICENCE_OVERRIDES = {"asterisk-moh-opsound-wav": "CC-BY-SA-3.0", "pingus-data": "GPL-2+", "wesnoth-1.16-data": "GPL-2+",
-                     "openttd-opensfx": "CC-BY-SA-3.0",  # its src/wav/* stanza, for the sounds of opensfx.cat
-                     "plee-the-bear-data": "CC-BY-SA-3.0"}  # "most media files", says its copyright file
+LICENCE_OVERRIDES = {
+    "asterisk-moh-opsound-wav": "CC-BY-SA-3.0",
+    "pingus-data": "GPL-2+",
+    "wesnoth-1.16-data": "GPL-2+",
+    "openttd-opensfx": "CC-BY-SA-3.0",  # its src/wav/* stanza, for the sounds of opensfx.cat
+    "plee-the-bear-data": "CC-BY-SA-3.0",
+}  # "most media files", says its copyright file
 
 RCC_PACKAGE = "gcompris-qt-data"
 RCC_DIR = "usr/share/gcompris-qt/rcc"
@@ -116,7 +120,9 @@ def download_packages(cache: Path, packages: tuple[str, ...]) -> dict[str, str]:
     versions = {}
     for package in packages:
         deb = sorted(debs.glob(f"{package}_*.deb"))[-1]
-        versions[package] = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], capture_output=True, text=True, check=True).stdout.strip()
+        versions[package] = subprocess.run(
+            ["dpkg-deb", "-f", str(deb), "Version"], capture_output=True, text=True, check=True
+        ).stdout.strip()
         target = unpacked / package
         if not target.is_dir():  # unpacked beside, then renamed: an interrupted unpack is redone, not taken as done
             partial = unpacked / f"{package}.partial"
@@ -164,10 +170,10 @@ def extract_opensfx_audio(package_dir: Path) -> int:
     for index in range(count):
         offset, size = struct.unpack_from("<II", data, 8 * index)
         offset &= 0x7FFFFFFF
-        text = data[offset + 1: offset + 1 + data[offset]].rstrip(b"\0").decode("latin-1")
+        text = data[offset + 1 : offset + 1 + data[offset]].rstrip(b"\0").decode("latin-1")
         title = re.match(r'\s*"([^"]*)"', text)
         slug = re.sub(r"[^a-z0-9]+", "_", (title.group(1) if title else text).lower()).strip("_")[:50].strip("_")
-        entry = data[offset + 1 + data[offset]: offset + size]
+        entry = data[offset + 1 + data[offset] : offset + size]
         riff = entry.find(b"RIFF")
         if riff >= 0:
             (target / f"{index:02d}_{slug}.wav").write_bytes(entry[riff:])
@@ -232,8 +238,16 @@ def find_sources(cache: Path, versions: dict[str, str]) -> list[SourceRecording]
         if rule.label == "Speech":
             picked = _spread_per_group(picked, SPEECH_FILES_PER_SPEAKER)
         for group, relative in picked:
-            sources.append(SourceRecording(f"{rule.package}:{relative}", rule.label, rule.package,
-                                           versions[rule.package], licence_of(rule.package, relative, stanzas), group))
+            sources.append(
+                SourceRecording(
+                    f"{rule.package}:{relative}",
+                    rule.label,
+                    rule.package,
+                    versions[rule.package],
+                    licence_of(rule.package, relative, stanzas),
+                    group,
+                )
+            )
     return sources
 
 
@@ -254,8 +268,9 @@ def _spread_per_group(picked: list[tuple[str, str]], per_group: int) -> list[tup
     return kept
 
 
-def assign_splits(sources: list[SourceRecording], seed: int, test_share: float = 0.2,
-                  val_share: float = 0.15) -> list[SourceRecording]:
+def assign_splits(
+    sources: list[SourceRecording], seed: int, test_share: float = 0.2, val_share: float = 0.15
+) -> list[SourceRecording]:
     """Split every class by group: at least 2 groups for test and 1 for validation, the rest for training."""
     rng = np.random.default_rng(seed)
     split_of = {}
@@ -282,7 +297,9 @@ def join_matching_recordings(sources: list[SourceRecording], cache: Path) -> lis
         if label in ("Speech", "Music"):
             joined.extend(members)
             continue
-        fingerprints = {s.id: fingerprint(sf.read(str(cache / "clips" / s.clip_name), dtype="float32")[0]) for s in members}
+        fingerprints = {
+            s.id: fingerprint(sf.read(str(cache / "clips" / s.clip_name), dtype="float32")[0]) for s in members
+        }
         group_of = matching_groups(fingerprints, {s.id: s.group for s in members})
         joined.extend(replace(s, group=group_of[s.group]) for s in members)
     return joined
@@ -292,7 +309,10 @@ def drop_cross_split_duplicates(sources: list[SourceRecording], cache: Path) -> 
     """Keep a recording whose bytes sit in several places (ktuberling's Serbian script variants share their
     files) only in the first split of train, val, test that holds it, so a test file is never a training file."""
     order = {"train": 0, "val": 1, "test": 2}
-    digests = {s.id: hashlib.sha1((cache / "pkgs" / s.package / s.id.split(":", 1)[1]).read_bytes()).hexdigest() for s in sources}
+    digests = {
+        s.id: hashlib.sha1((cache / "pkgs" / s.package / s.id.split(":", 1)[1]).read_bytes()).hexdigest()
+        for s in sources
+    }
     first_split = {}
     for source in sorted(sources, key=lambda s: order[s.split]):
         first_split.setdefault(digests[source.id], source.split)
@@ -313,7 +333,7 @@ def trim_silence(wave: np.ndarray, floor_db: float = TRIM_DB) -> np.ndarray:
     if energy.max() == 0:
         return wave[:0]  # digital silence
     loud = np.flatnonzero(energy >= energy.max() * 10 ** (-floor_db / 10))
-    return wave[loud[0] * TRIM_FRAME: (loud[-1] + 1) * TRIM_FRAME]
+    return wave[loud[0] * TRIM_FRAME : (loud[-1] + 1) * TRIM_FRAME]
 
 
 def prepare_clips(cache: Path, sources: list[SourceRecording]) -> list[SourceRecording]:
@@ -348,10 +368,20 @@ def fetch_sources(cache: Path, seed: int) -> list[SourceRecording]:
 
 
 def write_manifest(sources: list[SourceRecording], seed: int, path: Path) -> None:
-    counts = {label: {split: sum(1 for s in sources if s.label == label and s.split == split)
-                      for split in ("train", "val", "test")} for label in LABELS}
-    document = {"seed": seed, "sample_rate": SAMPLE_RATE, "labels": list(LABELS), "counts": counts,
-                "sources": [asdict(s) for s in sources]}
+    counts = {
+        label: {
+            split: sum(1 for s in sources if s.label == label and s.split == split)
+            for split in ("train", "val", "test")
+        }
+        for label in LABELS
+    }
+    document = {
+        "seed": seed,
+        "sample_rate": SAMPLE_RATE,
+        "labels": list(LABELS),
+        "counts": counts,
+        "sources": [asdict(s) for s in sources],
+    }
     path.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 

@@ -28,12 +28,15 @@ def token_probabilities(model, mels, batch_size: int = 32):
     out = []
     with torch.no_grad():
         for start in range(0, len(mels), batch_size):
-            out.append(torch.sigmoid(model.token_logits(mels[start: start + batch_size].float())).transpose(1, 2).numpy())
+            out.append(
+                torch.sigmoid(model.token_logits(mels[start : start + batch_size].float())).transpose(1, 2).numpy()
+            )
     return np.concatenate(out)
 
 
-def token_events(names: list[str], probabilities: np.ndarray, thresholds: np.ndarray, labels: list[str],
-                 durations: list[float]):
+def token_events(
+    names: list[str], probabilities: np.ndarray, thresholds: np.ndarray, labels: list[str], durations: list[float]
+):
     """Runs of tokens over threshold as an event table (filename, onset, offset, event_label), each clip's
     events within its duration (a shorter clip was zero-padded to the 10-s window).
 
@@ -47,12 +50,17 @@ def token_events(names: list[str], probabilities: np.ndarray, thresholds: np.nda
     token_seconds = WINDOW_SECONDS / probabilities.shape[1]
     rows = []
     for name, probs, duration in zip(names, probabilities, durations):
-        rows += [(name, start * token_seconds, min(end * token_seconds, duration), label)
-                 for start, end, label in runs_to_events(probs > thresholds, labels) if start * token_seconds < duration]
+        rows += [
+            (name, start * token_seconds, min(end * token_seconds, duration), label)
+            for start, end, label in runs_to_events(probs > thresholds, labels)
+            if start * token_seconds < duration
+        ]
     return pd.DataFrame(rows, columns=EVENT_COLUMNS)
 
 
-def tune_post_processing(data: SoundscapeSet, probabilities: np.ndarray, labels: list[str]) -> tuple[int, np.ndarray, dict[str, float]]:
+def tune_post_processing(
+    data: SoundscapeSet, probabilities: np.ndarray, labels: list[str]
+) -> tuple[int, np.ndarray, dict[str, float]]:
     """The event rule with the best event F1 on `data`: a median filter length of MEDIAN_TOKENS (one for
     all classes, the best macro) and, under it, per class the threshold of THRESHOLD_GRID with the best F1.
     Returns (median length in tokens, thresholds [C], per-class F1)."""
@@ -75,8 +83,12 @@ def tune_post_processing(data: SoundscapeSet, probabilities: np.ndarray, labels:
                     best[label] = (f1, float(threshold))
         macro = float(np.mean([best[label][0] for label in labels]))
         if macro > chosen[0]:
-            chosen = (macro, median, np.array([best[label][1] for label in labels], np.float32),
-                      {label: best[label][0] for label in labels})
+            chosen = (
+                macro,
+                median,
+                np.array([best[label][1] for label in labels], np.float32),
+                {label: best[label][0] for label in labels},
+            )
     return chosen[1], chosen[2], chosen[3]
 
 
@@ -97,9 +109,14 @@ def validate(model, val_set: SoundscapeSet, labels: list[str], settings: TrainSe
         val_logits = torch.logit(torch.from_numpy(probabilities).clamp(1e-6, 1 - 1e-6)).transpose(1, 2)
         _, val_clip, val_frame = loss_terms(val_logits, val_set.clip_targets, val_set.token_targets, settings)
     median_tokens, thresholds, class_f1 = tune_post_processing(val_set, probabilities, labels)
-    return {"val_clip_bce": val_clip.item(), "val_frame_bce": val_frame.item(),
-            "macro_f1": float(np.mean(list(class_f1.values()))), "class_f1": class_f1,
-            "thresholds": thresholds.tolist(), "median_tokens": median_tokens}
+    return {
+        "val_clip_bce": val_clip.item(),
+        "val_frame_bce": val_frame.item(),
+        "macro_f1": float(np.mean(list(class_f1.values()))),
+        "class_f1": class_f1,
+        "thresholds": thresholds.tolist(),
+        "median_tokens": median_tokens,
+    }
 
 
 def detect_set(predictor, folder: SoundscapeFolder, batch_size: int = 8, progress: bool = True):
@@ -119,8 +136,10 @@ def detect_set(predictor, folder: SoundscapeFolder, batch_size: int = 8, progres
     targets = build_targets(predictor.labels, predictor.thresholds)  # one per class, the model's thresholds
     names = folder.names
     rows = []
-    for start in tqdm(range(0, len(names), batch_size), desc=f"detecting {folder.directory.name}", unit="batch", disable=not progress):
-        batch = names[start: start + batch_size]
+    for start in tqdm(
+        range(0, len(names), batch_size), desc=f"detecting {folder.directory.name}", unit="batch", disable=not progress
+    ):
+        batch = names[start : start + batch_size]
         waves = [read_clip(folder.path(name))[:WINDOW_SAMPLES] for name in batch]
         framewise = predictor.predict(zero_padded_batch(waves), short="pad")["framewise"]  # [B, 1024, C]
         for name, wave, scores in zip(batch, waves, framewise):
@@ -129,7 +148,9 @@ def detect_set(predictor, folder: SoundscapeFolder, batch_size: int = 8, progres
     return pd.DataFrame(rows, columns=EVENT_COLUMNS)
 
 
-def evaluate_checkpoint(path: Path, folder: SoundscapeFolder, detections_path: Path, progress: bool = True) -> tuple[float, dict[str, float]]:
+def evaluate_checkpoint(
+    path: Path, folder: SoundscapeFolder, detections_path: Path, progress: bool = True
+) -> tuple[float, dict[str, float]]:
     """Macro and per-class event F1 (psds_eval, Table 3 protocol; a class never detected counts 0) of a
     checkpoint on a soundscape folder (its events of the checkpoint's classes); writes its detections TSV."""
     from htsat_live.model import load_model

@@ -71,11 +71,16 @@ class ServeSettings:
 def deployment_options(settings: ServeSettings) -> dict:
     """The Serve options of the deployment: a fixed replica count, or with max_replicas Serve's autoscaler,
     which aims at one batch in flight per replica (a second one waits while it runs)."""
-    options = {"max_ongoing_requests": 2 * settings.max_batch,  # room for one batch running and the next filling
-               "ray_actor_options": {"num_cpus": settings.num_cpus, "num_gpus": settings.num_gpus}}
+    options = {
+        "max_ongoing_requests": 2 * settings.max_batch,  # room for one batch running and the next filling
+        "ray_actor_options": {"num_cpus": settings.num_cpus, "num_gpus": settings.num_gpus},
+    }
     if settings.max_replicas is not None and settings.max_replicas > settings.replicas:
-        options["autoscaling_config"] = {"min_replicas": settings.replicas, "max_replicas": settings.max_replicas,
-                                         "target_ongoing_requests": settings.max_batch}
+        options["autoscaling_config"] = {
+            "min_replicas": settings.replicas,
+            "max_replicas": settings.max_replicas,
+            "target_ongoing_requests": settings.max_batch,
+        }
     else:
         options["num_replicas"] = settings.replicas
     return options
@@ -153,19 +158,23 @@ class ServeInference:
             error = next(iter(lost.values()))
             if attempt == ATTEMPTS:
                 self.lost += len(lost)
-                raise ClusterError(f"inference on Ray lost after {ATTEMPTS} attempts: {type(error).__name__}: "
-                                   f"{str(error).splitlines()[0] if str(error) else ''}")
+                raise ClusterError(
+                    f"inference on Ray lost after {ATTEMPTS} attempts: {type(error).__name__}: "
+                    f"{str(error).splitlines()[0] if str(error) else ''}"
+                )
             pause = min(FIRST_BACKOFF * 2 ** (attempt - 1), MAX_BACKOFF)
             log.warning("%d window(s) lost on Ray (%s); retrying in %.1f s", len(lost), type(error).__name__, pause)
             self.retries += len(lost)
             time.sleep(pause)
             pending = sorted(lost)
-        return {"clipwise": np.stack([r[0] for r in results]),  # [B, C]
-                "framewise": np.stack([r[1] for r in results]).repeat(FRAMES_PER_TOKEN, axis=1)}  # [B, 32, C] -> [B, 1024, C]
+        return {
+            "clipwise": np.stack([r[0] for r in results]),  # [B, C]
+            "framewise": np.stack([r[1] for r in results]).repeat(FRAMES_PER_TOKEN, axis=1),
+        }  # [B, 32, C] -> [B, 1024, C]
 
 
 def parse_inference(setting: str) -> str | None:
-    """"ray" -> None (a local deployment, started if needed); "ray:ADDRESS" -> ADDRESS."""
+    """ "ray" -> None (a local deployment, started if needed); "ray:ADDRESS" -> ADDRESS."""
     return setting.partition(":")[2] or None
 
 
@@ -272,15 +281,19 @@ class ServedInference:
         self.deployed = deployed
 
     @classmethod
-    def open(cls, address: str | None, build: Callable, labels: list[str], settings: ServeSettings) -> "ServedInference":
+    def open(
+        cls, address: str | None, build: Callable, labels: list[str], settings: ServeSettings
+    ) -> "ServedInference":
         started = start_ray(address, settings.replicas * int(settings.num_cpus) if address is None else None)
         handle = deployed_handle()
         deployed = False
         try:
             if handle is None:
                 if address is not None:
-                    raise ClusterError(f"no {APP} deployment on Ray at {address}: start one there with "
-                                       f"`htsat-live serve --address {address}`")
+                    raise ClusterError(
+                        f"no {APP} deployment on Ray at {address}: start one there with "
+                        f"`htsat-live serve --address {address}`"
+                    )
                 handle = deploy(build, settings)
                 deployed = True
             try:
@@ -289,8 +302,10 @@ class ServedInference:
                 raise ClusterError(f"the {APP} deployment on Ray does not answer: {type(error).__name__}") from None
             served_labels = served.client.labels
             if served_labels != list(labels):
-                raise ClusterError(f"the deployment on Ray serves another model ({len(served_labels)} classes, "
-                                   f"first {served_labels[:3]}) than this detector's ({len(labels)} classes)")
+                raise ClusterError(
+                    f"the deployment on Ray serves another model ({len(served_labels)} classes, "
+                    f"first {served_labels[:3]}) than this detector's ({len(labels)} classes)"
+                )
         except BaseException:
             cls(None, started, deployed).close()
             raise

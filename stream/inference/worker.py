@@ -122,8 +122,7 @@ class InferenceWorker:
         with self._lock:
             stream = self._streams[job.stream]
             if wait:
-                if not self._changed.wait_for(lambda: len(stream.queue) < self.max_pending or self._stopping,
-                                              timeout):
+                if not self._changed.wait_for(lambda: len(stream.queue) < self.max_pending or self._stopping, timeout):
                     return False
             while len(stream.queue) >= self.max_pending:
                 stream.queue.popleft()
@@ -219,13 +218,26 @@ class InferenceWorker:
         self.batches += 1
         self.windows += len(batch)
         self.busy_seconds += elapsed
-        return [Result(job, out["clipwise"][row], out["framewise"][row], self.model.frames_for(job.wave.shape[0]),
-                       inference_seconds=elapsed, batch_size=len(batch))
-                for row, job in enumerate(batch)]
+        return [
+            Result(
+                job,
+                out["clipwise"][row],
+                out["framewise"][row],
+                self.model.frames_for(job.wave.shape[0]),
+                inference_seconds=elapsed,
+                batch_size=len(batch),
+            )
+            for row, job in enumerate(batch)
+        ]
 
     def _deliver(self, stream: _Stream, result: Result) -> None:
         try:
             stream.deliver(result)
         except Exception as error:
-            log.exception("delivering the result of window %d of %r failed: %s: %s", result.job.window.index,
-                          result.job.stream, type(error).__name__, error)
+            log.exception(
+                "delivering the result of window %d of %r failed: %s: %s",
+                result.job.window.index,
+                result.job.stream,
+                type(error).__name__,
+                error,
+            )

@@ -22,8 +22,10 @@ def format_event(stream: str, event: Event, reached: float, show_stream: bool = 
     if event.state == "end":
         if event.cancelled:
             return f"{stamp} end    #{event.id:<4} {event.label}  {span} (cancelled: revised scores)"
-        return (f"{stamp} end    #{event.id:<4} {event.label}  {span}, peak {event.peak:.2f}{unit}, "
-                f"mean {event.mean:.2f}{unit}")
+        return (
+            f"{stamp} end    #{event.id:<4} {event.label}  {span}, peak {event.peak:.2f}{unit}, "
+            f"mean {event.mean:.2f}{unit}"
+        )
     return None
 
 

@@ -163,14 +163,32 @@ class EventStore(Output):
     def write(self, stream: str, event: Event) -> None:
         """Queue a finished event (a confirmed end, not cancelled); other reports are not history."""
         if event.state == "end" and event.confirmed and not event.cancelled:
-            self._put(("INSERT INTO events (run, stream, event_id, label, onset, offset, onset_wall, "
-                       "offset_wall, peak, mean) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (self.run, stream, event.id, event.label, event.onset, event.offset, _real(event.onset_wall),
-                        _real(event.offset_wall), _real(event.peak), _real(event.mean))))
+            self._put(
+                (
+                    "INSERT INTO events (run, stream, event_id, label, onset, offset, onset_wall, "
+                    "offset_wall, peak, mean) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        self.run,
+                        stream,
+                        event.id,
+                        event.label,
+                        event.onset,
+                        event.offset,
+                        _real(event.onset_wall),
+                        _real(event.offset_wall),
+                        _real(event.peak),
+                        _real(event.mean),
+                    ),
+                )
+            )
 
     def clip_saved(self, stream: str, event_id: int, clip: Path) -> None:
-        self._put(("UPDATE events SET clip = ? WHERE run = ? AND stream = ? AND event_id = ?",
-                   (str(clip), self.run, stream, event_id)))
+        self._put(
+            (
+                "UPDATE events SET clip = ? WHERE run = ? AND stream = ? AND event_id = ?",
+                (str(clip), self.run, stream, event_id),
+            )
+        )
 
     def close(self) -> None:
         """Write what is queued, stop the writer thread and close the file."""
@@ -242,20 +260,31 @@ def parse_since(text: str, now: float | None = None) -> float:
     try:
         return datetime.fromisoformat(text.strip()).timestamp()
     except ValueError:
-        raise ValueError(f"--since: expected an age such as 1h, 30m, 2d or a date such as 2025-11-25 or "
-                         f"'2025-11-25 14:00', got {text!r}") from None
+        raise ValueError(
+            f"--since: expected an age such as 1h, 30m, 2d or a date such as 2025-11-25 or "
+            f"'2025-11-25 14:00', got {text!r}"
+        ) from None
 
 
-def query(connection: sqlite3.Connection, since: float | None = None, label: str | None = None,
-          stream: str | None = None, run: str | None = None) -> list[dict]:
+def query(
+    connection: sqlite3.Connection,
+    since: float | None = None,
+    label: str | None = None,
+    stream: str | None = None,
+    run: str | None = None,
+) -> list[dict]:
     """The stored events that match, oldest first, as dicts of COLUMNS; `run` is a run id or "last" (the
     newest run)."""
     where, values = [], []
     if run == "last":
         where.append(f"run = {NEWEST_RUN}")
         run = None
-    for condition, value in (("onset_wall >= ?", since), ("label = ?", label), ("stream = ?", stream),
-                             ("run = ?", run)):
+    for condition, value in (
+        ("onset_wall >= ?", since),
+        ("label = ?", label),
+        ("stream = ?", stream),
+        ("run = ?", run),
+    ):
         if value is not None:
             where.append(condition)
             values.append(value)
@@ -268,12 +297,18 @@ def query(connection: sqlite3.Connection, since: float | None = None, label: str
 
 def add_events_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", help=f"the history file (default: {default_path()}, the default [store] path)")
-    parser.add_argument("--since", help="only events since an age (90s, 30m, 1h, 2d, 1w) or a local date/time "
-                                        "(2025-11-25, '2025-11-25 14:00')")
+    parser.add_argument(
+        "--since",
+        help="only events since an age (90s, 30m, 1h, 2d, 1w) or a local date/time (2025-11-25, '2025-11-25 14:00')",
+    )
     parser.add_argument("--label", help="only this detection target")
     parser.add_argument("--stream", help="only this stream")
-    parser.add_argument("--run", dest="run_id", metavar="ID|last",  # args.run is the command's own (htsat_live.cli)
-                        help="only this run of detect: its id (the run column) or last, the newest run")
+    parser.add_argument(
+        "--run",
+        dest="run_id",
+        metavar="ID|last",  # args.run is the command's own (htsat_live.cli)
+        help="only this run of detect: its id (the run column) or last, the newest run",
+    )
     parser.add_argument("--format", choices=("table", "json", "tsv"), default="table", help="output format")
 
 
@@ -286,20 +321,25 @@ def run_events(args: argparse.Namespace) -> int:
         print(f"htsat-live events: {error}", file=sys.stderr)
         return 2
     if args.run_id is not None and args.run_id != "last" and not RUN_ID.fullmatch(args.run_id):
-        print(f"htsat-live events: --run: expected a run id (16 hex digits, as in the run column) or last, "
-              f"got {args.run_id!r}", file=sys.stderr)
+        print(
+            f"htsat-live events: --run: expected a run id (16 hex digits, as in the run column) or last, "
+            f"got {args.run_id!r}",
+            file=sys.stderr,
+        )
         return 2
     if not path.is_file():
-        print(f"htsat-live events: no event history at {path} (detect writes one; --db names another)",
-              file=sys.stderr)
+        print(f"htsat-live events: no event history at {path} (detect writes one; --db names another)", file=sys.stderr)
         return 2
     try:
         # read-only: a query never creates, migrates or locks the file a detector is writing
         with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT)) as connection:
             version = schema_version(connection)
             if version != SCHEMA_VERSION:
-                print(f"htsat-live events: {path} has schema version {version}; this htsat-live reads version "
-                      f"{SCHEMA_VERSION} (run detect with it once to upgrade an older file)", file=sys.stderr)
+                print(
+                    f"htsat-live events: {path} has schema version {version}; this htsat-live reads version "
+                    f"{SCHEMA_VERSION} (run detect with it once to upgrade an older file)",
+                    file=sys.stderr,
+                )
                 return 2
             rows = query(connection, since, args.label, args.stream, args.run_id)
     except sqlite3.Error as error:
@@ -313,13 +353,25 @@ def format_rows(rows: list[dict], style: str) -> str:
     if style == "json":
         return json.dumps(rows, indent=1) + "\n"
     if style == "tsv":
-        lines = ["\t".join(COLUMNS)] + ["\t".join("" if row[c] is None else str(row[c]) for c in COLUMNS) for row in rows]
+        lines = ["\t".join(COLUMNS)] + [
+            "\t".join("" if row[c] is None else str(row[c]) for c in COLUMNS) for row in rows
+        ]
         return "\n".join(lines) + "\n"
     header = ("start (local time)", "run", "stream", "label", "onset s", "duration s", "peak", "mean", "clip")
-    table = [header] + [(datetime.fromtimestamp(row["onset_wall"]).isoformat(sep=" ", timespec="seconds"),
-                         row["run"], row["stream"], row["label"], f"{row['onset']:.2f}",
-                         f"{row['offset'] - row['onset']:.2f}", f"{row['peak']:.2f}", f"{row['mean']:.2f}",
-                         row["clip"] or "-") for row in rows]
+    table = [header] + [
+        (
+            datetime.fromtimestamp(row["onset_wall"]).isoformat(sep=" ", timespec="seconds"),
+            row["run"],
+            row["stream"],
+            row["label"],
+            f"{row['onset']:.2f}",
+            f"{row['offset'] - row['onset']:.2f}",
+            f"{row['peak']:.2f}",
+            f"{row['mean']:.2f}",
+            row["clip"] or "-",
+        )
+        for row in rows
+    ]
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     text = "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in table)
     return text + f"\n{len(rows)} events\n"

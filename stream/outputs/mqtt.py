@@ -111,11 +111,13 @@ class MqttOutput(Output):
         self._thresholds: dict[str, dict[str, list]] = {}  # stream -> thresholds last echoed
         self._seq: dict[str, int] = {}  # stream -> next seq of its P/events messages
         self._connections = 0
-        self._client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                                   reconnect_on_failure=True)
+        self._client = paho.Client(
+            paho.CallbackAPIVersion.VERSION2, client_id=self.client_id, reconnect_on_failure=True
+        )
         if config.username:
-            self._client.username_pw_set(config.username, read_password(config.password_file)
-                                         if config.password_file else None)
+            self._client.username_pw_set(
+                config.username, read_password(config.password_file) if config.password_file else None
+            )
         if address.scheme == "mqtts":
             try:
                 self._client.tls_set(ca_certs=config.ca_file or None)
@@ -139,8 +141,14 @@ class MqttOutput(Output):
 
     def counters(self) -> dict:
         with self._lock:
-            return {"connected": self.connected, "queue": len(self._queue), "sent": self.sent,
-                    "dropped": self.dropped, "reconnects": self.reconnects, "error": self.last_error}
+            return {
+                "connected": self.connected,
+                "queue": len(self._queue),
+                "sent": self.sent,
+                "dropped": self.dropped,
+                "reconnects": self.reconnects,
+                "error": self.last_error,
+            }
 
     # --- pipeline side ----------------------------------------------------------------------------
 
@@ -200,28 +208,64 @@ class MqttOutput(Output):
             self._publish(self._topic(name, target_segment), "OFF", retain=True)
         if not self.discovery_prefix:
             return
-        device = {"identifiers": [f"{self.node}_{name}"], "name": f"htsat-live {stream}",
-                  "manufacturer": "htsat-live", "model": "HTS-AT sound event detector"}
+        device = {
+            "identifiers": [f"{self.node}_{name}"],
+            "name": f"htsat-live {stream}",
+            "manufacturer": "htsat-live",
+            "model": "HTS-AT sound event detector",
+        }
         common = {"availability_topic": self._topic("availability"), "device": device}
         for target_segment, target in self._streams[name].items():
             state = self._topic(name, target_segment)
             entity = f"{self.node}_{name}_{target_segment}"
-            self._discover("binary_sensor", entity, {
-                **common, "name": target, "unique_id": entity, "state_topic": state,
-                "payload_on": "ON", "payload_off": "OFF", "device_class": "sound"})
+            self._discover(
+                "binary_sensor",
+                entity,
+                {
+                    **common,
+                    "name": target,
+                    "unique_id": entity,
+                    "state_topic": state,
+                    "payload_on": "ON",
+                    "payload_off": "OFF",
+                    "device_class": "sound",
+                },
+            )
             if target not in thresholds:  # Loud: its threshold is a level, set in the config
                 continue
-            self._discover("number", f"{entity}_threshold", {
-                **common, "name": f"{target} threshold", "unique_id": f"{entity}_threshold",
-                "state_topic": f"{state}/threshold", "command_topic": f"{state}/threshold/set",
-                "min": 0.0, "max": 1.0, "step": 0.01, "mode": "box", "entity_category": "config"})
-        self._discover("sensor", f"{self.node}_{name}_level", {
-            **common, "name": "Level", "unique_id": f"{self.node}_{name}_level",
-            "state_topic": self._topic(name, "level"), "unit_of_measurement": "dBFS", "state_class": "measurement"})
+            self._discover(
+                "number",
+                f"{entity}_threshold",
+                {
+                    **common,
+                    "name": f"{target} threshold",
+                    "unique_id": f"{entity}_threshold",
+                    "state_topic": f"{state}/threshold",
+                    "command_topic": f"{state}/threshold/set",
+                    "min": 0.0,
+                    "max": 1.0,
+                    "step": 0.01,
+                    "mode": "box",
+                    "entity_category": "config",
+                },
+            )
+        self._discover(
+            "sensor",
+            f"{self.node}_{name}_level",
+            {
+                **common,
+                "name": "Level",
+                "unique_id": f"{self.node}_{name}_level",
+                "state_topic": self._topic(name, "level"),
+                "unit_of_measurement": "dBFS",
+                "state_class": "measurement",
+            },
+        )
 
     def _discover(self, component: str, object_id: str, config: dict) -> None:
-        self._publish(f"{self.discovery_prefix}/{component}/{self.node}/{object_id}/config", json.dumps(config),
-                      retain=True)
+        self._publish(
+            f"{self.discovery_prefix}/{component}/{self.node}/{object_id}/config", json.dumps(config), retain=True
+        )
 
     def _topic(self, *parts: str) -> str:
         return "/".join((self.prefix, *parts))
@@ -295,7 +339,7 @@ class MqttOutput(Output):
 
     def _on_message(self, client, userdata, message) -> None:
         """A threshold written by Home Assistant (P/<stream>/<target>/threshold/set)."""
-        parts = message.topic[len(self.prefix) + 1:].split("/")
+        parts = message.topic[len(self.prefix) + 1 :].split("/")
         target = self._streams.get(parts[0], {}).get(parts[1]) if len(parts) == 4 else None
         if target is None or self.set_threshold is None:
             return

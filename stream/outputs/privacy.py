@@ -50,8 +50,10 @@ class PrivacyFilter:
             if event.cancelled:
                 spans.pop(event.id, None)  # revised away: it never was there
             else:
-                spans[event.id] = (round(event.onset_frame * SAMPLES_PER_FRAME),
-                                   round(event.offset_frame * SAMPLES_PER_FRAME))
+                spans[event.id] = (
+                    round(event.onset_frame * SAMPLES_PER_FRAME),
+                    round(event.offset_frame * SAMPLES_PER_FRAME),
+                )
 
     def judged_until(self, stream: str) -> int:
         """Audio before this sample of `stream` can be judged now (its scores are final)."""
@@ -67,8 +69,11 @@ class PrivacyFilter:
         """`audio` [n] (samples from `start`) as it may be stored: unchanged, muted under privacy
         events (a copy), or None (drop)."""
         stop = start + audio.shape[0]
-        overlaps = [(max(first, start), min(last, stop)) for first, last in self._spans.get(stream, {}).values()
-                    if first < stop and start < last]
+        overlaps = [
+            (max(first, start), min(last, stop))
+            for first, last in self._spans.get(stream, {}).values()
+            if first < stop and start < last
+        ]
         if not overlaps:
             return audio
         if self.mode == "drop":
@@ -76,6 +81,6 @@ class PrivacyFilter:
             return None
         muted = audio.copy()
         for first, last in overlaps:
-            muted[first - start:last - start] = 0.0
+            muted[first - start : last - start] = 0.0
         self.muted += 1
         return muted

@@ -43,7 +43,7 @@ STATUS_COUNTERS = {
 
 
 def listen_address(bind: str, allow_remote: bool) -> tuple[str, int]:
-    """"127.0.0.1:9108" or "[::1]:9108" -> (host, port); ValueError naming metrics.bind for a bad
+    """ "127.0.0.1:9108" or "[::1]:9108" -> (host, port); ValueError naming metrics.bind for a bad
     address, or a non-loopback one without allow_remote."""
     host, sep, port = bind.rpartition(":")
     host = host.strip("[]")
@@ -55,8 +55,10 @@ def listen_address(bind: str, allow_remote: bool) -> tuple[str, int]:
         except ValueError:  # a host name or an interface: not known to be loopback
             loopback = False
         if not loopback:
-            raise ValueError(f"metrics.bind: refusing to listen on {bind}: not a loopback address "
-                             "(set metrics.allow_remote = true to serve other machines)")
+            raise ValueError(
+                f"metrics.bind: refusing to listen on {bind}: not a loopback address "
+                "(set metrics.allow_remote = true to serve other machines)"
+            )
     return host, int(port)
 
 
@@ -73,16 +75,20 @@ class _StatusCollector(Collector):
             for stream, status in statuses.items():
                 family.add_metric([stream], status["counters"][key])
             yield family
-        level = GaugeMetricFamily("htsat_live_input_level_dbfs", "RMS level of the last second of input, dBFS.",
-                                  labels=["stream"])
+        level = GaugeMetricFamily(
+            "htsat_live_input_level_dbfs", "RMS level of the last second of input, dBFS.", labels=["stream"]
+        )
         for stream, status in statuses.items():
             level.add_metric([stream], status["level_dbfs"])
         yield level
         mqtt = next((status["mqtt"] for status in statuses.values() if status.get("mqtt")), None)
         if mqtt is not None:
-            yield CounterMetricFamily("htsat_live_mqtt_dropped", "MQTT messages dropped from the full queue.",
-                                      value=mqtt["dropped"])
-            yield GaugeMetricFamily("htsat_live_mqtt_queue", "MQTT messages waiting for the broker.", value=mqtt["queue"])
+            yield CounterMetricFamily(
+                "htsat_live_mqtt_dropped", "MQTT messages dropped from the full queue.", value=mqtt["dropped"]
+            )
+            yield GaugeMetricFamily(
+                "htsat_live_mqtt_queue", "MQTT messages waiting for the broker.", value=mqtt["queue"]
+            )
 
 
 class PrometheusMetrics(Output):
@@ -92,14 +98,26 @@ class PrometheusMetrics(Output):
         self.registry = CollectorRegistry()
         self._statuses: dict[str, dict] = {}
         self.registry.register(_StatusCollector(self._statuses))
-        self._events = Counter("htsat_live_events", "Event reports by detection target and state.",
-                               ["stream", "target", "state"], registry=self.registry)
-        self._hop_latency = Histogram("htsat_live_hop_latency_seconds",
-                                      "Capture of a window's last sample to its scores message.", ["stream"],
-                                      buckets=HOP_BUCKETS, registry=self.registry)
-        self._event_latency = Histogram("htsat_live_event_latency_seconds",
-                                        "Event onset to its start report (provisional) or confirmation.",
-                                        ["stream", "kind"], buckets=EVENT_BUCKETS, registry=self.registry)
+        self._events = Counter(
+            "htsat_live_events",
+            "Event reports by detection target and state.",
+            ["stream", "target", "state"],
+            registry=self.registry,
+        )
+        self._hop_latency = Histogram(
+            "htsat_live_hop_latency_seconds",
+            "Capture of a window's last sample to its scores message.",
+            ["stream"],
+            buckets=HOP_BUCKETS,
+            registry=self.registry,
+        )
+        self._event_latency = Histogram(
+            "htsat_live_event_latency_seconds",
+            "Event onset to its start report (provisional) or confirmation.",
+            ["stream", "kind"],
+            buckets=EVENT_BUCKETS,
+            registry=self.registry,
+        )
         self._confirmed = ConfirmedView()
         try:
             self._server, self._thread = start_http_server(port, host, registry=self.registry)

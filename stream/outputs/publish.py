@@ -73,11 +73,19 @@ class Publisher(Output):
 
     name = "dropped"
 
-    def __init__(self, address: str = DEFAULT_ADDRESS, allow_remote: bool = False, secret_key_file: str = "",
-                 hwm: int = 100, context: zmq.Context | None = None):
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        allow_remote: bool = False,
+        secret_key_file: str = "",
+        hwm: int = 100,
+        context: zmq.Context | None = None,
+    ):
         if not allow_remote and not is_loopback(address):
-            raise ValueError(f"refusing to bind {address}: not a loopback address "
-                             "(set publish.allow_remote = true to publish to other machines)")
+            raise ValueError(
+                f"refusing to bind {address}: not a loopback address "
+                "(set publish.allow_remote = true to publish to other machines)"
+            )
         self._socket = (context or zmq.Context.instance()).socket(zmq.PUB)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.SNDHWM, hwm)
@@ -142,8 +150,14 @@ class Subscriber:
     counted in `skipped`; `missed[topic]` counts messages lost on the way (gaps in `seq`, per stream).
     """
 
-    def __init__(self, address: str = DEFAULT_ADDRESS, topics: tuple[str, ...] = (), server_key: str = "",
-                 client_secret_key: str = "", context: zmq.Context | None = None):
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        topics: tuple[str, ...] = (),
+        server_key: str = "",
+        client_secret_key: str = "",
+        context: zmq.Context | None = None,
+    ):
         self.address = address
         self._socket = (context or zmq.Context.instance()).socket(zmq.SUB)
         self._socket.setsockopt(zmq.LINGER, 0)

@@ -21,17 +21,36 @@ PROBLEM_COUNTERS = ("skipped_windows", "failed_windows", "overruns", "input_over
 
 
 def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("address", nargs="?", default=DEFAULT_ADDRESS, help=f"publisher address (default {DEFAULT_ADDRESS})")
-    parser.add_argument("--topic", action="append", choices=(*TOPICS, "all"),
-                        help="only this topic (repeatable; default event and status; all: every topic, the large "
-                             "scores and mel messages too)")
-    parser.add_argument("--json", action="store_true",
-                        help="print every message as its topic and raw JSON body (default: status as one short line)")
-    parser.add_argument("--server-key", default="", help="the publisher's CURVE public key file (PREFIX.key) or Z85 key")
-    parser.add_argument("--client-key", default="", help="this client's CURVE secret key file (default: a throw-away key)")
-    parser.add_argument("--count", type=int, default=0, help="exit after this many messages (default: run until Ctrl-C)")
-    parser.add_argument("--timeout", type=float, default=0.0,
-                        help="exit with status 1 when no message arrives for this many seconds (default: wait forever)")
+    parser.add_argument(
+        "address", nargs="?", default=DEFAULT_ADDRESS, help=f"publisher address (default {DEFAULT_ADDRESS})"
+    )
+    parser.add_argument(
+        "--topic",
+        action="append",
+        choices=(*TOPICS, "all"),
+        help="only this topic (repeatable; default event and status; all: every topic, the large "
+        "scores and mel messages too)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print every message as its topic and raw JSON body (default: status as one short line)",
+    )
+    parser.add_argument(
+        "--server-key", default="", help="the publisher's CURVE public key file (PREFIX.key) or Z85 key"
+    )
+    parser.add_argument(
+        "--client-key", default="", help="this client's CURVE secret key file (default: a throw-away key)"
+    )
+    parser.add_argument(
+        "--count", type=int, default=0, help="exit after this many messages (default: run until Ctrl-C)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=0.0,
+        help="exit with status 1 when no message arrives for this many seconds (default: wait forever)",
+    )
 
 
 def run_listen(args: argparse.Namespace) -> int:
@@ -69,10 +88,13 @@ def format_status(body: dict) -> str:
     """A `status` message (docs/schema.md) as one line: the stream's state, input level, inference, latency and
     events, then whatever went wrong (only when something did)."""
     counters, p95 = body["counters"], body["latency"]["hop_p95"]
-    parts = [f"{body['source_state']} at {body['stream_seconds']:.1f} s",
-             f"level {body['level_dbfs']:.1f} dBFS (peak {body['peak_dbfs']:.1f})",
-             f"{body['backend']} on {body['device']}, hop {body['hop']:g} s",
-             f"latency p95 {'-' if p95 is None else f'{p95:.2f} s'}", f"events {counters['confirmed_events']}"]
+    parts = [
+        f"{body['source_state']} at {body['stream_seconds']:.1f} s",
+        f"level {body['level_dbfs']:.1f} dBFS (peak {body['peak_dbfs']:.1f})",
+        f"{body['backend']} on {body['device']}, hop {body['hop']:g} s",
+        f"latency p95 {'-' if p95 is None else f'{p95:.2f} s'}",
+        f"events {counters['confirmed_events']}",
+    ]
     parts += [f"{name.replace('_', ' ')} {counters[name]}" for name in PROBLEM_COUNTERS if counters[name]]
     dropped = sum(body["dropped"].values())
     if dropped:

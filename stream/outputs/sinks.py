@@ -159,8 +159,9 @@ class ClipSink:
     queued at close), `failures` (a write that failed: no space, no permission).
     """
 
-    def __init__(self, directory: str | Path, pre_roll: float, post_roll: float, max_mb: float,
-                 sample_rate: int = SAMPLE_RATE):
+    def __init__(
+        self, directory: str | Path, pre_roll: float, post_roll: float, max_mb: float, sample_rate: int = SAMPLE_RATE
+    ):
         self.directory = Path(directory)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -194,8 +195,10 @@ class ClipSink:
         all of them, cut at `available`. Each request is returned once."""
         ready = [r for r in self._queue if r.stream == stream and (r.stop <= available or stream_ended)]
         self._queue = [r for r in self._queue if not any(r is taken for taken in ready)]
-        return [r if r.stop <= available else ClipRequest(r.stream, r.event, r.start, max(r.start, available))
-                for r in ready]
+        return [
+            r if r.stop <= available else ClipRequest(r.stream, r.event, r.start, max(r.start, available))
+            for r in ready
+        ]
 
     def save(self, request: ClipRequest, audio: np.ndarray, audio_start: int) -> Path | None:
         """Write `audio` [n] (samples from `audio_start`, which is > request.start when the ring had
@@ -225,7 +228,9 @@ class ClipSink:
 
     def _name(self, request: ClipRequest, audio_start: int) -> str:
         event = request.event
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(event.onset_wall)) if math.isfinite(event.onset_wall) else "x"
+        stamp = (
+            time.strftime("%Y%m%dT%H%M%S", time.gmtime(event.onset_wall)) if math.isfinite(event.onset_wall) else "x"
+        )
         label = re.sub(r"[^A-Za-z0-9]+", "_", event.label).strip("_")
         stream = re.sub(r"[^A-Za-z0-9]+", "_", request.stream).strip("_")
         return f"{CLIP_PREFIX}{stamp}Z-{stream}-{event.id}-{label}-{audio_start / self.sample_rate:.2f}s.wav"
@@ -249,8 +254,13 @@ class Sinks(Output):
 
     name = "sinks"
 
-    def __init__(self, text_sinks: list, clips: ClipSink | None, privacy: PrivacyFilter | None = None,
-                 clip_saved: ClipSaved | None = None):
+    def __init__(
+        self,
+        text_sinks: list,
+        clips: ClipSink | None,
+        privacy: PrivacyFilter | None = None,
+        clip_saved: ClipSaved | None = None,
+    ):
         self.text_sinks = text_sinks
         self.clips = clips
         self.privacy = privacy
@@ -285,8 +295,12 @@ class Sinks(Output):
         """Writes that failed, per sink setting, and the clips written and deleted by the cap."""
         counts = {f"{sink.setting}_failures": sink.failures for sink in self.text_sinks}
         if self.clips is not None:
-            counts.update(clips_written=self.clips.written, clips_deleted=self.clips.deleted,
-                          clips_skipped=self.clips.skipped, clips_dir_failures=self.clips.failures)
+            counts.update(
+                clips_written=self.clips.written,
+                clips_deleted=self.clips.deleted,
+                clips_skipped=self.clips.skipped,
+                clips_dir_failures=self.clips.failures,
+            )
         if self.privacy is not None:
             counts.update(clips_privacy_dropped=self.privacy.dropped, clips_privacy_muted=self.privacy.muted)
         return counts

@@ -35,8 +35,17 @@ def speech_and_music(esc50_clips, speech_commands_clips, tmp_path_factory):
 
 def test_single_label_json_has_accuracy_map_and_a_confusion_matrix_that_agree(speech_and_music, tmp_path, capsys):
     png = tmp_path / "cm.png"
-    code, out, err = htsat_live(capsys, "evaluate", "--clips", str(speech_and_music), "--model", str(DEFAULT_MODEL), "--json",
-                        "--confusion", str(png))
+    code, out, err = htsat_live(
+        capsys,
+        "evaluate",
+        "--clips",
+        str(speech_and_music),
+        "--model",
+        str(DEFAULT_MODEL),
+        "--json",
+        "--confusion",
+        str(png),
+    )
     assert code == 0, err
     figures = json.loads(out)
     assert "NaN" not in out and "Infinity" not in out  # strict JSON (json.loads would take them)
@@ -51,8 +60,16 @@ def test_single_label_json_has_accuracy_map_and_a_confusion_matrix_that_agree(sp
 
 
 def test_the_text_report_prints_the_confusion_matrix(speech_and_music, tmp_path, capsys):
-    code, out, err = htsat_live(capsys, "evaluate", "--clips", str(speech_and_music), "--model", str(DEFAULT_MODEL),
-                        "--confusion", str(tmp_path / "cm.png"))
+    code, out, err = htsat_live(
+        capsys,
+        "evaluate",
+        "--clips",
+        str(speech_and_music),
+        "--model",
+        str(DEFAULT_MODEL),
+        "--confusion",
+        str(tmp_path / "cm.png"),
+    )
     assert code == 0, err
     assert "accuracy (top-1)" in out and "true / predicted" in out
     assert f"confusion matrix -> {tmp_path / 'cm.png'}" in out
@@ -60,8 +77,11 @@ def test_the_text_report_prints_the_confusion_matrix(speech_and_music, tmp_path,
 
 def test_multi_label_csv_gives_map_and_no_accuracy(speech_and_music, tmp_path, capsys):
     table = tmp_path / "labels.csv"
-    rows = [f"{speech_and_music / 'Speech' / '0.wav'},Speech", f"{speech_and_music / 'Music' / '0.wav'},Music",
-            f'{speech_and_music / "Music" / "1.wav"},"Music,Speech"']
+    rows = [
+        f"{speech_and_music / 'Speech' / '0.wav'},Speech",
+        f"{speech_and_music / 'Music' / '0.wav'},Music",
+        f'{speech_and_music / "Music" / "1.wav"},"Music,Speech"',
+    ]
     table.write_text("filename,labels\n" + "\n".join(rows) + "\n")
     code, out, err = htsat_live(capsys, "evaluate", "--clips", str(table), "--model", str(DEFAULT_MODEL), "--json")
     assert code == 0, err
@@ -75,4 +95,5 @@ def test_a_class_the_model_lacks_is_one_line_and_exit_2(speech_and_music, tmp_pa
     code, out, err = htsat_live(capsys, "evaluate", "--clips", str(tmp_path), "--model", str(DEFAULT_MODEL))
     assert code == 2
     assert err.strip().splitlines() == [
-        f"evaluate: {DEFAULT_MODEL}: the model has no class 'Dog' of {tmp_path} (1 of 1 missing)"]
+        f"evaluate: {DEFAULT_MODEL}: the model has no class 'Dog' of {tmp_path} (1 of 1 missing)"
+    ]

@@ -56,8 +56,9 @@ def test_hop_1_s_difference_is_bounded_and_reported(model, recordings):
     assert 0.0 <= long.event_f1 <= 1.0
     pooled = rows["all"]
     assert pooled.max_abs == long.max_abs
-    assert pooled.mean_abs == pytest.approx((long.mean_abs * 1229 + rows["full.wav"].mean_abs * 1024
-                                             + rows["short.wav"].mean_abs * 410) / 2663, rel=1e-5)
+    assert pooled.mean_abs == pytest.approx(
+        (long.mean_abs * 1229 + rows["full.wav"].mean_abs * 1024 + rows["short.wav"].mean_abs * 410) / 2663, rel=1e-5
+    )
 
 
 def test_hop_1_s_frames_of_the_window_at_zero_equal_offline(model, recordings):
@@ -78,7 +79,8 @@ def test_consistency_command_prints_a_row_per_file_and_hop(model, recordings, tm
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].split()[:3] == ["file", "hop", "frames"]
     assert [line.split()[:2] for line in lines[1:]] == [
-        [name, hop] for hop in ("10.00", "2.50") for name in ("full.wav", "long.wav", "short.wav", "all")]
+        [name, hop] for hop in ("10.00", "2.50") for name in ("full.wav", "long.wav", "short.wav", "all")
+    ]
 
 
 def test_consistency_command_refuses_a_hop_the_stream_cannot_run(tmp_path, capsys):

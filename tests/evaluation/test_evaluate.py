@@ -18,15 +18,31 @@ DESED = Path(__file__).resolve().parents[1] / "data" / "desed"
 # Table 3 of the HTS-AT paper, single model (golden README), as fractions.
 TABLE3_MACRO = 0.4842
 TABLE3_CLASSES = {
-    "Alarm_bell_ringing": 0.4856, "Blender": 0.5294, "Cat": 0.6767, "Dishes": 0.2496, "Dog": 0.4799,
-    "Electric_shaver_toothbrush": 0.4292, "Frying": 0.6026, "Running_water": 0.4303, "Speech": 0.4678,
+    "Alarm_bell_ringing": 0.4856,
+    "Blender": 0.5294,
+    "Cat": 0.6767,
+    "Dishes": 0.2496,
+    "Dog": 0.4799,
+    "Electric_shaver_toothbrush": 0.4292,
+    "Frying": 0.6026,
+    "Running_water": 0.4303,
+    "Speech": 0.4678,
     "Vacuum_cleaner": 0.4912,
 }
 
 
 def test_evaluate_json_reproduces_table3_single_model(capsys):
-    code = main(["evaluate", str(DESED / "htsat-test_outputmap.tsv"), "--ground-truth", str(DESED / "answer.tsv"),
-                 "--metadata", str(DESED / "answer_meta.tsv"), "--json"])
+    code = main(
+        [
+            "evaluate",
+            str(DESED / "htsat-test_outputmap.tsv"),
+            "--ground-truth",
+            str(DESED / "answer.tsv"),
+            "--metadata",
+            str(DESED / "answer_meta.tsv"),
+            "--json",
+        ]
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert round(result["macro_f1"], 4) == TABLE3_MACRO
@@ -38,8 +54,16 @@ def test_evaluate_json_reproduces_table3_single_model(capsys):
 
 
 def test_evaluate_prints_a_table_with_every_class(capsys):
-    main(["evaluate", str(DESED / "htsat-test_outputmap.tsv"), "--ground-truth", str(DESED / "answer.tsv"),
-          "--metadata", str(DESED / "answer_meta.tsv")])
+    main(
+        [
+            "evaluate",
+            str(DESED / "htsat-test_outputmap.tsv"),
+            "--ground-truth",
+            str(DESED / "answer.tsv"),
+            "--metadata",
+            str(DESED / "answer_meta.tsv"),
+        ]
+    )
     table = capsys.readouterr().out
     rows = {line.split()[0]: line.split()[1:] for line in table.splitlines()[1:] if line.strip()}
     assert rows["macro"] == ["0.4842"]  # fractions, as --json and train report them
@@ -48,8 +72,9 @@ def test_evaluate_prints_a_table_with_every_class(capsys):
 
 
 def _tables():
-    ground_truth = pd.DataFrame([("a.wav", 1.0, 3.0, "Dog"), ("a.wav", 5.0, 9.0, "Speech"), ("b.wav", 0.0, 2.0, "Dog")],
-                                columns=EVENT_COLUMNS)
+    ground_truth = pd.DataFrame(
+        [("a.wav", 1.0, 3.0, "Dog"), ("a.wav", 5.0, 9.0, "Speech"), ("b.wav", 0.0, 2.0, "Dog")], columns=EVENT_COLUMNS
+    )
     metadata = pd.DataFrame({"filename": ["a.wav", "b.wav"], "duration": [10.0, 4.0]})
     return ground_truth, metadata
 
@@ -57,8 +82,10 @@ def _tables():
 def test_segment_f1_counts_one_second_segments():
     ground_truth, metadata = _tables()
     # Dog right in a.wav, missed in b.wav; Speech covers 2 of its 4 segments; one false Speech segment.
-    detections = pd.DataFrame([("a.wav", 1.0, 3.0, "Dog"), ("a.wav", 5.0, 7.0, "Speech"), ("b.wav", 3.0, 4.0, "Speech")],
-                              columns=EVENT_COLUMNS)
+    detections = pd.DataFrame(
+        [("a.wav", 1.0, 3.0, "Dog"), ("a.wav", 5.0, 7.0, "Speech"), ("b.wav", 3.0, 4.0, "Speech")],
+        columns=EVENT_COLUMNS,
+    )
     micro, per_class = evaluate.segment_f1(ground_truth, metadata, detections)
     # Dog: tp 2, fn 2 -> F1 2*2/(2*2+2) = 2/3. Speech: tp 2, fp 1, fn 2 -> 4/7. Micro: tp 4, fp 1, fn 4 -> 8/13.
     assert per_class["Dog"] == pytest.approx(2 / 3)
@@ -95,8 +122,16 @@ def test_missing_score_file_is_a_clear_error(tmp_path):
 def test_event_table_without_required_columns_is_refused_clearly(tmp_path, capsys):
     path = tmp_path / "bad.tsv"
     path.write_text("filename\tstart\tend\tlabel\na.wav\t0\t1\tDog\n")
-    code = main(["evaluate", str(path), "--ground-truth", str(DESED / "answer.tsv"),
-                 "--metadata", str(DESED / "answer_meta.tsv")])
+    code = main(
+        [
+            "evaluate",
+            str(path),
+            "--ground-truth",
+            str(DESED / "answer.tsv"),
+            "--metadata",
+            str(DESED / "answer_meta.tsv"),
+        ]
+    )
     assert code == 2
     assert "lacks the columns" in capsys.readouterr().err
 
@@ -121,7 +156,9 @@ HEADER = "filename\tonset\toffset\tevent_label\n"
 
 @pytest.fixture()
 def small_truth(tmp_path):
-    truth = _write(tmp_path / "truth.tsv", HEADER + "a.wav\t1.0\t3.0\tDog\na.wav\t2.0\t4.0\tDog\nb.wav\t0.0\t2.0\tCat\n")
+    truth = _write(
+        tmp_path / "truth.tsv", HEADER + "a.wav\t1.0\t3.0\tDog\na.wav\t2.0\t4.0\tDog\nb.wav\t0.0\t2.0\tCat\n"
+    )
     meta = _write(tmp_path / "meta.tsv", "filename\tduration\na.wav\t10\nb.wav\t4\n")
     return truth, meta
 
@@ -157,11 +194,14 @@ def test_a_class_never_detected_counts_zero_in_the_macro(small_truth, tmp_path, 
     assert result["class_f1"] == {"Cat": 0.0, "Dog": 1.0} and result["macro_f1"] == 0.5
 
 
-@pytest.mark.parametrize("body, message", [
-    ("a.wav\t3.0\t1.0\tDog\n", "line 2: onset 3 s is after offset 1 s"),
-    ("a.wav\tsoon\t1.0\tDog\n", "line 2: onset 'soon' is not a number"),
-    ("a.wav\t1.0\n\"broken\n", "not a tab-separated event table"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("a.wav\t3.0\t1.0\tDog\n", "line 2: onset 3 s is after offset 1 s"),
+        ("a.wav\tsoon\t1.0\tDog\n", "line 2: onset 'soon' is not a number"),
+        ('a.wav\t1.0\n"broken\n', "not a tab-separated event table"),
+    ],
+)
 def test_bad_detection_tables_are_one_line_errors(small_truth, tmp_path, capsys, body, message):
     truth, meta = small_truth
     detections = _write(tmp_path / "det.tsv", HEADER + body)
@@ -173,7 +213,21 @@ def test_bad_detection_tables_are_one_line_errors(small_truth, tmp_path, capsys,
 def test_evaluate_prints_no_library_warnings(small_truth, tmp_path):
     truth, meta = small_truth
     detections = _write(tmp_path / "det.tsv", HEADER + "a.wav\t1.0\t2.0\tDog\n")
-    result = subprocess.run([sys.executable, "-m", "htsat_live.cli", "evaluate", str(detections), "--ground-truth",
-                             str(truth), "--metadata", str(meta)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "htsat_live.cli",
+            "evaluate",
+            str(detections),
+            "--ground-truth",
+            str(truth),
+            "--metadata",
+            str(meta),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "Warning" not in result.stderr, result.stderr

@@ -30,11 +30,18 @@ def test_flop_count_of_the_full_size_model_is_the_known_one():
     assert window_gflop(HTSAT(HTSATConfig()).eval()) == pytest.approx(12.0, abs=0.1)
 
 
-@pytest.mark.parametrize("dtype, largest, mean, ok", [
-    ("fp32", 5e-5, 1e-6, True), ("fp32", 2e-4, 1e-6, False),
-    ("bf16", 4e-2, 1e-3, True), ("bf16", 4e-2, 3e-3, False), ("bf16", 6e-2, 1e-3, False),
-    ("int8", 0.3, 4e-3, True), ("int8", 0.3, 6e-3, False),
-])
+@pytest.mark.parametrize(
+    "dtype, largest, mean, ok",
+    [
+        ("fp32", 5e-5, 1e-6, True),
+        ("fp32", 2e-4, 1e-6, False),
+        ("bf16", 4e-2, 1e-3, True),
+        ("bf16", 4e-2, 3e-3, False),
+        ("bf16", 6e-2, 1e-3, False),
+        ("int8", 0.3, 4e-3, True),
+        ("int8", 0.3, 6e-3, False),
+    ],
+)
 def test_drift_budget_of_each_number_type(dtype, largest, mean, ok):
     from htsat_live.evaluation.model_bench import within_budget
 

@@ -36,36 +36,82 @@ class Messages:
         return {"schema": 1, "topic": topic, "stream": self.stream, "seq": seq, "sent_time": time.time()}
 
     def mel(self, grid_start: int, frames: np.ndarray) -> dict:
-        return {**self._envelope("mel"), "grid_start": grid_start, "frame_seconds": 0.01,
-                "wall_time_start": self.wall_start + grid_start * 0.01, "bins": frames.shape[1],
-                "frames": np.round(frames, 1).tolist()}
+        return {
+            **self._envelope("mel"),
+            "grid_start": grid_start,
+            "frame_seconds": 0.01,
+            "wall_time_start": self.wall_start + grid_start * 0.01,
+            "bins": frames.shape[1],
+            "frames": np.round(frames, 1).tolist(),
+        }
 
-    def scores(self, grid_start: int, frames: np.ndarray, labels: list[str], final_upto: int,
-               classes: list[int] | None = None, clipwise: np.ndarray | None = None) -> dict:
+    def scores(
+        self,
+        grid_start: int,
+        frames: np.ndarray,
+        labels: list[str],
+        final_upto: int,
+        classes: list[int] | None = None,
+        clipwise: np.ndarray | None = None,
+    ) -> dict:
         classes = list(range(frames.shape[1])) if classes is None else classes
         clipwise = frames.max(axis=0) if clipwise is None else clipwise
-        return {**self._envelope("scores"), "grid_start": grid_start, "frame_seconds": FRAME_SECONDS,
-                "wall_time_start": self.wall_start + grid_start * FRAME_SECONDS,
-                "grid_end": grid_start + len(frames), "final_upto": final_upto, "classes": classes,
-                "labels": [labels[i] for i in classes], "frames": np.round(frames, 4).tolist(),
-                "clipwise": np.round(clipwise, 4).tolist(), "window_start": 0, "window_samples": 320000,
-                "hop": 1.0}
+        return {
+            **self._envelope("scores"),
+            "grid_start": grid_start,
+            "frame_seconds": FRAME_SECONDS,
+            "wall_time_start": self.wall_start + grid_start * FRAME_SECONDS,
+            "grid_end": grid_start + len(frames),
+            "final_upto": final_upto,
+            "classes": classes,
+            "labels": [labels[i] for i in classes],
+            "frames": np.round(frames, 4).tolist(),
+            "clipwise": np.round(clipwise, 4).tolist(),
+            "window_start": 0,
+            "window_samples": 320000,
+            "hop": 1.0,
+        }
 
-    def event(self, event_id: int, state: str, label: str, onset: float, offset: float, peak: float,
-              cancelled: bool = False, confirmed: bool | None = None) -> dict:
+    def event(
+        self,
+        event_id: int,
+        state: str,
+        label: str,
+        onset: float,
+        offset: float,
+        peak: float,
+        cancelled: bool = False,
+        confirmed: bool | None = None,
+    ) -> dict:
         """An event of the class named `label` (a label not among the classes stands for a group of
         classes 0 and 1); unless told, it is confirmed when it ends."""
         classes = [self.labels.index(label)] if label in self.labels else [0, 1]
         confirmed = state == "end" and not cancelled if confirmed is None else confirmed
-        return {**self._envelope("event"), "id": event_id, "state": state, "label": label, "classes": classes,
-                "onset": onset, "offset": offset, "onset_frame": round(onset / FRAME_SECONDS),
-                "offset_frame": round(offset / FRAME_SECONDS), "onset_wall": self.wall_start + onset,
-                "offset_wall": self.wall_start + offset, "peak": peak, "mean": peak * 0.8,
-                "threshold": 0.5, "final": state == "end", "cancelled": cancelled, "latency": 1.0,
-                "confirmed": confirmed, "confirm_latency": 1.5 if confirmed else None}
+        return {
+            **self._envelope("event"),
+            "id": event_id,
+            "state": state,
+            "label": label,
+            "classes": classes,
+            "onset": onset,
+            "offset": offset,
+            "onset_frame": round(onset / FRAME_SECONDS),
+            "offset_frame": round(offset / FRAME_SECONDS),
+            "onset_wall": self.wall_start + onset,
+            "offset_wall": self.wall_start + offset,
+            "peak": peak,
+            "mean": peak * 0.8,
+            "threshold": 0.5,
+            "final": state == "end",
+            "cancelled": cancelled,
+            "latency": 1.0,
+            "confirmed": confirmed,
+            "confirm_latency": 1.5 if confirmed else None,
+        }
 
-    def timeline(self, seconds: int, high: dict[int, tuple[float, float, float]] | None = None,
-                 final_lag: float = 3.0) -> list[dict]:
+    def timeline(
+        self, seconds: int, high: dict[int, tuple[float, float, float]] | None = None, final_lag: float = 3.0
+    ) -> list[dict]:
         """`scores` messages of every class, one per second of stream time; class c scores 0.05, or v
         during high[c] = (t0, t1, v); frames older than `final_lag` seconds are final."""
         bodies = []
@@ -80,16 +126,40 @@ class Messages:
         return bodies
 
     def status(self, **fields) -> dict:
-        body = {**self._envelope("status"), "source": "tone.wav", "source_state": "running", "error": None,
-                "sample_rate": 32000, "input_rate": 44100, "level_dbfs": -20.0, "peak_dbfs": -6.0,
-                "stream_seconds": 30.0, "hop": 1.0, "window": 10.0, "model": "default", "backend": "torch",
-                "device": "cpu", "num_classes": 10, "thresholds": {"Dog": [0.5, 0.4]}, "final_upto": 0,
-                "rates": {"windows_per_s": 1.0, "audio_seconds_per_s": 1.0},
-                "counters": {"samples": 0, "windows": 0, "skipped_windows": 0, "failed_windows": 0,
-                             "overruns": 0, "input_overflows": 0, "nonfinite_samples": 0, "reconnects": 0,
-                             "events": 0},
-                "dropped": {"event": 0, "scores": 0, "status": 0, "mel": 0}, "queue": 0,
-                "latency": {"hop_p50": 0.2, "hop_p95": 0.3, "event_p50": 1.0, "event_p95": 2.0}}
+        body = {
+            **self._envelope("status"),
+            "source": "tone.wav",
+            "source_state": "running",
+            "error": None,
+            "sample_rate": 32000,
+            "input_rate": 44100,
+            "level_dbfs": -20.0,
+            "peak_dbfs": -6.0,
+            "stream_seconds": 30.0,
+            "hop": 1.0,
+            "window": 10.0,
+            "model": "default",
+            "backend": "torch",
+            "device": "cpu",
+            "num_classes": 10,
+            "thresholds": {"Dog": [0.5, 0.4]},
+            "final_upto": 0,
+            "rates": {"windows_per_s": 1.0, "audio_seconds_per_s": 1.0},
+            "counters": {
+                "samples": 0,
+                "windows": 0,
+                "skipped_windows": 0,
+                "failed_windows": 0,
+                "overruns": 0,
+                "input_overflows": 0,
+                "nonfinite_samples": 0,
+                "reconnects": 0,
+                "events": 0,
+            },
+            "dropped": {"event": 0, "scores": 0, "status": 0, "mel": 0},
+            "queue": 0,
+            "latency": {"hop_p50": 0.2, "hop_p95": 0.3, "event_p50": 1.0, "event_p95": 2.0},
+        }
         body.update(fields)
         return body
 
@@ -107,9 +177,11 @@ def messages() -> Messages:
 @pytest.fixture
 def feed(messages):
     """Apply `messages.timeline(...)` to a LiveData: `feed(live, seconds, high=None, final_lag=3.0)`."""
+
     def apply(live, seconds: int, **options) -> None:
         for body in messages.timeline(seconds, **options):
             assert live.apply("scores", body)
+
     return apply
 
 
@@ -127,6 +199,7 @@ def window(qapp):
         qapp.processEvents()  # the window becomes the active one, so its shortcuts work
         windows.append(w)
         return w
+
     yield make
     for w in windows:
         w.close()
@@ -173,8 +246,11 @@ class Grab:
         return QRect(widget.mapTo(self.window, widget.rect().topLeft()), widget.size())
 
     def colours_in(self, rect: QRect) -> list[QColor]:
-        return [self.image.pixelColor(x, y) for y in range(rect.top(), rect.bottom() + 1)
-                for x in range(rect.left(), rect.right() + 1)]
+        return [
+            self.image.pixelColor(x, y)
+            for y in range(rect.top(), rect.bottom() + 1)
+            for x in range(rect.left(), rect.right() + 1)
+        ]
 
     def ink(self, rect: QRect) -> int:
         """Pixels in `rect` that differ from its most common colour (its background): text, marks."""
@@ -188,4 +264,5 @@ def grab(qapp):
     def take(window) -> Grab:
         qapp.processEvents()
         return Grab(window)
+
     return take

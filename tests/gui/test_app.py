@@ -53,9 +53,25 @@ def test_gui_runs_a_file_and_ctrl_q_stops_the_pipeline_and_flushes_the_sinks(qap
         return True
 
     while_it_runs(quit_when_drawn)
-    code = main(["gui", str(tmp_path / "tone.wav"), "--model", str(tiny_checkpoint), "--fast", "--hop", "2.5",
-                 "--set", "publish.enabled=false", "--set", "events.threshold=0.0", "--set", "events.allow=['class_1']",
-                 "--set", f"sinks.jsonl='{events}'"])
+    code = main(
+        [
+            "gui",
+            str(tmp_path / "tone.wav"),
+            "--model",
+            str(tiny_checkpoint),
+            "--fast",
+            "--hop",
+            "2.5",
+            "--set",
+            "publish.enabled=false",
+            "--set",
+            "events.threshold=0.0",
+            "--set",
+            "events.allow=['class_1']",
+            "--set",
+            f"sinks.jsonl='{events}'",
+        ]
+    )
     assert code == 0
     assert seen["title"] == f"htsat-live: {tmp_path / 'tone.wav'}" and seen["now"] >= 5.9
     lines = [json.loads(line) for line in events.read_text().splitlines()]
@@ -86,8 +102,18 @@ def test_a_taken_publish_port_moves_publishing_to_a_free_port_and_says_so(qapp, 
 
     while_it_runs(listen_then_quit)
     try:
-        code = main(["gui", str(tmp_path / "tone.wav"), "--model", str(tiny_checkpoint), "--hop", "2.5",
-                     "--set", f"publish.bind='{holder.address}'"])
+        code = main(
+            [
+                "gui",
+                str(tmp_path / "tone.wav"),
+                "--model",
+                str(tiny_checkpoint),
+                "--hop",
+                "2.5",
+                "--set",
+                f"publish.bind='{holder.address}'",
+            ]
+        )
     finally:
         holder.close()
         if "subscriber" in seen:

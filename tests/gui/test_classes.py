@@ -15,8 +15,11 @@ from htsat_live.gui.live_data import LiveData
 # the newest clipwise scores rank them otherwise (Speech first), as they do when a sound has just begun.
 HIGH = {2: (2.0, 6.0, 0.9), 3: (8.0, 12.0, 0.7), 1: (14.0, 18.0, 0.5), 0: (20.0, 24.0, 0.3)}
 CLIPWISE = np.array([0.8, 0.2, 0.1, 0.4])
-ORDERS = {"score": ["Siren", "Music", "Dog", "Speech"], "alphabetical": ["Dog", "Music", "Siren", "Speech"],
-          "config": ["Speech", "Dog", "Siren", "Music"]}
+ORDERS = {
+    "score": ["Siren", "Music", "Dog", "Speech"],
+    "alphabetical": ["Dog", "Music", "Siren", "Speech"],
+    "config": ["Speech", "Dog", "Siren", "Music"],
+}
 
 
 def scene(live, messages, feed) -> None:
@@ -81,8 +84,12 @@ def test_class_colours_are_the_same_whatever_order_the_classes_appear_in(window,
         choose_order(w, "alphabetical")
         w.redraw()
         image = grab(w)
-        drawn.append({label: image.colour(w.lanes, 5.0 * i + 3.5, 2 - w.lanes.lanes.index(label) + 0.5).rgb()
-                      for i, label in enumerate(labels)})
+        drawn.append(
+            {
+                label: image.colour(w.lanes, 5.0 * i + 3.5, 2 - w.lanes.lanes.index(label) + 0.5).rgb()
+                for i, label in enumerate(labels)
+            }
+        )
     assert drawn[0] == drawn[1]
     assert len(set(drawn[0].values())) == 3
 
@@ -90,7 +97,7 @@ def test_class_colours_are_the_same_whatever_order_the_classes_appear_in(window,
 def simulate(colour: str, matrix) -> np.ndarray:
     """How a colour (#RRGGBB) looks with a colour vision deficiency: Machado et al. (2009), severity 1,
     applied in linear RGB; returns sRGB in 0..255."""
-    srgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)]) / 255
+    srgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)]) / 255
     linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
     seen = np.clip(np.asarray(matrix) @ linear, 0, 1)
     return 255 * np.where(seen <= 0.0031308, 12.92 * seen, 1.055 * seen ** (1 / 2.4) - 0.055)
@@ -99,12 +106,18 @@ def simulate(colour: str, matrix) -> np.ndarray:
 # deficiency -> its simulation matrix and the least distance (sRGB 0..255) two class colours keep in it: wide
 # for the common red-green deficiencies, which the palette is made for, narrower for the rare tritanopia
 DEFICIENCIES = {
-    "protanopia": ([[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
-                    [-0.003882, -0.048116, 1.051998]], 40),
-    "deuteranopia": ([[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
-                      [-0.011820, 0.042940, 0.968881]], 40),
-    "tritanopia": ([[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602],
-                    [0.004733, 0.691367, 0.303900]], 25),
+    "protanopia": (
+        [[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216], [-0.003882, -0.048116, 1.051998]],
+        40,
+    ),
+    "deuteranopia": (
+        [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413], [-0.011820, 0.042940, 0.968881]],
+        40,
+    ),
+    "tritanopia": (
+        [[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602], [0.004733, 0.691367, 0.303900]],
+        25,
+    ),
 }
 
 
@@ -129,8 +142,11 @@ def test_provisional_events_are_hatched_and_confirmed_events_solid(window, grab,
     shares = {}
     for label, (t0, t1), lane in (("Dog", (2.0, 8.0), 2), ("Siren", (10.0, 18.0), 1), ("Music", (20.0, 27.0), 0)):
         colour = class_colour((messages.labels.index(label),)).rgb()
-        inside = [c.rgb() for y in (lane + 0.35, lane + 0.5, lane + 0.65)
-                  for c in image.row(w.lanes, y, t0 + 0.3, t1 - 0.3)[1]]
+        inside = [
+            c.rgb()
+            for y in (lane + 0.35, lane + 0.5, lane + 0.65)
+            for c in image.row(w.lanes, y, t0 + 0.3, t1 - 0.3)[1]
+        ]
         shares[label] = inside.count(colour) / len(inside)
     assert shares["Dog"] == 1.0 and shares["Music"] == 1.0  # solid
     assert 0.05 < shares["Siren"] < 0.5  # lines of its colour over the background

@@ -20,8 +20,10 @@ from htsat_live.gui.colours import class_colour
 
 SCREEN = (1600, 900)
 # what a screenshot tool does: ask the X server for the whole screen, through Qt's xcb platform
-GRAB_SCREEN = ("import sys\nfrom PySide6.QtGui import QGuiApplication\napp = QGuiApplication(sys.argv[:1])\n"
-               "sys.exit(0 if app.primaryScreen().grabWindow(0).save(sys.argv[1]) else 1)")
+GRAB_SCREEN = (
+    "import sys\nfrom PySide6.QtGui import QGuiApplication\napp = QGuiApplication(sys.argv[:1])\n"
+    "sys.exit(0 if app.primaryScreen().grabWindow(0).save(sys.argv[1]) else 1)"
+)
 
 
 @pytest.fixture
@@ -33,8 +35,11 @@ def x_display(tmp_path, wait_until):
     read_end, write_end = os.pipe()
     log = tmp_path / "xvfb.log"
     with open(log, "wb") as stderr:
-        server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0",
-                                   f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten", "tcp"], pass_fds=[write_end], stderr=stderr)
+        server = subprocess.Popen(
+            ["Xvfb", "-displayfd", str(write_end), "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten", "tcp"],
+            pass_fds=[write_end],
+            stderr=stderr,
+        )
     os.close(write_end)
     try:
         number = b""
@@ -77,30 +82,53 @@ def screen_pixels_of(env: dict, path: Path, colour, area: tuple[int, int, int, i
         return 0
     image = QImage(str(path))
     x, y, width, height = area
-    return sum(image.pixelColor(px, py).rgb() == colour.rgb()
-               for px in range(x, x + width, 2) for py in range(y, y + height, 2))
+    return sum(
+        image.pixelColor(px, py).rgb() == colour.rgb()
+        for px in range(x, x + width, 2)
+        for py in range(y, y + height, 2)
+    )
 
 
-def test_the_gui_shows_its_window_on_an_x_server_and_draws_the_events(x_display, tiny_checkpoint, tmp_path,
-                                                                        wait_until):
+def test_the_gui_shows_its_window_on_an_x_server_and_draws_the_events(x_display, tiny_checkpoint, tmp_path, wait_until):
     t = np.arange(6 * 32000) / 32000
     audio = tmp_path / "tone.wav"
     soundfile.write(audio, (0.3 * np.sin(2 * np.pi * 800 * t)).astype(np.float32), 32000)
     env = dict(os.environ, DISPLAY=x_display, QT_QPA_PLATFORM="xcb", XDG_CONFIG_HOME=str(tmp_path / "config"))
-    command = [str(Path(sys.executable).parent / "htsat-live"), "gui", str(audio), "--model", str(tiny_checkpoint),
-               "--fast", "--hop", "2.5", "--span", "10", "--set", "publish.enabled=false",
-               "--set", "events.threshold=0.0", "--set", "events.allow=['class_1']"]
+    command = [
+        str(Path(sys.executable).parent / "htsat-live"),
+        "gui",
+        str(audio),
+        "--model",
+        str(tiny_checkpoint),
+        "--fast",
+        "--hop",
+        "2.5",
+        "--span",
+        "10",
+        "--set",
+        "publish.enabled=false",
+        "--set",
+        "events.threshold=0.0",
+        "--set",
+        "events.allow=['class_1']",
+    ]
     gui = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         title = f"htsat-live: {audio}"
-        wait_until(lambda: window_geometry(env, title) is not None or gui.poll() is not None, 90.0,
-                   "the window on the X server")
+        wait_until(
+            lambda: window_geometry(env, title) is not None or gui.poll() is not None,
+            90.0,
+            "the window on the X server",
+        )
         assert gui.poll() is None, f"htsat-live gui exited: {gui.communicate()[1]}"
         x, y, width, height = window_geometry(env, title)
         assert (width, height) == (1400, 860) and x + width <= SCREEN[0] and y + height <= SCREEN[1]
         # class_1 is active all through the file: its event bar, in its colour, is drawn in the lanes
-        wait_until(lambda: screen_pixels_of(env, tmp_path / "screen.png", class_colour((1,)), (x, y, width, height))
-                   > 200, 60.0, "the event bar on the screen")
+        wait_until(
+            lambda: screen_pixels_of(env, tmp_path / "screen.png", class_colour((1,)), (x, y, width, height)) > 200,
+            60.0,
+            "the event bar on the screen",
+        )
         gui.send_signal(signal.SIGINT)  # Ctrl-C in the terminal
         assert gui.wait(timeout=30) == 0
     finally:

@@ -33,15 +33,25 @@ def tone_file(path, seconds: float, noise: float = 0.0) -> np.ndarray:
 def local_window(qapp, checkpoint, audio, wait_until, **settings) -> tuple[LiveWindow, Receiver]:
     """The window of a local pipeline that played `audio` to its end; threshold 0 makes class_3 one
     event over the whole file."""
-    config = with_overrides(load_config(None), {"publish.enabled": False, "source.fast": True, "windows.hop": 1.0,
-                                                "events.threshold": 0.0, "events.allow": ["class_3"], **settings})
+    config = with_overrides(
+        load_config(None),
+        {
+            "publish.enabled": False,
+            "source.fast": True,
+            "windows.hop": 1.0,
+            "events.threshold": 0.0,
+            "events.allow": ["class_3"],
+            **settings,
+        },
+    )
     sinks = Sinks.from_config(config.sinks)  # clips only when sinks.clips_dir is set
     source = LocalSource(sinks=sinks)
     source.attach(Pipeline(config, load_model(checkpoint), [str(audio)], outputs=[sinks, Listener(source.listen)]))
     live = LiveData()
     receiver = Receiver(source, live)
-    window = LiveWindow(live, "local", set_threshold=source.set_threshold, event_audio=source.event_audio,
-                        span_seconds=30)
+    window = LiveWindow(
+        live, "local", set_threshold=source.set_threshold, event_audio=source.event_audio, span_seconds=30
+    )
     window.resize(1200, 800)
     receiver.start()
     window.show()
@@ -58,8 +68,8 @@ def dominant_frequency(sound: np.ndarray) -> float:
     block = SAMPLE_RATE // 20
     found = []
     for start in range(0, len(sound) - block, block):
-        piece = sound[start:start + block]
-        if np.sqrt(np.mean(piece ** 2)) > 0.1:
+        piece = sound[start : start + block]
+        if np.sqrt(np.mean(piece**2)) > 0.1:
             spectrum = np.abs(np.fft.rfft(piece * np.hanning(block), n=SAMPLE_RATE))  # 1-Hz bins
             found.append(float(np.argmax(spectrum)))
     return float(np.median(found)) if found else 0.0
@@ -80,8 +90,9 @@ def test_clicking_an_event_bar_plays_its_audio(virtual_mic, qapp, tiny_checkpoin
     tone_file(tmp_path / "tone.wav", 4.0)
     window, receiver = local_window(qapp, tiny_checkpoint, tmp_path / "tone.wav", wait_until)
     heard = []
-    microphone = sounddevice.InputStream(samplerate=SAMPLE_RATE, channels=1, dtype="float32",
-                                         callback=lambda block, *_: heard.append(block[:, 0].copy()))
+    microphone = sounddevice.InputStream(
+        samplerate=SAMPLE_RATE, channels=1, dtype="float32", callback=lambda block, *_: heard.append(block[:, 0].copy())
+    )
     try:
         microphone.start()
         (event,) = [e for e in window.live.events() if e.label == "class_3"]
@@ -93,8 +104,12 @@ def test_clicking_an_event_bar_plays_its_audio(virtual_mic, qapp, tiny_checkpoin
             sound = np.concatenate(heard) if heard else np.zeros(0, np.float32)
             return sound[np.abs(sound) > 0.05]
 
-        wait_until(lambda: len(loud()) > SAMPLE_RATE, 15.0, "the event's sound on the monitor of the sink",
-                   between=qapp.processEvents)
+        wait_until(
+            lambda: len(loud()) > SAMPLE_RATE,
+            15.0,
+            "the event's sound on the monitor of the sink",
+            between=qapp.processEvents,
+        )
         assert abs(dominant_frequency(np.concatenate(heard)) - TONE_HZ) < 10
     finally:
         microphone.close()
@@ -104,9 +119,13 @@ def test_clicking_an_event_bar_plays_its_audio(virtual_mic, qapp, tiny_checkpoin
 
 def test_an_event_that_left_the_ring_buffer_plays_from_its_clip(qapp, tiny_checkpoint, tmp_path, wait_until):
     wave = tone_file(tmp_path / "tone.wav", 26.0, noise=0.1)
-    window, receiver = local_window(qapp, tiny_checkpoint, tmp_path / "tone.wav", wait_until,
-                                    **{"source.ring_seconds": 20.0, "sinks.clips_dir": str(tmp_path / "clips"),
-                                       "sinks.post_roll": 0.0})
+    window, receiver = local_window(
+        qapp,
+        tiny_checkpoint,
+        tmp_path / "tone.wav",
+        wait_until,
+        **{"source.ring_seconds": 20.0, "sinks.clips_dir": str(tmp_path / "clips"), "sinks.post_roll": 0.0},
+    )
     try:
         (event,) = [e for e in window.live.events() if e.label == "class_3"]
         assert event.onset == 0.0  # older than the ring's 20 s
@@ -114,26 +133,29 @@ def test_an_event_that_left_the_ring_buffer_plays_from_its_clip(qapp, tiny_check
         (clip,) = (tmp_path / "clips").glob("htsat-*.wav")
         assert len(audio) == len(soundfile.read(clip)[0]) >= 19 * SAMPLE_RATE
         # the file's audio from where the ring began when the event ended, as 16-bit PCM
-        start = int(np.argmax(np.correlate(wave, audio[:SAMPLE_RATE // 100], mode="valid")))
-        assert np.max(np.abs(audio - wave[start:start + len(audio)])) < 1e-3
+        start = int(np.argmax(np.correlate(wave, audio[: SAMPLE_RATE // 100], mode="valid")))
+        assert np.max(np.abs(audio - wave[start : start + len(audio)])) < 1e-3
         assert 5 * SAMPLE_RATE <= start < 7 * SAMPLE_RATE
     finally:
         receiver.stop()
         window.close()
 
 
-def test_without_clips_the_status_bar_says_why_an_old_event_cannot_be_played(qapp, tiny_checkpoint, tmp_path,
-                                                                              wait_until):
+def test_without_clips_the_status_bar_says_why_an_old_event_cannot_be_played(
+    qapp, tiny_checkpoint, tmp_path, wait_until
+):
     tone_file(tmp_path / "tone.wav", 26.0)
-    window, receiver = local_window(qapp, tiny_checkpoint, tmp_path / "tone.wav", wait_until,
-                                    **{"source.ring_seconds": 20.0})
+    window, receiver = local_window(
+        qapp, tiny_checkpoint, tmp_path / "tone.wav", wait_until, **{"source.ring_seconds": 20.0}
+    )
     try:
         (event,) = [e for e in window.live.events() if e.label == "class_3"]
         window.lanes.select(event)
         window.listen()
         assert window.status_bar.notice.text() == (
             "cannot play class_3 at 0.0 s: the last 20 s of audio are held and no clips are recorded "
-            "(set sinks.clips_dir)")
+            "(set sinks.clips_dir)"
+        )
     finally:
         receiver.stop()
         window.close()
@@ -153,7 +175,7 @@ def test_in_remote_mode_listening_is_shown_unavailable_with_the_reason(window, g
         darkest[name] = min(c.lightness() for c in image.colours_in(image.rect(button)))
     assert darkest["local"] < 60 and darkest["remote"] > 90  # the remote "Listen" is greyed out
     assert not remote.listen_action.isEnabled() and REMOTE_LISTEN in remote.listen_action.toolTip()
-    (bar, _, event), = remote.lanes._bars.values()
+    ((bar, _, event),) = remote.lanes._bars.values()
     assert REMOTE_LISTEN in bar.toolTip()
     click(remote, 12.5, 0.5)
     assert remote.lanes.selected == event and remote.status_bar.notice.text() == REMOTE_LISTEN
@@ -162,8 +184,13 @@ def test_in_remote_mode_listening_is_shown_unavailable_with_the_reason(window, g
 def test_playback_honours_the_privacy_filter(qapp, tiny_checkpoint, tmp_path, wait_until):
     tone_file(tmp_path / "tone.wav", 4.0)
     for mode in ("drop", "mute"):
-        window, receiver = local_window(qapp, tiny_checkpoint, tmp_path / "tone.wav", wait_until,
-                                        **{"sinks.privacy": mode, "sinks.privacy_targets": ["class_3"]})
+        window, receiver = local_window(
+            qapp,
+            tiny_checkpoint,
+            tmp_path / "tone.wav",
+            wait_until,
+            **{"sinks.privacy": mode, "sinks.privacy_targets": ["class_3"]},
+        )
         try:
             (event,) = [e for e in window.live.events() if e.label == "class_3"]
             window.lanes.select(event)

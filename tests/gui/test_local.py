@@ -24,9 +24,17 @@ def test_a_tone_file_shows_its_row_its_event_and_the_counters(qapp, grab, tiny_c
     soundfile.write(path, wave, SAMPLE_RATE, subtype="FLOAT")
     model = load_model(tiny_checkpoint)
     # threshold 0 makes class_3 active in every frame: one known event over the whole file
-    config = with_overrides(load_config(None), {"publish.enabled": False, "publish.top_k": 0, "source.fast": True,
-                                                "windows.hop": 1.0, "events.threshold": 0.0,
-                                                "events.allow": ["class_3"]})
+    config = with_overrides(
+        load_config(None),
+        {
+            "publish.enabled": False,
+            "publish.top_k": 0,
+            "source.fast": True,
+            "windows.hop": 1.0,
+            "events.threshold": 0.0,
+            "events.allow": ["class_3"],
+        },
+    )
     source = LocalSource()
     source.attach(Pipeline(config, model, [str(path)], outputs=[Listener(source.listen)]))
     live = LiveData()

@@ -10,10 +10,14 @@ import pytest
 
 @pytest.mark.parametrize("arguments", [[], ["--connect", "tcp://127.0.0.1:5556"]])
 def test_gui_without_a_display_says_how_to_run_it_in_one_line(arguments):
-    env = {name: value for name, value in os.environ.items()
-           if name not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
-    result = subprocess.run([sys.executable, "-m", "htsat_live.cli", "gui", *arguments], env=env,
-                            capture_output=True, text=True, timeout=60)
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "htsat_live.cli", "gui", *arguments], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2, result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("htsat-live gui: no display")

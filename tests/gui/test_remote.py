@@ -55,8 +55,12 @@ def test_remote_view_follows_the_publisher_across_a_restart(qapp, messages, grab
     window.show()
     connection = window.status_bar.connection
     try:
-        assert wait_for(qapp, lambda: "receiving" in connection.text(), 5.0,
-                        lambda: publisher.send("status", "test", body(messages.status(hop=0.5))))
+        assert wait_for(
+            qapp,
+            lambda: "receiving" in connection.text(),
+            5.0,
+            lambda: publisher.send("status", "test", body(messages.status(hop=0.5))),
+        )
         assert connection.text() == f"{address}: receiving"
         for second in range(10):
             publisher.send("mel", "test", body(messages.mel(second * 100, tone_mel(100, row=20))))
@@ -68,8 +72,10 @@ def test_remote_view_follows_the_publisher_across_a_restart(qapp, messages, grab
         assert window.lanes.lanes == ["Dog"]
         now, _ = window.display_now()
         x = now - 2.0
-        assert (sum(image.colour(window.spectrogram, x, 20.5).getRgb()[:3])
-                > sum(image.colour(window.spectrogram, x, 30.5).getRgb()[:3]) + 150)
+        assert (
+            sum(image.colour(window.spectrogram, x, 20.5).getRgb()[:3])
+            > sum(image.colour(window.spectrogram, x, 30.5).getRgb()[:3]) + 150
+        )
 
         publisher.close()
         assert wait_for(qapp, lambda: "reconnecting" in connection.text(), 6.0)
@@ -77,8 +83,12 @@ def test_remote_view_follows_the_publisher_across_a_restart(qapp, messages, grab
 
         publisher = Publisher(address)  # a new run of the publisher: seq and stream time start at 0
         messages.seq.clear()
-        assert wait_for(qapp, lambda: "reconnected" in connection.text(), 6.0,
-                        lambda: publisher.send("mel", "test", body(messages.mel(0, tone_mel(100, row=40)))))
+        assert wait_for(
+            qapp,
+            lambda: "reconnected" in connection.text(),
+            6.0,
+            lambda: publisher.send("mel", "test", body(messages.mel(0, tone_mel(100, row=40)))),
+        )
         assert connection.text() == f"{address}: receiving (reconnected 1x)"
         assert live.counts.restarts == 1 and live.finished and not live.events()
         assert live.now == 1.0  # the old timeline is gone, the new one starts at 0
@@ -97,8 +107,12 @@ def test_remote_view_reads_an_encrypted_publisher_with_its_public_key(qapp, mess
     receiver.connection_changed.connect(lambda text, state: texts.append(text))
     receiver.start()
     try:
-        assert wait_for(qapp, lambda: live.status, 5.0,
-                        lambda: publisher.send("status", "test", body(messages.status(source="secret"))))
+        assert wait_for(
+            qapp,
+            lambda: live.status,
+            5.0,
+            lambda: publisher.send("status", "test", body(messages.status(source="secret"))),
+        )
         assert live.status["source"] == "secret"
         assert texts[-1] == f"{publisher.address} (CURVE): receiving"
     finally:
@@ -114,8 +128,9 @@ def test_a_publisher_whose_source_ended_shows_source_ended_not_a_lost_link(qapp,
     receiver.connection_changed.connect(lambda text, state: shown.append((text, state)))
     receiver.start()
     try:
-        assert wait_for(qapp, lambda: live.status, 5.0,
-                        lambda: publisher.send("status", "test", body(messages.status())))
+        assert wait_for(
+            qapp, lambda: live.status, 5.0, lambda: publisher.send("status", "test", body(messages.status()))
+        )
         publisher.send("status", "test", body(messages.status(source_state="ended")))  # the file played to its end
         assert wait_for(qapp, lambda: live.status.get("source_state") == "ended", 5.0)
         publisher.close()  # and the detector exits: silence follows

@@ -38,7 +38,7 @@ def test_paused_the_view_scrolls_back_ten_minutes_zooms_and_goes_live_again(wind
     assert w.paused and w.pause_action.text() == "Live"
 
     # a drag to the right over the lanes moves the view back in time, as far as the mouse went
-    (left, right), = [w.lanes.viewRange()[0]]
+    ((left, right),) = [w.lanes.viewRange()[0]]
     start = w.plots.mapFromScene(w.lanes.vb.mapViewToScene(QPointF(now - 20, 0.5)))
     QTest.mousePress(w.plots.viewport(), Qt.MouseButton.LeftButton, pos=start)
     for step in range(1, 11):
@@ -59,7 +59,9 @@ def test_paused_the_view_scrolls_back_ten_minutes_zooms_and_goes_live_again(wind
     assert bright > image.colour(w.spectrogram, 20.0, TONE_ROW + 0.5).lightness() + 80
     assert w.heatmap.row_axis._names[-1] == "Siren"  # the top row
     siren_row = len(w.heatmap.row_axis._names) - 0.5
-    assert image.colour(w.heatmap, 30.0, siren_row).lightness() > image.colour(w.heatmap, 20.0, siren_row).lightness() + 60
+    assert (
+        image.colour(w.heatmap, 30.0, siren_row).lightness() > image.colour(w.heatmap, 20.0, siren_row).lightness() + 60
+    )
     assert image.colour(w.lanes, 30.0, 0.5).rgb() == class_colour((2,)).rgb()
 
     # zoomed in to two seconds: still drawn, edge to edge

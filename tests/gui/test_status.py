@@ -35,7 +35,7 @@ def test_the_level_meter_writes_its_figure_beside_the_bar_not_over_it(window, gr
     assert image.ink(figure) > 40  # the figure is drawn, in full view
     filled = [c.rgb() for c in image.colours_in(QRect(meter.left() + 2, meter.center().y(), meter.width() - 4, 1))]
     # -20 dBFS on a -60..0 scale: two thirds of the meter in the highlight colour
-    highlight = max(set(filled), key=lambda c: filled[:len(filled) // 2].count(c))
+    highlight = max(set(filled), key=lambda c: filled[: len(filled) // 2].count(c))
     assert abs(filled.count(highlight) / len(filled) - 2 / 3) < 0.1
 
 
@@ -98,8 +98,9 @@ def test_the_threshold_box_looks_read_only_in_remote_mode(window, grab, messages
         image = grab(w)
         box = image.rect(w.threshold_box)
         # the toolbar's background has a vertical gradient: compare each pixel with its row's far right end
-        edge = [(x, box.top() + 1) for x in range(box.left() + 1, box.right())] + \
-               [(box.right() - 1, y) for y in range(box.top() + 1, box.bottom())]
+        edge = [(x, box.top() + 1) for x in range(box.left() + 1, box.right())] + [
+            (box.right() - 1, y) for y in range(box.top() + 1, box.bottom())
+        ]
         plain[name] = all(image.image.pixelColor(x, y) == image.image.pixelColor(w.width() - 5, y) for x, y in edge)
         assert image.ink(box) > 20  # the value is written either way
     assert plain == {"local": False, "remote": True}

@@ -21,8 +21,10 @@ def tick_marks(image, plot) -> tuple[list[float], list[float]]:
     """Pixel x of the major (bright) and minor (dim) tick marks on `plot`'s time axis, read on a black
     background: they rise from the axis line into the plot. A mark between two columns lights both."""
     (left, bottom), (right, _) = (image.point(plot, x, 0.0) for x in plot.viewRange()[0])
-    axis_line = max(range(bottom - 2, bottom + 3),  # the brightest row near data height 0
-                    key=lambda y: sum(image.image.pixelColor(x, y).lightness() for x in range(left, right)))
+    axis_line = max(
+        range(bottom - 2, bottom + 3),  # the brightest row near data height 0
+        key=lambda y: sum(image.image.pixelColor(x, y).lightness() for x in range(left, right)),
+    )
     levels = {x: image.image.pixelColor(x, axis_line - 3).lightness() for x in range(left + 2, right - 1)}
     marks, run = [], []
     for x in sorted(levels):
@@ -35,8 +37,9 @@ def tick_marks(image, plot) -> tuple[list[float], list[float]]:
 
 
 @pytest.mark.parametrize("span, major_seconds, minor_seconds", [(10, 1, 0.2), (30, 5, 1), (60, 5, 1)])
-def test_tick_spacing_stays_fixed_while_the_view_scrolls(window, grab, feed, messages, span, major_seconds,
-                                                         minor_seconds):
+def test_tick_spacing_stays_fixed_while_the_view_scrolls(
+    window, grab, feed, messages, span, major_seconds, minor_seconds
+):
     live = LiveData()
     feed(live, 75)
     live.apply("status", messages.status(hop=1.0))
@@ -53,8 +56,11 @@ def test_tick_spacing_stays_fixed_while_the_view_scrolls(window, grab, feed, mes
             first = now - span + (major[0] - image.point(plot, now - span, 0.0)[0]) / pixels_per_second
             assert abs(first / major_seconds - round(first / major_seconds)) < 0.03
             # minor ticks between the major ones, one minor spacing apart
-            assert all(abs(b - a - minor_seconds * pixels_per_second) <= 1.5
-                       for a, b in zip(minor, minor[1:]) if b - a < 1.5 * minor_seconds * pixels_per_second)
+            assert all(
+                abs(b - a - minor_seconds * pixels_per_second) <= 1.5
+                for a, b in zip(minor, minor[1:])
+                if b - a < 1.5 * minor_seconds * pixels_per_second
+            )
             assert len(minor) >= (span / minor_seconds - span / major_seconds) * 0.9
 
 

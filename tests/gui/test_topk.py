@@ -28,8 +28,11 @@ def test_the_top_k_chart_fits_with_its_title_axis_and_values(window, grab, messa
     title = topk.titleLabel.item
     assert title.toPlainText() == "top 6 clipwise"
     box = title.mapRectToScene(title.boundingRect()).toRect().translated(view.topLeft())
-    columns = [x for x in range(box.left(), box.right() + 1)
-               if any(image.image.pixelColor(x, y).lightness() > 100 for y in range(box.top(), box.bottom() + 1))]
+    columns = [
+        x
+        for x in range(box.left(), box.right() + 1)
+        if any(image.image.pixelColor(x, y).lightness() > 100 for y in range(box.top(), box.bottom() + 1))
+    ]
     assert box.right() < view.right()
     assert columns[-1] - columns[0] >= QFontMetrics(title.font()).horizontalAdvance(title.toPlainText()) - 4
 

@@ -23,7 +23,7 @@ def test_tone_row_is_brighter_than_its_neighbours(window, grab, messages, tiny_c
     wave = (0.3 * np.sin(2 * np.pi * 1000 * t) + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
     live = LiveData(history_seconds=30)
     for second in range(20):  # one mel message per second of audio, as the publisher sends them
-        mel = model.logmel(wave[second * 32000:(second + 1) * 32000])[0, :100]  # [100, 64]
+        mel = model.logmel(wave[second * 32000 : (second + 1) * 32000])[0, :100]  # [100, 64]
         assert live.apply("mel", messages.mel(second * 100, mel))
     tone_bin = int(np.argmax(model.logmel(wave[:32000])[0].mean(axis=0)))
     w = window(live, span_seconds=20)
@@ -50,7 +50,7 @@ def test_event_bar_spans_its_onset_to_offset_in_its_lane(window, grab, messages,
     assert abs(coloured[0] - image.point(w.lanes, 10.0, 0.5)[0]) <= 2
     assert abs(coloured[-1] - image.point(w.lanes, 15.0, 0.5)[0]) <= 2
     assert len(coloured) == coloured[-1] - coloured[0] + 1  # one solid bar
-    (bar, _, _), = w.lanes._bars.values()
+    ((bar, _, _),) = w.lanes._bars.values()
     assert bar.toolTip().startswith("Dog: peak 0.90\n10.00-15.00 s")  # what hovering shows
 
 
@@ -88,10 +88,25 @@ def test_heatmap_shows_the_top_classes_of_the_span(window, grab, feed):
 
 def test_status_bar_shows_source_latency_and_counters(window, grab, messages):
     live = LiveData()
-    counters = {"samples": 1, "windows": 9, "skipped_windows": 5, "failed_windows": 6, "overruns": 3,
-                "input_overflows": 4, "nonfinite_samples": 0, "reconnects": 0, "events": 2}
-    live.apply("status", messages.status(counters=counters, dropped={"event": 0, "scores": 2, "status": 0, "mel": 1},
-                                         latency={"hop_p50": 0.25, "hop_p95": 0.5, "event_p50": 1, "event_p95": 2}))
+    counters = {
+        "samples": 1,
+        "windows": 9,
+        "skipped_windows": 5,
+        "failed_windows": 6,
+        "overruns": 3,
+        "input_overflows": 4,
+        "nonfinite_samples": 0,
+        "reconnects": 0,
+        "events": 2,
+    }
+    live.apply(
+        "status",
+        messages.status(
+            counters=counters,
+            dropped={"event": 0, "scores": 2, "status": 0, "mel": 1},
+            latency={"hop_p50": 0.25, "hop_p95": 0.5, "event_p50": 1, "event_p95": 2},
+        ),
+    )
     w = window(live)
     w.redraw()
     bar = w.status_bar
@@ -104,8 +119,11 @@ def test_status_bar_shows_source_latency_and_counters(window, grab, messages):
     image = grab(w)
     label = bar.counters
     origin = label.mapTo(w, label.rect().topLeft())
-    text_pixels = sum(brightness(image.image.pixelColor(origin.x() + x, origin.y() + y)) < 300
-                      for x in range(label.width()) for y in range(label.height()))
+    text_pixels = sum(
+        brightness(image.image.pixelColor(origin.x() + x, origin.y() + y)) < 300
+        for x in range(label.width())
+        for y in range(label.height())
+    )
     assert label.isVisible() and text_pixels > 50  # the counters are drawn, not just set
 
 
@@ -146,8 +164,10 @@ def test_save_png_and_export_events(window, messages, tmp_path, qapp, feed):
     lines = (tmp_path / "e.jsonl").read_text().splitlines()
     assert [json.loads(line)["label"] for line in lines] == ["Dog"]
     w.export_events(tmp_path / "e.tsv")
-    assert (tmp_path / "e.tsv").read_text().splitlines() == ["filename\tonset\toffset\tevent_label",
-                                                             f"{messages.stream}\t2.0\t3.5\tDog"]
+    assert (tmp_path / "e.tsv").read_text().splitlines() == [
+        "filename\tonset\toffset\tevent_label",
+        f"{messages.stream}\t2.0\t3.5\tDog",
+    ]
 
 
 def test_threshold_box_applies_locally_and_is_read_only_remotely(window, messages):

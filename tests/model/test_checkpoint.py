@@ -25,7 +25,9 @@ def _official_state_dict(tiny_checkpoint: Path) -> dict[str, torch.Tensor]:
 
 def test_config_is_inferred_from_the_tiny_checkpoint(tiny_checkpoint):
     config = read_checkpoint(tiny_checkpoint).config
-    assert config == HTSATConfig(num_classes=10, embed_dim=24, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=8)
+    assert config == HTSATConfig(
+        num_classes=10, embed_dim=24, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=8
+    )
 
 
 def test_full_size_official_key_set_loads_and_runs(golden_dir, tmp_path):
@@ -89,8 +91,11 @@ def test_our_format_carries_the_median_filter_length_and_refuses_a_bad_one(tiny_
     with safetensors.safe_open(str(path), "pt") as handle:
         metadata = json.loads(handle.metadata()["htsat_live"])
         tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-    safetensors.torch.save_file(tensors, str(tmp_path / "bad.safetensors"),
-                                metadata={"htsat_live": json.dumps({**metadata, "median_frames": 2.5})})
+    safetensors.torch.save_file(
+        tensors,
+        str(tmp_path / "bad.safetensors"),
+        metadata={"htsat_live": json.dumps({**metadata, "median_frames": 2.5})},
+    )
     with pytest.raises(CheckpointError, match="median_frames must be an odd integer in 1..1023, got 2.5"):
         read_checkpoint(tmp_path / "bad.safetensors")
 

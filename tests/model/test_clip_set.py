@@ -57,7 +57,7 @@ def test_five_seconds_tile_twice_and_a_long_clip_is_cut_into_windows_from_start_
     windows = clip_windows(long)
     assert windows.shape == (3, WINDOW_SAMPLES)
     assert windows[0, 0] == 0 and windows[-1, -1] == long[-1]
-    np.testing.assert_array_equal(windows[1], long[int(7.5 * SAMPLE_RATE): int(17.5 * SAMPLE_RATE)])
+    np.testing.assert_array_equal(windows[1], long[int(7.5 * SAMPLE_RATE) : int(17.5 * SAMPLE_RATE)])
 
 
 def test_folder_per_class_and_an_unreadable_file_that_read_windows_names(esc50_clips, tmp_path):
@@ -78,7 +78,8 @@ def test_folder_per_class_and_an_unreadable_file_that_read_windows_names(esc50_c
 def test_a_label_csv_is_multi_label(esc50_clips, tmp_path):
     names = sorted(p.name for p in (esc50_clips / "audio").iterdir())[:3]
     (tmp_path / "labels.csv").write_text(
-        f'filename,labels\naudio/{names[0]},"Music,Speech"\naudio/{names[1]},Music\naudio/{names[2]}, "Bird"\n')
+        f'filename,labels\naudio/{names[0]},"Music,Speech"\naudio/{names[1]},Music\naudio/{names[2]}, "Bird"\n'
+    )
     clips = read_clip_set(tmp_path / "labels.csv")
     assert clips.multi_label and clips.layout == "csv"
     assert clips.labels == ["Bird", "Music", "Speech"]

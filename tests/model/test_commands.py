@@ -9,7 +9,9 @@ def test_convert_writes_a_loadable_safetensors_file(tiny_checkpoint, tmp_path, t
     out = tmp_path / "tiny.safetensors"
     assert main(["convert", str(tiny_checkpoint), str(out)]) == 0
     wave = tiny_outputs["wave4"].numpy()
-    assert np.array_equal(load_model(out).predict(wave)["framewise"], load_model(tiny_checkpoint).predict(wave)["framewise"])
+    assert np.array_equal(
+        load_model(out).predict(wave)["framewise"], load_model(tiny_checkpoint).predict(wave)["framewise"]
+    )
 
 
 def test_export_onnx_int8_reports_its_drift(tiny_checkpoint, tmp_path, capsys, tiny_outputs):

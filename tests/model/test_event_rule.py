@@ -38,20 +38,24 @@ def score_map(active: dict[int, list[tuple[int, int, float]]]) -> np.ndarray:
 
 
 def test_full_clip_events_touch_both_ends_and_merge_mapped_classes():
-    framewise = score_map({
-        0: [(0, 100, 0.9)],  # A from the first frame
-        2: [(1000, 1024, 0.6)],  # A up to the last frame
-        5: [(200, 300, 0.3), (300, 310, 0.31)],  # at the threshold is not over it
-        1: [(500, 550, 0.7)],  # C: classes 1 and 3 overlap -> one event 500..600
-        3: [(540, 600, 0.45)],
-        4: [(610, 620, 0.41)],  # C again after a 10-frame gap
-    })
+    framewise = score_map(
+        {
+            0: [(0, 100, 0.9)],  # A from the first frame
+            2: [(1000, 1024, 0.6)],  # A up to the last frame
+            5: [(200, 300, 0.3), (300, 310, 0.31)],  # at the threshold is not over it
+            1: [(500, 550, 0.7)],  # C: classes 1 and 3 overlap -> one event 500..600
+            3: [(540, 600, 0.45)],
+            4: [(610, 620, 0.41)],  # C again after a 10-frame gap
+        }
+    )
     events, scores = events_from_scores(framewise, 320000, GROUPS)
     assert scores.shape == (1024, 3)
     assert events == [
-        (0.0, 0.9765625, "A"), (9.765625, 10.0, "A"),
+        (0.0, 0.9765625, "A"),
+        (9.765625, 10.0, "A"),
         (2.9296875, 3.02734375, "B"),
-        (4.8828125, 5.859375, "C"), (5.95703125, 6.0546875, "C"),
+        (4.8828125, 5.859375, "C"),
+        (5.95703125, 6.0546875, "C"),
     ]
 
 
@@ -119,10 +123,16 @@ def audioset_labels() -> list[str]:
 def test_desed_config_holds_the_official_mapping_and_thresholds():
     targets = targets_from_config(load_config(REPO / "configs" / "desed.toml").events, audioset_labels(), None)
     official = {  # golden README: DESED class -> AudioSet indices, frame threshold
-        "Speech": (list(range(0, 8)), 0.275), "Frying": ([366, 367, 368], 0.2), "Dishes": ([364], 0.20),
-        "Running_water": (list(range(288, 298)), 0.23), "Blender": ([369], 0.48),
-        "Electric_shaver_toothbrush": ([382], 0.20), "Alarm_bell_ringing": ([310, *range(388, 403)], 0.18),
-        "Cat": (list(range(81, 86)), 0.51), "Dog": (list(range(74, 80)), 0.39), "Vacuum_cleaner": ([377], 0.14),
+        "Speech": (list(range(0, 8)), 0.275),
+        "Frying": ([366, 367, 368], 0.2),
+        "Dishes": ([364], 0.20),
+        "Running_water": (list(range(288, 298)), 0.23),
+        "Blender": ([369], 0.48),
+        "Electric_shaver_toothbrush": ([382], 0.20),
+        "Alarm_bell_ringing": ([310, *range(388, 403)], 0.18),
+        "Cat": (list(range(81, 86)), 0.51),
+        "Dog": (list(range(74, 80)), 0.39),
+        "Vacuum_cleaner": ([377], 0.14),
     }
     assert [target.name for target in targets] == list(official)
     for target in targets:

@@ -15,8 +15,9 @@ from htsat_live.model.onnx import export_onnx
 
 def test_int8_embedded_model_finds_the_fp32_events_on_the_demo(tmp_path):
     checkpoint = read_checkpoint(DEFAULT_MODEL)
-    int8 = load_model(export_onnx(build_model(checkpoint, DEFAULT_MODEL), checkpoint, tmp_path / "starter.int8.onnx",
-                                  int8=True))
+    int8 = load_model(
+        export_onnx(build_model(checkpoint, DEFAULT_MODEL), checkpoint, tmp_path / "starter.int8.onnx", int8=True)
+    )
     fp32 = load_model()
     wave = read_clip(DEMO_RECORDING)
     targets = build_targets(fp32.labels, fp32.thresholds)

@@ -75,8 +75,9 @@ def test_batch_rows_and_padding_follow_the_predictor(fp32_model, tiny_outputs):
     clip = tiny_outputs["wave4"].numpy()[0]
     padded = np.zeros(320000, dtype=np.float32)
     padded[: clip.size] = clip
-    np.testing.assert_array_equal(fp32_model.predict(clip, short="pad")["framewise"],
-                                  fp32_model.predict(padded)["framewise"])
+    np.testing.assert_array_equal(
+        fp32_model.predict(clip, short="pad")["framewise"], fp32_model.predict(padded)["framewise"]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +106,9 @@ def test_int8_really_runs_quantised_with_bounded_drift(starter_models):
     assert drift.max() > 1e-4  # int8 rounding shows
     assert drift.mean() <= 5e-3  # the int8 budget (measured 3.6e-3 on four probes)
     compiled = starter_models["int8"].backend.compiled
-    assert any(op.get_rt_info()["runtimePrecision"].astype(str) == "i8" for op in compiled.get_runtime_model().get_ops())
+    assert any(
+        op.get_rt_info()["runtimePrecision"].astype(str) == "i8" for op in compiled.get_runtime_model().get_ops()
+    )
 
 
 def test_int8_trunk_is_cached_apart_from_the_float_one(starter_models):
@@ -114,19 +117,30 @@ def test_int8_trunk_is_cached_apart_from_the_float_one(starter_models):
 
     model = starter_models["int8"].backend.model
     int8_path, float_path = cached_trunk(model, DEFAULT_MODEL, "int8"), cached_trunk(model, DEFAULT_MODEL, "bf16")
-    assert int8_path != float_path and "FakeQuantize" in int8_path.read_text() and "FakeQuantize" not in float_path.read_text()
+    assert (
+        int8_path != float_path
+        and "FakeQuantize" in int8_path.read_text()
+        and "FakeQuantize" not in float_path.read_text()
+    )
     written = int8_path.stat().st_mtime_ns
     assert cached_trunk(model, DEFAULT_MODEL, "int8").stat().st_mtime_ns == written
 
 
 def test_no_usage_statistics_leave_the_process(tiny_checkpoint, tmp_path):
     # OpenVINO's converter and NNCF would send them to Google Analytics unless a consent file says no
-    script = ("import sys; from htsat_live.model import load_model; "
-              f"load_model({str(tiny_checkpoint)!r}, backend='openvino', precision='int8'); "
-              "print(sys.modules['openvino_telemetry'], type(sys.modules['nncf'].telemetry.wrapper.telemetry).__name__)")
+    script = (
+        "import sys; from htsat_live.model import load_model; "
+        f"load_model({str(tiny_checkpoint)!r}, backend='openvino', precision='int8'); "
+        "print(sys.modules['openvino_telemetry'], type(sys.modules['nncf'].telemetry.wrapper.telemetry).__name__)"
+    )
     environment = {key: value for key, value in os.environ.items() if key != "CI"}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                            env={**environment, "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**environment, "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[0] == "None"
     assert not (tmp_path / "intel").exists()  # no consent file or client id written either
@@ -138,8 +152,9 @@ def test_int8_elsewhere_is_one_clear_error(tiny_checkpoint, cache, backend):
         load_model(tiny_checkpoint, backend=backend, precision="int8")
 
 
-@pytest.mark.parametrize("device, precision, message", [("cuda", "fp32", "runs on the CPU"),
-                                                        ("cpu", "int4", "precision must be one of")])
+@pytest.mark.parametrize(
+    "device, precision, message", [("cuda", "fp32", "runs on the CPU"), ("cpu", "int4", "precision must be one of")]
+)
 def test_bad_device_or_precision_is_one_clear_error(tiny_checkpoint, cache, device, precision, message):
     with pytest.raises(ValueError, match=message):
         load_model(tiny_checkpoint, backend="openvino", device=device, precision=precision)

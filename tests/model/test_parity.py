@@ -46,7 +46,9 @@ def test_torch_backend_matches_official_outputs(request, model_fixture, tiny_out
 
 @pytest.mark.parametrize("wave_key, out_key", CASES)
 @pytest.mark.parametrize("output", ["clipwise", "framewise"])
-def test_onnx_backend_matches_official_and_torch_outputs(torch_model, onnx_model, tiny_outputs, wave_key, out_key, output):
+def test_onnx_backend_matches_official_and_torch_outputs(
+    torch_model, onnx_model, tiny_outputs, wave_key, out_key, output
+):
     wave = tiny_outputs[wave_key].numpy()
     result = onnx_model.predict(wave)
     difference = np.abs(result[output] - tiny_outputs[out_key][output].numpy())

@@ -14,7 +14,9 @@ def _mount_tmpfs(path, options: str) -> bool:
     """Mount a tmpfs on `path` (root only); False where this machine does not allow it."""
     if os.geteuid() != 0 or shutil.which("mount") is None:
         return False
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True).returncode == 0
+    return (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True).returncode == 0
+    )
 
 
 @pytest.fixture
@@ -75,16 +77,21 @@ class Mosquitto:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         # Persistence keeps a subscriber's session (and what the broker queued for it) across a restart.
-        lines = [f"listener {self.port} 127.0.0.1", "persistence true", f"persistence_location {directory}/",
-                 "log_dest stderr"]
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "persistence true",
+            f"persistence_location {directory}/",
+            "log_dest stderr",
+        ]
         if os.geteuid() == 0:
             lines.append("user root")  # else it drops to its own user, who cannot write its state here
         if users:
             passwords = directory / "passwords"
             for number, (user, password) in enumerate(users.items()):
                 create = ["-c"] if number == 0 else []
-                subprocess.run(["mosquitto_passwd", "-b", *create, str(passwords), user, password], check=True,
-                               capture_output=True)
+                subprocess.run(
+                    ["mosquitto_passwd", "-b", *create, str(passwords), user, password], check=True, capture_output=True
+                )
             lines += ["allow_anonymous false", f"password_file {passwords}"]
         else:
             lines.append("allow_anonymous true")

@@ -75,8 +75,9 @@ VALUES = {
 
 
 def every_setting() -> list[str]:
-    return [f"{section}.{key}" for section, field in Config.model_fields.items()
-            for key in field.annotation.model_fields]
+    return [
+        f"{section}.{key}" for section, field in Config.model_fields.items() for key in field.annotation.model_fields
+    ]
 
 
 def toml(value) -> str:
@@ -137,12 +138,15 @@ def test_switch_flags_turn_a_setting_on_over_set_and_file(tmp_path, key, flag):
     assert setting_of(config_for(tmp_path, key, set_value=True), key) is True  # no flag: --set stands
 
 
-@pytest.mark.parametrize("assignment, message", [
-    ("windows.hop=abc", "windows.hop: must be a number, got 'abc'"),
-    ("windows.hop=20", "windows.hop: must be <= 10"),
-    ("model.backend=tensorflow", "model.backend: must be one of auto, torch, onnx, openvino"),
-    ("source.nothing=1", "source.nothing: unknown setting"),
-])
+@pytest.mark.parametrize(
+    "assignment, message",
+    [
+        ("windows.hop=abc", "windows.hop: must be a number, got 'abc'"),
+        ("windows.hop=20", "windows.hop: must be <= 10"),
+        ("model.backend=tensorflow", "model.backend: must be one of auto, torch, onnx, openvino"),
+        ("source.nothing=1", "source.nothing: unknown setting"),
+    ],
+)
 def test_a_bad_set_value_is_an_error_naming_the_key(assignment, message):
     with pytest.raises(ConfigError, match=message):
         detect_config(build_parser("detect").parse_args(["detect", "--set", assignment]))

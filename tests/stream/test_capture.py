@@ -151,7 +151,7 @@ def streaming_wav(wave: np.ndarray, rate: int) -> bytes:
     payload = bytearray(buffer.getvalue())
     payload[4:8] = struct.pack("<I", 0xFFFFFFFF)
     data = payload.find(b"data")
-    payload[data + 4:data + 8] = struct.pack("<I", 0xFFFFFFFF)
+    payload[data + 4 : data + 8] = struct.pack("<I", 0xFFFFFFFF)
     return bytes(payload)
 
 
@@ -260,6 +260,7 @@ def reinitialise_portaudio() -> None:
     # PortAudio lists the devices when it initialises; the PulseAudio daemon of the fixture started
     # after sounddevice was imported, so it must look again.
     import sounddevice
+
     sounddevice._terminate()
     sounddevice._initialize()
 
@@ -273,8 +274,7 @@ def test_microphone_any_native_rate_and_channels_becomes_32k_mono(virtual_mic, t
     player = virtual_mic.play(tmp_path / "tone22k.wav")
     try:
         wait_until(lambda: source.stats.samples >= SAMPLE_RATE, 15.0, "microphone audio")
-        wait_until(lambda: np.sqrt(np.mean(ring.read(ring.end - 3200, ring.end) ** 2)) > 0.05, 15.0,
-                   "the played tone")
+        wait_until(lambda: np.sqrt(np.mean(ring.read(ring.end - 3200, ring.end) ** 2)) > 0.05, 15.0, "the played tone")
         first_end, first_time = ring.end, time.monotonic()
         time.sleep(1.0)  # the rate is measured over this second
         rate = (ring.end - first_end) / (time.monotonic() - first_time)
@@ -284,7 +284,7 @@ def test_microphone_any_native_rate_and_channels_becomes_32k_mono(virtual_mic, t
         source.stop()
     assert rate == pytest.approx(SAMPLE_RATE, rel=0.2)
     assert dominant_frequency(recent) == pytest.approx(1000.0, abs=4.0)
-    assert np.sqrt(np.mean(recent ** 2)) > 0.05
+    assert np.sqrt(np.mean(recent**2)) > 0.05
     assert (source.stats.input_rate, source.stats.input_channels) == (48000, 2)
     assert abs(ring.wall_time(ring.end - 1) - time.time()) < 3.0
 
@@ -302,8 +302,9 @@ def test_microphone_that_disappears_is_reported_and_reopened(virtual_mic, wait_u
         assert "input 'default'" in source.stats.last_error
         virtual_mic.start()
         before = source.stats.samples
-        wait_until(lambda: source.stats.reconnects >= 1 and source.stats.samples > before + 3200, 30.0,
-                   "audio after reopening")
+        wait_until(
+            lambda: source.stats.reconnects >= 1 and source.stats.samples > before + 3200, 30.0, "audio after reopening"
+        )
         assert source.stats.state == "running"
         assert not ring.closed
     finally:

@@ -44,50 +44,54 @@ def test_desed_config_maps_ten_classes_with_official_thresholds():
 
 
 def test_values_from_file_are_read_and_typed(tmp_path):
-    config = load_config(write(tmp_path, '[windows]\nhop = 1\n[events]\nallow = ["Dog"]\n'
-                                         '[events.groups]\nalarm = ["Fire alarm", 399]\n'))
+    config = load_config(
+        write(tmp_path, '[windows]\nhop = 1\n[events]\nallow = ["Dog"]\n[events.groups]\nalarm = ["Fire alarm", 399]\n')
+    )
     assert config.windows.hop == 1.0 and isinstance(config.windows.hop, float)
     assert config.events.allow == ("Dog",)
     assert config.events.groups == {"alarm": ("Fire alarm", 399)}
     assert config.model == Config().model
 
 
-@pytest.mark.parametrize("text, message", [
-    ("[events]\nmin_duration = -1\n", "events.min_duration: must be >= 0, got -1"),
-    ("[windows]\nhop = 0.1\n", "windows.hop: must be >= 0.3125, got 0.1"),
-    ("[windows]\nhop = 12\n", "windows.hop: must be <= 10, got 12"),
-    ("[windows]\nhopp = 1\n", "windows.hopp: unknown setting"),
-    ("[window]\nhop = 1\n", "window: unknown section"),
-    ("[model]\nbackend = \"tensorrt\"\n", "model.backend: must be one of auto, torch, onnx, openvino"),
-    ("[events]\nmedian_frames = 4\n", "events.median_frames: must be odd (or 0)"),
-    ("[events.thresholds]\nDog = 1.5\n", "events.thresholds.Dog: must be <= 1"),
-    ("[events]\nclasses = 1\n", "events.classes: must be true or false"),
-    ("[publish]\ntop_k = 2.5\n", "publish.top_k: must be an integer"),
-    ("[events.groups]\nalarm = []\n", "events.groups.alarm: must not be empty"),
-    ("[events.groups]\nalarm = [1.5]\n", "events.groups.alarm[0]: must be a str or int"),
-    ("[events]\nhysteresis = 0\n", "events.hysteresis: must be > 0"),
-    ("[events]\nbogus = 1\n", "events.bogus: unknown setting (known: threshold, thresholds, hysteresis, "),
-    ("[foo]\n", "foo: unknown section (known: source, windows, model, events, publish, sinks, store"),
-    ("source = 5\n", "source: must be a table, got 5"),
-    ("[model]\nbackend = \"x\"\n", "model.backend: must be one of auto, torch, onnx, openvino, got 'x'"),
-    ("[events]\nthreshold = true\n", "events.threshold: must be a number, got True"),
-    ("[events]\nthreshold = \"0.5\"\n", "events.threshold: must be a number, got '0.5'"),
-    ("[windows]\nhop = nan\n", "windows.hop: must be <= 10, got nan"),
-    ("[publish]\nhwm = 2.0\n", "publish.hwm: must be an integer, got 2.0"),
-    ("[publish]\nhwm = 0\n", "publish.hwm: must be >= 1, got 0"),
-    ("[source]\ninput = 1\n", "source.input: must be a string, got 1"),
-    ("[events]\nallow = \"Dog\"\n", "events.allow: must be a list, got 'Dog'"),
-    ("[events]\ndeny = [\"Dog\", 1]\n", "events.deny[1]: must be a string, got 1"),
-    ("[events]\nallow = [\"\"]\n", "events.allow: names must not be empty"),
-    ("[events.groups]\nalarm = [\"\", 399]\n", "events.groups.alarm: names must not be empty"),
-    ("[events.groups]\nalarm = [true]\n", "events.groups.alarm[0]: must be a str or int, got True"),
-    ("[events]\nmedian_frames = -1\n", "events.median_frames: must be >= 0, got -1"),
-    ("[events]\nmedian_frames = 1025\n", "events.median_frames: must be <= 1023, got 1025"),
-    ("[sinks]\nclips_max_mb = 0\n", "sinks.clips_max_mb: must be > 0, got 0"),
-    ("[mqtt]\nurl = \"http://broker\"\n", "mqtt.url: must be mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"),
-    ("[mqtt]\nqos = 3\n", "mqtt.qos: must be <= 2, got 3"),
-    ("[store]\nkeep_days = -1\n", "store.keep_days: must be >= 0, got -1"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[events]\nmin_duration = -1\n", "events.min_duration: must be >= 0, got -1"),
+        ("[windows]\nhop = 0.1\n", "windows.hop: must be >= 0.3125, got 0.1"),
+        ("[windows]\nhop = 12\n", "windows.hop: must be <= 10, got 12"),
+        ("[windows]\nhopp = 1\n", "windows.hopp: unknown setting"),
+        ("[window]\nhop = 1\n", "window: unknown section"),
+        ('[model]\nbackend = "tensorrt"\n', "model.backend: must be one of auto, torch, onnx, openvino"),
+        ("[events]\nmedian_frames = 4\n", "events.median_frames: must be odd (or 0)"),
+        ("[events.thresholds]\nDog = 1.5\n", "events.thresholds.Dog: must be <= 1"),
+        ("[events]\nclasses = 1\n", "events.classes: must be true or false"),
+        ("[publish]\ntop_k = 2.5\n", "publish.top_k: must be an integer"),
+        ("[events.groups]\nalarm = []\n", "events.groups.alarm: must not be empty"),
+        ("[events.groups]\nalarm = [1.5]\n", "events.groups.alarm[0]: must be a str or int"),
+        ("[events]\nhysteresis = 0\n", "events.hysteresis: must be > 0"),
+        ("[events]\nbogus = 1\n", "events.bogus: unknown setting (known: threshold, thresholds, hysteresis, "),
+        ("[foo]\n", "foo: unknown section (known: source, windows, model, events, publish, sinks, store"),
+        ("source = 5\n", "source: must be a table, got 5"),
+        ('[model]\nbackend = "x"\n', "model.backend: must be one of auto, torch, onnx, openvino, got 'x'"),
+        ("[events]\nthreshold = true\n", "events.threshold: must be a number, got True"),
+        ('[events]\nthreshold = "0.5"\n', "events.threshold: must be a number, got '0.5'"),
+        ("[windows]\nhop = nan\n", "windows.hop: must be <= 10, got nan"),
+        ("[publish]\nhwm = 2.0\n", "publish.hwm: must be an integer, got 2.0"),
+        ("[publish]\nhwm = 0\n", "publish.hwm: must be >= 1, got 0"),
+        ("[source]\ninput = 1\n", "source.input: must be a string, got 1"),
+        ('[events]\nallow = "Dog"\n', "events.allow: must be a list, got 'Dog'"),
+        ('[events]\ndeny = ["Dog", 1]\n', "events.deny[1]: must be a string, got 1"),
+        ('[events]\nallow = [""]\n', "events.allow: names must not be empty"),
+        ('[events.groups]\nalarm = ["", 399]\n', "events.groups.alarm: names must not be empty"),
+        ("[events.groups]\nalarm = [true]\n", "events.groups.alarm[0]: must be a str or int, got True"),
+        ("[events]\nmedian_frames = -1\n", "events.median_frames: must be >= 0, got -1"),
+        ("[events]\nmedian_frames = 1025\n", "events.median_frames: must be <= 1023, got 1025"),
+        ("[sinks]\nclips_max_mb = 0\n", "sinks.clips_max_mb: must be > 0, got 0"),
+        ('[mqtt]\nurl = "http://broker"\n', "mqtt.url: must be mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"),
+        ("[mqtt]\nqos = 3\n", "mqtt.qos: must be <= 2, got 3"),
+        ("[store]\nkeep_days = -1\n", "store.keep_days: must be >= 0, got -1"),
+    ],
+)
 def test_bad_values_raise_an_error_naming_the_key(tmp_path, text, message):
     with pytest.raises(ConfigError) as error:
         load_config(write(tmp_path, text))
@@ -118,8 +122,9 @@ def test_invalid_toml_and_missing_file_are_config_errors(tmp_path):
 
 
 def test_overrides_replace_settings_and_are_validated():
-    config = with_overrides(Config(), {"windows.hop": 1.0, "model.backend": "onnx", "model.device": None,
-                                       "events.thresholds.Speech": 0.3})
+    config = with_overrides(
+        Config(), {"windows.hop": 1.0, "model.backend": "onnx", "model.device": None, "events.thresholds.Speech": 0.3}
+    )
     assert config.windows.hop == 1.0 and config.model.backend == "onnx" and config.model.device == "cpu"
     assert config.events.thresholds == {"Speech": 0.3}
     grouped = with_overrides(Config(), {"events.groups.pets": ["Dog", 2], "events.allow": ["pets"]})
@@ -133,7 +138,7 @@ def test_overrides_replace_settings_and_are_validated():
 
 def test_assignments_parse_values_as_toml():
     assert parse_assignment("events.min_duration=0.5") == ("events.min_duration", 0.5)
-    assert parse_assignment("events.allow=[\"Dog\", \"Cat\"]") == ("events.allow", ["Dog", "Cat"])
+    assert parse_assignment('events.allow=["Dog", "Cat"]') == ("events.allow", ["Dog", "Cat"])
     assert parse_assignment("source.input=mic:USB") == ("source.input", "mic:USB")
     assert parse_assignment("publish.allow_remote=true") == ("publish.allow_remote", True)
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):

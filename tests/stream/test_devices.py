@@ -9,8 +9,9 @@ import pytest
 
 
 def devices(env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "htsat_live.cli", "devices"], env=env, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "htsat_live.cli", "devices"], env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_devices_without_any_input_says_so_in_one_line_and_exits_0(virtual_mic, tmp_path):
@@ -23,7 +24,8 @@ def test_devices_without_any_input_says_so_in_one_line_and_exits_0(virtual_mic, 
     result = devices(env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "no audio input devices found; `htsat-live detect` without a SOURCE plays the embedded demo recording"]
+        "no audio input devices found; `htsat-live detect` without a SOURCE plays the embedded demo recording"
+    ]
     assert result.stderr == ""
 
 

@@ -16,8 +16,7 @@ from htsat_live.stream.outputs.publish import Subscriber
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_sound_played_into_the_virtual_microphone_reaches_a_zeromq_subscriber(virtual_mic, tmp_path,
-                                                                              tiny_checkpoint):
+def test_sound_played_into_the_virtual_microphone_reaches_a_zeromq_subscriber(virtual_mic, tmp_path, tiny_checkpoint):
     rate = 44100  # any rate: the player and the capture both convert
     t = np.arange(int(14 * rate)) / rate
     sound = 0.4 * np.sin(2 * np.pi * 440 * t) * (1 + np.sin(2 * np.pi * 0.5 * t)) / 2
@@ -30,9 +29,25 @@ def test_sound_played_into_the_virtual_microphone_reaches_a_zeromq_subscriber(vi
 
     subscriber = Subscriber(address)
     detect = subprocess.Popen(
-        [sys.executable, "-m", "htsat_live.cli", "detect", "mic", "--model", str(tiny_checkpoint),
-         "--config", str(config), "--hop", "1.25"],
-        cwd=REPO, env=virtual_mic.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "htsat_live.cli",
+            "detect",
+            "mic",
+            "--model",
+            str(tiny_checkpoint),
+            "--config",
+            str(config),
+            "--hop",
+            "1.25",
+        ],
+        cwd=REPO,
+        env=virtual_mic.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     player = None
     seen = {"status": [], "scores": [], "event": [], "mel": []}
     try:
@@ -73,9 +88,25 @@ def test_a_microphone_that_disappears_is_reported_on_status_and_reopened(virtual
     address = f"ipc://{tmp_path}/htsat.sock"
     subscriber = Subscriber(address, topics=("status",))
     detect = subprocess.Popen(
-        [sys.executable, "-m", "htsat_live.cli", "detect", "mic", "--model", str(tiny_checkpoint), "--hop", "2.5",
-         "--set", f'publish.bind="{address}"'],
-        cwd=REPO, env=virtual_mic.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "htsat_live.cli",
+            "detect",
+            "mic",
+            "--model",
+            str(tiny_checkpoint),
+            "--hop",
+            "2.5",
+            "--set",
+            f'publish.bind="{address}"',
+        ],
+        cwd=REPO,
+        env=virtual_mic.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     states = []
 
     def wait_for_status(condition, seconds: float):
@@ -111,14 +142,29 @@ def test_ctrl_c_ends_open_events_and_flushes_every_sink(tmp_path, tiny_checkpoin
     wave = (0.2 * np.random.default_rng(1).standard_normal(40 * rate)).astype(np.float32)
     soundfile.write(tmp_path / "long.wav", wave, rate)
     config = tmp_path / "sinks.toml"
-    config.write_text(f'[publish]\nbind = "ipc://{tmp_path}/x.sock"\n[events]\nthreshold = 0.05\n'
-                      f'[sinks]\njsonl = "{tmp_path}/events.jsonl"\ntsv = "{tmp_path}/events.tsv"\n'
-                      f'audacity = "{tmp_path}/labels.txt"\nclips_dir = "{tmp_path}/clips"\npre_roll = 0.5\n'
-                      f'post_roll = 0.5\n')
+    config.write_text(
+        f'[publish]\nbind = "ipc://{tmp_path}/x.sock"\n[events]\nthreshold = 0.05\n'
+        f'[sinks]\njsonl = "{tmp_path}/events.jsonl"\ntsv = "{tmp_path}/events.tsv"\n'
+        f'audacity = "{tmp_path}/labels.txt"\nclips_dir = "{tmp_path}/clips"\npre_roll = 0.5\n'
+        f"post_roll = 0.5\n"
+    )
     detect = subprocess.Popen(
-        [sys.executable, "-m", "htsat_live.cli", "detect", str(tmp_path / "long.wav"), "--model", str(tiny_checkpoint),
-         "--config", str(config)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "htsat_live.cli",
+            "detect",
+            str(tmp_path / "long.wav"),
+            "--model",
+            str(tiny_checkpoint),
+            "--config",
+            str(config),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for line in detect.stdout:  # events are printed live, as they start
             if " start " in line:
@@ -151,9 +197,25 @@ def no_microphone_env(tmp_path) -> dict:
 
 def test_detect_without_a_source_or_microphone_plays_the_demo_recording(tmp_path, tiny_checkpoint):
     result = subprocess.run(
-        [sys.executable, "-m", "htsat_live.cli", "detect", "--model", str(tiny_checkpoint), "--fast", "--hop", "5",
-         "--set", f'publish.bind="ipc://{tmp_path}/x.sock"'],
-        cwd=REPO, env=no_microphone_env(tmp_path), capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "htsat_live.cli",
+            "detect",
+            "--model",
+            str(tiny_checkpoint),
+            "--fast",
+            "--hop",
+            "5",
+            "--set",
+            f'publish.bind="ipc://{tmp_path}/x.sock"',
+        ],
+        cwd=REPO,
+        env=no_microphone_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "no microphone" in result.stderr and "demo.wav" in result.stderr
     seconds = soundfile.info(REPO / "model" / "data" / "demo.wav").duration
@@ -162,8 +224,22 @@ def test_detect_without_a_source_or_microphone_plays_the_demo_recording(tmp_path
 
 def test_detect_from_mic_without_any_microphone_says_so(tmp_path, tiny_checkpoint):
     result = subprocess.run(
-        [sys.executable, "-m", "htsat_live.cli", "detect", "mic", "--model", str(tiny_checkpoint),
-         "--set", f'publish.bind="ipc://{tmp_path}/x.sock"'],
-        cwd=REPO, env=no_microphone_env(tmp_path), capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "htsat_live.cli",
+            "detect",
+            "mic",
+            "--model",
+            str(tiny_checkpoint),
+            "--set",
+            f'publish.bind="ipc://{tmp_path}/x.sock"',
+        ],
+        cwd=REPO,
+        env=no_microphone_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert "No microphone" in result.stderr

@@ -51,8 +51,8 @@ def test_events_are_the_runs_of_frames_above_threshold():
     assert ends(reports) == reference_runs(scores, 0.6)
     first = next(r for r in reports if r.state == "end")
     assert first.onset == pytest.approx(first.onset_frame * FRAME_SECONDS)
-    assert first.peak == pytest.approx(scores[first.onset_frame:first.offset_frame].max(), abs=1e-6)
-    assert first.mean == pytest.approx(scores[first.onset_frame:first.offset_frame].mean(), abs=1e-6)
+    assert first.peak == pytest.approx(scores[first.onset_frame : first.offset_frame].max(), abs=1e-6)
+    assert first.mean == pytest.approx(scores[first.onset_frame : first.offset_frame].mean(), abs=1e-6)
 
 
 def test_hysteresis_keeps_an_event_on_until_the_score_falls_to_the_off_threshold():
@@ -73,8 +73,11 @@ def test_offline_median_filter_is_the_detectors_filter():
     scores = np.random.default_rng(3).random((300, 1)).astype(np.float32)
     filtered = median_over_frames(scores, 33)
     events = detector(0.5, median_frames=33)
-    streamed = ends(events.update(timeline(scores[:170], final_upto=120)) + events.update(timeline(scores[170:], start=170))
-                    + events.flush())
+    streamed = ends(
+        events.update(timeline(scores[:170], final_upto=120))
+        + events.update(timeline(scores[170:], start=170))
+        + events.flush()
+    )
     assert streamed == reference_runs(filtered[:, 0], 0.5)
     assert filtered[0, 0] == np.median(np.concatenate([np.repeat(scores[:1], 16), scores[:17, 0]]))
     assert median_over_frames(scores, 1) is scores
@@ -83,7 +86,9 @@ def test_offline_median_filter_is_the_detectors_filter():
 def test_median_filter_length_comes_from_the_config_else_the_model():
     thresholds = np.full(len(LABELS), 0.5, np.float32)
     assert EventDetector.from_config(EventsConfig(), LABELS, thresholds, model_median_frames=95).half == 47
-    assert EventDetector.from_config(EventsConfig(median_frames=1), LABELS, thresholds, model_median_frames=95).half == 0
+    assert (
+        EventDetector.from_config(EventsConfig(median_frames=1), LABELS, thresholds, model_median_frames=95).half == 0
+    )
     assert EventDetector.from_config(EventsConfig(), LABELS, None).half == 0
 
 
@@ -105,27 +110,33 @@ def test_group_score_is_the_max_of_its_members_and_allow_deny_pick_targets():
     events = EventDetector(targets)
     reports = events.update(timeline(values)) + events.flush()
     assert [(r.label, r.onset_frame, r.offset_frame) for r in reports if r.state == "end"] == [
-        ("dog", 10, 20), ("dog", 30, 40)]
+        ("dog", 10, 20),
+        ("dog", 30, 40),
+    ]
     assert targets_from_config(EventsConfig(deny=("Speech",)), LABELS, None)[0].name == "Dog"
 
 
 def test_thresholds_come_from_config_then_model_then_default():
-    config = EventsConfig(thresholds={"Dog": 0.7}, hysteresis=0.5, off_thresholds={"Cat": 0.1},
-                          groups={"pets": ("Dog", "Cat")})
+    config = EventsConfig(
+        thresholds={"Dog": 0.7}, hysteresis=0.5, off_thresholds={"Cat": 0.1}, groups={"pets": ("Dog", "Cat")}
+    )
     targets = {t.name: t for t in targets_from_config(config, LABELS, np.array([0.2, 0.3, 0.4, 0.6]))}
     assert (targets["Dog"].on, targets["Dog"].off) == (0.7, 0.35)
     assert (targets["Speech"].on, targets["Cat"].on, targets["Cat"].off) == (0.2, 0.6, 0.1)
     assert targets["pets"].on == 0.5  # groups fall back to events.threshold
 
 
-@pytest.mark.parametrize("config, message", [
-    (EventsConfig(groups={"g": ("Horse",)}), "events.groups.g: unknown label 'Horse'"),
-    (EventsConfig(groups={"g": (9,)}), "events.groups.g: class index 9 outside 0..3"),
-    (EventsConfig(allow=("Horse",)), "events.allow: unknown target 'Horse'"),
-    (EventsConfig(thresholds={"Horse": 0.3}), "events.thresholds: unknown target 'Horse'"),
-    (EventsConfig(thresholds={"Dog": 0.3}, off_thresholds={"Dog": 0.4}), "events.off_thresholds.Dog: must be <="),
-    (EventsConfig(classes=False), "events: no detection target"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (EventsConfig(groups={"g": ("Horse",)}), "events.groups.g: unknown label 'Horse'"),
+        (EventsConfig(groups={"g": (9,)}), "events.groups.g: class index 9 outside 0..3"),
+        (EventsConfig(allow=("Horse",)), "events.allow: unknown target 'Horse'"),
+        (EventsConfig(thresholds={"Horse": 0.3}), "events.thresholds: unknown target 'Horse'"),
+        (EventsConfig(thresholds={"Dog": 0.3}, off_thresholds={"Dog": 0.4}), "events.off_thresholds.Dog: must be <="),
+        (EventsConfig(classes=False), "events: no detection target"),
+    ],
+)
 def test_settings_that_do_not_fit_the_model_are_config_errors(config, message):
     with pytest.raises(ConfigError, match=message):
         targets_from_config(config, LABELS, None)
@@ -165,12 +176,18 @@ def test_streaming_through_the_stitcher_gives_the_offline_events_of_the_final_ti
     seconds = 60
     truth = np.repeat(rng.random((seconds * 1024 // 10 // 32 + 40, 3)), 32, axis=0).astype(np.float32)
     stitcher = Stitcher(3, history_frames=seconds * 1024 // 10 + 2048)
-    events = EventDetector([Target("a", (0,), 0.7, 0.5), Target("ab", (0, 1), 0.8, 0.8), Target("c", (2,), 0.6, 0.6)],
-                           median_frames=33, min_duration=0.5, gap_merge=0.4)
+    events = EventDetector(
+        [Target("a", (0,), 0.7, 0.5), Target("ab", (0, 1), 0.8, 0.8), Target("c", (2,), 0.6, 0.6)],
+        median_frames=33,
+        min_duration=0.5,
+        gap_merge=0.4,
+    )
     streamed = []
     for w in WindowScheduler(1.25).due(seconds * 32000):
         first = int(round(w.start / 312.5))
-        framewise = truth[first:first + MODEL_FRAMES] + 0.15 * rng.standard_normal((MODEL_FRAMES, 3)).astype(np.float32)
+        framewise = truth[first : first + MODEL_FRAMES] + 0.15 * rng.standard_normal((MODEL_FRAMES, 3)).astype(
+            np.float32
+        )
         valid = min(MODEL_FRAMES, int(np.ceil(w.samples // 320 * 1.024)))
         streamed += events.update(stitcher.add(framewise, w.start, valid, w.next_start))
     streamed += events.update(stitcher.finish()) + events.flush()
@@ -264,8 +281,9 @@ def test_an_unchanged_event_reports_only_its_confirmation():
 
 
 def test_a_clear_event_is_confirmed_at_once_and_a_faint_one_waits():
-    events = EventDetector([Target("x", (0,), 0.3, 0.3), Target("y", (1,), 0.3, 0.3)], confirm_updates=5,
-                           confirm_ratio=2.0)
+    events = EventDetector(
+        [Target("x", (0,), 0.3, 0.3), Target("y", (1,), 0.3, 0.3)], confirm_updates=5, confirm_ratio=2.0
+    )
     values = np.zeros((120, 2), np.float32)
     values[100:, 0] = 0.65  # > 2 x 0.3
     values[100:, 1] = 0.5
@@ -287,10 +305,26 @@ def test_a_revised_away_event_is_cancelled_before_it_is_confirmed():
 
 
 def body(id, state, confirmed, cancelled=False) -> Event:
-    return Event(id=id, state=state, label="Dog", classes=(74,), onset_frame=0, offset_frame=1, onset=0.0,
-                 offset=FRAME_SECONDS, onset_wall=0.0, offset_wall=FRAME_SECONDS, peak=0.9, mean=0.9, threshold=0.5,
-                 final=False, cancelled=cancelled, latency=1.0, confirmed=confirmed,
-                 confirm_latency=1.0 if confirmed else None)
+    return Event(
+        id=id,
+        state=state,
+        label="Dog",
+        classes=(74,),
+        onset_frame=0,
+        offset_frame=1,
+        onset=0.0,
+        offset=FRAME_SECONDS,
+        onset_wall=0.0,
+        offset_wall=FRAME_SECONDS,
+        peak=0.9,
+        mean=0.9,
+        threshold=0.5,
+        final=False,
+        cancelled=cancelled,
+        latency=1.0,
+        confirmed=confirmed,
+        confirm_latency=1.0 if confirmed else None,
+    )
 
 
 def test_the_confirmed_view_announces_an_event_when_it_is_confirmed_and_hides_the_rest():
@@ -309,9 +343,22 @@ def test_the_confirmed_view_announces_an_event_when_it_is_confirmed_and_hides_th
 
 def test_the_demo_prints_at_most_one_cancelled_start_and_provisional_restores_every_report():
     def detect(*extra):
-        result = subprocess.run([sys.executable, "-m", "htsat_live.cli", "detect", str(DEMO_RECORDING), "--fast",
-                                 "--set", "publish.enabled=false", *extra], capture_output=True, text=True,
-                                timeout=300)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "htsat_live.cli",
+                "detect",
+                str(DEMO_RECORDING),
+                "--fast",
+                "--set",
+                "publish.enabled=false",
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
         return [line for line in lines if " start " in line], [line for line in lines if "cancelled" in line]

@@ -42,9 +42,11 @@ def noise_file(path: Path, seconds: float, seed: int = 1) -> Path:
 
 def sink_config(tmp_path: Path, bind: str) -> Path:
     config = tmp_path / "faults.toml"
-    config.write_text(f'[publish]\nbind = "{bind}"\n[events]\nthreshold = 0.05\n'
-                      f'[sinks]\njsonl = "{tmp_path}/events.jsonl"\ntsv = "{tmp_path}/events.tsv"\n'
-                      f'clips_dir = "{tmp_path}/clips"\n')
+    config.write_text(
+        f'[publish]\nbind = "{bind}"\n[events]\nthreshold = 0.05\n'
+        f'[sinks]\njsonl = "{tmp_path}/events.jsonl"\ntsv = "{tmp_path}/events.tsv"\n'
+        f'clips_dir = "{tmp_path}/clips"\n'
+    )
     return config
 
 
@@ -59,19 +61,35 @@ def assert_sinks_complete(tmp_path: Path) -> list[dict]:
     tsv = tmp_path / "events.tsv"
     if tsv.exists():
         rows = tsv.read_text().splitlines()[1:]
-        assert sorted(rows) == sorted(f"{r['stream']}\t{float(r['onset'])!r}\t{float(r['offset'])!r}\t{r['label']}"
-                                      for r in real)
+        assert sorted(rows) == sorted(
+            f"{r['stream']}\t{float(r['onset'])!r}\t{float(r['offset'])!r}\t{r['label']}" for r in real
+        )
     return real
 
 
-def start_detect(tmp_path: Path, tiny_checkpoint: Path, bind: str | None = None, seconds: float = 40.0,
-                 extra: list[str] = ()) -> subprocess.Popen:
+def start_detect(
+    tmp_path: Path, tiny_checkpoint: Path, bind: str | None = None, seconds: float = 40.0, extra: list[str] = ()
+) -> subprocess.Popen:
     recording = noise_file(tmp_path / "long.wav", seconds)
     config = sink_config(tmp_path, bind or f"ipc://{tmp_path}/x.sock")
     return subprocess.Popen(
-        [sys.executable, "-m", "htsat_live.cli", "detect", str(recording), "--model", str(tiny_checkpoint),
-         "--config", str(config), *extra],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "htsat_live.cli",
+            "detect",
+            str(recording),
+            "--model",
+            str(tiny_checkpoint),
+            "--config",
+            str(config),
+            *extra,
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for_event_start(detect: subprocess.Popen) -> None:
@@ -97,9 +115,16 @@ def finish(detect: subprocess.Popen, interrupt: bool = True) -> tuple[str, str]:
 # --- signals --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("signals", [[signal.SIGTERM], [signal.SIGINT, signal.SIGINT], [signal.SIGTERM, signal.SIGINT],
-                                     [signal.SIGINT, signal.SIGTERM, signal.SIGINT]],
-                         ids=["sigterm", "sigint-twice", "sigterm-then-sigint", "three-during-shutdown"])
+@pytest.mark.parametrize(
+    "signals",
+    [
+        [signal.SIGTERM],
+        [signal.SIGINT, signal.SIGINT],
+        [signal.SIGTERM, signal.SIGINT],
+        [signal.SIGINT, signal.SIGTERM, signal.SIGINT],
+    ],
+    ids=["sigterm", "sigint-twice", "sigterm-then-sigint", "three-during-shutdown"],
+)
 def test_signals_mid_stream_and_during_shutdown_leave_every_sink_complete(tmp_path, tiny_checkpoint, signals):
     detect = start_detect(tmp_path, tiny_checkpoint)
     signalled = False
@@ -183,8 +208,13 @@ def test_a_killed_subscriber_and_garbage_on_the_port_do_not_stop_the_detector(tm
     address = f"tcp://127.0.0.1:{port}"
     detect = start_detect(tmp_path, tiny_checkpoint, bind=address, seconds=60.0)
     try:
-        listen = subprocess.Popen([sys.executable, "-m", "htsat_live.cli", "listen", address, "--topic", "status"],
-                                  cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        listen = subprocess.Popen(
+            [sys.executable, "-m", "htsat_live.cli", "listen", address, "--topic", "status"],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         heard = read_lines(listen.stdout).next_line(60, "listen's first status line")
         assert heard.startswith("status "), heard  # it hears the detector
         listen.kill()  # a subscriber that dies without a goodbye
@@ -221,21 +251,40 @@ def test_a_subscriber_holds_a_bounded_queue(tmp_path):
 # --- the microphone goes away and comes back ----------------------------------------------------------
 
 
-def test_a_microphone_removed_and_recreated_mid_stream_is_counted_and_events_follow(virtual_mic, tmp_path,
-                                                                                  tiny_checkpoint):
+def test_a_microphone_removed_and_recreated_mid_stream_is_counted_and_events_follow(
+    virtual_mic, tmp_path, tiny_checkpoint
+):
     rate = 44100
     t = np.arange(int(6 * rate)) / rate
-    burst = (0.4 * np.sin(2 * np.pi * 660 * t) + 0.05 * np.random.default_rng(3).standard_normal(t.size))
+    burst = 0.4 * np.sin(2 * np.pi * 660 * t) + 0.05 * np.random.default_rng(3).standard_normal(t.size)
     soundfile.write(tmp_path / "burst.wav", burst.astype(np.float32), rate)
     address = f"ipc://{tmp_path}/htsat.sock"
     config = tmp_path / "mic.toml"
-    config.write_text(f'[publish]\nbind = "{address}"\n[events]\nthreshold = 0.05\n'
-                      f'[sinks]\njsonl = "{tmp_path}/events.jsonl"\ntsv = "{tmp_path}/events.tsv"\n')
+    config.write_text(
+        f'[publish]\nbind = "{address}"\n[events]\nthreshold = 0.05\n'
+        f'[sinks]\njsonl = "{tmp_path}/events.jsonl"\ntsv = "{tmp_path}/events.tsv"\n'
+    )
     subscriber = Subscriber(address, topics=("status", "event"))
     detect = subprocess.Popen(
-        [sys.executable, "-m", "htsat_live.cli", "detect", "mic", "--model", str(tiny_checkpoint), "--hop", "1.25",
-         "--config", str(config)],
-        cwd=REPO, env=virtual_mic.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "htsat_live.cli",
+            "detect",
+            "mic",
+            "--model",
+            str(tiny_checkpoint),
+            "--hop",
+            "1.25",
+            "--config",
+            str(config),
+        ],
+        cwd=REPO,
+        env=virtual_mic.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seen = []
 
     def wait_for(condition, seconds: float) -> dict:
@@ -253,13 +302,18 @@ def test_a_microphone_removed_and_recreated_mid_stream_is_counted_and_events_fol
         virtual_mic.unload_sink()  # the input device disappears under the running capture
         wait_for(lambda m: m.topic == "status" and m.body["source_state"] == "reconnecting", 60)
         virtual_mic.load_sink()
-        back = wait_for(lambda m: m.topic == "status" and m.body["counters"]["reconnects"] >= 1
-                        and m.body["source_state"] == "running", 90)
+        back = wait_for(
+            lambda m: (
+                m.topic == "status" and m.body["counters"]["reconnects"] >= 1 and m.body["source_state"] == "running"
+            ),
+            90,
+        )
         resumed_at = back["stream_seconds"]
         player = virtual_mic.play(tmp_path / "burst.wav")
         try:
-            after = wait_for(lambda m: m.topic == "event" and m.body["state"] == "start"
-                             and m.body["onset"] >= resumed_at - 1.0, 90)
+            after = wait_for(
+                lambda m: m.topic == "event" and m.body["state"] == "start" and m.body["onset"] >= resumed_at - 1.0, 90
+            )
         finally:
             player.kill()
         gap = wait_for(lambda m: m.topic == "status", 30)["counters"]["gap_seconds"]
@@ -270,4 +324,3 @@ def test_a_microphone_removed_and_recreated_mid_stream_is_counted_and_events_fol
     assert after["onset"] >= resumed_at - 1.0
     assert gap > 0.0
     assert_sinks_complete(tmp_path)
-

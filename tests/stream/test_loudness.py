@@ -31,7 +31,7 @@ def detect(audio: np.ndarray, **settings) -> list:
     detector = LoudnessDetector(LoudnessConfig(enabled=True, **settings), lambda: next(ids))
     reports, start = [], 0
     for size in np.random.default_rng(0).integers(100, 9000, size=10_000):
-        reports += detector.update(audio[start:start + size], now=100.0)
+        reports += detector.update(audio[start : start + size], now=100.0)
         start += size
         if start >= audio.shape[0]:
             break
@@ -59,7 +59,9 @@ def test_a_burst_shorter_than_min_duration_is_no_event_and_hysteresis_bridges_a_
     assert len([r for r in detect(dip, threshold_dbfs=-30, hysteresis_db=0) if r.state == "end"]) == 2
 
 
-@pytest.mark.parametrize("frequency, a_weight_db", [(100, -19.1), (1000, 0.0), (4000, 1.0), (10000, -2.5), (12500, -4.3)])
+@pytest.mark.parametrize(
+    "frequency, a_weight_db", [(100, -19.1), (1000, 0.0), (4000, 1.0), (10000, -2.5), (12500, -4.3)]
+)
 def test_a_weighting_follows_the_iec_curve(frequency, a_weight_db):
     audio = np.concatenate([tone(2, -20, frequency), silence(0.5)])
     [start, end] = detect(audio, threshold_dbfs=-60, weighting="A")
@@ -71,15 +73,24 @@ def test_a_weighting_follows_the_iec_curve(frequency, a_weight_db):
 def test_loud_events_reach_every_sink_and_the_status(tmp_path, tiny_checkpoint):
     audio = np.concatenate([silence(3), tone(2, -15), silence(3)])
     soundfile.write(tmp_path / "bursts.wav", audio, SAMPLE_RATE, subtype="FLOAT")
-    config = with_overrides(load_config(None), {
-        "publish.enabled": False, "source.fast": True, "events.threshold": 1.0, "loudness.enabled": True,
-        "sinks.jsonl": str(tmp_path / "e.jsonl"), "sinks.tsv": str(tmp_path / "e.tsv"),
-        "sinks.clips_dir": str(tmp_path / "clips")})
+    config = with_overrides(
+        load_config(None),
+        {
+            "publish.enabled": False,
+            "source.fast": True,
+            "events.threshold": 1.0,
+            "loudness.enabled": True,
+            "sinks.jsonl": str(tmp_path / "e.jsonl"),
+            "sinks.tsv": str(tmp_path / "e.tsv"),
+            "sinks.clips_dir": str(tmp_path / "clips"),
+        },
+    )
     statuses = []
     sinks = Sinks.from_config(config.sinks)
     keep_statuses = Listener(lambda topic, stream, body: statuses.append(body) if topic == "status" else None)
-    pipeline = Pipeline(config, load_model(tiny_checkpoint), [str(tmp_path / "bursts.wav")],
-                        outputs=[sinks, keep_statuses])
+    pipeline = Pipeline(
+        config, load_model(tiny_checkpoint), [str(tmp_path / "bursts.wav")], outputs=[sinks, keep_statuses]
+    )
     pipeline.start()
     assert pipeline.wait(120)
     report = pipeline.stop()["bursts.wav"]

@@ -42,7 +42,7 @@ class Recorder:
         for body in self.messages["scores"]:
             if body["frames"]:
                 rows = np.asarray(body["frames"], dtype=np.float32)  # [n, len(classes)]
-                timeline[body["grid_start"]:body["grid_start"] + rows.shape[0], body["classes"]] = rows
+                timeline[body["grid_start"] : body["grid_start"] + rows.shape[0], body["classes"]] = rows
         return timeline
 
 
@@ -187,8 +187,7 @@ def test_stop_ends_a_live_stream_and_its_open_events(tiny_model, tmp_path, wait_
     config = make_config(windows__hop=1.25, events__threshold=0.0, source__fast=False)
     pipeline = Pipeline(config, tiny_model, [path], outputs=[Listener(recorder)])
     pipeline.start()
-    wait_until(lambda: any(e["state"] == "start" for e in list(recorder.messages["event"])), 30.0,
-               "an event to start")
+    wait_until(lambda: any(e["state"] == "start" for e in list(recorder.messages["event"])), 30.0, "an event to start")
     report = pipeline.stop()["long.wav"]
     events = recorder.messages["event"]
     assert {e["id"] for e in events if e["state"] == "start"} == {e["id"] for e in events if e["state"] == "end"}
@@ -282,8 +281,9 @@ def test_a_stalled_and_a_vanished_subscriber_cost_the_stream_nothing(tiny_model,
 def test_a_threshold_set_while_the_stream_runs_reaches_its_detector_and_status(tiny_model, tmp_path):
     path = write_wave(tmp_path / "noise.wav", noise(6.0))
     recorder = Recorder()
-    pipeline = Pipeline(make_config(windows__hop=1.0, source__fast=False), tiny_model, [path],
-                        outputs=[Listener(recorder)])
+    pipeline = Pipeline(
+        make_config(windows__hop=1.0, source__fast=False), tiny_model, [path], outputs=[Listener(recorder)]
+    )
     pipeline.start()
     try:
         pipeline.set_threshold("class_3", 0.95)

@@ -19,20 +19,23 @@ def window_map(value: float, classes: int = 3) -> np.ndarray:
 def run_schedule(stitcher: Stitcher, hop: float, seconds: float, make_map):
     """Feed every window of a schedule; returns the windows and the updates."""
     windows = WindowScheduler(hop).due(int(seconds * 32000))
-    updates = [stitcher.add(make_map(w), w.start, min(MODEL_FRAMES, int(np.ceil(w.samples // 320 * 1.024))),
-                            w.next_start) for w in windows]
+    updates = [
+        stitcher.add(make_map(w), w.start, min(MODEL_FRAMES, int(np.ceil(w.samples // 320 * 1.024))), w.next_start)
+        for w in windows
+    ]
     return windows, updates
 
 
 def test_hop_of_ten_seconds_equals_the_model_framewise_output():
     from htsat_live.model import load_model
+
     model = load_model(TINY)
     rng = np.random.default_rng(0)
     audio = (0.1 * rng.standard_normal(3 * 320000)).astype(np.float32)
     framewise = model.predict(audio.reshape(3, 320000), short="pad")["framewise"]  # [3, 1024, 10]
     stitcher = Stitcher(model.num_classes, history_frames=3 * MODEL_FRAMES)
     for w in WindowScheduler(10.0).due(audio.shape[0]):
-        window_out = model.predict(audio[w.start:w.stop], short="pad")["framewise"][0]  # [1024, 10]
+        window_out = model.predict(audio[w.start : w.stop], short="pad")["framewise"][0]  # [1024, 10]
         update = stitcher.add(window_out, w.start, model.frames_for(w.samples), w.next_start)
         assert update.final_upto == update.end  # nothing later can change a 10-s hop's frames
     np.testing.assert_allclose(stitcher.frames(0, 3 * MODEL_FRAMES), framewise.reshape(-1, 10), atol=1e-6)
@@ -96,7 +99,7 @@ def test_changed_range_covers_exactly_the_frames_that_changed():
     w = WindowScheduler(1.0).due(13 * 32000)[-1]
     update = stitcher.add(window_map(99.0), w.start, MODEL_FRAMES, w.next_start)
     after = stitcher.frames(stitcher.base, stitcher.end)
-    differs = np.flatnonzero(np.any(after[:before.shape[0]] != before, axis=1)) + stitcher.base
+    differs = np.flatnonzero(np.any(after[: before.shape[0]] != before, axis=1)) + stitcher.base
     assert update.start == differs[0] and update.stop == update.end
     assert np.all(update.values == 99.0)
 

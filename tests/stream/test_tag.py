@@ -70,10 +70,17 @@ def test_tag_summarises_the_stitched_timeline_as_it_streams(model, tmp_path):
         column = model.labels.index(entry["label"])
         assert entry["peak"] == round(float(timeline[:, column].max()), 4)
         assert entry["mean"] == pytest.approx(float(timeline[:, column].mean()), abs=1e-4)
-    expected = sorted((model.labels.index(label), start, end) for start, end, label in
-                      runs_to_events(timeline > 0.3, model.labels))
-    got = sorted((model.labels.index(e["label"]), round(e["onset"] / model.frame_seconds),
-                  round(e["offset"] / model.frame_seconds)) for e in result["events"])
+    expected = sorted(
+        (model.labels.index(label), start, end) for start, end, label in runs_to_events(timeline > 0.3, model.labels)
+    )
+    got = sorted(
+        (
+            model.labels.index(e["label"]),
+            round(e["onset"] / model.frame_seconds),
+            round(e["offset"] / model.frame_seconds),
+        )
+        for e in result["events"]
+    )
     assert expected and got == expected
 
 

@@ -25,14 +25,20 @@ def write_desed_folder(root: Path) -> Path:
     events, durations = [], []
     for k in range(6):
         name, seconds = f"demo_{k}.wav", 7.0 if k == 5 else 10.0
-        clip = soxr.resample(wave[k * 10 * SAMPLE_RATE: int((k * 10 + seconds) * SAMPLE_RATE)], SAMPLE_RATE, DESED_RATE)
+        clip = soxr.resample(
+            wave[k * 10 * SAMPLE_RATE : int((k * 10 + seconds) * SAMPLE_RATE)], SAMPLE_RATE, DESED_RATE
+        )
         sf.write(str(root / "audio" / name), np.stack([clip, 0.5 * clip], axis=1), DESED_RATE, subtype="PCM_16")
         durations.append((name, seconds))
         for _, onset, offset, label in truth.itertuples(index=False):
             if onset < k * 10 + seconds and offset > k * 10:
-                events.append((name, round(max(onset - 10 * k, 0.0), 3), round(min(offset - 10 * k, seconds), 3), label))
+                events.append(
+                    (name, round(max(onset - 10 * k, 0.0), 3), round(min(offset - 10 * k, seconds), 3), label)
+                )
     events.append(("demo_0.wav", 3.0, 4.0, "Bird"))  # inside the Bird event at 2.47-4.91 s: one to merge
-    pd.DataFrame(events, columns=["filename", "onset", "offset", "event_label"]).to_csv(root / "soundscapes.tsv", sep="\t", index=False)
+    pd.DataFrame(events, columns=["filename", "onset", "offset", "event_label"]).to_csv(
+        root / "soundscapes.tsv", sep="\t", index=False
+    )
     pd.DataFrame(durations, columns=["filename", "duration"]).to_csv(root / "durations.tsv", sep="\t", index=False)
     return root
 

@@ -70,7 +70,8 @@ def test_a_class_with_too_few_clips_is_one_line_and_exit_2(esc50_clips, tmp_path
     code, _, err = htsat_live("train", "--clips", str(tmp_path), "--out", str(tmp_path / "run"))
     assert code == 2
     assert err.strip().splitlines() == [
-        f"train: {tmp_path}: a 15% hold-out needs at least 2 clips of every class; too few: Human (1)"]
+        f"train: {tmp_path}: a 15% hold-out needs at least 2 clips of every class; too few: Human (1)"
+    ]
 
 
 def test_the_split_is_drawn_once_over_the_readable_clips(esc50_clips, tmp_path):
@@ -80,12 +81,14 @@ def test_the_split_is_drawn_once_over_the_readable_clips(esc50_clips, tmp_path):
         for i, path in enumerate(sorted((esc50_clips / "audio").glob(f"*-{2 if name == 'Music' else 0}.wav"))[:count]):
             shutil.copy(path, data / name / f"{i}.wav")
     (data / "Human" / "broken.wav").write_bytes(b"not audio at all")  # two Human clips, one of them readable
-    code, _, err = htsat_live("train", "--clips", str(data), "--out", str(tmp_path / "run"),
-                              "--cache-dir", str(tmp_path / "cache"))
+    code, _, err = htsat_live(
+        "train", "--clips", str(data), "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache")
+    )
     assert code == 2
     assert "skipped (unreadable): " in err and "broken.wav" in err
     assert err.strip().splitlines()[-1] == (
-        f"train: {data}: a 15% hold-out needs at least 2 clips of every class; too few: Human (1)")
+        f"train: {data}: a 15% hold-out needs at least 2 clips of every class; too few: Human (1)"
+    )
 
 
 def test_log_mels_are_cached_by_content_and_unreadable_files_are_skipped(esc50_clips, tmp_path):
@@ -129,10 +132,24 @@ def fine_tuned(esc50_clips, tmp_path_factory):
     (data / "meta").mkdir(parents=True)
     shutil.copytree(esc50_clips / "audio", data / "audio")
     lines = (esc50_clips / "meta" / "esc50.csv").read_text().splitlines()
-    (data / "meta" / "esc50.csv").write_text("\n".join([lines[0]] + [line for line in lines[1:]
-                                                                    if line.split(",")[3] in FINE_TUNE_CLASSES]) + "\n")
-    code, out, err = htsat_live("train", "--clips", str(data), "--folds", "5", "--fold", "1", "--init", str(DEFAULT_MODEL),
-                                "--epochs", "6", "--out", str(root / "run"))
+    (data / "meta" / "esc50.csv").write_text(
+        "\n".join([lines[0]] + [line for line in lines[1:] if line.split(",")[3] in FINE_TUNE_CLASSES]) + "\n"
+    )
+    code, out, err = htsat_live(
+        "train",
+        "--clips",
+        str(data),
+        "--folds",
+        "5",
+        "--fold",
+        "1",
+        "--init",
+        str(DEFAULT_MODEL),
+        "--epochs",
+        "6",
+        "--out",
+        str(root / "run"),
+    )
     assert code == 0, err[-2000:]
     return data, root / "run" / "best.safetensors", out + err
 
@@ -174,14 +191,25 @@ def test_evaluate_on_the_fine_tuned_model_gives_strict_json(fine_tuned, tmp_path
     (held_out / "meta").mkdir(parents=True)
     (held_out / "audio").symlink_to(data / "audio")
     lines = (data / "meta" / "esc50.csv").read_text().splitlines()
-    (held_out / "meta" / "esc50.csv").write_text("\n".join([lines[0]] + [line for line in lines[1:]
-                                                                         if line.split(",")[1] == "1"]) + "\n")
-    code, out, err = htsat_live("evaluate", "--clips", str(held_out), "--model", str(best), "--json",
-                                "--confusion", str(tmp_path / "confusion.png"))
+    (held_out / "meta" / "esc50.csv").write_text(
+        "\n".join([lines[0]] + [line for line in lines[1:] if line.split(",")[1] == "1"]) + "\n"
+    )
+    code, out, err = htsat_live(
+        "evaluate",
+        "--clips",
+        str(held_out),
+        "--model",
+        str(best),
+        "--json",
+        "--confusion",
+        str(tmp_path / "confusion.png"),
+    )
     assert code == 0, err[-2000:]
     figures = json.loads(out)
     validation = read_checkpoint(best).metadata["provenance"]["metrics"]["validation"]
-    assert figures["accuracy"] == pytest.approx(validation["accuracy"], abs=0.15)  # the same clips, fp32 instead of bf16
+    assert figures["accuracy"] == pytest.approx(
+        validation["accuracy"], abs=0.15
+    )  # the same clips, fp32 instead of bf16
     assert 0 < figures["map"] <= 1
     assert sum(map(sum, figures["confusion"]["matrix"])) == figures["clips"]
     assert (tmp_path / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -41,8 +41,14 @@ def run(optimizer, schedule, steps: int) -> list[float]:
 
 
 @pytest.mark.parametrize("total", [1, 2, 7, 100, 2000])
-@pytest.mark.parametrize("settings", [TrainSettings(), TrainSettings(lr=3e-3, warmup_fraction=0.1, final_lr_fraction=0.05),
-                                      TrainSettings(warmup_fraction=0.0)])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        TrainSettings(),
+        TrainSettings(lr=3e-3, warmup_fraction=0.1, final_lr_fraction=0.05),
+        TrainSettings(warmup_fraction=0.0),
+    ],
+)
 def test_the_schedule_gives_the_formula_rates_over_a_run(total, settings):
     rates = run(*optimizer_and_schedule(total, settings), total)
     expected = [formula_rate(step, total, settings) for step in range(total)]

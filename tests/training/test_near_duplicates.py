@@ -23,7 +23,9 @@ def rain_like(seed: int, seconds: float = 6.0) -> np.ndarray:
 
 def test_a_cut_of_a_recording_matches_it_and_another_recording_of_its_kind_does_not():
     recording = rain_like(1)
-    cut = 0.5 * recording[RATE: 4 * RATE] + 0.001 * np.random.default_rng(9).standard_normal(3 * RATE).astype(np.float32)
+    cut = 0.5 * recording[RATE : 4 * RATE] + 0.001 * np.random.default_rng(9).standard_normal(3 * RATE).astype(
+        np.float32
+    )
     other = rain_like(2)
     assert similarity(fingerprint(recording), fingerprint(cut)) >= MATCH_SIMILARITY
     assert similarity(fingerprint(recording), fingerprint(other)) < MATCH_SIMILARITY
@@ -32,7 +34,12 @@ def test_a_cut_of_a_recording_matches_it_and_another_recording_of_its_kind_does_
 
 def test_matching_recordings_join_their_groups_through_chains():
     a, b = rain_like(1), rain_like(2)
-    prints = {"x1": fingerprint(a), "y1": fingerprint(a[2 * RATE:]), "y2": fingerprint(b), "z1": fingerprint(b[RATE:]),
-              "w1": fingerprint(rain_like(3))}
+    prints = {
+        "x1": fingerprint(a),
+        "y1": fingerprint(a[2 * RATE :]),
+        "y2": fingerprint(b),
+        "z1": fingerprint(b[RATE:]),
+        "w1": fingerprint(rain_like(3)),
+    }
     groups = matching_groups(prints, {"x1": "pkg1:x", "y1": "pkg2:y", "y2": "pkg2:y", "z1": "pkg3:z", "w1": "pkg4:w"})
     assert groups == {"pkg1:x": "pkg1:x", "pkg2:y": "pkg1:x", "pkg3:z": "pkg1:x", "pkg4:w": "pkg4:w"}

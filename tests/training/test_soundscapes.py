@@ -38,8 +38,15 @@ def generated_sources(clips_dir: Path, per_class: int = 6) -> list[SourceRecordi
             seconds = 0.5 + 0.4 * k
             t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
             wave = 0.3 * np.sin(2 * np.pi * (300 + 400 * c + 37 * k) * t) + 0.05 * rng.standard_normal(len(t))
-            source = SourceRecording(f"pkg:{label}/{k}.wav", label, "pkg", "1.0", "CC0-1.0", f"pkg:{label}/{k}.wav",
-                            seconds=round(len(t) / SAMPLE_RATE, 3))
+            source = SourceRecording(
+                f"pkg:{label}/{k}.wav",
+                label,
+                "pkg",
+                "1.0",
+                "CC0-1.0",
+                f"pkg:{label}/{k}.wav",
+                seconds=round(len(t) / SAMPLE_RATE, 3),
+            )
             (clips_dir / source.clip_name).parent.mkdir(parents=True, exist_ok=True)
             sf.write(str(clips_dir / source.clip_name), wave.astype(np.float32), SAMPLE_RATE, subtype="PCM_16")
             sources.append(source)
@@ -97,8 +104,8 @@ def test_spread_puts_one_event_in_each_slot(pool_dir):
 
 def test_audible_span_is_the_loud_part_of_a_placed_event():
     event = np.zeros(SAMPLE_RATE, np.float32)
-    event[12 * FRAME: 25 * FRAME] = 0.5 * np.sin(np.arange(13 * FRAME) * 0.1)  # loud in frames 12..24
-    event[25 * FRAME: 40 * FRAME] = 1e-6  # far below the background: not audible
+    event[12 * FRAME : 25 * FRAME] = 0.5 * np.sin(np.arange(13 * FRAME) * 0.1)  # loud in frames 12..24
+    event[25 * FRAME : 40 * FRAME] = 1e-6  # far below the background: not audible
     first, last = audible_span(event, background_power=1e-4)
     assert (first, last) == (12, 25)
 
@@ -145,7 +152,8 @@ def test_licence_is_the_last_matching_dep5_stanza(tmp_path):
         "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
         "Files: *\nCopyright: someone\nLicense: GPL-2+\n\n"
         "Files: sounds/birds/*\n sounds/cat.ogg\nCopyright: someone else\nLicense: CC0-1.0\n\n"
-        "Files: debian/*\nCopyright: packager\nLicense: MIT\n")
+        "Files: debian/*\nCopyright: packager\nLicense: MIT\n"
+    )
     stanzas = copyright_licences(copyright_file)
     assert licence_of("pkg", "usr/share/x/sounds/birds/owl.ogg", stanzas) == "CC0-1.0"
     assert licence_of("pkg", "usr/share/x/sounds/cat.ogg", stanzas) == "CC0-1.0"

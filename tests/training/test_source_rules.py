@@ -19,13 +19,22 @@ from htsat_live.training.sources import (
 def test_the_table_holds_its_rules_in_order():
     rules, packages = source_rules(), source_packages()
     assert len(rules) == 124 and len(packages) == 48
-    assert rules[0] == Rule("Speech", "asterisk-core-sounds-en-wav",
-                            r"usr/share/asterisk/sounds/(?P<group>en_US_f_Allison)/[^/]+\.wav")
+    assert rules[0] == Rule(
+        "Speech", "asterisk-core-sounds-en-wav", r"usr/share/asterisk/sounds/(?P<group>en_US_f_Allison)/[^/]+\.wav"
+    )
     assert Rule("Bird", "openttd-opensfx", r"cat-audio/(66|72)_tropical_bird_[12]\.wav") in rules
-    assert Rule("Speech", "tuxpaint-stamps-default",
-                r"usr/share/tuxpaint/stamps/.+_desc_(?P<group>[a-z]{2}(_[A-Za-z]+)?)\.ogg") in rules
+    assert (
+        Rule(
+            "Speech",
+            "tuxpaint-stamps-default",
+            r"usr/share/tuxpaint/stamps/.+_desc_(?P<group>[a-z]{2}(_[A-Za-z]+)?)\.ogg",
+        )
+        in rules
+    )
     assert rules[-1] == Rule("Water", "kolf", r"usr/share/kolf/sounds/puddle\.wav")
-    assert [rule.label for rule in rules] == sorted((rule.label for rule in rules), key=LABELS.index)  # grouped by class
+    assert [rule.label for rule in rules] == sorted(
+        (rule.label for rule in rules), key=LABELS.index
+    )  # grouped by class
     assert packages == tuple(sorted({rule.package for rule in rules}))
 
 

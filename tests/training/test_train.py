@@ -31,7 +31,9 @@ from htsat_live.training.validation import (
     tune_post_processing,
 )
 
-TINY = HTSATConfig(num_classes=len(LABELS), embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1), drop_path_rate=0.0)
+TINY = HTSATConfig(
+    num_classes=len(LABELS), embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1), drop_path_rate=0.0
+)
 FAST = TrainSettings(epochs=3, batch_size=8, lr=3e-3, mixup_probability=0.0, seed=1, threads=1)
 
 
@@ -45,7 +47,9 @@ def chirp_sources(clips: Path) -> list[SourceRecording]:
             sweep = low + (high - low) * (t / t[-1] if c % 2 else 1 - t / t[-1])
             source = SourceRecording(f"gen:{label}/{k}", label, "gen", "0", "CC0-1.0", f"gen:{label}/{k}")
             (clips / source.clip_name).parent.mkdir(parents=True, exist_ok=True)
-            sf.write(str(clips / source.clip_name), 0.3 * np.sin(2 * np.pi * np.cumsum(sweep) / SAMPLE_RATE), SAMPLE_RATE)
+            sf.write(
+                str(clips / source.clip_name), 0.3 * np.sin(2 * np.pi * np.cumsum(sweep) / SAMPLE_RATE), SAMPLE_RATE
+            )
             sources.append(source)
     return assign_splits(sources, seed=2)
 
@@ -144,10 +148,15 @@ def test_same_seed_same_run_and_resume_finishes_it(tiny_sets, tmp_path):
     assert resumed["history"][0] == first["history"][0]
     with_average = TrainSettings(**{**FAST.__dict__, "epochs": 3, "ema_decay": 0.9})  # a run without one gains one
     extended = fit(tiny_sets, tmp_path / "a", with_average, resume=True, progress=False)
-    assert extended["history"][:2] == resumed["history"] and set(extended["history"][2]["candidates_f1"]) == {"trained", "averaged"}
+    assert extended["history"][:2] == resumed["history"] and set(extended["history"][2]["candidates_f1"]) == {
+        "trained",
+        "averaged",
+    }
 
 
-def test_bf16_training_with_a_weight_average_learns_validates_both_and_resumes(tiny_sets, tmp_path, interrupted_validation):
+def test_bf16_training_with_a_weight_average_learns_validates_both_and_resumes(
+    tiny_sets, tmp_path, interrupted_validation
+):
     settings = TrainSettings(**{**FAST.__dict__, "precision": "bf16", "ema_decay": 0.9})
     result = fit(tiny_sets, tmp_path / "a", settings, progress=False)
     losses = [epoch["train_loss"] for epoch in result["history"]]
@@ -161,7 +170,9 @@ def test_bf16_training_with_a_weight_average_learns_validates_both_and_resumes(t
         fit(tiny_sets, tmp_path / "b", settings, progress=False)
     resumed = fit(tiny_sets, tmp_path / "b", settings, resume=True, progress=False)
     strip = [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in result["history"]]
-    assert [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in resumed["history"]] == strip  # the average too
+    assert [
+        {k: v for k, v in epoch.items() if k != "seconds"} for epoch in resumed["history"]
+    ] == strip  # the average too
 
 
 def test_weight_average_starts_fast_then_follows_its_decay():
@@ -178,8 +189,10 @@ def test_weight_average_starts_fast_then_follows_its_decay():
     assert not average.module.weight.requires_grad
 
 
-@pytest.mark.parametrize("bad", [{"precision": "fp16"}, {"ema_decay": 1.0}, {"ema_decay": -0.1}, {"equalizer_db": -1.0},
-                                 {"pitch_shift_bins": -2}])
+@pytest.mark.parametrize(
+    "bad",
+    [{"precision": "fp16"}, {"ema_decay": 1.0}, {"ema_decay": -0.1}, {"equalizer_db": -1.0}, {"pitch_shift_bins": -2}],
+)
 def test_invalid_training_settings_are_refused(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         TrainSettings(**bad)
@@ -192,7 +205,9 @@ def test_band_limit_empties_the_bands_above_a_low_rate_source_cut():
     """Band-limit augmentation: whole mel bands above one of BAND_LIMITS_HZ drop to the -100 dB floor."""
     mel = torch.zeros(32, 50, 64)  # [B, T, F]
     targets = torch.zeros(32, 6), torch.zeros(32, 4, 6)
-    limited = augment(mel, *targets, TrainSettings(band_limit_probability=1.0, **ONLY_SPECTRAL), torch.Generator().manual_seed(1))[0]
+    limited = augment(
+        mel, *targets, TrainSettings(band_limit_probability=1.0, **ONLY_SPECTRAL), torch.Generator().manual_seed(1)
+    )[0]
     centres = mel_band_centres_hz()
     cuts_seen = set()
     for example in limited:
@@ -201,7 +216,9 @@ def test_band_limit_empties_the_bands_above_a_low_rate_source_cut():
         cut = next(c for c in BAND_LIMITS_HZ if np.array_equal(emptied, centres > c))
         cuts_seen.add(cut)
     assert len(cuts_seen) > 1
-    untouched = augment(mel, *targets, TrainSettings(band_limit_probability=0.0, **ONLY_SPECTRAL), torch.Generator().manual_seed(1))[0]
+    untouched = augment(
+        mel, *targets, TrainSettings(band_limit_probability=0.0, **ONLY_SPECTRAL), torch.Generator().manual_seed(1)
+    )[0]
     assert torch.equal(untouched, mel)
 
 
@@ -210,8 +227,9 @@ def test_pitch_shift_moves_every_band_of_an_example_by_one_whole_shift():
     targets untouched."""
     mel = torch.arange(64.0).expand(32, 10, 64).clone()  # [B, T, F]: each bin holds its own index
     targets = torch.rand(32, 6), torch.rand(32, 4, 6)
-    shifted, clip_target, token_target = augment(mel, *targets, TrainSettings(pitch_shift_bins=3, **ONLY_SPECTRAL),
-                                                 torch.Generator().manual_seed(3))
+    shifted, clip_target, token_target = augment(
+        mel, *targets, TrainSettings(pitch_shift_bins=3, **ONLY_SPECTRAL), torch.Generator().manual_seed(3)
+    )
     shifts = set()
     for example in shifted:
         shift = int(example[0, 32] - 32)  # a middle bin now holds the index of the bin it came from
@@ -229,7 +247,10 @@ def test_equalizer_adds_one_smooth_bounded_curve_per_example():
     changing smoothly from band to band, and different between examples."""
     mel = torch.randn(16, 20, 64)  # [B, T, F]
     targets = torch.zeros(16, 6), torch.zeros(16, 4, 6)
-    curves = augment(mel, *targets, TrainSettings(equalizer_db=6.0, **ONLY_SPECTRAL), torch.Generator().manual_seed(4))[0] - mel
+    curves = (
+        augment(mel, *targets, TrainSettings(equalizer_db=6.0, **ONLY_SPECTRAL), torch.Generator().manual_seed(4))[0]
+        - mel
+    )
     torch.testing.assert_close(curves, curves[:, :1].expand_as(curves))  # one curve per example, all frames
     curve = curves[:, 0]  # [B, F]
     assert curve.abs().max() <= 6.0 + 1e-5 and curve.abs().max() > 3.0
@@ -258,8 +279,14 @@ def test_shipped_model_finds_the_demo_events():
     assert model.labels == list(LABELS) and model.thresholds is not None
     wave, rate = sf.read(str(DATA / "demo.wav"), dtype="float32")
     assert rate == model.sample_rate and len(wave) == 60 * rate
-    framewise = model.predict(wave.reshape(6, 10 * rate), short="pad")["framewise"].reshape(-1, len(LABELS))  # [6144, C]
-    events, _ = official_events(framewise, targets_from_config(EventsConfig(), model.labels, model.thresholds), model.median_frames)
-    detections = pd.DataFrame([("demo.wav", *event) for event in events], columns=["filename", "onset", "offset", "event_label"])
+    framewise = model.predict(wave.reshape(6, 10 * rate), short="pad")["framewise"].reshape(
+        -1, len(LABELS)
+    )  # [6144, C]
+    events, _ = official_events(
+        framewise, targets_from_config(EventsConfig(), model.labels, model.thresholds), model.median_frames
+    )
+    detections = pd.DataFrame(
+        [("demo.wav", *event) for event in events], columns=["filename", "onset", "offset", "event_label"]
+    )
     _, per_class = event_f1(read_events(DATA / "demo.tsv"), read_metadata(DATA / "demo_metadata.tsv"), detections)
     assert np.mean([strict_f1(per_class, label) for label in LABELS]) >= DEMO_F1_FLOOR, per_class

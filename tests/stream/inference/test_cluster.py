@@ -40,16 +40,18 @@ def served():
 
     assert cluster.start_ray(None, num_cpus=2), "a Ray instance already runs on this machine: stop it first"
     try:
-        handle = cluster.deploy(functools.partial(load_model, None),
-                                cluster.ServeSettings(replicas=2, max_batch=8, num_cpus=1))
+        handle = cluster.deploy(
+            functools.partial(load_model, None), cluster.ServeSettings(replicas=2, max_batch=8, num_cpus=1)
+        )
         yield cluster.ServeInference(handle, cluster.gcs_address()), ray
     finally:
         ray.shutdown()
 
 
 def fast_config(**settings):
-    return with_overrides(load_config(None), {"publish.enabled": False, "store.path": "", "source.fast": True,
-                                              **settings})
+    return with_overrides(
+        load_config(None), {"publish.enabled": False, "store.path": "", "source.fast": True, **settings}
+    )
 
 
 def run_pipeline(config, model, inputs, inference=None, listeners=()):
@@ -88,9 +90,24 @@ def test_timelines_through_ray_equal_local_inference(served, model):
 
 def detect_events(*arguments: str) -> list[tuple]:
     """The events `htsat-live detect` prints: (state, label, time, the rest of the line)."""
-    result = subprocess.run([sys.executable, "-m", "htsat_live.cli", "detect", DEMO, "--fast", "--set",
-                             "publish.enabled=false", "--set", 'store.path=""', *arguments],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "htsat_live.cli",
+            "detect",
+            DEMO,
+            "--fast",
+            "--set",
+            "publish.enabled=false",
+            "--set",
+            'store.path=""',
+            *arguments,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     events = [EVENT_LINE.match(line).groups() for line in result.stdout.splitlines() if EVENT_LINE.match(line)]
     assert events, result.stdout
@@ -131,8 +148,9 @@ def test_an_unreachable_ray_address_is_one_line_and_exit_2(command):
     pytest.importorskip("ray", reason="Ray Serve is the optional extra: pip install -e '.[cluster]'")
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
     argument = f"ray:{address}" if command[0] == "detect" else address
-    result = subprocess.run([sys.executable, "-m", "htsat_live.cli", *command, argument], capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "htsat_live.cli", *command, argument], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"cannot reach Ray at {address}" in lines[0], result.stderr
@@ -151,14 +169,20 @@ def test_max_replicas_hands_the_replica_count_to_serves_autoscaler():
 
 
 def test_max_replicas_below_replicas_is_one_line_and_exit_2():
-    result = subprocess.run([sys.executable, "-m", "htsat_live.cli", "serve", "--replicas", "3", "--max-replicas", "2"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "htsat_live.cli", "serve", "--replicas", "3", "--max-replicas", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "--max-replicas at least --replicas" in result.stderr
 
 
 def replica_names(ray) -> list[str]:
-    return [actor["name"] for actor in ray.util.list_named_actors(all_namespaces=True) if "WindowModel" in actor["name"]]
+    return [
+        actor["name"] for actor in ray.util.list_named_actors(all_namespaces=True) if "WindowModel" in actor["name"]
+    ]
 
 
 def test_a_replica_killed_mid_stream_is_replaced_and_the_stream_goes_on(served, model, wait_until):
@@ -179,11 +203,15 @@ def test_a_replica_killed_mid_stream_is_replaced_and_the_stream_goes_on(served, 
     assert report.windows + report.failed_windows == 48 and report.windows >= 46
     assert statuses[-1]["inference"]["retries"] == client.retries
     assert statuses[-1]["counters"]["failed_windows"] == report.failed_windows
-    wait_until(lambda: len(replica_names(ray)) == 2 and killed[0] not in replica_names(ray), 120,
-               "Serve to replace the killed replica")
+    wait_until(
+        lambda: len(replica_names(ray)) == 2 and killed[0] not in replica_names(ray),
+        120,
+        "Serve to replace the killed replica",
+    )
     wave = np.zeros((1, 320000), np.float32)
-    np.testing.assert_allclose(client.predict(wave)["framewise"], model.predict(wave, short="pad")["framewise"],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        client.predict(wave)["framewise"], model.predict(wave, short="pad")["framewise"], atol=1e-5
+    )
 
 
 def test_a_deployment_lost_mid_stream_costs_counted_retries_and_windows_and_the_stream_goes_on(served, model):
@@ -199,8 +227,15 @@ def test_a_deployment_lost_mid_stream_costs_counted_retries_and_windows_and_the_
             statuses.append(body)
         if topic == "scores" and not redeploy and body["grid_end"] > 1500:
             serve.delete(cluster.APP)  # every call fails from now until it is deployed again
-            redeploy.append(threading.Thread(target=cluster.deploy, args=(
-                functools.partial(load_model, None), cluster.ServeSettings(replicas=2, max_batch=8, num_cpus=1))))
+            redeploy.append(
+                threading.Thread(
+                    target=cluster.deploy,
+                    args=(
+                        functools.partial(load_model, None),
+                        cluster.ServeSettings(replicas=2, max_batch=8, num_cpus=1),
+                    ),
+                )
+            )
             redeploy[0].start()
 
     retries_before = client.retries
@@ -223,8 +258,9 @@ def test_every_other_command_works_where_ray_cannot_be_imported(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
 
     def run(*arguments: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "htsat_live.cli", *arguments], capture_output=True, text=True,
-                              timeout=300, env=env)
+        return subprocess.run(
+            [sys.executable, "-m", "htsat_live.cli", *arguments], capture_output=True, text=True, timeout=300, env=env
+        )
 
     shadowed = subprocess.run([sys.executable, "-c", "import ray"], capture_output=True, text=True, env=env)
     assert "made unimportable" in shadowed.stderr

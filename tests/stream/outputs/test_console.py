@@ -14,9 +14,11 @@ from htsat_live.model import DEMO_RECORDING
 from htsat_live.stream.outputs.event_store import default_path
 from htsat_live.stream.outputs.publish import Subscriber
 
-LINE = re.compile(r"^\[\s*(?P<stamp>\d+\.\d\d) s\] (?P<state>start|end)\s+#(?P<id>\d+)\s+(?P<label>\S+)  "
-                  r"(?:from (?P<onset>\d+\.\d\d) s \(score \d\.\d\d\)"
-                  r"|(?P<span>\d+\.\d\d-\d+\.\d\d) s(?P<cancelled> \(cancelled: revised scores\))?.*)$")
+LINE = re.compile(
+    r"^\[\s*(?P<stamp>\d+\.\d\d) s\] (?P<state>start|end)\s+#(?P<id>\d+)\s+(?P<label>\S+)  "
+    r"(?:from (?P<onset>\d+\.\d\d) s \(score \d\.\d\d\)"
+    r"|(?P<span>\d+\.\d\d-\d+\.\d\d) s(?P<cancelled> \(cancelled: revised scores\))?.*)$"
+)
 
 
 def test_the_console_of_the_demo_is_in_order_and_uses_the_ids_of_every_output(tmp_path):
@@ -24,9 +26,23 @@ def test_the_console_of_the_demo_is_in_order_and_uses_the_ids_of_every_output(tm
     subscriber = Subscriber(address, topics=("event",))  # connects once detect binds
     received = []
     with open(tmp_path / "console.txt", "w") as console:
-        detect = subprocess.Popen([sys.executable, "-m", "htsat_live.cli", "detect", str(DEMO_RECORDING), "--fast",
-                                   "--set", f"publish.bind='{address}'", "--set", f"sinks.jsonl='{jsonl}'"],
-                                  stdout=console, stderr=subprocess.PIPE, text=True)
+        detect = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "htsat_live.cli",
+                "detect",
+                str(DEMO_RECORDING),
+                "--fast",
+                "--set",
+                f"publish.bind='{address}'",
+                "--set",
+                f"sinks.jsonl='{jsonl}'",
+            ],
+            stdout=console,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline:
@@ -59,15 +75,22 @@ def test_the_console_of_the_demo_is_in_order_and_uses_the_ids_of_every_output(tm
     for line in (line for line in lines if line["state"] == "end"):
         end = ends[int(line["id"])]
         assert (line["label"], line["span"], bool(line["cancelled"])) == (
-            end["label"], f"{end['onset']:.2f}-{end['offset']:.2f}", end["cancelled"])
+            end["label"],
+            f"{end['onset']:.2f}-{end['offset']:.2f}",
+            end["cancelled"],
+        )
 
     with closing(sqlite3.connect(default_path())) as connection:  # this test's XDG_DATA_HOME
         stored = connection.execute("SELECT event_id, label FROM events").fetchall()
     assert sorted(stored) == sorted(
-        (int(line["id"]), line["label"]) for line in lines if line["state"] == "end" and not line["cancelled"])
+        (int(line["id"]), line["label"]) for line in lines if line["state"] == "end" and not line["cancelled"]
+    )
 
     # ZeroMQ carries the same reports as the JSONL sink (a subscriber may miss the first ones while connecting)
-    published = [{key: body[key] for key in ("id", "state", "label", "onset", "offset")} for body in received
-                 if body["state"] != "update"]
+    published = [
+        {key: body[key] for key in ("id", "state", "label", "onset", "offset")}
+        for body in received
+        if body["state"] != "update"
+    ]
     logged = [{key: r[key] for key in ("id", "state", "label", "onset", "offset")} for r in reports]
-    assert len(published) >= len(logged) // 2 and published == logged[len(logged) - len(published):]
+    assert len(published) >= len(logged) // 2 and published == logged[len(logged) - len(published) :]

@@ -36,13 +36,29 @@ REPO = Path(__file__).resolve().parents[3]
 RATE = 32000
 
 
-def event(id=1, state="end", label="Dog", onset_frame=1024, offset_frame=1536, cancelled=False, confirmed=True,
-          wall=1.7e9) -> Event:
-    return Event(id=id, state=state, label=label, classes=(74,), onset_frame=onset_frame, offset_frame=offset_frame,
-                 onset=onset_frame * FRAME_SECONDS, offset=offset_frame * FRAME_SECONDS,
-                 onset_wall=wall + onset_frame * FRAME_SECONDS, offset_wall=wall + offset_frame * FRAME_SECONDS,
-                 peak=0.9, mean=0.7, threshold=0.5, final=state == "end", cancelled=cancelled, latency=1.0,
-                 confirmed=confirmed, confirm_latency=2.0 if confirmed else None)
+def event(
+    id=1, state="end", label="Dog", onset_frame=1024, offset_frame=1536, cancelled=False, confirmed=True, wall=1.7e9
+) -> Event:
+    return Event(
+        id=id,
+        state=state,
+        label=label,
+        classes=(74,),
+        onset_frame=onset_frame,
+        offset_frame=offset_frame,
+        onset=onset_frame * FRAME_SECONDS,
+        offset=offset_frame * FRAME_SECONDS,
+        onset_wall=wall + onset_frame * FRAME_SECONDS,
+        offset_wall=wall + offset_frame * FRAME_SECONDS,
+        peak=0.9,
+        mean=0.7,
+        threshold=0.5,
+        final=state == "end",
+        cancelled=cancelled,
+        latency=1.0,
+        confirmed=confirmed,
+        confirm_latency=2.0 if confirmed else None,
+    )
 
 
 def stored(path: Path) -> list[dict]:
@@ -73,8 +89,9 @@ def test_only_events_that_really_ended_are_stored(tmp_path):
 
 def test_the_clip_cut_for_an_event_is_recorded_with_it(tmp_path):
     history = EventStore(tmp_path / "events.db")
-    sinks = Sinks.from_config(SinksConfig(clips_dir=str(tmp_path / "clips"), pre_roll=0.5, post_roll=0.5),
-                              history.clip_saved)
+    sinks = Sinks.from_config(
+        SinksConfig(clips_dir=str(tmp_path / "clips"), pre_roll=0.5, post_roll=0.5), history.clip_saved
+    )
     ring = RingBuffer(30 * RATE, RATE)
     sinks.attach("mic", ring)
     ring.write((0.25 * np.sin(np.arange(20 * RATE) / 10)).astype(np.float32))
@@ -106,8 +123,12 @@ def test_files_that_are_no_history_of_ours_are_refused_naming_the_setting(tmp_pa
         connection.execute("CREATE TABLE t (x)")
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(np.random.default_rng(0).bytes(8192))
-    for path, problem in ((newer, "is newer than this htsat-live"), (foreign, "not an htsat-live event history"),
-                          (garbage, "not a database"), (read_only_dir / "sub" / "x.db", "cannot open")):
+    for path, problem in (
+        (newer, "is newer than this htsat-live"),
+        (foreign, "not an htsat-live event history"),
+        (garbage, "not a database"),
+        (read_only_dir / "sub" / "x.db", "cannot open"),
+    ):
         with pytest.raises(EventStoreError, match=f"store.path: .*{problem}"):
             EventStore(path)
 
@@ -199,16 +220,23 @@ def test_the_events_command_filters_and_formats_the_history(tmp_path, capsys):
     assert [(row["stream"], row["label"]) for row in json.loads(out)] == [("mic", "Speech"), ("door", "Dog")]
     code, out, _ = events_command(capsys, "--db", str(path), "--label", "Dog", "--stream", "door", "--format", "tsv")
     lines = out.splitlines()
-    assert lines[0].split("\t")[:3] == ["stream", "label", "onset"] and len(lines) == 2 and lines[1].startswith("door\tDog")
+    assert (
+        lines[0].split("\t")[:3] == ["stream", "label", "onset"]
+        and len(lines) == 2
+        and lines[1].startswith("door\tDog")
+    )
     code, out, _ = events_command(capsys, "--db", str(path))
     assert code == 0 and out.splitlines()[0].startswith("start (local time)") and out.endswith("3 events\n")
     assert parse_since("2025-11-25 14:00") == pytest.approx(time.mktime((2025, 11, 25, 14, 0, 0, 0, 0, -1)))
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--since", "yesterday"], "--since: expected an age"),
-    (["--db", "missing.db"], "no event history at missing.db"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--since", "yesterday"], "--since: expected an age"),
+        (["--db", "missing.db"], "no event history at missing.db"),
+    ],
+)
 def test_the_events_command_says_what_is_wrong_in_one_line(capsys, args, message):
     code, out, err = events_command(capsys, *args)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -216,15 +244,31 @@ def test_the_events_command_says_what_is_wrong_in_one_line(capsys, args, message
 
 def test_detect_keeps_its_confirmed_events_in_the_default_history(tmp_path, capsys):
     jsonl = tmp_path / "events.jsonl"
-    result = subprocess.run([sys.executable, "-m", "htsat_live.cli", "detect", str(DEMO_RECORDING), "--fast",
-                             "--set", "publish.enabled=false", "--set", f"sinks.jsonl='{jsonl}'"],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "htsat_live.cli",
+            "detect",
+            str(DEMO_RECORDING),
+            "--fast",
+            "--set",
+            "publish.enabled=false",
+            "--set",
+            f"sinks.jsonl='{jsonl}'",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     ends = [r for r in map(json.loads, jsonl.read_text().splitlines()) if r["state"] == "end" and not r["cancelled"]]
     assert len(ends) >= 10
     rows = stored(default_path())  # this test's XDG_DATA_HOME (tests/stream/conftest.py)
     assert sorted((r["label"], r["onset"], r["offset"]) for r in rows) == sorted(
-        (e["label"], e["onset"], e["offset"]) for e in ends)
+        (e["label"], e["onset"], e["offset"]) for e in ends
+    )
     assert "history_written=" in result.stdout
     code, out, _ = events_command(capsys, "--label", "Speech", "--format", "json")
     assert code == 0 and {row["label"] for row in json.loads(out)} == {"Speech"}

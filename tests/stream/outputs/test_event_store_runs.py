@@ -12,17 +12,32 @@ from htsat_live.model import DEMO_RECORDING
 
 def detect(path, jsonl) -> list[dict]:
     """Run detect on `path` into the default history (this test's XDG_DATA_HOME); the events it finished."""
-    result = subprocess.run([sys.executable, "-m", "htsat_live.cli", "detect", str(path), "--fast",
-                             "--set", "publish.enabled=false", "--set", f"sinks.jsonl='{jsonl}'"],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "htsat_live.cli",
+            "detect",
+            str(path),
+            "--fast",
+            "--set",
+            "publish.enabled=false",
+            "--set",
+            f"sinks.jsonl='{jsonl}'",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     reports = [json.loads(line) for line in jsonl.read_text().splitlines()]
     return [r for r in reports if r["state"] == "end" and r["confirmed"] and not r["cancelled"]]
 
 
 def events(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "htsat_live.cli", "events", *args], capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "htsat_live.cli", "events", *args], capture_output=True, text=True, timeout=60
+    )
 
 
 def spans(rows) -> list[tuple]:
@@ -31,8 +46,8 @@ def spans(rows) -> list[tuple]:
 
 def test_events_shows_and_filters_the_run_of_each_detect(tmp_path):
     audio, rate = soundfile.read(DEMO_RECORDING, dtype="float32")
-    soundfile.write(tmp_path / "first.wav", audio[:20 * rate], rate)
-    soundfile.write(tmp_path / "second.wav", audio[40 * rate:], rate)
+    soundfile.write(tmp_path / "first.wav", audio[: 20 * rate], rate)
+    soundfile.write(tmp_path / "second.wav", audio[40 * rate :], rate)
     first = detect(tmp_path / "first.wav", tmp_path / "first.jsonl")
     second = detect(tmp_path / "second.wav", tmp_path / "second.jsonl")
     assert first and second

@@ -75,8 +75,12 @@ def test_confirmed_events_states_level_and_discovery_arrive(mosquitto, wait_unti
     model = load_model()
     events = []
     keep_events = Listener(lambda topic, stream, body: events.append(body) if topic == "event" else None)
-    pipeline = Pipeline(stream_config(**{"source.fast": True}), model, [str(DEMO_RECORDING)],
-                        outputs=[MqttOutput(output_config(broker)), keep_events])
+    pipeline = Pipeline(
+        stream_config(**{"source.fast": True}),
+        model,
+        [str(DEMO_RECORDING)],
+        outputs=[MqttOutput(output_config(broker)), keep_events],
+    )
     try:
         pipeline.start()
         assert pipeline.wait(300)
@@ -96,7 +100,9 @@ def test_confirmed_events_states_level_and_discovery_arrive(mosquitto, wait_unti
     assert float(subscriber.payloads("htsat-live/demo_wav/speech/score")[0]) > 0.4
     assert all(-120 <= float(level) <= 0 for level in subscriber.payloads("htsat-live/demo_wav/level"))
     for label in model.labels:
-        config = json.loads(one_config(subscriber, f"homeassistant/binary_sensor/{CLIENT}/{CLIENT}_demo_wav_{segment(label)}/config"))
+        config = json.loads(
+            one_config(subscriber, f"homeassistant/binary_sensor/{CLIENT}/{CLIENT}_demo_wav_{segment(label)}/config")
+        )
         assert (config["name"], config["state_topic"]) == (label, f"htsat-live/demo_wav/{segment(label)}")
         assert config["unique_id"] == f"{CLIENT}_demo_wav_{segment(label)}"
         assert config["availability_topic"] == "htsat-live/availability" and config["device"]["identifiers"]
@@ -114,10 +120,29 @@ def one_config(subscriber, topic: str) -> str:
 
 
 def confirmed_start(id: int, label: str) -> EventMessage:
-    return EventMessage("mic", Event(id=id, state="start", label=label, classes=(0,), onset_frame=0, offset_frame=1,
-                                     onset=0.0, offset=0.01, onset_wall=0.0, offset_wall=0.01, peak=0.9, mean=0.9,
-                                     threshold=0.5, final=False, cancelled=False, latency=1.0, confirmed=True,
-                                     confirm_latency=1.0))
+    return EventMessage(
+        "mic",
+        Event(
+            id=id,
+            state="start",
+            label=label,
+            classes=(0,),
+            onset_frame=0,
+            offset_frame=1,
+            onset=0.0,
+            offset=0.01,
+            onset_wall=0.0,
+            offset_wall=0.01,
+            peak=0.9,
+            mean=0.9,
+            threshold=0.5,
+            final=False,
+            cancelled=False,
+            latency=1.0,
+            confirmed=True,
+            confirm_latency=1.0,
+        ),
+    )
 
 
 def test_a_broker_down_at_start_gets_the_newest_messages_of_a_bounded_queue(mosquitto, wait_until):
@@ -132,8 +157,14 @@ def test_a_broker_down_at_start_gets_the_newest_messages_of_a_bounded_queue(mosq
             started = time.monotonic()
             output.handle(confirmed_start(id, f"t{id}"))
             assert time.monotonic() - started < 0.5  # the broker's absence never holds the stream up
-        assert output.counters() | {"error": None} == {"connected": False, "queue": 6, "sent": 0, "dropped": 24,
-                                                       "reconnects": 0, "error": None}
+        assert output.counters() | {"error": None} == {
+            "connected": False,
+            "queue": 6,
+            "sent": 0,
+            "dropped": 24,
+            "reconnects": 0,
+            "error": None,
+        }
         broker.start()
         subscriber = Subscriber(broker)
         wait_until(lambda: len(subscriber.payloads("htsat-live/events")) == 2, 30, "the queued events")
@@ -149,7 +180,7 @@ def test_a_broker_restart_mid_stream_delays_messages_but_loses_none(mosquitto, t
     broker = mosquitto()
     subscriber = Subscriber(broker)
     excerpt = tmp_path / "excerpt.wav"
-    soundfile.write(excerpt, read_clip(DEMO_RECORDING)[:24 * SAMPLE_RATE], SAMPLE_RATE)  # Water, then an Alarm
+    soundfile.write(excerpt, read_clip(DEMO_RECORDING)[: 24 * SAMPLE_RATE], SAMPLE_RATE)  # Water, then an Alarm
     statuses = []
     output = MqttOutput(output_config(broker))
     keep_statuses = Listener(lambda topic, stream, body: statuses.append(body) if topic == "status" else None)
@@ -166,8 +197,9 @@ def test_a_broker_restart_mid_stream_delays_messages_but_loses_none(mosquitto, t
         report = pipeline.stop()["excerpt.wav"]
     counters = output.counters()
     sent = collapsed([str(status["level_dbfs"]) for status in statuses])
-    wait_until(lambda: collapsed(subscriber.payloads("htsat-live/excerpt_wav/level")) == sent, 30,
-               "every level message")
+    wait_until(
+        lambda: collapsed(subscriber.payloads("htsat-live/excerpt_wav/level")) == sent, 30, "every level message"
+    )
     subscriber.close()
     assert counters["reconnects"] >= 1 and counters["dropped"] == 0
     assert report.skipped_windows == 0 and report.windows == 20  # detection never stalled
@@ -188,8 +220,9 @@ def test_a_login_with_a_password_file_and_a_refused_one(mosquitto, tmp_path, wai
     (tmp_path / "good").write_text("s3cret\n")
     (tmp_path / "bad").write_text("guess\n")
     good = MqttOutput(output_config(broker, username="htsat", password_file=str(tmp_path / "good")))
-    bad = MqttOutput(MqttConfig(url=broker.url, client_id="intruder", username="htsat",
-                                password_file=str(tmp_path / "bad")))
+    bad = MqttOutput(
+        MqttConfig(url=broker.url, client_id="intruder", username="htsat", password_file=str(tmp_path / "bad"))
+    )
     try:
         wait_until(lambda: good.counters()["connected"], 30, "the login")
         wait_until(lambda: bad.counters()["error"] is not None, 30, "the refusal")
@@ -206,8 +239,9 @@ def test_a_login_with_a_password_file_and_a_refused_one(mosquitto, tmp_path, wai
         MqttOutput(output_config(broker, username="htsat", password_file=str(tmp_path / "absent")))
 
 
-def test_a_threshold_set_from_home_assistant_reaches_the_detector_and_is_echoed(mosquitto, tmp_path, tiny_checkpoint,
-                                                                               wait_until):
+def test_a_threshold_set_from_home_assistant_reaches_the_detector_and_is_echoed(
+    mosquitto, tmp_path, tiny_checkpoint, wait_until
+):
     broker = mosquitto()
     subscriber = Subscriber(broker)
     noise = (0.1 * np.random.default_rng(0).standard_normal(30 * SAMPLE_RATE)).astype(np.float32)
@@ -215,9 +249,13 @@ def test_a_threshold_set_from_home_assistant_reaches_the_detector_and_is_echoed(
     statuses = []
     keep_statuses = Listener(lambda topic, stream, body: statuses.append(body) if topic == "status" else None)
     thresholds = ThresholdChanges()  # the MQTT output sets the thresholds of the pipeline's streams through it
-    pipeline = Pipeline(stream_config(), load_model(tiny_checkpoint), [str(tmp_path / "noise.wav")],
-                        outputs=[MqttOutput(output_config(broker), thresholds.set), keep_statuses],
-                        thresholds=thresholds)
+    pipeline = Pipeline(
+        stream_config(),
+        load_model(tiny_checkpoint),
+        [str(tmp_path / "noise.wav")],
+        outputs=[MqttOutput(output_config(broker), thresholds.set), keep_statuses],
+        thresholds=thresholds,
+    )
     pipeline.start()
     try:
         state = "htsat-live/noise_wav/class_3/threshold"
@@ -233,10 +271,27 @@ def test_a_threshold_set_from_home_assistant_reaches_the_detector_and_is_echoed(
 
 
 def test_detect_with_an_unreadable_password_file_is_one_line_and_exit_2(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "htsat_live.cli", "detect", str(DEMO_RECORDING), "--fast",
-                             "--set", "publish.enabled=false", "--set", "mqtt.url='mqtt://127.0.0.1:1'",
-                             "--set", "mqtt.username=me", "--set", f"mqtt.password_file='{tmp_path}/absent'"],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "htsat_live.cli",
+            "detect",
+            str(DEMO_RECORDING),
+            "--fast",
+            "--set",
+            "publish.enabled=false",
+            "--set",
+            "mqtt.url='mqtt://127.0.0.1:1'",
+            "--set",
+            "mqtt.username=me",
+            "--set",
+            f"mqtt.password_file='{tmp_path}/absent'",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2
     assert "mqtt.password_file: cannot read" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

@@ -32,8 +32,8 @@ def run(directory: Path, mode: str, speech_score: float, final: bool = True) -> 
     """A Dog event at 10-15 s and Speech scored `speech_score` at 12-13 s (threshold 0.5), through the
     detector into the sinks, clips cut from a ring holding a tone. Returns the clips by label, the counters."""
     values = np.zeros((frame(SECONDS), 2), np.float32)  # [frames, (Speech, Dog)]
-    values[frame(10):frame(15), 1] = 0.9
-    values[frame(12):frame(13), 0] = speech_score
+    values[frame(10) : frame(15), 1] = 0.9
+    values[frame(12) : frame(13), 0] = speech_score
     detector = EventDetector([Target("Speech", (0,), 0.5, 0.5), Target("Dog", (1,), 0.5, 0.5)])
     sinks = Sinks.from_config(SinksConfig(clips_dir=str(directory), pre_roll=0.5, post_roll=0.5, privacy=mode))
     ring = RingBuffer(30 * SAMPLE_RATE, SAMPLE_RATE)
@@ -71,8 +71,10 @@ def test_mute_silences_the_speech_and_keeps_the_rest_of_the_clip(tmp_path):
     assert sorted(clips) == sorted(plain) == ["Dog", "Speech"] and counters["clips_privacy_muted"] == 2
     dog, _ = soundfile.read(clips["Dog"], dtype="float32")
     original, _ = soundfile.read(plain["Dog"], dtype="float32")
-    speech = slice(round((frame(12) / FRAMES_PER_SECOND - 9.5) * SAMPLE_RATE),
-                   round((frame(13) / FRAMES_PER_SECOND - 9.5) * SAMPLE_RATE))  # the clip starts at 9.5 s
+    speech = slice(
+        round((frame(12) / FRAMES_PER_SECOND - 9.5) * SAMPLE_RATE),
+        round((frame(13) / FRAMES_PER_SECOND - 9.5) * SAMPLE_RATE),
+    )  # the clip starts at 9.5 s
     assert dog.shape == original.shape and not dog[speech].any()
     rest = np.ones(dog.shape[0], bool)
     rest[speech] = False
@@ -92,10 +94,28 @@ def test_a_privacy_target_that_is_not_detected_is_refused(tmp_path):
 
 
 def detect_demo(directory: Path, privacy: str) -> tuple[list[dict], str]:
-    result = subprocess.run([sys.executable, "-m", "htsat_live.cli", "detect", str(DEMO_RECORDING), "--fast",
-                             "--set", "publish.enabled=false", "--set", f"sinks.clips_dir='{directory}/clips'",
-                             "--set", f"sinks.jsonl='{directory}/e.jsonl'", "--set", f"sinks.privacy={privacy}"],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "htsat_live.cli",
+            "detect",
+            str(DEMO_RECORDING),
+            "--fast",
+            "--set",
+            "publish.enabled=false",
+            "--set",
+            f"sinks.clips_dir='{directory}/clips'",
+            "--set",
+            f"sinks.jsonl='{directory}/e.jsonl'",
+            "--set",
+            f"sinks.privacy={privacy}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in (directory / "e.jsonl").read_text().splitlines()]
     return [r for r in lines if r["state"] == "end" and not r["cancelled"]], result.stdout
@@ -112,6 +132,8 @@ def test_the_demo_keeps_no_speech_in_its_clips(tmp_path):
     [event] = [e for e in ends if e["label"] == "Speech"]
     [clip] = (tmp_path / "mute" / "clips").glob(f"*-{event['id']}-Speech-*.wav")
     audio, _ = soundfile.read(clip, dtype="float32")
-    inside = audio[SAMPLE_RATE:SAMPLE_RATE + round((event["offset"] - event["onset"]) * SAMPLE_RATE)]  # after 1 s of pre-roll
+    inside = audio[
+        SAMPLE_RATE : SAMPLE_RATE + round((event["offset"] - event["onset"]) * SAMPLE_RATE)
+    ]  # after 1 s of pre-roll
     assert inside.size > SAMPLE_RATE // 2 and not inside.any()
     assert np.abs(audio).max() > 0.01  # the pre-roll is still there

@@ -30,16 +30,24 @@ def scrape(port: int) -> dict[str, float]:
 def test_a_scrape_during_a_run_shows_counters_levels_latencies_and_events(tmp_path, tiny_checkpoint, wait_until):
     noise = (0.1 * np.random.default_rng(0).standard_normal(20 * SAMPLE_RATE)).astype(np.float32)
     soundfile.write(tmp_path / "noise.wav", noise, SAMPLE_RATE)
-    config = with_overrides(load_config(None), {"publish.enabled": False, "events.threshold": 0.05,
-                                                "metrics.bind": "127.0.0.1:0", "windows.hop": 1.0})
+    config = with_overrides(
+        load_config(None),
+        {"publish.enabled": False, "events.threshold": 0.05, "metrics.bind": "127.0.0.1:0", "windows.hop": 1.0},
+    )
     metrics = PrometheusMetrics.from_config(config.metrics)
     pipeline = Pipeline(config, load_model(tiny_checkpoint), [str(tmp_path / "noise.wav")], outputs=[metrics])
     pipeline.start()  # paced in real time: the scrapes below happen while it runs
     try:
-        wait_until(lambda: scrape(metrics.port).get('htsat_live_windows_total{stream="noise.wav"}', 0) >= 3, 60,
-                   "three windows counted")
-        wait_until(lambda: any(name.startswith("htsat_live_events_total") for name in scrape(metrics.port)), 60,
-                   "an event counted")
+        wait_until(
+            lambda: scrape(metrics.port).get('htsat_live_windows_total{stream="noise.wav"}', 0) >= 3,
+            60,
+            "three windows counted",
+        )
+        wait_until(
+            lambda: any(name.startswith("htsat_live_events_total") for name in scrape(metrics.port)),
+            60,
+            "an event counted",
+        )
         during = scrape(metrics.port)
         assert not pipeline.wait(0), "the stream ended before the scrape"
     finally:
@@ -59,9 +67,11 @@ def test_a_scrape_during_a_run_shows_counters_levels_latencies_and_events(tmp_pa
 def test_the_mqtt_queue_and_drops_come_from_the_status(wait_until):
     metrics = PrometheusMetrics("127.0.0.1", 0)
     try:
-        status = {"counters": dict.fromkeys(("windows", "skipped_windows", "overruns", "input_overflows",
-                                             "reconnects"), 0), "level_dbfs": -40.0,
-                  "mqtt": {"connected": False, "queue": 17, "sent": 3, "dropped": 5, "reconnects": 1, "error": None}}
+        status = {
+            "counters": dict.fromkeys(("windows", "skipped_windows", "overruns", "input_overflows", "reconnects"), 0),
+            "level_dbfs": -40.0,
+            "mqtt": {"connected": False, "queue": 17, "sent": 3, "dropped": 5, "reconnects": 1, "error": None},
+        }
         metrics.handle(Message("status", "mic", status))
         samples = scrape(metrics.port)
     finally:

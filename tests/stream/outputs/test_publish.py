@@ -73,8 +73,17 @@ def test_topic_filter_delivers_only_the_chosen_topics():
 def test_scores_message_sends_the_changed_frames_of_the_top_classes():
     values = np.array([[0.1, 0.9, 0.5], [0.2, 0.8, 0.4]], np.float32)
     update = TimelineUpdate(start=40, values=values, end=42, final_upto=30)
-    body = scores_message(update, np.array([0.3, 0.1, 0.7], np.float32), ["a", "b", "c"], 2,
-                          wall_time_start=12.5, window_start=0, window_samples=13440, hop=1.25, window_wall_end=13.0)
+    body = scores_message(
+        update,
+        np.array([0.3, 0.1, 0.7], np.float32),
+        ["a", "b", "c"],
+        2,
+        wall_time_start=12.5,
+        window_start=0,
+        window_samples=13440,
+        hop=1.25,
+        window_wall_end=13.0,
+    )
     assert body["classes"] == [2, 0] and body["labels"] == ["c", "a"]
     assert body["frames"] == [[0.5, 0.1], [0.4, 0.2]]
     assert body["clipwise"] == [0.7, 0.3] and body["window_wall_end"] == 13.0
@@ -85,9 +94,26 @@ def test_scores_message_sends_the_changed_frames_of_the_top_classes():
 
 
 def test_event_messages_are_json_and_nonfinite_values_become_null():
-    event = Event(id=3, state="start", label="Dog", classes=(74,), onset_frame=10, offset_frame=20, onset=0.1,
-                  offset=0.2, onset_wall=1.0, offset_wall=1.1, peak=0.9, mean=float("nan"), threshold=0.5,
-                  final=False, cancelled=False, latency=0.25, confirmed=False, confirm_latency=None)
+    event = Event(
+        id=3,
+        state="start",
+        label="Dog",
+        classes=(74,),
+        onset_frame=10,
+        offset_frame=20,
+        onset=0.1,
+        offset=0.2,
+        onset_wall=1.0,
+        offset_wall=1.1,
+        peak=0.9,
+        mean=float("nan"),
+        threshold=0.5,
+        final=False,
+        cancelled=False,
+        latency=0.25,
+        confirmed=False,
+        confirm_latency=None,
+    )
     with Publisher(ANY_PORT) as publisher, connect(publisher) as subscriber:
         assert publisher.send("event", "mic", event_message(event))
         body = subscriber.receive(2.0).body
@@ -164,8 +190,12 @@ def test_messages_of_another_schema_version_are_skipped_and_counted():
 
 
 def test_curve_roundtrip_and_clients_without_the_server_key_get_nothing(tmp_path):
-    subprocess.run([sys.executable, "-m", "htsat_live.cli", "keys", str(tmp_path / "server")], cwd=ROOT, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "htsat_live.cli", "keys", str(tmp_path / "server")],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     public, secret = tmp_path / "server.key", tmp_path / "server.key_secret"
     assert public.exists() and secret.exists() and (secret.stat().st_mode & 0o077) == 0
     with Publisher(ANY_PORT, secret_key_file=str(secret)) as publisher:
@@ -199,8 +229,24 @@ def test_bad_key_file_is_a_clear_error(tmp_path):
 
 def test_listen_prints_received_messages_and_keys_refuses_to_overwrite(tmp_path):
     with Publisher(ANY_PORT) as publisher:
-        listen = subprocess.Popen([sys.executable, "-m", "htsat_live.cli", "listen", publisher.address, "--topic", "event",
-                                   "--count", "2", "--timeout", "30"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        listen = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "htsat_live.cli",
+                "listen",
+                publisher.address,
+                "--topic",
+                "event",
+                "--count",
+                "2",
+                "--timeout",
+                "30",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             for n in range(600):
                 publisher.send("event", "mic", {"n": n})
@@ -216,5 +262,7 @@ def test_listen_prints_received_messages_and_keys_refuses_to_overwrite(tmp_path)
     assert topic == "event" and json.loads(body)["stream"] == "mic"
     prefix = str(tmp_path / "k")
     first = subprocess.run([sys.executable, "-m", "htsat_live.cli", "keys", prefix], cwd=ROOT, capture_output=True)
-    again = subprocess.run([sys.executable, "-m", "htsat_live.cli", "keys", prefix], cwd=ROOT, capture_output=True, text=True)
+    again = subprocess.run(
+        [sys.executable, "-m", "htsat_live.cli", "keys", prefix], cwd=ROOT, capture_output=True, text=True
+    )
     assert first.returncode == 0 and again.returncode == 1 and "exists" in again.stdout

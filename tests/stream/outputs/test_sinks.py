@@ -26,11 +26,26 @@ RATE = 32000
 
 
 def event(id=1, state="end", label="Dog", onset_frame=1024, offset_frame=1536, cancelled=False) -> Event:
-    return Event(id=id, state=state, label=label, classes=(74,), onset_frame=onset_frame, offset_frame=offset_frame,
-                 onset=onset_frame * FRAME_SECONDS, offset=offset_frame * FRAME_SECONDS,
-                 onset_wall=1.7e9 + onset_frame * FRAME_SECONDS, offset_wall=1.7e9 + offset_frame * FRAME_SECONDS,
-                 peak=0.9, mean=0.7, threshold=0.5, final=state == "end", cancelled=cancelled, latency=1.0,
-                 confirmed=True, confirm_latency=1.0)
+    return Event(
+        id=id,
+        state=state,
+        label=label,
+        classes=(74,),
+        onset_frame=onset_frame,
+        offset_frame=offset_frame,
+        onset=onset_frame * FRAME_SECONDS,
+        offset=offset_frame * FRAME_SECONDS,
+        onset_wall=1.7e9 + onset_frame * FRAME_SECONDS,
+        offset_wall=1.7e9 + offset_frame * FRAME_SECONDS,
+        peak=0.9,
+        mean=0.7,
+        threshold=0.5,
+        final=state == "end",
+        cancelled=cancelled,
+        latency=1.0,
+        confirmed=True,
+        confirm_latency=1.0,
+    )
 
 
 def message(e: Event) -> EventMessage:
@@ -49,7 +64,10 @@ def test_jsonl_logs_starts_and_ends_and_appends(tmp_path):
     again.close()
     records = [json.loads(line) for line in path.read_text().splitlines()]
     assert [(r["id"], r["state"], r["cancelled"], r["stream"]) for r in records] == [
-        (1, "start", False, "mic"), (1, "end", False, "mic"), (2, "end", True, "mic")]
+        (1, "start", False, "mic"),
+        (1, "end", False, "mic"),
+        (2, "end", True, "mic"),
+    ]
 
 
 def test_tsv_and_audacity_list_only_events_that_really_ended(tmp_path):
@@ -59,8 +77,10 @@ def test_tsv_and_audacity_list_only_events_that_really_ended(tmp_path):
         sink.write("clip.wav", event(id=1))
         sink.write("clip.wav", event(id=2, label="Cat", cancelled=True))
         sink.close()
-    assert (tmp_path / "a.tsv").read_text().splitlines() == ["filename\tonset\toffset\tevent_label",
-                                                              "clip.wav\t10.0\t15.0\tDog"]
+    assert (tmp_path / "a.tsv").read_text().splitlines() == [
+        "filename\tonset\toffset\tevent_label",
+        "clip.wav\t10.0\t15.0\tDog",
+    ]
     assert (tmp_path / "a.txt").read_text().splitlines() == ["10.000000\t15.000000\tDog"]
 
 
@@ -105,23 +125,28 @@ def test_clips_too_large_for_the_cap_or_without_audio_are_skipped(tmp_path):
 
 
 def test_sinks_take_published_messages_and_cut_clips_from_the_ring(tmp_path):
-    config = SinksConfig(jsonl=str(tmp_path / "e.jsonl"), tsv=str(tmp_path / "e.tsv"),
-                         clips_dir=str(tmp_path / "clips"), pre_roll=1.0, post_roll=1.0)
+    config = SinksConfig(
+        jsonl=str(tmp_path / "e.jsonl"),
+        tsv=str(tmp_path / "e.tsv"),
+        clips_dir=str(tmp_path / "clips"),
+        pre_roll=1.0,
+        post_roll=1.0,
+    )
     sinks = Sinks.from_config(config)
     assert len(sinks.text_sinks) == 2 and sinks.clips is not None
     ring = RingBuffer(20 * RATE, RATE)
     sinks.attach("mic", ring)
     tone = (0.25 * np.sin(2 * np.pi * 440 * np.arange(30 * RATE) / RATE)).astype(np.float32)
-    ring.write(tone[:15 * RATE])
+    ring.write(tone[: 15 * RATE])
     sinks.handle(message(event()))  # 10 s .. 15 s: the post-roll is not there yet
     assert sinks.clips.written == 0
-    ring.write(tone[15 * RATE:17 * RATE])
+    ring.write(tone[15 * RATE : 17 * RATE])
     sinks.handle(Message("status", "mic", {}))
     [clip] = (tmp_path / "clips").iterdir()
     audio, _ = soundfile.read(clip, dtype="float32")
-    np.testing.assert_allclose(audio, tone[9 * RATE:16 * RATE], atol=1e-4)
+    np.testing.assert_allclose(audio, tone[9 * RATE : 16 * RATE], atol=1e-4)
     sinks.handle(message(event(id=2, onset_frame=1536, offset_frame=2000)))  # ends at 19.5 s
-    ring.write(tone[17 * RATE:18 * RATE])
+    ring.write(tone[17 * RATE : 18 * RATE])
     sinks.close()  # the stream is over: the last clip is cut at the newest sample
     assert sinks.clips.written == 2 and len(list((tmp_path / "clips").iterdir())) == 2
     assert (tmp_path / "e.tsv").read_text().splitlines()[1:] == ["mic\t10.0\t15.0\tDog", "mic\t15.0\t19.53125\tDog"]
@@ -155,8 +180,15 @@ def test_an_unwritable_clips_dir_or_log_is_refused_at_start(read_only_dir):
 
 
 def test_a_full_disk_costs_its_clips_and_lines_not_the_stream_or_the_other_sinks(full_disk, tmp_path):
-    sinks = Sinks.from_config(SinksConfig(clips_dir=str(full_disk), tsv=str(tmp_path / "e.tsv"),
-                                          jsonl=str(tmp_path / "e.jsonl"), pre_roll=0.0, post_roll=0.0))
+    sinks = Sinks.from_config(
+        SinksConfig(
+            clips_dir=str(full_disk),
+            tsv=str(tmp_path / "e.tsv"),
+            jsonl=str(tmp_path / "e.jsonl"),
+            pre_roll=0.0,
+            post_roll=0.0,
+        )
+    )
     ring = RingBuffer(40 * RATE, RATE)
     sinks.attach("mic", ring)
     ring.write((0.25 * np.sin(np.arange(30 * RATE) / 10)).astype(np.float32))
@@ -168,7 +200,10 @@ def test_a_full_disk_costs_its_clips_and_lines_not_the_stream_or_the_other_sinks
     assert counters["tsv_failures"] == 0 and counters["jsonl_failures"] == 0
     assert not list(full_disk.glob("*.wav"))  # no partial clip left behind
     sinks.close()
-    assert len((tmp_path / "e.tsv").read_text().splitlines()) == 4 and len((tmp_path / "e.jsonl").read_text().splitlines()) == 3
+    assert (
+        len((tmp_path / "e.tsv").read_text().splitlines()) == 4
+        and len((tmp_path / "e.jsonl").read_text().splitlines()) == 3
+    )
 
 
 def test_a_log_on_a_full_disk_counts_its_lost_lines(full_disk, tmp_path):
