@@ -1,1 +1,2 @@
-"""Evaluation: event metrics, batch detection, stream-vs-offline consistency, the official reference forward and the benchmarks."""
+"""Evaluation: event metrics, batch detection, stream-vs-offline consistency, the official reference forward and
+the benchmarks."""

@@ -5,21 +5,23 @@ random weights) and are timed in the same run, interleaved round by round, so th
 slows them alike. Each row gives ms per 10-s window (median and p95 over rounds), windows/s, the speed-up over
 the reference at the same batch size, the achieved GFLOP/s and its share of this CPU's matrix-multiply peak
 for the contender's number type (measured by a short probe in the same run), and the drift of its framewise
-output from the reference's, held against its number type's budget (DRIFT_BUDGETS). A second table gives each contender's warm-up: the time to build it (export,
-conversion, compilation), its first call, and the peak memory that building and warming it up added to the
-process (weights, compiled graphs, arenas, the largest batch's activations).
+output from the reference's, held against its number type's budget (DRIFT_BUDGETS). A second table gives each
+contender's warm-up: the time to build it (export, conversion, compilation), its first call, and the peak memory
+that building and warming it up added to the process (weights, compiled graphs, arenas, the largest batch's
+activations).
 On a machine with CUDA the GPU backends join them (torch fp32 and bf16, ONNX Runtime's CUDA provider where
 installed).
 """
 
 import argparse
+import functools
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -267,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
             contender.run(np.concatenate([probes] * (batch // len(probes) + 1))[:batch])
 
     for contender in tqdm(contenders, desc="building and warming up", unit="contender"):
-        contender.peak_mib = peak_mib(lambda: warm_up(contender))
+        contender.peak_mib = peak_mib(functools.partial(warm_up, contender))
     peaks = matmul_peaks()
     for batch in args.batch:
         waves = np.concatenate([probes] * (batch // len(probes) + 1))[:batch]
@@ -305,7 +307,8 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"{contender.name:32s} {batch:5d} {per_window * 1000:9.1f} {p95 * 1000:7.1f} {1 / per_window:6.2f} "
                 f"{base / per_window:7.2f}x {rate:7.0f} {rate / peaks[contender.dtype] * 100:5.0f}%  "
-                f"{drift.max():12.2e} / {drift.mean():.2e} {'ok' if within_budget(contender.dtype, drift) else 'over':>6s}  "
+                f"{drift.max():12.2e} / {drift.mean():.2e} "
+                f"{'ok' if within_budget(contender.dtype, drift) else 'over':>6s}  "
                 f"{agreement:.3f}"
             )
     print()

@@ -39,7 +39,7 @@ SUBCOMMANDS = [
     ),
     Subcommand(
         "serve",
-        "Serve the model to detect --inference ray: a Ray Serve deployment of batching replicas (needs the cluster extra).",
+        "Serve the model to detect --inference ray: a Ray Serve deployment of batching replicas.",
         "htsat_live.stream.commands:add_serve_arguments",
         "htsat_live.stream.commands:run_serve",
         "cluster",

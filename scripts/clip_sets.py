@@ -8,7 +8,8 @@ esc50: an ESC-50-shaped folder of Debian's scratch sounds (downloaded with `apt-
 classes the starter model was never trained on, each recording cut into up to --takes 5-s clips, one fold per
 recording. speech-commands: words spoken by espeak-ng (apt package espeak-ng) in several voices.
 soundscape: one clip of each class of an ESC-50-shaped set's fold, in turn, 2 s apart over quiet noise, with
-its truth as OUT.tsv (filename, onset, offset, event_label) and OUT_durations.tsv, for `htsat-live detect` with that fold's model.
+its truth as OUT.tsv (filename, onset, offset, event_label) and OUT_durations.tsv, for `htsat-live detect` with
+that fold's model.
 """
 
 import argparse

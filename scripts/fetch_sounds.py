@@ -46,7 +46,8 @@ def main() -> int:
                 cache / "clips", sources, split, getattr(args, split), args.seed, cache / "soundscapes" / split
             )
             print(
-                f"{split}: {len(manifest['clips'])} clips in {cache / 'soundscapes' / split} (hash {manifest['hash'][:12]})"
+                f"{split}: {len(manifest['clips'])} clips in {cache / 'soundscapes' / split} "
+                f"(hash {manifest['hash'][:12]})"
             )
     if args.demo:
         make_demo(cache / "clips", sources, args.seed, args.manifest.parent, DEMO_SETTINGS)

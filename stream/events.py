@@ -43,8 +43,8 @@ shows: only confirmed events, each announced by a `start` when it becomes confir
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
-from typing import Callable
 
 import numpy as np
 

@@ -17,7 +17,7 @@ the loudest window's level and its `mean` the level of its mean power, both in d
 """
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -172,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  {entry['peak']:.3f}  {entry['label']}")
             for event in result["events"]:
                 print(
-                    f"  event {event['onset']:8.3f} - {event['offset']:8.3f} s  {event['label']}  peak {event['peak']:.3f}"
+                    f"  event {event['onset']:8.3f} - {event['offset']:8.3f} s  {event['label']}  "
+                    f"peak {event['peak']:.3f}"
                 )
     return 1 if failed else 0

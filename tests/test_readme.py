@@ -187,7 +187,7 @@ def test_the_first_five_minutes_run_as_written(checkout, x_display, read_lines, 
                 gui = Process(argv, checkout, gui_env, read_lines)
                 started.append(gui)
                 wait_until(
-                    lambda: gui.process.poll() is not None or gui_window_shown(gui_env),
+                    lambda gui=gui, gui_env=gui_env: gui.process.poll() is not None or gui_window_shown(gui_env),
                     START_SECONDS,
                     f"the window of {gui.name}",
                 )

@@ -18,7 +18,8 @@ from htsat_live.training.clip_training import (
 from htsat_live.training.mel_cache import cache_home
 
 CLIPS_HELP = (
-    "train on clip-labelled data instead of soundscapes: a folder per class, an ESC-50 folder (meta/esc50.csv, audio/), "
+    "train on clip-labelled data instead of soundscapes: a folder per class, an ESC-50 folder "
+    "(meta/esc50.csv, audio/), "
     "a Speech Commands folder (validation_list.txt, testing_list.txt) or a CSV of filename,labels (multi-label). "
     "Clips under 10 s are tiled, longer ones cut into 10-s windows; unreadable files are skipped and counted. Without "
     "--val-clips or --folds a stratified 15%% of each class is held out for validation (Speech Commands: its "
@@ -154,7 +155,8 @@ def run_clip_train(args) -> int:
         best = result["best"]
         figure = f"mAP {best['map']:.3f}" if clip_set.multi_label else f"accuracy {best['accuracy']:.3f}"
         print(
-            f"best epoch {best['epoch']}: validation {figure} ({best['weights']} weights) -> {out / 'best.safetensors'}; "
+            f"best epoch {best['epoch']}: validation {figure} ({best['weights']} weights) "
+            f"-> {out / 'best.safetensors'}; "
             f"{np.mean(seconds):.1f} s per epoch, {np.mean(speed):.1f} training clips/s"
         )
         results.append(best)

@@ -127,7 +127,7 @@ def clip_features(clip_set: ClipSet, cache_dir: Path, progress: bool = True) -> 
     for clip in tqdm(clip_set.clips, desc="log-mels", unit="clip", disable=not progress):
         try:
             key = hashlib.sha256(f"{FEATURES}\n{file_digest(clip.path)}".encode()).hexdigest()
-            features, _ = cached_features(cache_dir, "clip-logmels", key, lambda: logmels(clip.path))
+            features, _ = cached_features(cache_dir, "clip-logmels", key, functools.partial(logmels, clip.path))
         except (OSError, AudioFileError) as error:
             skipped.append(f"{clip.path}: {getattr(error, 'strerror', None) or error}")
             continue

@@ -1,8 +1,8 @@
 """Training and fine-tuning HTS-AT on strong-labelled soundscapes: the loop of `htsat-live train`.
 
 Recipe: AdamW (0.9, 0.999, eps 1e-8, weight decay 0.05), linear warm-up then cosine decay per step
-(`Schedule`), balanced sampling (clips weighted by the rarity of their labels, `data`), the augmentations of `augment` and
-the clip + frame loss of `loss`, optionally under bfloat16 autocast and with an exponential moving average
+(`Schedule`), balanced sampling (clips weighted by the rarity of their labels, `data`), the augmentations of
+`augment` and the clip + frame loss of `loss`, optionally under bfloat16 autocast and with an exponential moving average
 of the weights. Each epoch is validated (`validation`: event F1 with a tuned median filter and per-class
 thresholds) and the best epoch is kept in our checkpoint format, with its event rule. Training is
 deterministic for a seed and resumes from the last finished epoch: a run resumed with its own number of epochs

@@ -19,7 +19,10 @@ from htsat_live.model.cache import user_cache_dir
 from htsat_live.model.frontend import F_MAX, F_MIN, N_FFT, N_MELS
 from htsat_live.model.timebase import HOP_LENGTH, SAMPLE_RATE, WINDOW_SAMPLES
 
-FEATURES = f"logmel sr={SAMPLE_RATE} n_fft={N_FFT} hop={HOP_LENGTH} mels={N_MELS} fmin={F_MIN} fmax={F_MAX} window={WINDOW_SAMPLES}"
+FEATURES = (
+    f"logmel sr={SAMPLE_RATE} n_fft={N_FFT} hop={HOP_LENGTH} mels={N_MELS} fmin={F_MIN} fmax={F_MAX} "
+    f"window={WINDOW_SAMPLES}"
+)
 
 
 def cache_home(cache_dir: str | Path | None = None) -> Path:

@@ -81,7 +81,8 @@ def find_tables(directory: Path) -> tuple[Path, Path]:
             raise ValueError(f"{directory}: no {needs[kind]} in the folder or its metadata/ (found {seen})")
         if len(paths) > 1:
             raise ValueError(
-                f"{directory}: {len(paths)} {needs[kind].split(' (')[0]}s ({', '.join(p.name for p in paths)}): keep one"
+                f"{directory}: {len(paths)} {needs[kind].split(' (')[0]}s "
+                f"({', '.join(p.name for p in paths)}): keep one"
             )
     return found["events"][0], found["durations"][0]
 
@@ -101,7 +102,8 @@ def read_folder(directory: str | Path) -> SoundscapeFolder:
     duplicated = durations["filename"][durations["filename"].duplicated()]
     if len(duplicated):
         raise ValueError(
-            f"{durations_path}: {duplicated.iloc[0]} is listed {int((durations['filename'] == duplicated.iloc[0]).sum())} times"
+            f"{durations_path}: {duplicated.iloc[0]} is listed "
+            f"{int((durations['filename'] == duplicated.iloc[0]).sum())} times"
         )
     missing = [name for name in durations["filename"] if not (audio_dir / name).is_file()]
     if missing:

@@ -214,7 +214,7 @@ def licence_of(package: str, path: str, stanzas: list[tuple[list[str], str]]) ->
     """The licence of the last stanza whose pattern matches the end of `path` (DEP-5: last match wins)."""
     if package in LICENCE_OVERRIDES:
         return LICENCE_OVERRIDES[package]
-    found = "see /usr/share/doc/%s/copyright" % package
+    found = f"see /usr/share/doc/{package}/copyright"
     for patterns, licence in stanzas:
         if any(p != "debian/*" and fnmatch.fnmatch(path, p if p == "*" else "*" + p.lstrip("./")) for p in patterns):
             found = licence

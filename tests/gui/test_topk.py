@@ -43,7 +43,7 @@ def test_the_top_k_chart_fits_with_its_title_axis_and_values(window, grab, messa
         assert view.contains(below) and image.ink(below) > 5, f"no label at {value}"
 
     # every bar, in its class's colour and as long as its score, with its value written at its end
-    for row, (name, score) in enumerate(zip(NAMES, SCORES)):
+    for row, score in enumerate(SCORES):
         y = len(NAMES) - 1 - row + 0.5  # the best at the top (by score, the default order)
         inside = y + 0.25  # off the row's centre line, where the name's tick mark reaches in
         assert image.colour(topk, score / 2, inside).rgb() == class_colour((row,)).rgb()

@@ -112,7 +112,8 @@ class Mosquitto:
                 return
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"mosquitto did not start: {(self.directory / 'mosquitto.log').read_text()}")
+                    log = (self.directory / "mosquitto.log").read_text()
+                    raise RuntimeError(f"mosquitto did not start: {log}") from None
                 time.sleep(0.02)
 
     def stop(self) -> None:

@@ -194,7 +194,10 @@ def test_streaming_through_the_stitcher_gives_the_offline_events_of_the_final_ti
 
     offline = EventDetector(events.targets, median_frames=33, min_duration=0.5, gap_merge=0.4)
     whole = offline.update(timeline(stitcher.frames(0, stitcher.end))) + offline.flush()
-    key = lambda r: (r.label, r.onset_frame, r.offset_frame)
+
+    def key(r):
+        return r.label, r.onset_frame, r.offset_frame
+
     final_streamed = sorted((r for r in streamed if r.state == "end" and not r.cancelled), key=key)
     final_whole = sorted((r for r in whole if r.state == "end"), key=key)
     assert list(map(key, final_streamed)) == list(map(key, final_whole))
