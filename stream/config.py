@@ -67,7 +67,8 @@ Members = Annotated[tuple[LabelOrIndex, ...], Strict(False), Field(min_length=1)
 
 
 class _Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # nan and inf are refused for every float: no setting gives them a meaning (a large number lifts a cap)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 def _inference(setting: str) -> str:
@@ -199,8 +200,13 @@ def load_config(path: str | Path | None = None) -> Config:
     if path is None:
         return config_from_dict({})
     try:
-        with open(path, "rb") as file:
-            data = tomllib.load(file)
+        # utf-8-sig: a byte order mark, as some Windows editors write, is read past
+        data = tomllib.loads(Path(path).read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as error:
+        line = error.object[: error.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text (line {line}, byte {error.object[error.start]:#04x}); save it as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
     except OSError as error:
@@ -259,6 +265,7 @@ _EXPECTED = {
     "tuple_type": "a list",
     "dict_type": "a table",
     "model_type": "a table",
+    "finite_number": "a finite number",
 }
 # pydantic error type -> (its limit in the error's context, the comparison it failed)
 _LIMITS = {"greater_than_equal": ("ge", ">="), "greater_than": ("gt", ">"), "less_than_equal": ("le", "<=")}

@@ -1,6 +1,7 @@
 """The stream config: defaults, TOML loading, validation errors that name the key, overrides."""
 
 import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -75,7 +76,7 @@ def test_values_from_file_are_read_and_typed(tmp_path):
         ('[model]\nbackend = "x"\n', "model.backend: must be one of auto, torch, onnx, openvino, got 'x'"),
         ("[events]\nthreshold = true\n", "events.threshold: must be a number, got True"),
         ('[events]\nthreshold = "0.5"\n', "events.threshold: must be a number, got '0.5'"),
-        ("[windows]\nhop = nan\n", "windows.hop: must be <= 10, got nan"),
+        ("[windows]\nhop = nan\n", "windows.hop: must be a finite number, got nan"),
         ("[publish]\nhwm = 2.0\n", "publish.hwm: must be an integer, got 2.0"),
         ("[publish]\nhwm = 0\n", "publish.hwm: must be >= 1, got 0"),
         ("[source]\ninput = 1\n", "source.input: must be a string, got 1"),
@@ -143,3 +144,37 @@ def test_assignments_parse_values_as_toml():
     assert parse_assignment("publish.allow_remote=true") == ("publish.allow_remote", True)
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         parse_assignment("windows.hop")
+
+
+def _float_keys() -> list[str]:
+    """Every float setting of the config model, by TOML key; a table of floats by one entry in it."""
+    keys = []
+    for section, field in Config.model_fields.items():
+        for name, setting in field.annotation.model_fields.items():
+            if setting.annotation is float:
+                keys.append(f"{section}.{name}")
+            elif typing.get_origin(setting.annotation) is dict:
+                value_type = typing.get_args(setting.annotation)[1]
+                if typing.get_origin(value_type) is typing.Annotated and typing.get_args(value_type)[0] is float:
+                    keys.append(f"{section}.{name}.Speech")
+    return keys
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
+def test_nan_and_inf_are_refused_for_every_float_setting_naming_the_key(value):
+    keys = _float_keys()
+    assert "sinks.clips_max_mb" in keys and "events.thresholds.Speech" in keys and len(keys) >= 15
+    for key in keys:
+        with pytest.raises(ConfigError) as caught:
+            with_overrides(Config(), dict([parse_assignment(f"{key}={value}")]))
+        assert str(caught.value) == f"{key}: must be a finite number, got {value}", key
+
+
+def test_a_config_that_is_not_utf8_is_named_and_a_byte_order_mark_is_read_past(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('[source]\nname = "Küche"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"^.*latin1\.toml: not UTF-8 text \(line 2, byte 0xfc\); save it as UTF-8$"):
+        load_config(path)
+    path = tmp_path / "bom.toml"
+    path.write_bytes('[source]\nname = "Küche"\n'.encode("utf-8-sig"))
+    assert load_config(path).source.name == "Küche"
