@@ -44,6 +44,7 @@ class Contender:
     build_seconds: float = 0.0  # export, conversion, compilation
     first_call_seconds: float = 0.0
     peak_mib: float | None = None  # the most memory building it and its first calls added to the process
+    on_gpu: bool = False  # its share of peak is not held against the CPU's probe
     times: dict = field(default_factory=dict)  # batch size -> list of seconds per call
 
 
@@ -77,6 +78,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="local",
         help="--stream: run windows in-process, or on a local Ray Serve deployment beside in-process "
         "inference (needs the cluster extra)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="cpu: every CPU backend, and the GPU ones where CUDA is present; cuda: only the GPU backends (against "
+        "the reference on the CPU); --stream: where the pipeline's model runs",
+    )
+    parser.add_argument(
+        "--streams", type=int, default=4, help="--stream: the most streams fed at once in the fast runs"
     )
     parser.add_argument("--hop", type=float, nargs="+", default=[1.25, 1.0], help="--stream: hops to run")
     parser.add_argument("--seconds", type=float, default=60.0, help="--stream: length of the real-time run")
@@ -178,6 +189,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("htsat-live bench: --device cuda: torch sees no CUDA device", file=sys.stderr)
+        return 2
     if args.model and str(args.model).endswith(".onnx"):
         print(
             "htsat-live bench: every backend is timed against the official forward, which needs the weights: give "
@@ -242,17 +256,20 @@ def run(args: argparse.Namespace) -> int:
 
         return build
 
-    contenders = [
-        Contender("reference (official ops, eager)", "fp32", reference),
+    contenders = [Contender("reference (official ops, eager)", "fp32", reference)]
+    cpu_contenders = [
         Contender("torch fp32", "fp32", lambda: torch_runner(copy_of_model())),
         Contender("torch bf16", "bf16", lambda: torch_runner(copy_of_model(), bf16=True)),
         Contender("onnxruntime fp32", "fp32", onnxruntime(int8=False)),
         Contender("onnxruntime int8", "int8", onnxruntime(int8=True)),
     ]
-    if _has_openvino():
-        contenders += [
-            Contender(f"openvino {precision}", precision, openvino(precision)) for precision in ("fp32", "bf16", "int8")
-        ]
+    if args.device == "cpu":
+        contenders += cpu_contenders
+        if _has_openvino():
+            contenders += [
+                Contender(f"openvino {precision}", precision, openvino(precision))
+                for precision in ("fp32", "bf16", "int8")
+            ]
     contenders += cuda_contenders(checkpoint, args.model or "random weights", workdir / "model.onnx")
     probes = probe_waves(4)
     outputs = {}
@@ -304,9 +321,10 @@ def run(args: argparse.Namespace) -> int:
             drift = np.abs(outputs[contender.name] - reference_out)
             # clip-level scores: the framewise mean over time
             agreement, _ = top_k_agreement(outputs[contender.name].mean(axis=1), reference_out.mean(axis=1))
+            share = "-" if contender.on_gpu else f"{rate / peaks[contender.dtype] * 100:5.0f}%"
             print(
                 f"{contender.name:32s} {batch:5d} {per_window * 1000:9.1f} {p95 * 1000:7.1f} {1 / per_window:6.2f} "
-                f"{base / per_window:7.2f}x {rate:7.0f} {rate / peaks[contender.dtype] * 100:5.0f}%  "
+                f"{base / per_window:7.2f}x {rate:7.0f} {share:>6s}  "
                 f"{drift.max():12.2e} / {drift.mean():.2e} "
                 f"{'ok' if within_budget(contender.dtype, drift) else 'over':>6s}  "
                 f"{agreement:.3f}"
@@ -335,14 +353,14 @@ def _has_openvino() -> bool:
 
 def cuda_contenders(checkpoint, path: str, onnx_path: Path) -> list[Contender]:
     """The GPU backends, where this machine has CUDA: the torch backend in fp32 and bf16, and ONNX Runtime's
-    CUDA provider where it has one (on the graph at onnx_path, which the CPU contender exports first). Each call
-    includes the host-to-device copy of the waves and the copy of the outputs back, as in the stream's worker
-    (the copy back waits for the GPU to finish)."""
+    CUDA provider where it has one (on the graph at onnx_path, which the CPU contender exports first, or this
+    one). Each call includes the host-to-device copy of the waves and the copy of the outputs back, as in the
+    stream's worker (the copy back waits for the GPU to finish)."""
     import onnxruntime as ort
     import torch
 
     from htsat_live.model.checkpoint import build_model
-    from htsat_live.model.onnx import OnnxBackend
+    from htsat_live.model.onnx import OnnxBackend, export_onnx
     from htsat_live.model.predictor import PRECISIONS, TorchBackend
 
     if not torch.cuda.is_available():
@@ -353,12 +371,15 @@ def cuda_contenders(checkpoint, path: str, onnx_path: Path) -> list[Contender]:
         return lambda w: backend.run(w, True)[1]
 
     def onnx_cuda():
+        if not onnx_path.exists():  # bench --device cuda exports it here, with no CPU contender before it
+            export_onnx(build_model(checkpoint, path), checkpoint, onnx_path)
         backend = OnnxBackend(onnx_path, "cuda")
         return lambda w: backend.run(w, True)[1]
 
     contenders = [
-        Contender(f"torch {precision} cuda", precision, lambda p=precision: torch_cuda(p)) for precision in PRECISIONS
+        Contender(f"torch {precision} cuda", precision, lambda p=precision: torch_cuda(p), on_gpu=True)
+        for precision in PRECISIONS
     ]
     if "CUDAExecutionProvider" in ort.get_available_providers():
-        contenders.append(Contender("onnxruntime fp32 cuda", "fp32", onnx_cuda))
+        contenders.append(Contender("onnxruntime fp32 cuda", "fp32", onnx_cuda, on_gpu=True))
     return contenders

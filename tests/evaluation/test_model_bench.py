@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from htsat_live.evaluation.model_bench import matmul_peaks, peak_mib, window_gflop
 
@@ -48,3 +49,12 @@ def test_drift_budget_of_each_number_type(dtype, largest, mean, ok):
     drift = np.full(10_000, mean)
     drift[0] = largest  # moves the mean by at most 3e-5
     assert within_budget(dtype, drift) == ok
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the GPU rows run where CUDA is present")
+def test_bench_on_cuda_without_a_gpu_is_one_line_and_exit_2(capsys):
+    from htsat_live.cli import main
+
+    assert main(["bench", "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--device cuda" in err and "no CUDA device" in err
