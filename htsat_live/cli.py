@@ -94,6 +94,12 @@ SUBCOMMANDS = [
         "htsat_live.model.commands:run_convert",
     ),
     Subcommand(
+        "models",
+        "List the official checkpoints and the installed models; `models add FILE` installs one under a name.",
+        "htsat_live.model.commands:add_models_arguments",
+        "htsat_live.model.commands:run_models",
+    ),
+    Subcommand(
         "export-onnx",
         "Export a checkpoint to ONNX (fp32, or --int8) and print its drift from torch.",
         "htsat_live.model.commands:add_export_arguments",

@@ -23,6 +23,7 @@ import safetensors.torch
 import torch
 
 from htsat_live.model.htsat import HTSAT, HTSATConfig
+from htsat_live.model.registry import resolve_model
 
 FORMAT_NAME = "htsat-live"
 FORMAT_VERSION = 1
@@ -74,7 +75,11 @@ def default_labels(num_classes: int) -> list[str]:
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
-    path = Path(path)
+    """The checkpoint in a file, or in the model folder under a model name (model/registry.py)."""
+    try:
+        path = resolve_model(path)
+    except ValueError as error:
+        raise CheckpointError(str(error)) from None
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     if path.suffix == ".safetensors":

@@ -1,7 +1,8 @@
-"""Model subcommands: `convert` and `export-onnx` (with its drift report)."""
+"""Model subcommands: `convert`, `models` (the model folder) and `export-onnx` (with its drift report)."""
 
 import argparse
 import sys
+from datetime import UTC
 
 
 def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
@@ -124,3 +125,144 @@ def top_k_agreement(scores, reference, k: int = 5) -> tuple[float, int]:
     ours = np.argsort(-scores, axis=1)[:, :k]
     theirs = np.argsort(-reference, axis=1)[:, :k]
     return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(ours, theirs)])), k
+
+
+def add_models_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dir", default=None, help="the model folder (default: $XDG_DATA_HOME/htsat-live/models, as `[model] dir`)"
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    add = actions.add_parser(
+        "add", help="check a checkpoint, convert it to .safetensors and keep it in the model folder under a name"
+    )
+    add.add_argument("file", metavar="FILE", help="official Lightning checkpoint, plain state dict or our .safetensors")
+    add.add_argument("--name", default=None, help="the model's name (default: the official name, else the file's)")
+    add.add_argument(
+        "--labels",
+        default=None,
+        help="class labels: AudioSet's class_labels_indices.csv or one label per line (default: the published "
+        "labels of an official checkpoint, else the checkpoint's own)",
+    )
+    add.add_argument("--force", action="store_true", help="replace a model of the same name")
+    add.add_argument("--dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def run_models(args: argparse.Namespace) -> int:
+    if getattr(args, "action", None) == "add":
+        return _add_model(args)
+    print(format_models(args.dir))
+    return 0
+
+
+def format_models(folder=None) -> str:
+    """The official checkpoints (with whether each is installed) and the models in the folder."""
+    from htsat_live.model.registry import DRIVE_FOLDER, OFFICIAL_MODELS, installed_names, model_dir
+
+    installed = installed_names(folder)
+    lines = [f"official HTS-AT checkpoints (download: {DRIVE_FOLDER}):"]
+    rows = [("name", "file", "trained on", "published", "installed")]
+    for model in OFFICIAL_MODELS:
+        state = "unsupported" if model.unsupported else ("yes" if model.name in installed else "no")
+        rows.append((model.name, model.file or "-", model.trained_on, model.figure, state))
+    lines += _table(rows)
+    lines += [f"  {model.name}: unsupported: {model.unsupported}" for model in OFFICIAL_MODELS if model.unsupported]
+    lines.append(f"models in {model_dir(folder)}:")
+    rows = [("name", "classes", "from", "sha256")]
+    for name in installed:
+        rows.append(_installed_row(name, folder))
+    lines += _table(rows) if installed else ["  none: `htsat-live models add FILE` adds one"]
+    return "\n".join(lines)
+
+
+def _installed_row(name: str, folder) -> tuple:
+    import json
+
+    import safetensors
+
+    from htsat_live.model.checkpoint import METADATA_KEY
+    from htsat_live.model.registry import model_file
+
+    try:
+        with safetensors.safe_open(str(model_file(name, folder)), framework="pt") as handle:
+            metadata = json.loads((handle.metadata() or {}).get(METADATA_KEY, "{}"))
+    except (OSError, ValueError, safetensors.SafetensorError) as error:
+        return (name, "?", f"unreadable: {error}", "")
+    provenance = metadata.get("provenance") or {}
+    classes = str(len(metadata.get("labels") or [])) or "?"
+    source = provenance.get("source_file") or provenance.get("converted_from") or "-"
+    return (name, classes, source, (provenance.get("sha256") or "-")[:16])
+
+
+def _table(rows: list[tuple]) -> list[str]:
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    return ["  " + "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+
+
+def _add_model(args: argparse.Namespace) -> int:
+    from datetime import datetime
+    from pathlib import Path
+
+    from htsat_live.model.checkpoint import build_model, read_checkpoint, read_labels, save_checkpoint
+    from htsat_live.model.registry import (
+        NAME_PATTERN,
+        OFFICIAL_BY_NAME,
+        model_file,
+        official_for_file,
+        published_labels,
+        sha256_of,
+    )
+
+    def refuse(message: str) -> int:
+        print(f"htsat-live models add: {message}", file=sys.stderr)
+        return 2
+
+    source = Path(args.file)
+    if not source.is_file():
+        return refuse(f"{source}: no such checkpoint file")
+    try:
+        checkpoint = read_checkpoint(source)
+        model = build_model(checkpoint, source)
+    except (OSError, ValueError) as error:  # CheckpointError included
+        return refuse(f"{error} (FILE must be an HTS-AT checkpoint)")
+    classes = checkpoint.config.num_classes
+    official = official_for_file(source.name, classes)
+    if official is None and not args.labels:  # known by its class count: ESC-50's and Speech Commands' carry no labels
+        official = next((m for m in OFFICIAL_BY_NAME.values() if m.classes == classes and m.classes != 527), None)
+        if official is not None and official.unsupported:
+            return refuse(
+                f"{source}: {classes} classes, as the official {official.name} checkpoint, which is not supported: "
+                f"{official.unsupported} (a {classes}-class model of your own: give --labels)"
+            )
+    name = args.name or (official.name if official else source.stem)
+    if not NAME_PATTERN.fullmatch(name):
+        return refuse(f"--name {name!r}: a name is letters, digits, '-' and '_' (64 at most), e.g. --name kitchen")
+    try:
+        if args.labels:
+            labels = read_labels(args.labels)
+        elif official is not None and published_labels(official):
+            labels = published_labels(official)
+        else:
+            labels = checkpoint.labels
+        if len(labels) != classes:
+            raise ValueError(f"{args.labels}: {len(labels)} labels for a model of {classes} classes")
+    except ValueError as error:
+        return refuse(str(error))
+    target = model_file(name, args.dir)
+    if target.exists() and not args.force:
+        return refuse(f"{name}: already in {target.parent} (--force replaces it, or choose another --name)")
+    provenance = {
+        **checkpoint.metadata.get("provenance", {}),
+        "source_file": source.name,
+        "sha256": sha256_of(source),
+        "added": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if official is not None:
+        provenance["official"] = official.name
+        provenance["trained_on"] = official.trained_on
+    try:
+        save_checkpoint(target, model, labels, checkpoint.thresholds, provenance, checkpoint.median_frames)
+    except OSError as error:
+        print(f"htsat-live models add: cannot write {target}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    print(f"added {name}: {classes} classes from {source.name} (sha256 {provenance['sha256'][:16]}) as {target}")
+    return 0

@@ -11,6 +11,7 @@ from htsat_live.model.predictor import (
     TorchBackend,
     predictor_from_checkpoint,
 )
+from htsat_live.model.registry import resolve_model
 
 BACKENDS = ("torch", "onnx", "openvino")
 
@@ -20,14 +21,15 @@ def load_model(
 ) -> Predictor:
     """Load any checkpoint we read (or an exported .onnx file) behind the Predictor API.
 
-    path None = the embedded default model. backend None (or "auto") follows the file: an .onnx file runs
+    path None = the embedded default model; a model name (`htsat-live models`) = its file in the model folder.
+    backend None (or "auto") follows the file: an .onnx file runs
     on ONNX Runtime, anything else on torch. backend "onnx" with a checkpoint exports it on load and caches
     the graph in the user's cache directory. backend "openvino" runs the transformer on OpenVINO (CPU; the
     front end stays in torch) and caches its converted trunk there too. precision "bf16" runs the torch or
     OpenVINO backend's transformer in bfloat16 (faster on CPUs with AVX-512 bf16), "int8" the OpenVINO backend's
     transformer quantised to int8 (model/openvino.py); `bench` reports the drift of each.
     """
-    path = Path(path) if path is not None else DEFAULT_MODEL
+    path = resolve_model(path) if path is not None else DEFAULT_MODEL  # a model name: the model folder's file
     if backend in (None, "auto"):
         backend = "onnx" if path.suffix == ".onnx" else "torch"
     if backend not in BACKENDS:

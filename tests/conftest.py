@@ -101,6 +101,41 @@ def tiny_outputs() -> dict:
     return torch.load(GOLDEN / "htsat_tiny_outputs.pt", weights_only=True)
 
 
+def write_official_checkpoint(path: Path, seed: int = 0) -> Path:
+    """A full-size AudioSet HTS-AT in the official Lightning format (every key and shape of htsat_keys.txt),
+    with seeded random weights: what an official checkpoint looks like, since weights cannot be downloaded."""
+    import re
+
+    from htsat_live.model.htsat import HTSAT, HTSATConfig
+
+    derived = dict(HTSAT(HTSATConfig()).named_buffers())
+    generator = torch.Generator().manual_seed(seed)
+    state_dict = {}
+    for line in (GOLDEN / "htsat_keys.txt").read_text().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        key, shape, dtype = line.split("\t")
+        shape = [int(n) for n in re.findall(r"\d+", shape)]
+        if key in derived:
+            tensor = derived[key].clone()
+        elif dtype == "int64":
+            tensor = torch.zeros(shape, dtype=torch.int64)
+        else:
+            tensor = torch.randn(shape, generator=generator) * 0.02
+        state_dict["sed_model." + key] = tensor
+    state_dict["sed_model.bn0.running_var"] = torch.ones(64)
+    torch.save({"state_dict": state_dict, "epoch": 1}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def official_checkpoints(tmp_path_factory) -> list[Path]:
+    """Two full-size official-format AudioSet checkpoints with different random weights, named as the
+    authors name theirs (HTSAT_AudioSet_Saved_1.ckpt, HTSAT_AudioSet_Saved_2.ckpt)."""
+    folder = tmp_path_factory.mktemp("official")
+    return [write_official_checkpoint(folder / f"HTSAT_AudioSet_Saved_{i}.ckpt", seed=i) for i in (1, 2)]
+
+
 @pytest.fixture(scope="session")
 def read_lines():
     """`read_lines(pipe)`: a LineReader whose `next_line(timeout, what)` waits for a process's next line."""
