@@ -183,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
         default_labels,
         read_checkpoint,
     )
-    from htsat_live.model.commands import probe_waves, top_k_agreement
+    from htsat_live.model.commands import probe_waves
     from htsat_live.model.htsat import HTSAT, HTSATConfig
     from htsat_live.model.onnx import OnnxBackend, export_onnx
 
@@ -283,22 +283,44 @@ def run(args: argparse.Namespace) -> int:
         contender.first_call_seconds = time.perf_counter() - started
         outputs[contender.name] = contender.run(probes)  # the drift probes, [4, 320000]
         for batch in args.batch:
-            contender.run(np.concatenate([probes] * (batch // len(probes) + 1))[:batch])
+            contender.run(waves_of(probes, batch))
 
     for contender in tqdm(contenders, desc="building and warming up", unit="contender"):
         contender.peak_mib = peak_mib(functools.partial(warm_up, contender))
+    peaks = time_rounds(contenders, probes, args.batch, args.rounds)
+    print_tables(contenders, outputs, args.batch, gflop, peaks, threads)
+    return 0
+
+
+def waves_of(probes: np.ndarray, batch: int) -> np.ndarray:
+    """`batch` probe waves, the probes repeated: [batch, 320000]."""
+    return np.concatenate([probes] * (batch // len(probes) + 1))[:batch]
+
+
+def time_rounds(contenders: list[Contender], probes: np.ndarray, batches: list[int], rounds: int) -> dict:
+    """Time every contender on every batch size, interleaved round by round so that a change of load slows them
+    alike; returns the CPU's matmul peaks, the better of a probe before and one after."""
+    from tqdm import tqdm
+
     peaks = matmul_peaks()
-    for batch in args.batch:
-        waves = np.concatenate([probes] * (batch // len(probes) + 1))[:batch]
+    for batch in batches:
+        waves = waves_of(probes, batch)
         for contender in contenders:
             contender.times[batch] = []
-        for _ in tqdm(range(args.rounds), desc=f"batch {batch}", unit="round"):
+        for _ in tqdm(range(rounds), desc=f"batch {batch}", unit="round"):
             for contender in contenders:
                 started = time.perf_counter()
                 contender.run(waves)
                 contender.times[batch].append(time.perf_counter() - started)
     peaks_after = matmul_peaks()  # a second probe: how much the load moved while the contenders ran
-    peaks = {dtype: max(peaks[dtype], peaks_after[dtype]) for dtype in peaks}
+    return {dtype: max(peaks[dtype], peaks_after[dtype]) for dtype in peaks}
+
+
+def print_tables(
+    contenders: list[Contender], outputs: dict, batches: list[int], gflop: float, peaks: dict, threads: int
+) -> None:
+    """The speed table (per batch size, against the first contender, the reference) and the warm-up table."""
+    from htsat_live.model.commands import top_k_agreement
 
     reference_out = outputs[contenders[0].name]
     print()
@@ -312,7 +334,7 @@ def run(args: argparse.Namespace) -> int:
         f"{'contender':32s} {'batch':>5s} {'median ms':>9s} {'p95 ms':>7s} {'win/s':>6s} {'speed-up':>8s} "
         f"{'GFLOP/s':>7s} {'% peak':>6s}  {'framewise drift max / mean':>26s} {'budget':>6s}  top-5"
     )
-    for batch in args.batch:
+    for batch in batches:
         base = statistics.median(contenders[0].times[batch]) / batch
         for contender in contenders:
             per_window = statistics.median(contender.times[batch]) / batch
@@ -337,7 +359,6 @@ def run(args: argparse.Namespace) -> int:
             f"{contender.name:32s} {contender.build_seconds:8.1f} {contender.first_call_seconds * 1000:13.0f} "
             f"{peak:>14s}"
         )
-    return 0
 
 
 def _has_openvino() -> bool:
