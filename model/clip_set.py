@@ -80,6 +80,11 @@ def read_clip_set(path: str | Path) -> ClipSet:
     path = Path(path)
     if path.is_file() and path.suffix.lower() == ".csv":
         return _read_label_csv(path)
+    if path.is_file():
+        raise ClipSetError(
+            f"{path}: a file, not a folder of clips or a CSV file (DATA/<class>/*.wav, ESC-50, Speech Commands, "
+            "or a CSV of filename, labels)"
+        )
     if not path.is_dir():
         raise ClipSetError(f"{path}: no such folder or CSV file")
     if (path / ESC50_META).is_file():

@@ -22,6 +22,7 @@ import sys
 from htsat_live.model import DEMO_RECORDING
 from htsat_live.stream.config import Config, load_config, parse_assignment, with_overrides
 from htsat_live.stream.output import Output, close_outputs
+from htsat_live.stream.paths import output_file, output_folder
 
 SOURCE_HELP = (
     "mic, mic:NAME (input device name part or index), ffmpeg:URL, or an audio file (default: the config's "
@@ -158,6 +159,21 @@ def open_served_inference(command: str, config, model):
     except ClusterError as error:
         print(f"htsat-live {command}: {error}", file=sys.stderr)
         return None
+
+
+def check_output_paths(config: Config) -> None:
+    """Every file and folder the outputs of `config` will write, checked before the model loads: an
+    OutputPathError naming the setting when one cannot be written (creates nothing)."""
+    from htsat_live.stream.outputs.event_store import resolve_path
+
+    for name in ("jsonl", "tsv", "audacity"):
+        if getattr(config.sinks, name):
+            output_file(getattr(config.sinks, name), f"sinks.{name}")
+    if config.sinks.clips_dir:
+        output_folder(config.sinks.clips_dir, "sinks.clips_dir")
+    store = resolve_path(config.store.path)
+    if store is not None:
+        output_file(store, "store.path")
 
 
 def build_outputs(config: Config, set_threshold) -> list[Output]:

@@ -16,6 +16,7 @@ from htsat_live.stream.building import (
     SOURCE_HELP,
     add_stream_arguments,
     build_pipeline,
+    check_output_paths,
     demo_config,
     detect_config,
     load_model_or_explain,
@@ -23,6 +24,7 @@ from htsat_live.stream.building import (
 )
 from htsat_live.stream.capture import CaptureError, NoMicrophone
 from htsat_live.stream.config import ConfigError
+from htsat_live.stream.paths import OutputPathError
 from htsat_live.stream.status import output_sections
 
 # --- detect -------------------------------------------------------------------------------------
@@ -115,7 +117,8 @@ def run_detect(args) -> int:
     with StopSignals() as stop:
         try:
             config = detect_config(args)
-        except ConfigError as error:
+            check_output_paths(config)
+        except (ConfigError, OutputPathError) as error:
             print(f"htsat-live detect: {error}", file=sys.stderr)
             return 2
         model = load_model_or_explain(

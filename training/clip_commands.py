@@ -7,6 +7,7 @@ import numpy as np
 
 from htsat_live.model.audio import AudioFileError
 from htsat_live.model.clip_set import ClipSetError, read_clip_set
+from htsat_live.stream.paths import output_folder
 from htsat_live.training.architecture import architecture_config
 from htsat_live.training.clip_splits import HOLDOUT_SHARE, draw_splits, require_split
 from htsat_live.training.clip_training import (
@@ -92,9 +93,16 @@ def run_clip_train(args) -> int:
             raise ValueError("--fold I needs --folds K and 1 <= I <= K")
         if args.folds and args.val_clips:
             raise ValueError("--folds and --val-clips are two ways to validate: give one")
+        output_folder(args.out, "--out")
         recipe = ClipRecipe(**{name: getattr(args, name) for name in SHARED if getattr(args, name) is not None})
         config = architecture_config(args)
         clip_set = read_clip_set(args.clips)
+        if len(clip_set.labels) < 2 and not clip_set.multi_label:
+            (only,) = clip_set.labels
+            raise ClipSetError(
+                f"{args.clips}: one class only ({only}); a classifier learns nothing from it: add a background "
+                f"class, e.g. a folder {Path(args.clips) / 'background'} of clips without {only}"
+            )
         val_set = read_clip_set(args.val_clips) if args.val_clips else None
         if val_set is not None:
             unknown = sorted(set(val_set.labels) - set(clip_set.labels))

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from htsat_live.model.embedded import SOURCES_MANIFEST
+from htsat_live.stream.paths import output_folder
 from htsat_live.training.architecture import (
     add_architecture_arguments,
     architecture_config,
@@ -128,6 +129,7 @@ def run_train(args) -> int:
         print("train: give --train-dir and --val-dir (soundscapes), or --clips (clip-labelled data)", file=sys.stderr)
         return 2
     try:
+        output_folder(args.out, "--out")
         folders = [read_folder(args.train_dir), read_folder(args.val_dir)] + (
             [read_folder(args.test_dir)] if args.test_dir else []
         )

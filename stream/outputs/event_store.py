@@ -44,6 +44,7 @@ from pathlib import Path
 from htsat_live.stream.events import Event
 from htsat_live.stream.messages import EventMessage, Message
 from htsat_live.stream.output import Output
+from htsat_live.stream.paths import OutputPathError, output_file
 
 MIGRATIONS = [  # MIGRATIONS[v]: the statements that turn schema version v into v + 1
     """
@@ -110,6 +111,10 @@ def migrate(connection: sqlite3.Connection) -> None:
 
 def connect(path: Path) -> sqlite3.Connection:
     """An open, migrated history in WAL mode; EventStoreError naming store.path when it cannot be."""
+    try:
+        output_file(path, "store.path")
+    except OutputPathError as error:
+        raise EventStoreError(str(error)) from None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)

@@ -49,6 +49,7 @@ from htsat_live.stream.events import Event
 from htsat_live.stream.messages import EventMessage, Message
 from htsat_live.stream.output import Output
 from htsat_live.stream.outputs.privacy import PrivacyFilter
+from htsat_live.stream.paths import OutputPathError, output_file, output_folder
 from htsat_live.stream.ring import Overrun, RingBuffer
 
 CLIP_PREFIX = "htsat-"  # ClipSink only ever deletes files named like its own clips
@@ -80,6 +81,10 @@ class _TextSink:
         self.path = Path(path)
         self.failures = 0
         self.last_error: str | None = None
+        try:
+            output_file(self.path, f"sinks.{self.setting}")
+        except OutputPathError as error:
+            raise SinkError(str(error)) from None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, mode, encoding="utf-8")
@@ -163,6 +168,10 @@ class ClipSink:
         self, directory: str | Path, pre_roll: float, post_roll: float, max_mb: float, sample_rate: int = SAMPLE_RATE
     ):
         self.directory = Path(directory)
+        try:
+            output_folder(self.directory, "sinks.clips_dir")
+        except OutputPathError as error:
+            raise SinkError(str(error)) from None
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as error:

@@ -127,7 +127,7 @@ def test_files_that_are_no_history_of_ours_are_refused_naming_the_setting(tmp_pa
         (newer, "is newer than this htsat-live"),
         (foreign, "not an htsat-live event history"),
         (garbage, "not a database"),
-        (read_only_dir / "sub" / "x.db", "cannot open"),
+        (read_only_dir / "sub" / "x.db", "cannot write .*: (read-only file system|permission denied)"),
     ):
         with pytest.raises(EventStoreError, match=f"store.path: .*{problem}"):
             EventStore(path)
