@@ -529,4 +529,6 @@ def open_source(spec: str | None, fast: bool = False, max_ahead: int | None = No
         return FfmpegSource(spec[len("ffmpeg:") :], realtime=not fast, max_ahead=max_ahead, loop=loop)
     if not os.path.exists(spec):
         raise CaptureError(f"{spec}: no such file (SOURCE is mic, mic:NAME, ffmpeg:URL or an audio file)")
+    if os.path.isdir(spec):
+        raise CaptureError(f"{spec}: a folder, not an audio file (detect-dir runs on every file of a folder)")
     return FileSource(spec, realtime=not fast, max_ahead=max_ahead)

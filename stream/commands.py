@@ -55,6 +55,20 @@ def add_detect_command_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def latency_line(latency: dict) -> str:
+    """ "hop latency p50=0.1 s p95=0.2 s, event latency ..., confirmed ...", saying "none measured" (never None)
+    for a kind that never happened: no window run, no event started or confirmed."""
+    parts = []
+    for key, what, none in (
+        ("hop", "hop latency", "no window run"),
+        ("event", "event latency", "no event started"),
+        ("confirmed", "confirmed", "no event confirmed"),
+    ):
+        p50, p95 = latency[f"{key}_p50"], latency[f"{key}_p95"]
+        parts.append(f"{what} none measured ({none})" if p50 is None else f"{what} p50={p50} s p95={p95} s")
+    return ", ".join(parts)
+
+
 def print_reports(reports, sinks: dict, shutdown_seconds: float | None = None) -> None:
     """The counters and latencies of each stream, what the sinks wrote and failed to write (the `sinks` of
     `status`), and how long stopping took."""
@@ -62,12 +76,7 @@ def print_reports(reports, sinks: dict, shutdown_seconds: float | None = None) -
         counters = " ".join(f"{key}={value}" for key, value in report.counters().items())
         latency = report.latency()
         print(f"{name}: {counters}", flush=True)
-        print(
-            f"{name}: hop latency p50={latency['hop_p50']} s p95={latency['hop_p95']} s, "
-            f"event latency p50={latency['event_p50']} s p95={latency['event_p95']} s, "
-            f"confirmed p50={latency['confirmed_p50']} s p95={latency['confirmed_p95']} s",
-            flush=True,
-        )
+        print(f"{name}: {latency_line(latency)}", flush=True)
     if sinks:
         print("sinks: " + " ".join(f"{key}={value}" for key, value in sinks.items()), flush=True)
     if shutdown_seconds is not None:

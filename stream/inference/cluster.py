@@ -174,7 +174,10 @@ class ServeInference:
 
 
 def parse_inference(setting: str) -> str | None:
-    """ "ray" -> None (a local deployment, started if needed); "ray:ADDRESS" -> ADDRESS."""
+    """ "ray" -> None (a local deployment, started if needed); "ray:ADDRESS" -> ADDRESS; a Ray Client address
+    given bare, "ray://HOST:PORT", is itself the ADDRESS (as "ray:ray://HOST:PORT")."""
+    if setting.startswith("ray://"):
+        return setting
     return setting.partition(":")[2] or None
 
 

@@ -340,11 +340,7 @@ def run_events(args: argparse.Namespace) -> int:
         with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT)) as connection:
             version = schema_version(connection)
             if version != SCHEMA_VERSION:
-                print(
-                    f"htsat-live events: {path} has schema version {version}; this htsat-live reads version "
-                    f"{SCHEMA_VERSION} (run detect with it once to upgrade an older file)",
-                    file=sys.stderr,
-                )
+                print(f"htsat-live events: {path}: {_unreadable_version(connection, version)}", file=sys.stderr)
                 return 2
             rows = query(connection, since, args.label, args.stream, args.run_id)
     except sqlite3.Error as error:
@@ -352,6 +348,21 @@ def run_events(args: argparse.Namespace) -> int:
         return 2
     print(format_rows(rows, args.format), end="")
     return 0
+
+
+def _unreadable_version(connection: sqlite3.Connection, version: int) -> str:
+    """Why `events` cannot read a file of another schema version, and what to do about it."""
+    if version > SCHEMA_VERSION:
+        return (
+            f"schema version {version} is newer than this htsat-live's ({SCHEMA_VERSION}): "
+            "read it with the htsat-live that wrote it, or a newer one"
+        )
+    if version == 0 and connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+        return "not an htsat-live event history (it holds other tables); --db names another file"
+    if version == 0:
+        return "an empty database, no event history yet"
+    older = f"schema version {version} is older than this htsat-live's ({SCHEMA_VERSION})"
+    return older + ": run detect with it once to upgrade"
 
 
 def format_rows(rows: list[dict], style: str) -> str:

@@ -1,6 +1,8 @@
 import http.server
 import io
 import struct
+import subprocess
+import sys
 import threading
 import time
 
@@ -310,3 +312,20 @@ def test_microphone_that_disappears_is_reported_and_reopened(virtual_mic, wait_u
     finally:
         source.stop()
     assert source.stats.state == "stopped"
+
+
+def test_a_folder_as_source_is_called_a_folder_not_missing(tmp_path):
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    with pytest.raises(CaptureError, match=r"recordings: a folder, not an audio file \(detect-dir runs"):
+        open_source(str(folder))
+    result = subprocess.run(
+        [sys.executable, "-m", "htsat_live.cli", "detect", str(folder), "--set", "publish.enabled=false"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "no such" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"htsat-live detect: {folder}: a folder, not an audio file (detect-dir runs on every file of a folder)"
+    ]

@@ -8,6 +8,7 @@ import pytest
 import soundfile
 
 from htsat_live.model import SAMPLE_RATE, load_model
+from htsat_live.stream.commands import latency_line
 from htsat_live.stream.config import LoudnessConfig, load_config, with_overrides
 from htsat_live.stream.loudness import LABEL, LoudnessDetector
 from htsat_live.stream.output import Listener
@@ -100,4 +101,20 @@ def test_loud_events_reach_every_sink_and_the_status(tmp_path, tiny_checkpoint):
     assert (tmp_path / "e.tsv").read_text().splitlines()[1].endswith("\tLoud")
     assert len(list((tmp_path / "clips").glob("*-Loud-*.wav"))) == 1
     assert report.events == 1 and report.confirmed_events == 1
+    assert latency_line(report.latency()).startswith("hop latency p50=")  # the line detect prints at its end
     assert statuses[-1]["loudness"]["threshold_dbfs"] == -30.0 and statuses[-1]["loudness"]["weighting"] == "A"
+
+
+def test_a_run_in_which_no_event_starts_says_so_instead_of_a_latency_of_none(tmp_path, tiny_checkpoint):
+    soundfile.write(tmp_path / "quiet.wav", silence(4), SAMPLE_RATE, subtype="FLOAT")
+    config = with_overrides(
+        load_config(None),
+        {"publish.enabled": False, "source.fast": True, "events.threshold": 1.0, "loudness.enabled": True},
+    )
+    pipeline = Pipeline(config, load_model(tiny_checkpoint), [str(tmp_path / "quiet.wav")], outputs=[])
+    pipeline.start()
+    assert pipeline.wait(120)
+    report = pipeline.stop()["quiet.wav"]
+    line = latency_line(report.latency())
+    assert report.events == 0 and "None" not in line
+    assert ", event latency none measured (no event started), confirmed none measured (no event confirmed)" in line

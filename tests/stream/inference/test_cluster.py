@@ -156,6 +156,22 @@ def test_an_unreachable_ray_address_is_one_line_and_exit_2(command):
     assert len(lines) == 1 and f"cannot reach Ray at {address}" in lines[0], result.stderr
 
 
+def test_a_bare_ray_client_address_is_quoted_whole():
+    pytest.importorskip("ray", reason="Ray Serve is the optional extra: pip install -e '.[cluster]'")
+    address = f"ray://127.0.0.1:{free_port()}"  # the form the help shows for ray:ADDRESS, given without ray:
+    for setting in (address, f"ray:{address}"):
+        result = subprocess.run(
+            [sys.executable, "-m", "htsat_live.cli", "detect", DEMO, "--fast", "--inference", setting],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines() == [
+            f"htsat-live detect: cannot reach Ray at {address}: Connection refused"
+        ], result.stderr
+
+
 def test_max_replicas_hands_the_replica_count_to_serves_autoscaler():
     pytest.importorskip("ray", reason="Ray Serve is the optional extra: pip install -e '.[cluster]'")
     from htsat_live.stream.inference.cluster import ServeSettings, deployment_options

@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -240,6 +241,27 @@ def test_the_events_command_filters_and_formats_the_history(tmp_path, capsys):
 def test_the_events_command_says_what_is_wrong_in_one_line(capsys, args, message):
     code, out, err = events_command(capsys, *args)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_events_on_a_newer_or_a_foreign_database_says_what_it_is_and_never_to_upgrade_it(tmp_path, capsys):
+    newer, foreign, empty = tmp_path / "newer.db", tmp_path / "foreign.db", tmp_path / "empty.db"
+    with closing(sqlite3.connect(newer)) as connection:
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with closing(sqlite3.connect(foreign)) as connection:
+        connection.execute("CREATE TABLE t (x)")
+    empty.write_bytes(b"")  # SQLite's empty database
+    for path, line in (
+        (
+            newer,
+            f"schema version {SCHEMA_VERSION + 1} is newer than this htsat-live's ({SCHEMA_VERSION}): read it with "
+            "the htsat-live that wrote it, or a newer one",
+        ),
+        (foreign, "not an htsat-live event history (it holds other tables); --db names another file"),
+        (empty, "an empty database, no event history yet"),
+    ):
+        code, out, err = events_command(capsys, "--db", str(path))
+        assert code == 2 and out == "" and "upgrade" not in err
+        assert err.strip().splitlines() == [f"htsat-live events: {path}: {line}"]
 
 
 def test_detect_keeps_its_confirmed_events_in_the_default_history(tmp_path, capsys):
