@@ -6,7 +6,7 @@ in `handle(message)`; the pipeline closes it. Everything lives in the object's o
 
 Exposed (label `stream` on each, as in messages):
 - counters read from the newest `status` of each stream: `htsat_live_windows_total`,
-  `htsat_live_skipped_windows_total`, `htsat_live_ring_overruns_total`,
+  `htsat_live_skipped_windows_total`, `htsat_live_failed_windows_total`, `htsat_live_ring_overruns_total`,
   `htsat_live_input_overflows_total`, `htsat_live_reconnects_total`; and from the MQTT output's
   (no stream label) `htsat_live_mqtt_dropped_total`;
 - `htsat_live_events_total{stream, target, state}`: event reports by detection target and state
@@ -36,6 +36,7 @@ EVENT_BUCKETS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 10.0, 20.0)  # seconds
 STATUS_COUNTERS = {
     "windows": ("htsat_live_windows", "Windows through inference."),
     "skipped_windows": ("htsat_live_skipped_windows", "Windows skipped (inference behind, ring overrun)."),
+    "failed_windows": ("htsat_live_failed_windows", "Windows whose inference failed; the stream went on."),
     "overruns": ("htsat_live_ring_overruns", "Windows the ring buffer had overwritten before they were read."),
     "input_overflows": ("htsat_live_input_overflows", "Input blocks lost by the capture (PortAudio overflows)."),
     "reconnects": ("htsat_live_reconnects", "Times the source was opened again after a loss."),

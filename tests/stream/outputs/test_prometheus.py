@@ -52,7 +52,7 @@ def test_a_scrape_during_a_run_shows_counters_levels_latencies_and_events(tmp_pa
         assert not pipeline.wait(0), "the stream ended before the scrape"
     finally:
         report = pipeline.stop()["noise.wav"]
-    for name in ("skipped_windows", "ring_overruns", "input_overflows", "reconnects"):
+    for name in ("skipped_windows", "failed_windows", "ring_overruns", "input_overflows", "reconnects"):
         assert during[f'htsat_live_{name}_total{{stream="noise.wav"}}'] == 0
     assert -30 < during['htsat_live_input_level_dbfs{stream="noise.wav"}'] < -10  # RMS 0.1 = -20 dBFS
     assert during['htsat_live_hop_latency_seconds_count{stream="noise.wav"}'] >= 3
@@ -64,11 +64,14 @@ def test_a_scrape_during_a_run_shows_counters_levels_latencies_and_events(tmp_pa
         scrape(metrics.port)
 
 
-def test_the_mqtt_queue_and_drops_come_from_the_status(wait_until):
+def test_the_mqtt_queue_and_drops_and_the_failed_windows_come_from_the_status(wait_until):
     metrics = PrometheusMetrics("127.0.0.1", 0)
     try:
         status = {
-            "counters": dict.fromkeys(("windows", "skipped_windows", "overruns", "input_overflows", "reconnects"), 0),
+            "counters": {
+                **dict.fromkeys(("windows", "skipped_windows", "overruns", "input_overflows", "reconnects"), 0),
+                "failed_windows": 3,
+            },
             "level_dbfs": -40.0,
             "mqtt": {"connected": False, "queue": 17, "sent": 3, "dropped": 5, "reconnects": 1, "error": None},
         }
@@ -77,6 +80,7 @@ def test_the_mqtt_queue_and_drops_come_from_the_status(wait_until):
     finally:
         metrics.close()
     assert samples["htsat_live_mqtt_queue"] == 17 and samples["htsat_live_mqtt_dropped_total"] == 5
+    assert samples['htsat_live_failed_windows_total{stream="mic"}'] == 3
     assert samples['htsat_live_input_level_dbfs{stream="mic"}'] == -40.0
 
 
