@@ -12,6 +12,7 @@ from pathlib import Path
 
 from htsat_live.evaluation.clip_metrics import add_clip_arguments, run_clip_evaluation
 from htsat_live.model.event_table import write_events
+from htsat_live.stream.building import add_preset_argument
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif"}
 
@@ -72,6 +73,7 @@ def add_detect_dir_arguments(parser) -> None:
     parser.add_argument("directory", help="folder of audio clips (any rate and channel count)")
     parser.add_argument("--model", help="checkpoint or .onnx file (default: the config's, else the embedded model)")
     parser.add_argument("--config", help="TOML config with the detection targets, e.g. configs/desed.toml")
+    add_preset_argument(parser)
     parser.add_argument("--out", required=True, help="event table to write (TSV: filename, onset, offset, event_label)")
     parser.add_argument(
         "--mode",
@@ -102,7 +104,7 @@ def run_detect_dir(args) -> int:
         print("detect-dir: --scores is written by --mode offline only", file=sys.stderr)
         return 2
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, args.preset)
         files = audio_files(args.directory)
         model = load_model(
             args.model or config.model.path or None,

@@ -15,6 +15,7 @@ _EXPORTS = {
     "loading": ("load_model",),
     "predictor": ("PRECISIONS", "Predictor", "TorchBackend"),
     "embedded": ("DEFAULT_MODEL", "DEMO_RECORDING"),
+    "registry": ("model_dir", "resolve_model"),
     "checkpoint": ("CheckpointError", "audioset_labels"),
     "frontend": ("N_FFT",),
     "timebase": (

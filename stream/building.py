@@ -20,7 +20,7 @@ import os
 import sys
 
 from htsat_live.model import DEMO_RECORDING
-from htsat_live.stream.config import Config, load_config, parse_assignment, with_overrides
+from htsat_live.stream.config import Config, ConfigError, load_config, parse_assignment, with_overrides
 from htsat_live.stream.output import Output, close_outputs
 from htsat_live.stream.paths import output_file, output_folder
 
@@ -40,6 +40,7 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of the stream (model, config, hop, engine, feeding, --set) that `detect` and `gui` take."""
     parser.add_argument("--model", help="checkpoint or .onnx file (default: the embedded model)")
     parser.add_argument("--config", help="TOML config file (default: configs/default.toml values)")
+    add_preset_argument(parser)
     parser.add_argument("--hop", type=float, help="seconds between 10-s windows (0.3125 to 10)")
     parser.add_argument(
         "--backend",
@@ -73,6 +74,14 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_preset_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--preset",
+        help="targets of a setting, beneath --config: home, office or wildlife (stream/presets/; configs/ "
+        "shows them), for an AudioSet model",
+    )
+
+
 # The dedicated flags of `detect` (and `gui`): argument name -> the setting it gives.
 # `detect` takes several SOURCEs: one gives source.input, more give source.inputs.
 FLAG_SETTINGS = {
@@ -90,13 +99,30 @@ FLAG_SETTINGS = {
 
 def detect_config(args):
     """The config in force, each setting from the first that gives it: a dedicated flag, then a --set
-    assignment, then the --config file, then the default."""
-    config = with_overrides(load_config(args.config), dict(parse_assignment(text) for text in args.set))
+    assignment, then the --config file, then the --preset, then the default. A model name in `model.path`
+    is found in `[model] dir` when that is set."""
+    config = load_config(args.config, getattr(args, "preset", None))
+    config = with_overrides(config, dict(parse_assignment(text) for text in args.set))
     flags = {setting: getattr(args, name, None) for name, setting in FLAG_SETTINGS.items()}
     if isinstance(args.source, list):  # detect's SOURCEs (if any) replace the config's input(s)
         flags["source.input"] = args.source[0] if len(args.source) == 1 else None
         flags["source.inputs"] = (args.source if len(args.source) > 1 else []) if args.source else None
-    return with_overrides(config, flags)  # a flag not given is None and leaves the setting as it is
+    config = with_overrides(config, flags)  # a flag not given is None and leaves the setting as it is
+    return with_model_folder(config)
+
+
+def with_model_folder(config: Config) -> Config:
+    """`model.path` as a file: a model name looked up in `[model] dir` when that is set (else load_model looks
+    in the default folder); ConfigError naming model.path when the name is not there."""
+    from htsat_live.model import resolve_model
+
+    if not config.model.path or not config.model.dir:
+        return config
+    try:
+        path = resolve_model(config.model.path, config.model.dir)
+    except ValueError as error:
+        raise ConfigError(f"model.path: {error}") from None
+    return with_overrides(config, {"model.path": str(path)})
 
 
 def demo_config(command: str, config: Config, error: Exception) -> Config | None:

@@ -99,7 +99,8 @@ class WindowsConfig(_Settings):
 
 
 class ModelConfig(_Settings):
-    path: str = ""  # checkpoint or .onnx file; "" = the embedded default model
+    path: str = ""  # checkpoint or .onnx file, or a model name (`htsat-live models`); "" = the embedded default model
+    dir: str = ""  # the model folder of `htsat-live models add`; "" = $XDG_DATA_HOME/htsat-live/models
     backend: Literal["auto", "torch", "onnx", "openvino"] = "auto"  # auto: ONNX Runtime for an .onnx file, else torch
     device: Literal["cpu", "cuda"] = "cpu"
     precision: Literal["fp32", "bf16", "int8"] = "fp32"  # bf16: torch or openvino, on CPUs with bf16; int8: openvino
@@ -114,6 +115,7 @@ class EventsConfig(_Settings):
     # grid frames; 1 = no filter, 0 = the model's
     median_frames: Annotated[int, Field(ge=0, le=1023), AfterValidator(_odd_or_zero)] = 0
     min_duration: float = Field(0.0, ge=0.0)  # seconds
+    min_durations: dict[str, Annotated[float, Field(ge=0.0)]] = {}  # target -> its own min_duration, seconds
     gap_merge: float = Field(0.0, ge=0.0)  # seconds
     confirm_updates: int = Field(4, ge=1)  # an event is confirmed once seen in this many updates (1 = at once)
     confirm_ratio: float = Field(2.0, ge=0.0)  # ... or once its peak reaches ratio x on-threshold (0 = never)
@@ -195,10 +197,36 @@ class Config(_Settings):
     loudness: LoudnessConfig = Field(default_factory=LoudnessConfig)
 
 
-def load_config(path: str | Path | None = None) -> Config:
-    """The config in a TOML file (None = all defaults), validated."""
+PRESETS = Path(__file__).resolve().parent / "presets"  # the presets shipped with the package (--preset NAME)
+
+
+def preset_names() -> list[str]:
+    return sorted(path.stem for path in PRESETS.glob("*.toml"))
+
+
+def load_config(path: str | Path | None = None, preset: str | None = None) -> Config:
+    """The config in a TOML file (None = all defaults) over a preset (stream/presets/NAME.toml; None = none):
+    a setting of the file wins, tables (such as [events.groups]) are merged key by key. Validated."""
+    if preset:
+        if preset not in preset_names():
+            raise ConfigError(f"--preset {preset}: no such preset (known: {', '.join(preset_names())})")
+        data = _read_toml(PRESETS / f"{preset}.toml")
+        return config_from_dict(_merged(data, _read_toml(path) if path is not None else {}))
     if path is None:
         return config_from_dict({})
+    return config_from_dict(_read_toml(path))
+
+
+def _merged(below: dict, above: dict) -> dict:
+    """`above` laid over `below`: tables merged key by key, anything else replaced."""
+    merged = dict(below)
+    for key, value in above.items():
+        both_tables = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merged(merged[key], value) if both_tables else value
+    return merged
+
+
+def _read_toml(path: str | Path) -> dict:
     try:
         # utf-8-sig: a byte order mark, as some Windows editors write, is read past
         data = tomllib.loads(Path(path).read_bytes().decode("utf-8-sig"))
@@ -211,7 +239,7 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
-    return config_from_dict(data)
+    return data
 
 
 def config_from_dict(data: dict) -> Config:

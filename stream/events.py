@@ -13,7 +13,7 @@ Per target and grid frame (10/1024 s), in this order:
 2. hysteresis: the target turns on at a score > on-threshold and off at a score <= off-threshold
    (with off = on this is "active while the score exceeds the threshold", the official rule);
 3. runs of active frames separated by at most `gap_merge` seconds of inactive frames are merged;
-4. merged runs shorter than `min_duration` seconds are dropped.
+4. merged runs shorter than `min_duration` seconds are dropped (`min_durations` sets it per target).
 An event's `peak` and `mean` are taken over its active frames of the filtered score.
 
 Streaming and revisions. Frames before the stitcher's `final_upto` never change, so the detector
@@ -164,7 +164,10 @@ class EventDetector:
         wall_time: Callable[[int], float] | None = None,
         confirm_updates: int = 1,
         confirm_ratio: float = 0.0,
+        min_durations: dict[str, float] | None = None,
     ):
+        """`min_durations`: target name -> its minimum duration in seconds, for the targets named; the others
+        take `min_duration`. A name that is no target is refused (ValueError naming it)."""
         if median_frames < 1 or median_frames % 2 == 0:
             raise ValueError(f"median_frames must be odd and >= 1, got {median_frames}")
         if confirm_updates < 1:
@@ -173,7 +176,11 @@ class EventDetector:
         self.confirm_updates = confirm_updates
         self.confirm_ratio = confirm_ratio
         self.half = median_frames // 2  # frames of filter context on each side
-        self.min_frames = max(1, math.ceil(min_duration / FRAME_SECONDS - 1e-9))
+        unknown = sorted(set(min_durations or {}) - {t.name for t in targets})
+        if unknown:
+            raise ValueError(f"min_durations: {', '.join(unknown)}: not a detection target")
+        seconds = [(min_durations or {}).get(t.name, min_duration) for t in targets]
+        self.min_frames = [max(1, math.ceil(s / FRAME_SECONDS - 1e-9)) for s in seconds]  # [T] per target
         self.gap_frames = math.floor(gap_merge / FRAME_SECONDS + 1e-9)
         self.wall_time = wall_time or (lambda sample: sample / SAMPLE_RATE)
         self._on = np.array([t.on for t in targets], dtype=np.float32)  # [T]
@@ -193,15 +200,21 @@ class EventDetector:
         model_median_frames: int = 1,
         wall_time: Callable[[int], float] | None = None,
     ) -> "EventDetector":
-        return cls(
-            targets_from_config(config, labels, model_thresholds),
-            median_frames_in_force(config, model_median_frames),
-            config.min_duration,
-            config.gap_merge,
-            wall_time,
-            config.confirm_updates,
-            config.confirm_ratio,
-        )
+        try:
+            return cls(
+                targets_from_config(config, labels, model_thresholds),
+                median_frames_in_force(config, model_median_frames),
+                config.min_duration,
+                config.gap_merge,
+                wall_time,
+                config.confirm_updates,
+                config.confirm_ratio,
+                config.min_durations,
+            )
+        except ConfigError:
+            raise
+        except ValueError as error:  # a min_durations name that is no target
+            raise ConfigError(f"events.{error}") from None
 
     def reset(self) -> None:
         """Forget the stream: no scores, no open runs, no reported events; ids start at 1 again."""
@@ -297,7 +310,7 @@ class EventDetector:
             self._position = final_to
         if stream_ended:
             for target, run in enumerate(self._runs):
-                if run is not None and run.end - run.onset >= self.min_frames:
+                if run is not None and run.end - run.onset >= self.min_frames[target]:
                     closed.append((target, run))
             self._runs = [None] * len(self.targets)
             self._active[:] = False
@@ -329,11 +342,11 @@ class EventDetector:
                 if run is not None and begin - run.end <= self.gap_frames:
                     run.add(begin, end, piece)
                     continue
-                if run is not None and run.end - run.onset >= self.min_frames:
+                if run is not None and run.end - run.onset >= self.min_frames[target]:
                     closed.append((target, run))
                 run = _Run(begin, end, float(piece.max()), float(piece.sum(dtype=np.float64)), end - begin)
             if run is not None and stop - run.end > self.gap_frames:
-                if run.end - run.onset >= self.min_frames:
+                if run.end - run.onset >= self.min_frames[target]:
                     closed.append((target, run))
                 run = None
             runs[target] = run
@@ -348,7 +361,7 @@ class EventDetector:
         if self._raw_end > self._position:
             self._scan(self._position, self._filtered(self._position, self._raw_end), self._active, runs, seen)
         seen.extend(
-            (t, run) for t, run in enumerate(runs) if run is not None and run.end - run.onset >= self.min_frames
+            (t, run) for t, run in enumerate(runs) if run is not None and run.end - run.onset >= self.min_frames[t]
         )
         return seen
 

@@ -132,3 +132,19 @@ def test_an_official_audioset_checkpoint_is_named_after_its_file(official_checkp
     # the converted file is the model: it can be moved and loaded as a file, without pickle
     moved = shutil.copy(tmp_path / "m" / "audioset-1.safetensors", tmp_path / "copy.safetensors")
     assert load_model(moved).num_classes == 527
+
+
+def test_model_dir_in_the_config_is_where_detect_finds_a_name(tiny_checkpoint, tmp_path, capsys):
+    import argparse
+
+    from htsat_live.stream.building import add_detect_arguments, detect_config
+    from htsat_live.stream.config import ConfigError
+
+    folder = tmp_path / "models"
+    assert main(["models", "--dir", str(folder), "add", str(tiny_checkpoint), "--name", "tiny"]) == 0
+    parser = argparse.ArgumentParser()
+    add_detect_arguments(parser)
+    config = detect_config(parser.parse_args(["--model", "tiny", "--set", f"model.dir='{folder}'"]))
+    assert config.model.path == str(folder / "tiny.safetensors")
+    with pytest.raises(ConfigError, match="model.path: other: no such checkpoint file, nor a model in"):
+        detect_config(parser.parse_args(["--model", "other", "--set", f"model.dir='{folder}'"]))
