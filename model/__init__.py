@@ -47,6 +47,7 @@ _EXPORTS = {
         "detect_clip",
         "events_from_scores",
         "median_over_frames",
+        "near_misses",
         "offline_timeline",
         "official_events",
         "runs_to_events",

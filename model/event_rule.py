@@ -18,7 +18,8 @@ with their thresholds; given one (> 1), the target scores of the kept frames are
 as the live detector does. With 1 this is the official rule.
 """
 
-from collections.abc import Mapping, Sequence
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +39,27 @@ class TargetError(ValueError):
         super().__init__(f"{setting}: {problem}" if setting else problem)
         self.setting = setting
         self.problem = problem
+
+
+def near_misses(name: str, known: Iterable[str]) -> list[str]:
+    """The known names closest to `name`, compared regardless of case: a typo's likely meaning."""
+    by_folded: dict[str, str] = {}
+    for candidate in known:
+        by_folded.setdefault(candidate.casefold(), candidate)
+    return [by_folded[k] for k in difflib.get_close_matches(name.casefold(), list(by_folded), n=3, cutoff=0.6)]
+
+
+def _resolve_name(name: str, known: Sequence[str], setting: str, what: str, note: str = "") -> str:
+    """`name` as spelled in `known`: itself, or the one name that differs from it only in case; else TargetError
+    naming `setting` and suggesting the near misses."""
+    if name in known:
+        return name
+    same = [candidate for candidate in known if candidate.casefold() == name.casefold()]
+    if len(same) == 1:
+        return same[0]
+    close = near_misses(name, known)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise TargetError(setting, f"unknown {what} {name!r}{note}{hint}")
 
 
 @dataclass(frozen=True)
@@ -77,20 +99,17 @@ def build_targets(
                 if not 0 <= item < len(labels):
                     raise TargetError(f"groups.{name}", f"class index {item} outside 0..{len(labels) - 1}")
                 resolved.append(item)
-            elif item in index:
-                resolved.append(index[item])
             else:
-                raise TargetError(f"groups.{name}", f"unknown label {item!r}")
+                resolved.append(index[_resolve_name(item, labels, f"groups.{name}", "label")])
         members[name] = tuple(dict.fromkeys(resolved))
-    for key, names in (
-        ("allow", allow),
-        ("deny", deny),
-        ("thresholds", thresholds),
-        ("off_thresholds", off_thresholds),
-    ):
-        for name in names:
-            if name not in members:
-                raise TargetError(key, f"unknown target {name!r} (not a class label or group)")
+    # a target as the user types it: its own spelling, or one that differs only in case
+    known, note = list(members), " (not a class label or group)"
+    allow = [_resolve_name(name, known, "allow", "target", note) for name in allow]
+    deny = [_resolve_name(name, known, "deny", "target", note) for name in deny]
+    thresholds = {_resolve_name(name, known, "thresholds", "target", note): value for name, value in thresholds.items()}
+    off_thresholds = {
+        _resolve_name(name, known, "off_thresholds", "target", note): value for name, value in off_thresholds.items()
+    }
     targets = []
     for name, members_of_target in members.items():
         if (allow and name not in allow) or name in deny:

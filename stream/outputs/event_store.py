@@ -41,6 +41,7 @@ from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 
+from htsat_live.model import near_misses
 from htsat_live.stream.events import Event
 from htsat_live.stream.messages import EventMessage, Message
 from htsat_live.stream.output import Output
@@ -286,7 +287,7 @@ def query(
         run = None
     for condition, value in (
         ("onset_wall >= ?", since),
-        ("label = ?", label),
+        ("label = ? COLLATE NOCASE", label),  # as typed: --label bird finds Bird
         ("stream = ?", stream),
         ("run = ?", run),
     ):
@@ -306,7 +307,7 @@ def add_events_arguments(parser: argparse.ArgumentParser) -> None:
         "--since",
         help="only events since an age (90s, 30m, 1h, 2d, 1w) or a local date/time (2025-11-25, '2025-11-25 14:00')",
     )
-    parser.add_argument("--label", help="only this detection target")
+    parser.add_argument("--label", help="only this detection target (in any case: bird finds Bird)")
     parser.add_argument("--stream", help="only this stream")
     parser.add_argument(
         "--run",
@@ -343,6 +344,15 @@ def run_events(args: argparse.Namespace) -> int:
                 print(f"htsat-live events: {path}: {_unreadable_version(connection, version)}", file=sys.stderr)
                 return 2
             rows = query(connection, since, args.label, args.stream, args.run_id)
+            if not rows and args.label is not None:
+                labels = [row[0] for row in connection.execute("SELECT DISTINCT label FROM events")]
+                close = near_misses(args.label, labels)
+                if close:
+                    print(
+                        f"htsat-live events: no events of {args.label!r}; did you mean "
+                        f"{' or '.join(repr(c) for c in close)}?",
+                        file=sys.stderr,
+                    )
     except sqlite3.Error as error:
         print(f"htsat-live events: cannot read {path}: {error}", file=sys.stderr)
         return 2

@@ -142,6 +142,30 @@ def test_settings_that_do_not_fit_the_model_are_config_errors(config, message):
         targets_from_config(config, LABELS, None)
 
 
+def test_targets_typed_in_another_case_are_found_and_a_typo_gets_its_near_miss():
+    config = EventsConfig(
+        allow=("dog", "SPEECH", "pets"), deny=("speech",), thresholds={"DOG": 0.7}, groups={"pets": ("cat", "BARK")}
+    )
+    targets = {t.name: t for t in targets_from_config(config, LABELS, None)}
+    assert sorted(targets) == ["Dog", "pets"] and targets["Dog"].on == 0.7
+    assert targets["pets"].classes == (LABELS.index("Cat"), LABELS.index("Bark"))
+    for typo, message in (
+        (
+            EventsConfig(allow=("Dgo",)),
+            "events.allow: unknown target 'Dgo' (not a class label or group); did you mean 'Dog'?",
+        ),
+        (
+            EventsConfig(deny=("speach",)),
+            "events.deny: unknown target 'speach' (not a class label or group); did you mean 'Speech'?",
+        ),
+        (EventsConfig(groups={"g": ("Cta",)}), "events.groups.g: unknown label 'Cta'; did you mean 'Cat'?"),
+        (EventsConfig(allow=("Horse",)), "events.allow: unknown target 'Horse' (not a class label or group)"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            targets_from_config(typo, LABELS, None)
+        assert str(caught.value) == message
+
+
 def test_an_event_starts_on_provisional_frames_and_ends_when_final():
     events = detector(0.5, wall_time=lambda sample: 1000.0 + sample / 32000)
     scores = [0.1] * 100 + [0.9] * 50

@@ -243,6 +243,21 @@ def test_the_events_command_says_what_is_wrong_in_one_line(capsys, args, message
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+def test_events_finds_a_label_typed_in_another_case_and_suggests_a_near_miss(tmp_path, capsys):
+    path = tmp_path / "events.db"
+    history = EventStore(path)
+    history.write("mic", event(id=1, label="Bird", wall=time.time() - 60))
+    history.write("mic", event(id=2, label="Speech", wall=time.time() - 30))
+    history.close()
+    code, out, err = events_command(capsys, "--db", str(path), "--label", "bird", "--format", "json")
+    assert code == 0 and [row["label"] for row in json.loads(out)] == ["Bird"] and err == ""
+    code, out, err = events_command(capsys, "--db", str(path), "--label", "brid", "--format", "json")
+    assert code == 0 and json.loads(out) == []
+    assert err.strip().splitlines() == ["htsat-live events: no events of 'brid'; did you mean 'Bird'?"]
+    code, out, err = events_command(capsys, "--db", str(path), "--label", "Horse", "--format", "json")
+    assert code == 0 and json.loads(out) == [] and err == ""
+
+
 def test_events_on_a_newer_or_a_foreign_database_says_what_it_is_and_never_to_upgrade_it(tmp_path, capsys):
     newer, foreign, empty = tmp_path / "newer.db", tmp_path / "foreign.db", tmp_path / "empty.db"
     with closing(sqlite3.connect(newer)) as connection:
