@@ -12,7 +12,7 @@ from pathlib import Path
 
 from htsat_live.evaluation.clip_metrics import add_clip_arguments, run_clip_evaluation
 from htsat_live.model.event_table import write_events
-from htsat_live.stream.building import add_preset_argument
+from htsat_live.stream.building import add_preset_argument, event_rule_from_config
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif"}
 
@@ -71,7 +71,12 @@ def pipeline_events(path: Path, model, config) -> list[tuple[float, float, str]]
 
 def add_detect_dir_arguments(parser) -> None:
     parser.add_argument("directory", help="folder of audio clips (any rate and channel count)")
-    parser.add_argument("--model", help="checkpoint or .onnx file (default: the config's, else the embedded model)")
+    parser.add_argument(
+        "--model",
+        action="append",
+        help="checkpoint, .onnx file or model name (default: the config's, else the embedded model); repeated: an "
+        "ensemble",
+    )
     parser.add_argument("--config", help="TOML config with the detection targets, e.g. configs/desed.toml")
     add_preset_argument(parser)
     parser.add_argument("--out", required=True, help="event table to write (TSV: filename, onset, offset, event_label)")
@@ -92,7 +97,7 @@ def add_detect_dir_arguments(parser) -> None:
 def run_detect_dir(args) -> int:
     from tqdm import tqdm
 
-    from htsat_live.model import load_model
+    from htsat_live.model import ensemble_line, load_model
     from htsat_live.model.audio import read_clip
     from htsat_live.model.event_rule import detect_clip
     from htsat_live.model.timebase import FRAME_SECONDS
@@ -117,6 +122,9 @@ def run_detect_dir(args) -> int:
     except (OSError, ValueError) as error:
         print(f"detect-dir: {error}", file=sys.stderr)
         return 2
+    ensemble = ensemble_line(model, event_rule_from_config(config))
+    if ensemble:
+        print(f"detect-dir: {ensemble}", file=sys.stderr)
     if args.scores:
         Path(args.scores).mkdir(parents=True, exist_ok=True)
     rows, failed = [], 0

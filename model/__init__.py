@@ -16,6 +16,7 @@ _EXPORTS = {
     "predictor": ("PRECISIONS", "Predictor", "TorchBackend"),
     "embedded": ("DEFAULT_MODEL", "DEMO_RECORDING"),
     "registry": ("model_dir", "resolve_model"),
+    "ensemble": ("ensemble", "ensemble_line", "members_of"),
     "checkpoint": ("CheckpointError", "audioset_labels"),
     "frontend": ("N_FFT",),
     "timebase": (

@@ -2,10 +2,12 @@
 backend asked for: torch (model/predictor.py), ONNX Runtime (model/onnx.py) or OpenVINO (model/openvino.py).
 """
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from htsat_live.model.checkpoint import build_model, read_checkpoint
 from htsat_live.model.embedded import DEFAULT_MODEL
+from htsat_live.model.ensemble import ensemble
 from htsat_live.model.predictor import (
     Predictor,
     TorchBackend,
@@ -17,9 +19,15 @@ BACKENDS = ("torch", "onnx", "openvino")
 
 
 def load_model(
-    path: str | Path | None = None, device: str = "cpu", backend: str | None = None, precision: str = "fp32"
+    path: str | Path | Sequence[str | Path] | None = None,
+    device: str = "cpu",
+    backend: str | None = None,
+    precision: str = "fp32",
 ) -> Predictor:
     """Load any checkpoint we read (or an exported .onnx file) behind the Predictor API.
+
+    A list of several paths is an ensemble (model/ensemble.py): the members are loaded alike and their outputs
+    averaged; they must share their labels.
 
     path None = the embedded default model; a model name (`htsat-live models`) = its file in the model folder.
     backend None (or "auto") follows the file: an .onnx file runs
@@ -29,6 +37,10 @@ def load_model(
     OpenVINO backend's transformer in bfloat16 (faster on CPUs with AVX-512 bf16), "int8" the OpenVINO backend's
     transformer quantised to int8 (model/openvino.py); `bench` reports the drift of each.
     """
+    if isinstance(path, (list, tuple)):
+        if len(path) > 1:
+            return ensemble([load_model(member, device, backend, precision) for member in path])
+        path = path[0] if path else None
     path = resolve_model(path) if path is not None else DEFAULT_MODEL  # a model name: the model folder's file
     if backend in (None, "auto"):
         backend = "onnx" if path.suffix == ".onnx" else "torch"

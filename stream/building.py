@@ -38,7 +38,11 @@ def add_detect_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of the stream (model, config, hop, engine, feeding, --set) that `detect` and `gui` take."""
-    parser.add_argument("--model", help="checkpoint or .onnx file (default: the embedded model)")
+    parser.add_argument(
+        "--model",
+        action="append",
+        help="checkpoint, .onnx file or model name (default: the embedded model); repeated: an ensemble",
+    )
     parser.add_argument("--config", help="TOML config file (default: configs/default.toml values)")
     add_preset_argument(parser)
     parser.add_argument("--hop", type=float, help="seconds between 10-s windows (0.3125 to 10)")
@@ -104,6 +108,8 @@ def detect_config(args):
     config = load_config(args.config, getattr(args, "preset", None))
     config = with_overrides(config, dict(parse_assignment(text) for text in args.set))
     flags = {setting: getattr(args, name, None) for name, setting in FLAG_SETTINGS.items()}
+    if isinstance(args.model, list):  # --model repeated: an ensemble
+        flags["model.path"] = args.model[0] if len(args.model) == 1 else args.model
     if isinstance(args.source, list):  # detect's SOURCEs (if any) replace the config's input(s)
         flags["source.input"] = args.source[0] if len(args.source) == 1 else None
         flags["source.inputs"] = (args.source if len(args.source) > 1 else []) if args.source else None
@@ -118,11 +124,18 @@ def with_model_folder(config: Config) -> Config:
 
     if not config.model.path or not config.model.dir:
         return config
+    paths = config.model.path
     try:
-        path = resolve_model(config.model.path, config.model.dir)
+        if isinstance(paths, str):
+            return with_overrides(config, {"model.path": str(resolve_model(paths, config.model.dir))})
+        return with_overrides(config, {"model.path": [str(resolve_model(p, config.model.dir)) for p in paths]})
     except ValueError as error:
         raise ConfigError(f"model.path: {error}") from None
-    return with_overrides(config, {"model.path": str(path)})
+
+
+def event_rule_from_config(config: Config) -> bool:
+    """Whether the config (or preset) sets the event rule's thresholds or median filter, rather than the model."""
+    return bool(config.events.thresholds or config.events.median_frames)
 
 
 def demo_config(command: str, config: Config, error: Exception) -> Config | None:
@@ -148,21 +161,22 @@ def load_model_or_explain(path, device: str, backend: str = "auto", precision: s
     try:
         return load_model(path, device=device, backend=backend, precision=precision)
     except (OSError, ValueError) as error:
-        where = path or "the embedded default model"
+        where = " + ".join(map(str, path)) if isinstance(path, (list, tuple)) else path or "the embedded default model"
         print(f"htsat-live: cannot load {where}: {error}", file=sys.stderr)
         return None
 
 
 def open_served_inference(command: str, config, model):
-    """The Ray Serve deployment `[model] inference` names (stream.inference.cluster.ServedInference), or None after
+    """The Ray Serve deployment `[model] inference` names, reached from a child process that the detector outlives
+    (stream.inference.remote.InferenceProcess), or None after
     printing why it cannot be used: Ray missing, the address unreachable, no deployment there."""
     try:
         from htsat_live.stream.inference.cluster import (
             ClusterError,
-            ServedInference,
             ServeSettings,
             parse_inference,
         )
+        from htsat_live.stream.inference.remote import InferenceProcess
     except ImportError as error:
         print(
             f"htsat-live {command}: --inference ray needs Ray Serve: pip install -e '.[cluster]' ({error})",
@@ -181,7 +195,7 @@ def open_served_inference(command: str, config, model):
     )
     settings = ServeSettings(num_cpus=1 if gpu else os.cpu_count() or 1, num_gpus=1 if gpu else 0)
     try:
-        return ServedInference.open(parse_inference(config.model.inference), build, model.labels, settings)
+        return InferenceProcess.open(parse_inference(config.model.inference), build, model.labels, settings)
     except ClusterError as error:
         print(f"htsat-live {command}: {error}", file=sys.stderr)
         return None

@@ -19,6 +19,7 @@ from htsat_live.stream.building import (
     check_output_paths,
     demo_config,
     detect_config,
+    event_rule_from_config,
     load_model_or_explain,
     open_served_inference,
 )
@@ -171,6 +172,10 @@ def _detect(args, config, model, stop: StopSignals, inference) -> int:
         if inference is None
         else f"inference on Ray at {inference.address}"
     )
+    from htsat_live.model import ensemble_line
+
+    ensemble = ensemble_line(model, event_rule_from_config(config))
+    where += f"; {ensemble}" if ensemble else ""
     print(
         f"listening to {', '.join(r.spec for r in pipeline.runners)} (hop {config.windows.hop} s, "
         f"{where}); Ctrl-C ends",

@@ -63,6 +63,7 @@ Score = Annotated[float, Field(ge=0.0, le=1.0)]
 LabelOrIndex = Annotated[str | int, GetPydanticSchema(_one_error_for_the_union)]
 # A TOML list becomes a tuple: the tuple itself is lax (strict would take only tuples), its items stay strict.
 Names = Annotated[tuple[str, ...], Strict(False), AfterValidator(_no_empty_names)]
+ModelPaths = Annotated[tuple[str, ...], Strict(False), Field(min_length=1), AfterValidator(_no_empty_names)]
 Members = Annotated[tuple[LabelOrIndex, ...], Strict(False), Field(min_length=1), AfterValidator(_no_empty_names)]
 
 
@@ -99,7 +100,9 @@ class WindowsConfig(_Settings):
 
 
 class ModelConfig(_Settings):
-    path: str = ""  # checkpoint or .onnx file, or a model name (`htsat-live models`); "" = the embedded default model
+    # checkpoint or .onnx file, or a model name (`htsat-live models`); "" = the embedded default model; a list of
+    # several = an ensemble, their outputs averaged
+    path: str | ModelPaths = ""
     dir: str = ""  # the model folder of `htsat-live models add`; "" = $XDG_DATA_HOME/htsat-live/models
     backend: Literal["auto", "torch", "onnx", "openvino"] = "auto"  # auto: ONNX Runtime for an .onnx file, else torch
     device: Literal["cpu", "cuda"] = "cpu"

@@ -129,7 +129,12 @@ def tag_file(model, path: str, hop_seconds: float, top_k: int, max_events: int, 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="audio files of any length, rate and channel count")
-    parser.add_argument("--model", default=None, help="checkpoint or .onnx file (default: the embedded starter model)")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        help="checkpoint, .onnx file or model name (default: the embedded starter model); repeated: an ensemble",
+    )
     parser.add_argument(
         "--backend",
         choices=["auto", "torch", "onnx", "openvino"],
@@ -156,6 +161,11 @@ def run(args: argparse.Namespace) -> int:
     model = load_model_or_explain(args.model, args.device, args.backend)
     if model is None:
         return 2
+    from htsat_live.model import ensemble_line
+
+    ensemble = ensemble_line(model, args.threshold is not None)
+    if ensemble:
+        print(f"htsat-live tag: {ensemble}", file=sys.stderr)
     results, failed = [], 0
     for path in args.files:
         try:
