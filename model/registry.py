@@ -38,7 +38,7 @@ OFFICIAL_MODELS = [
             f"audioset-{i}",
             f"HTSAT_AudioSet_Saved_{i}.ckpt",
             "AudioSet (2 M clips, 527 classes)",
-            "mAP 0.471 for the best single model; the six together 0.487" if i == 1 else "one of the ensemble of six",
+            "one of six: mAP 0.471 (one model), 0.487 (the six)",
             527,
         )
         for i in range(1, 7)
