@@ -70,9 +70,10 @@ def latency_line(latency: dict) -> str:
     return ", ".join(parts)
 
 
-def print_reports(reports, sinks: dict, shutdown_seconds: float | None = None) -> None:
+def print_reports(reports, sinks: dict, shutdown_seconds: float | None = None, mqtt: dict | None = None) -> None:
     """The counters and latencies of each stream, what the sinks wrote and failed to write (the `sinks` of
-    `status`), and how long stopping took."""
+    `status`), what MQTT sent, queued, dropped and could not send (the `mqtt` of `status`), and how long
+    stopping took."""
     for name, report in reports.items():
         counters = " ".join(f"{key}={value}" for key, value in report.counters().items())
         latency = report.latency()
@@ -80,6 +81,9 @@ def print_reports(reports, sinks: dict, shutdown_seconds: float | None = None) -
         print(f"{name}: {latency_line(latency)}", flush=True)
     if sinks:
         print("sinks: " + " ".join(f"{key}={value}" for key, value in sinks.items()), flush=True)
+    if mqtt:
+        shown = {key: value for key, value in mqtt.items() if key not in ("connected", "error")}
+        print("mqtt: " + " ".join(f"{key}={value}" for key, value in shown.items()), flush=True)
     if shutdown_seconds is not None:
         print(f"shutdown took {shutdown_seconds:.2f} s", flush=True)
 
@@ -186,7 +190,8 @@ def _detect(args, config, model, stop: StopSignals, inference) -> int:
         pass
     started = time.monotonic()
     reports = pipeline.stop()
-    print_reports(reports, output_sections(pipeline.outputs)["sinks"], time.monotonic() - started)
+    sections = output_sections(pipeline.outputs)
+    print_reports(reports, sections["sinks"], time.monotonic() - started, sections["mqtt"])
     if inference is not None:
         print("inference: " + " ".join(f"{key}={value}" for key, value in inference.counters().items()), flush=True)
     return 0

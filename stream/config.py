@@ -160,7 +160,7 @@ class MqttConfig(_Settings):
     ca_file: str = ""  # mqtts: CA certificate file; "" = the system's
     username: str = ""  # "" = no login
     password_file: str = ""  # file whose first line is the password
-    client_id: str = ""  # "" = htsat-live-<host name>; also names the Home Assistant device
+    client_id: str = ""  # "" = htsat-live-<host>-<stream names>; also names the Home Assistant device
     topic_prefix: str = "htsat-live"
     qos: int = Field(1, ge=0, le=2)
     discovery_prefix: str = "homeassistant"  # Home Assistant MQTT discovery; "" = no discovery

@@ -1,12 +1,21 @@
 """MQTT and Home Assistant discovery against a real mosquitto broker (started per test on a free loopback
-port) and a real paho subscriber: confirmed events, states and discovery arrive; a broker that is down at
-start or restarts mid-stream costs nothing but the oldest messages of a full queue, counted; logins."""
+port), real paho subscribers and real detector processes: confirmed events, states and discovery arrive;
+states go out before `online` on every connection; detectors on one broker keep apart; a broker that is down
+at start or restarts mid-stream costs nothing but the oldest messages of a full queue, counted; what cannot
+be sent is counted and said; logins; bad settings; thresholds set over MQTT kept across restarts."""
 
 import json
+import logging
+import os
+import re
+import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import paho.mqtt.client as paho
@@ -16,12 +25,19 @@ import soundfile
 from htsat_live.model import DEMO_RECORDING, SAMPLE_RATE, load_model, read_clip
 from htsat_live.stream.config import MqttConfig, load_config, with_overrides
 from htsat_live.stream.events import Event
-from htsat_live.stream.messages import EventMessage
+from htsat_live.stream.messages import EventMessage, Message
 from htsat_live.stream.output import Listener
-from htsat_live.stream.outputs.mqtt import MqttOutput, segment
+from htsat_live.stream.outputs.mqtt import MqttOutput, segment, thresholds_path
 from htsat_live.stream.pipeline import Pipeline, ThresholdChanges
 
 CLIENT = "test-node"
+AVAILABILITY = f"htsat-live/{CLIENT}/availability"
+
+
+@pytest.fixture(autouse=True)
+def own_state_home(tmp_path, monkeypatch):
+    """Each test keeps its thresholds set over MQTT in its own $XDG_STATE_HOME."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state-home"))
 
 
 class Subscriber:
@@ -86,10 +102,13 @@ def test_confirmed_events_states_level_and_discovery_arrive(mosquitto, wait_unti
         assert pipeline.wait(300)
     finally:
         report = pipeline.stop()["demo.wav"]
-    wait_until(lambda: "offline" in subscriber.payloads("htsat-live/availability"), 30, "availability offline")
+    wait_until(lambda: "offline" in subscriber.payloads(AVAILABILITY), 30, "availability offline")
     published = [json.loads(p) for p in subscriber.payloads("htsat-live/events")]
     subscriber.close()
-    assert subscriber.payloads("htsat-live/availability")[0] == "online"
+    assert subscriber.payloads(AVAILABILITY)[0] == "online"
+    with subscriber.lock:
+        order = [topic for topic, _, _ in subscriber.messages]
+    assert order.index("htsat-live/demo_wav/speech") < order.index(AVAILABILITY)  # the states before `online`
     assert all(p["confirmed"] and p["stream"] == "demo.wav" and p["schema"] == 1 for p in published)
     starts = [p for p in published if p["state"] == "start"]
     assert len(starts) == report.confirmed_events < report.events  # the provisional starts stayed home
@@ -105,10 +124,15 @@ def test_confirmed_events_states_level_and_discovery_arrive(mosquitto, wait_unti
         )
         assert (config["name"], config["state_topic"]) == (label, f"htsat-live/demo_wav/{segment(label)}")
         assert config["unique_id"] == f"{CLIENT}_demo_wav_{segment(label)}"
-        assert config["availability_topic"] == "htsat-live/availability" and config["device"]["identifiers"]
+        assert config["availability_topic"] == AVAILABILITY and config["device"]["identifiers"]
+        assert config["qos"] == 1
         assert subscriber.payloads(f"homeassistant/number/{CLIENT}/{CLIENT}_demo_wav_{segment(label)}_threshold/config")
     level = one_config(subscriber, f"homeassistant/sensor/{CLIENT}/{CLIENT}_demo_wav_level/config")
     assert json.loads(level)["unit_of_measurement"] == "dBFS"
+    sound = json.loads(one_config(subscriber, f"homeassistant/event/{CLIENT}/{CLIENT}_demo_wav_sound/config"))
+    assert sound["state_topic"] == "htsat-live/demo_wav/event" and "Speech" in sound["event_types"]
+    fired = [json.loads(p) for p in subscriber.payloads("htsat-live/demo_wav/event")]
+    assert len(fired) == len(starts) and {f["event_type"] for f in fired} <= set(sound["event_types"])
 
 
 def one_config(subscriber, topic: str) -> str:
@@ -153,30 +177,36 @@ def test_a_broker_down_at_start_gets_the_newest_messages_of_a_bounded_queue(mosq
     broker.stop()
     output = MqttOutput(output_config(broker, queue=6))
     try:
-        for id in range(1, 11):  # 3 messages each (events, ON, score): 30 for a queue of 6
+        for id in range(1, 11):  # 2 queued messages each (P/events, the event entity's): 20 for a queue of 6
             started = time.monotonic()
-            output.handle(confirmed_start(id, f"t{id}"))
+            output.handle(confirmed_start(id, f"t{id}"))  # its state (ON) and score: only the newest wait
             assert time.monotonic() - started < 0.5  # the broker's absence never holds the stream up
-        assert output.counters() | {"error": None} == {
+        counters = output.counters()
+        assert "cannot reach the broker" in counters["error"] and "refused" in counters["error"]
+        assert counters | {"error": None} == {
+            "state": "unreachable",
             "connected": False,
             "queue": 6,
             "sent": 0,
-            "dropped": 24,
+            "dropped": 14,
+            "unsent": 0,
             "reconnects": 0,
             "error": None,
         }
         broker.start()
         subscriber = Subscriber(broker)
-        wait_until(lambda: len(subscriber.payloads("htsat-live/events")) == 2, 30, "the queued events")
+        wait_until(lambda: len(subscriber.payloads("htsat-live/events")) == 3, 30, "the queued events")
     finally:
         output.close()
         subscriber.close()
-    assert [json.loads(p)["id"] for p in subscriber.payloads("htsat-live/events")] == [9, 10]  # oldest dropped
+    assert [json.loads(p)["id"] for p in subscriber.payloads("htsat-live/events")] == [8, 9, 10]  # oldest dropped
     assert subscriber.payloads("htsat-live/mic/t1") == ["ON"]  # retained states are sent again on connecting
-    assert output.counters()["queue"] == 0
+    assert output.counters()["queue"] == output.counters()["unsent"] == 0
 
 
-def test_a_broker_restart_mid_stream_delays_messages_but_loses_none(mosquitto, tmp_path, wait_until):
+def test_a_broker_restart_mid_stream_delays_events_loses_none_and_sends_only_the_newest_level(
+    mosquitto, tmp_path, wait_until
+):
     broker = mosquitto()
     subscriber = Subscriber(broker)
     excerpt = tmp_path / "excerpt.wav"
@@ -189,7 +219,9 @@ def test_a_broker_restart_mid_stream_delays_messages_but_loses_none(mosquitto, t
     try:
         wait_until(lambda: subscriber.payloads("htsat-live/excerpt_wav/level"), 30, "the first level")
         broker.stop()
-        wait_until(lambda: statuses and statuses[-1]["mqtt"]["queue"] >= 3, 30, "messages queued while it is down")
+        wait_until(
+            lambda: sum(not status["mqtt"]["connected"] for status in statuses) >= 3, 30, "levels while it is down"
+        )
         broker.start()
         wait_until(lambda: output.counters()["connected"], 30, "the reconnection")
         assert pipeline.wait(120)
@@ -197,15 +229,23 @@ def test_a_broker_restart_mid_stream_delays_messages_but_loses_none(mosquitto, t
         report = pipeline.stop()["excerpt.wav"]
     counters = output.counters()
     sent = collapsed([str(status["level_dbfs"]) for status in statuses])
-    wait_until(
-        lambda: collapsed(subscriber.payloads("htsat-live/excerpt_wav/level")) == sent, 30, "every level message"
-    )
+    down = sum(not status["mqtt"]["connected"] for status in statuses)
+    levels = "htsat-live/excerpt_wav/level"
+    wait_until(lambda: collapsed(subscriber.payloads(levels))[-1:] == sent[-1:], 30, "the last level")
     subscriber.close()
-    assert counters["reconnects"] >= 1 and counters["dropped"] == 0
+    received = collapsed(subscriber.payloads(levels))
+    assert is_subsequence(received, sent)
+    assert len(received) <= len(sent) - down + 2  # of the levels while it was down, the newest (and one in flight)
+    assert counters["reconnects"] >= 1 and counters["dropped"] == counters["unsent"] == 0
     assert report.skipped_windows == 0 and report.windows == 20  # detection never stalled
     published = [json.loads(p) for p in subscriber.payloads("htsat-live/events")]
     assert len({p["id"] for p in published if p["state"] == "start"}) == report.confirmed_events >= 2
     assert collapsed([p["seq"] for p in published]) == list(range(max(p["seq"] for p in published) + 1))  # none lost
+
+
+def is_subsequence(part: list, whole: list) -> bool:
+    remaining = iter(whole)
+    return all(any(value == other for other in remaining) for value in part)
 
 
 def collapsed(values: list) -> list:
@@ -224,10 +264,10 @@ def test_a_login_with_a_password_file_and_a_refused_one(mosquitto, tmp_path, wai
         MqttConfig(url=broker.url, client_id="intruder", username="htsat", password_file=str(tmp_path / "bad"))
     )
     try:
+        good.handle(confirmed_start(1, "Dog"))  # the first message starts the connection
+        bad.handle(confirmed_start(1, "Cat"))
         wait_until(lambda: good.counters()["connected"], 30, "the login")
         wait_until(lambda: bad.counters()["error"] is not None, 30, "the refusal")
-        good.handle(confirmed_start(1, "Dog"))
-        bad.handle(confirmed_start(1, "Cat"))
         wait_until(lambda: subscriber.payloads("htsat-live/mic/dog") == ["ON"], 30, "the event")
     finally:
         good.close()
@@ -295,3 +335,251 @@ def test_detect_with_an_unreadable_password_file_is_one_line_and_exit_2(tmp_path
     assert result.returncode == 2
     assert "mqtt.password_file: cannot read" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def status_body(level: float = -30.0, stream_seconds: float = 1.0, **thresholds: float) -> dict:
+    """A `status` body with what the MQTT output reads of it."""
+    return {
+        "thresholds": {target: [on, on * 0.5] for target, on in (thresholds or {"Dog": 0.5}).items()},
+        "loudness": None,
+        "stream_seconds": stream_seconds,
+        "level_dbfs": level,
+    }
+
+
+def arrived_after(subscriber, mark: int) -> list[tuple[str, str]]:
+    """(topic, payload) of the messages the subscriber got after its first `mark`, live ones only (a retained
+    copy the broker hands a subscription that is made again says nothing about the publisher's order)."""
+    with subscriber.lock:
+        return [(topic, payload) for topic, payload, retained in subscriber.messages[mark:] if not retained]
+
+
+def test_states_go_out_before_online_on_every_reconnection(mosquitto, wait_until):
+    broker = mosquitto()
+    subscriber = Subscriber(broker)
+    output = MqttOutput(output_config(broker))
+    output.attach("mic", None, ["Dog"])
+    try:
+        output.handle(Message("status", "mic", status_body()))
+        wait_until(lambda: subscriber.payloads(AVAILABILITY) == ["online"], 30, "online")
+        first = arrived_after(subscriber, 0)
+        assert first.index(("htsat-live/mic/dog", "OFF")) < first.index((AVAILABILITY, "online"))
+        output.handle(confirmed_start(1, "Dog"))
+        wait_until(lambda: subscriber.payloads("htsat-live/mic/dog") == ["OFF", "ON"], 30, "the ON state")
+        for reconnection in range(1, 3):  # the link taken away while the subscriber stays: it sees every message
+            with subscriber.lock:
+                mark = len(subscriber.messages)
+            take_over(broker, CLIENT)
+            wait_until(lambda n=reconnection: output.counters()["reconnects"] == n, 30, "the reconnection")
+            wait_until(lambda m=mark: (AVAILABILITY, "online") in arrived_after(subscriber, m), 30, "online again")
+            again = arrived_after(subscriber, mark)
+            online = again.index((AVAILABILITY, "online"))
+            assert again.index(("htsat-live/mic/dog", "ON")) < online  # the state first, then `online`
+            topics = [topic for topic, _ in again]
+            assert topics.index(f"homeassistant/binary_sensor/{CLIENT}/{CLIENT}_mic_dog/config") < online
+    finally:
+        output.close()
+        subscriber.close()
+
+
+def take_over(broker, client_id: str) -> None:
+    """Connect with `client_id` and leave at once: the broker drops the client of that id (a lost link)."""
+    kicker = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id)
+    kicker.connect("127.0.0.1", broker.port)
+    kicker.loop_start()
+    deadline = time.monotonic() + 10
+    while not kicker.is_connected() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    kicker.disconnect()
+    kicker.loop_stop()
+
+
+DETECTOR = """
+import json, sys, time
+from htsat_live.stream.config import MqttConfig
+from htsat_live.stream.events import Event
+from htsat_live.stream.messages import EventMessage, Message
+from htsat_live.stream.outputs.mqtt import MqttOutput
+url, stream, event = sys.argv[1:]
+output = MqttOutput(MqttConfig(url=url))  # the default client id and availability topic
+output.attach(stream, None, ["Dog"])
+output.handle(Message("status", stream, {"thresholds": {"Dog": [0.5, 0.25]}, "loudness": None,
+    "stream_seconds": 1.0, "level_dbfs": -30.0}))
+if event:
+    output.handle(EventMessage(stream, Event(**json.loads(event))))
+print(output.availability, flush=True)
+time.sleep(600)
+"""
+
+
+def start_detector(broker, stream: str, on: bool) -> tuple[subprocess.Popen, str]:
+    """A detector process with default MQTT settings but the url; (the process, its availability topic)."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            DETECTOR,
+            broker.url,
+            stream,
+            json.dumps(asdict(confirmed_start(1, "Dog").event)) if on else "",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[3],
+    )
+    return process, process.stdout.readline().strip()
+
+
+def test_two_detectors_on_one_broker_keep_apart_and_a_killed_one_comes_back_off_before_online(mosquitto, wait_until):
+    broker = mosquitto()
+    subscriber = Subscriber(broker)
+    kitchen, kitchen_availability = start_detector(broker, "kitchen", on=True)
+    hall, hall_availability = start_detector(broker, "hall", on=False)
+    processes = [kitchen, hall]
+    try:
+        host = segment(socket.gethostname())
+        assert kitchen_availability == f"htsat-live/htsat-live-{host}-kitchen/availability"
+        assert hall_availability == f"htsat-live/htsat-live-{host}-hall/availability"
+        for topic in (kitchen_availability, hall_availability):
+            wait_until(lambda topic=topic: subscriber.payloads(topic)[-1:] == ["online"], 30, f"{topic} online")
+        wait_until(lambda: subscriber.payloads("htsat-live/kitchen/dog")[-1:] == ["ON"], 30, "the kitchen's ON")
+        kitchen.send_signal(signal.SIGKILL)
+        kitchen.wait(10)
+        wait_until(lambda: subscriber.payloads(kitchen_availability)[-1:] == ["offline"], 30, "the last will")
+        time.sleep(0.5)
+        assert subscriber.payloads(hall_availability)[-1] == "online"  # the other detector stays available
+        with subscriber.lock:
+            mark = len(subscriber.messages)
+        kitchen, _ = start_detector(broker, "kitchen", on=False)
+        processes.append(kitchen)
+        wait_until(lambda: (kitchen_availability, "online") in arrived_after(subscriber, mark), 30, "online again")
+        again = arrived_after(subscriber, mark)
+        assert again.index(("htsat-live/kitchen/dog", "OFF")) < again.index((kitchen_availability, "online"))
+        assert ("htsat-live/kitchen/dog", "ON") not in again
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait(10)
+        subscriber.close()
+
+
+def test_bad_mqtt_settings_are_refused_naming_the_key(tmp_path):
+    (tmp_path / "password").write_text("s3cret\n")
+    cases = {
+        "mqtt.url: the port must be 1..65535": {"url": "mqtt://127.0.0.1:99999"},
+        "mqtt.url: the port must be 1..65535, got 'mqtt://127.0.0.1:0'": {"url": "mqtt://127.0.0.1:0"},
+        "mqtt.password_file: a password needs mqtt.username": {"password_file": str(tmp_path / "password")},
+        "mqtt.password_file: a password needs mqtt.username, which": {"password_file": str(tmp_path / "absent")},
+        "mqtt.password_file: cannot read": {"username": "me", "password_file": str(tmp_path / "absent")},
+        "mqtt.topic_prefix: must not contain +, #": {"topic_prefix": "home/#"},
+        "mqtt.client_id: must not contain +, #": {"client_id": "a+b"},
+    }
+    for expected, settings in cases.items():
+        with pytest.raises(ValueError, match=re.escape(expected)):
+            MqttOutput(MqttConfig(**{"url": "mqtt://127.0.0.1:1", **settings}))
+    result = subprocess.run(
+        [sys.executable, "-m", "htsat_live.cli", "detect", str(DEMO_RECORDING), "--fast"]
+        + ["--set", "publish.enabled=false", "--set", "mqtt.url='mqtt://127.0.0.1:99999'"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip() == "htsat-live detect: mqtt.url: the port must be 1..65535, got 'mqtt://127.0.0.1:99999'"
+    )
+
+
+def test_an_unresolvable_broker_is_a_warning_the_run_goes_on_and_what_it_could_not_send_is_counted(tmp_path):
+    excerpt = tmp_path / "excerpt.wav"
+    soundfile.write(excerpt, read_clip(DEMO_RECORDING)[: 24 * SAMPLE_RATE], SAMPLE_RATE)  # Water, then an Alarm
+    result = subprocess.run(
+        [sys.executable, "-m", "htsat_live.cli", "detect", str(excerpt), "--fast"]
+        + ["--set", "publish.enabled=false", "--set", "mqtt.url='mqtt://no-such-host.invalid'"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    warning = [line for line in result.stderr.splitlines() if "no-such-host.invalid" in line][0]
+    assert warning.startswith("htsat-live: mqtt: cannot resolve the broker's host 'no-such-host.invalid'")
+    assert "(mqtt.url); detection goes on" in warning
+    final = [line for line in result.stdout.splitlines() if line.startswith("mqtt: ")]
+    assert len(final) == 1, result.stdout
+    counters = dict(item.split("=", 1) for item in final[0].removeprefix("mqtt: ").split())
+    assert counters["state"] == "unreachable" and counters["sent"] == "0" and int(counters["unsent"]) > 0
+    assert f"mqtt: {counters['unsent']} messages not sent" in result.stderr
+
+
+def test_closing_with_the_broker_down_counts_and_says_what_is_left(mosquitto, wait_until, caplog):
+    broker = mosquitto()
+    output = MqttOutput(output_config(broker))
+    output.attach("mic", None, ["Dog"])
+    output.handle(Message("status", "mic", status_body()))
+    wait_until(lambda: output.counters()["connected"] and output.counters()["queue"] == 0, 30, "the first messages")
+    broker.stop()
+    wait_until(lambda: not output.counters()["connected"], 30, "the lost link")
+    for id in range(1, 6):  # 2 queued messages each, the newest state and score: 12 waiting
+        output.handle(confirmed_start(id, "Dog"))
+    with caplog.at_level(logging.WARNING, logger="htsat_live.stream.outputs.mqtt"):
+        started = time.monotonic()
+        output.close()
+    assert time.monotonic() - started < 5  # the drain has a deadline
+    counters = output.counters()
+    assert (counters["queue"], counters["unsent"], counters["dropped"], counters["state"]) == (10, 12, 0, "lost")
+    assert any("mqtt: 12 messages not sent (10 queued events" in record.message for record in caplog.records)
+
+
+def test_no_level_before_audio_and_thresholds_as_people_read_them(mosquitto, wait_until):
+    broker = mosquitto()
+    subscriber = Subscriber(broker)
+    output = MqttOutput(output_config(broker))
+    output.attach("mic", None, ["Dog"])
+    try:
+        output.handle(Message("status", "mic", status_body(-120.0, 0.0, Dog=float(np.float32(0.45)))))
+        wait_until(lambda: subscriber.payloads(AVAILABILITY) == ["online"], 30, "online")
+        output.handle(Message("status", "mic", status_body(-31.5, 1.0, Dog=float(np.float32(0.45)))))
+        wait_until(lambda: subscriber.payloads("htsat-live/mic/level"), 30, "the first level")
+    finally:
+        output.close()
+        subscriber.close()
+    assert subscriber.payloads("htsat-live/mic/level") == ["-31.5"]  # no placeholder before the audio
+    assert subscriber.payloads("htsat-live/mic/dog/threshold") == ["0.45"]  # not 0.44999998807907104
+
+
+def test_a_threshold_set_over_mqtt_is_said_and_kept_across_restarts_while_the_config_says_the_same(
+    mosquitto, wait_until, capfd
+):
+    broker = mosquitto()
+    subscriber = Subscriber(broker)
+    changes = ThresholdChanges()
+    changes.add_stream("mic", ["Dog"])
+    output = MqttOutput(output_config(broker), changes.set)
+    output.attach("mic", None, ["Dog"])
+    try:
+        output.handle(Message("status", "mic", status_body(Dog=0.5)))
+        wait_until(lambda: subscriber.payloads("htsat-live/mic/dog/threshold") == ["0.5"], 30, "the threshold")
+        subscriber.client.publish("htsat-live/mic/dog/threshold/set", "0.42", qos=1)
+        wait_until(lambda: changes.take("mic") == [("Dog", 0.42)], 30, "the change")
+    finally:
+        output.close()
+    kept = thresholds_path()
+    assert str(kept).startswith(os.environ["XDG_STATE_HOME"]) and kept.name == "mqtt-thresholds.json"
+    assert json.loads(kept.read_text()) == {CLIENT: {"mic": {"Dog": [0.42, 0.5]}}}
+    said = capfd.readouterr().err
+    assert f"mqtt: mic: Dog threshold set to 0.42 over MQTT (was 0.5; kept in {kept})" in said
+    for configured, applied in ((0.5, [("Dog", 0.42)]), (0.6, [])):  # a restart; then the config edited
+        again = ThresholdChanges()
+        again.add_stream("mic", ["Dog"])
+        output = MqttOutput(output_config(broker), again.set)
+        output.attach("mic", None, ["Dog"])
+        try:
+            output.handle(Message("status", "mic", status_body(Dog=configured)))
+            assert again.take("mic") == applied
+            echo = f"{applied[0][1] if applied else configured:g}"
+            wait_until(lambda echo=echo: subscriber.payloads("htsat-live/mic/dog/threshold")[-1:] == [echo], 30, echo)
+        finally:
+            output.close()
+    subscriber.close()
+    said = capfd.readouterr().err
+    assert said.count("mqtt: mic: Dog threshold 0.42 (set over MQTT before") == 1
