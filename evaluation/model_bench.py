@@ -50,7 +50,11 @@ class Contender:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model", default=None, help="checkpoint to time (default: full-size architecture, random weights)"
+        "--model",
+        action="append",
+        default=None,
+        help="checkpoint or model name to time (default: full-size architecture, random weights); repeated: the "
+        "cost per window of the ensemble against its first member",
     )
     parser.add_argument("--rounds", type=int, default=20, help="interleaved timing rounds per batch size")
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 4], help="batch sizes")
@@ -165,6 +169,15 @@ def window_gflop(model) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.model and len(args.model) > 1:
+        if args.soak is not None or args.stream:
+            print(
+                "htsat-live bench: an ensemble (--model repeated) is timed alone, without --stream or --soak",
+                file=sys.stderr,
+            )
+            return 2
+        return run_ensemble_bench(args.model, args.rounds, args.device)
+    args.model = args.model[0] if args.model else None
     if args.soak is not None:
         from htsat_live.evaluation.soak import run_soak_bench
 
@@ -404,3 +417,31 @@ def cuda_contenders(checkpoint, path: str, onnx_path: Path) -> list[Contender]:
     if "CUDAExecutionProvider" in ort.get_available_providers():
         contenders.append(Contender("onnxruntime fp32 cuda", "fp32", onnx_cuda, on_gpu=True))
     return contenders
+
+
+def run_ensemble_bench(paths: list[str], rounds: int, device: str = "cpu") -> int:
+    """Seconds per 10-s window of an ensemble and of its first member alone (batch 1, the median of `rounds`
+    interleaved calls), printed with their ratio."""
+    from htsat_live.model import load_model, members_of
+    from htsat_live.model.commands import probe_waves
+
+    try:
+        ensemble = load_model(paths, device=device)
+    except (OSError, ValueError) as error:
+        print(f"htsat-live bench: {error}", file=sys.stderr)
+        return 2
+    first = members_of(ensemble)[0]
+    wave = probe_waves(1)
+    ensemble.predict(wave), first.predict(wave)  # warm-up
+    times: dict[str, list[float]] = {"ensemble": [], "first": []}
+    for _ in range(max(1, rounds)):
+        for name, model in (("ensemble", ensemble), ("first", first)):
+            started = time.perf_counter()
+            model.predict(wave)
+            times[name].append(time.perf_counter() - started)
+    each, one = (float(np.median(times[name])) for name in ("ensemble", "first"))
+    print(f"ensemble of {len(paths)} models ({' + '.join(map(str, paths))}) on {device}, batch 1, {rounds} rounds:")
+    print(f"  ensemble      {each * 1000:8.1f} ms per window")
+    print(f"  first member  {one * 1000:8.1f} ms per window ({first.source})")
+    print(f"  ratio         {each / one:8.2f}x")
+    return 0

@@ -58,3 +58,18 @@ def test_bench_on_cuda_without_a_gpu_is_one_line_and_exit_2(capsys):
     assert main(["bench", "--device", "cuda"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--device cuda" in err and "no CUDA device" in err
+
+
+def test_bench_times_an_ensemble_against_its_first_member(tiny_checkpoint, tmp_path, capsys):
+    import re
+
+    from htsat_live.cli import main
+
+    second = tmp_path / "tiny_copy.ckpt"
+    second.write_bytes(tiny_checkpoint.read_bytes())
+    assert main(["bench", "--model", str(tiny_checkpoint), "--model", str(second), "--rounds", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("ensemble of 2 models") and "3 rounds" in lines[0]
+    ensemble_ms, first_ms = (float(re.search(r"([\d.]+) ms per window", line)[1]) for line in lines[1:3])
+    assert ensemble_ms > 0 and first_ms > 0 and float(lines[3].split()[1].rstrip("x")) > 0
+    assert main(["bench", "--model", str(tiny_checkpoint), "--model", str(second), "--stream"]) == 2
