@@ -166,6 +166,10 @@ def format_models(folder=None) -> str:
         rows.append((model.name, model.file or "-", model.trained_on, model.figure, state))
     lines += _table(rows)
     lines += [f"  {model.name}: unsupported: {model.unsupported}" for model in OFFICIAL_MODELS if model.unsupported]
+    lines.append(
+        "  DESED: the paper's detection figures come from an AudioSet model with DESED's ten classes mapped onto "
+        "AudioSet's (configs/desed.toml in a checkout: --config configs/desed.toml)"
+    )
     lines.append(f"models in {model_dir(folder)}:")
     rows = [("name", "classes", "from", "sha256")]
     for name in installed:

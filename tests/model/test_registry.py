@@ -46,6 +46,7 @@ def test_models_lists_the_official_checkpoints_and_where_to_get_them(capsys):
     assert "drive.google.com/drive/folders/" in out and "mAP 0.471 (one model), 0.487 (the six)" in out
     assert "97.0%" in out and "98.0%" in out
     assert "speech-commands: unsupported: trained on 16 kHz audio" in out
+    assert "DESED: the paper's detection figures come from an AudioSet model" in out
     assert "none: `htsat-live models add FILE` adds one" in out
 
 
