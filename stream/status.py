@@ -157,7 +157,7 @@ class StatusReporter:
             "stream_seconds": round(stream.ring.end / SAMPLE_RATE, 3),
             "hop": config.windows.hop,
             "window": WINDOW_SAMPLES / SAMPLE_RATE,
-            "model": config.model.path or "default",
+            "model": _model_setting(config.model.path),
             "backend": pipeline.model.backend.name,  # the engine in use ("auto" in the config resolves to one)
             "device": config.model.device,
             "num_classes": pipeline.model.num_classes,
@@ -189,3 +189,8 @@ class StatusReporter:
             return ring.read(max(ring.oldest, end - n), end)
         except Overrun:
             return np.zeros(0, dtype=np.float32)
+
+
+def _model_setting(path: str | tuple[str, ...]) -> str:
+    """`model` of `status`: the model's path, an ensemble's paths joined by " + ", or "default"."""
+    return " + ".join(path) if isinstance(path, tuple) else path or "default"

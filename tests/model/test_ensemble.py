@@ -113,3 +113,23 @@ def test_detect_dir_with_an_ensemble_averages_the_single_runs_maps(tiny_checkpoi
         mean = (single_a[name].to_numpy() + single_b[name].to_numpy()) / 2
         assert list(both[name].columns) == list(single_a[name].columns)
         np.testing.assert_allclose(both[name].to_numpy(), mean, atol=2e-6, rtol=0)  # the tables hold 6 digits
+
+
+def test_the_live_pipeline_runs_an_ensemble_and_status_names_its_members(tiny_checkpoint, second_tiny, tmp_path):
+    from htsat_live.stream.config import load_config, with_overrides
+    from htsat_live.stream.output import Listener
+    from htsat_live.stream.pipeline import Pipeline
+
+    paths = [str(tiny_checkpoint), str(second_tiny)]
+    settings = {"publish.enabled": False, "source.fast": True, "windows.hop": 5.0, "model.path": paths}
+    config = with_overrides(load_config(None), settings)
+    clip = tmp_path / "noise.wav"
+    soundfile.write(clip, (0.1 * np.random.default_rng(1).standard_normal(12 * 32000)).astype(np.float32), 32000)
+    messages = []
+    pipeline = Pipeline(config, load_model(paths), [str(clip)], outputs=[Listener(lambda *m: messages.append(m))])
+    pipeline.start()
+    assert pipeline.wait(120), "the stream did not end"
+    pipeline.stop()
+    statuses = [body for topic, _, body in messages if topic == "status"]
+    assert statuses and statuses[-1]["model"] == " + ".join(paths) and statuses[-1]["backend"] == "torch"
+    assert any(topic == "scores" for topic, _, _ in messages)
