@@ -1,0 +1,229 @@
+"""A real Home Assistant Core (2024.3.3, in its own virtual environment, cache/home-assistant, made by
+scripts/setup-home-assistant.sh) with
+its MQTT integration set up as a config entry, against a real mosquitto and real detector processes: the
+discovered entities appear with their states, the documented automation (`from: "off"`) fires once for
+one event, and a detector killed with SIGKILL and started again turns its entity `unavailable -> off`,
+never `unavailable -> on` without a new event."""
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import paho.mqtt.client as paho
+import pytest
+
+from htsat_live.stream.events import Event
+
+ROOT = Path(__file__).parents[3]
+HASS = ROOT / "cache" / "home-assistant" / "bin" / "hass"
+DOG = "binary_sensor.htsat_live_kitchen_dog"  # the entity ids Home Assistant derives from device and entity names
+NUMBER = "number.htsat_live_kitchen_dog_threshold"
+SOUND = "event.htsat_live_kitchen_sound"
+
+pytestmark = pytest.mark.timeout(300)  # Home Assistant starts in 20-60 s on two cores
+
+AUTOMATIONS = """
+- id: transitions
+  alias: Every state change of the detector's entities, to MQTT
+  mode: queued
+  max: 1000
+  trigger:
+    - platform: event
+      event_type: state_changed
+  condition:
+    - condition: template
+      value_template: "{{ 'htsat_live' in trigger.event.data.entity_id }}"
+  action:
+    - service: mqtt.publish
+      data:
+        topic: test/transitions
+        payload: >-
+          {{ trigger.event.data.entity_id }}
+          {{ trigger.event.data.old_state.state if trigger.event.data.old_state else 'none' }}
+          {{ trigger.event.data.new_state.state if trigger.event.data.new_state else 'none' }}
+- id: documented
+  alias: Dog heard (the trigger of docs/home-assistant.md)
+  trigger:
+    - platform: state
+      entity_id: binary_sensor.htsat_live_kitchen_dog
+      from: "off"
+      to: "on"
+  action:
+    - service: mqtt.publish
+      data:
+        topic: test/documented
+        payload: "{{ trigger.from_state.state }} -> {{ trigger.to_state.state }}"
+"""
+
+DETECTOR = """
+import json, sys
+from htsat_live.stream.config import MqttConfig
+from htsat_live.stream.events import Event
+from htsat_live.stream.messages import EventMessage, Message
+from htsat_live.stream.outputs.mqtt import MqttOutput
+url, stream = sys.argv[1:]
+output = MqttOutput(MqttConfig(url=url, client_id="htsat-kitchen"))
+output.attach(stream, None, ["Dog"])
+output.handle(Message("status", stream, {"thresholds": {"Dog": [0.5, 0.25]}, "loudness": None,
+    "stream_seconds": 1.0, "level_dbfs": -30.0}))
+print(output.availability, flush=True)
+for line in sys.stdin:  # an event (JSON) to hand the output
+    output.handle(EventMessage(stream, Event(**json.loads(line))))
+"""
+
+
+def dog_start() -> Event:
+    return Event(
+        id=1,
+        state="start",
+        label="Dog",
+        classes=(0,),
+        onset_frame=0,
+        offset_frame=1,
+        onset=0.0,
+        offset=0.01,
+        onset_wall=time.time(),
+        offset_wall=time.time(),
+        peak=0.9,
+        mean=0.9,
+        threshold=0.5,
+        final=False,
+        cancelled=False,
+        latency=1.0,
+        confirmed=True,
+        confirm_latency=1.0,
+    )
+
+
+class Recorder:
+    """A paho client keeping what Home Assistant publishes: its birth message and the automations' topics."""
+
+    def __init__(self, port: int):
+        self.messages: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+        subscribed = threading.Event()
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="test-recorder")
+        self.client.on_connect = lambda client, *_: client.subscribe([("homeassistant/status", 1), ("test/#", 1)])
+        self.client.on_subscribe = lambda *_: subscribed.set()
+        self.client.on_message = self._keep
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        if not subscribed.wait(10):
+            raise AssertionError("the recorder did not subscribe")
+
+    def _keep(self, client, userdata, message) -> None:
+        with self.lock:
+            self.messages.append((message.topic, message.payload.decode()))
+
+    def payloads(self, topic: str) -> list[str]:
+        with self.lock:
+            return [payload for t, payload in self.messages if t == topic]
+
+    def transitions(self, entity: str) -> list[tuple[str, str]]:
+        """(from, to) of each state change of `entity`, in order (attribute-only changes left out)."""
+        changes = [payload.split() for payload in self.payloads("test/transitions")]
+        return [(old, new) for name, old, new in changes if name == entity and old != new]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def home_assistant(tmp_path, mosquitto):
+    """A broker, Home Assistant connected to it (MQTT discovery on) and a recorder of what it publishes."""
+    if not HASS.exists():
+        pytest.fail("Home Assistant Core is missing: run scripts/setup-home-assistant.sh")
+    broker = mosquitto()
+    config = tmp_path / "home-assistant"
+    (config / ".storage").mkdir(parents=True)
+    (config / "configuration.yaml").write_text(
+        "homeassistant:\n  name: Test\n  latitude: 52.0\n  longitude: 4.0\n  elevation: 0\n"
+        "  unit_system: metric\n  time_zone: UTC\n  country: NL\n"
+        "automation: !include automations.yaml\nlogger:\n  default: warning\n"
+    )
+    (config / "automations.yaml").write_text(AUTOMATIONS)
+    entry = {
+        "entry_id": "mqtt",
+        "version": 1,
+        "minor_version": 1,
+        "domain": "mqtt",
+        "title": "mosquitto",
+        "data": {"broker": "127.0.0.1", "port": broker.port, "discovery": True},
+        "options": {},
+        "pref_disable_new_entities": False,
+        "pref_disable_polling": False,
+        "source": "user",
+        "unique_id": None,
+        "disabled_by": None,
+    }
+    (config / ".storage" / "core.config_entries").write_text(
+        json.dumps({"version": 1, "minor_version": 1, "key": "core.config_entries", "data": {"entries": [entry]}})
+    )
+    recorder = Recorder(broker.port)
+    log = open(tmp_path / "home-assistant.log", "wb")
+    process = subprocess.Popen(
+        [str(HASS), "--config", str(config), "--skip-pip", "--log-no-color"], stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + 150
+        while "online" not in recorder.payloads("homeassistant/status"):  # its MQTT birth message
+            if process.poll() is not None or time.monotonic() > deadline:
+                text = (tmp_path / "home-assistant.log").read_text(errors="replace")[-3000:]
+                raise AssertionError(f"Home Assistant did not connect to the broker: {text}")
+            time.sleep(0.2)
+        yield broker, recorder
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        log.close()
+        recorder.close()
+
+
+def start_detector(broker) -> subprocess.Popen:
+    """A detector process whose stream "kitchen" has the target Dog; an event written to its stdin is handled."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", DETECTOR, broker.url, "kitchen"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    process.stdout.readline()  # its availability topic: it is connecting
+    return process
+
+
+def test_home_assistant_shows_the_entities_and_a_killed_detector_comes_back_off_not_on(home_assistant, wait_until):
+    broker, recorder = home_assistant
+    processes = [start_detector(broker)]
+    try:
+        wait_until(lambda: recorder.transitions(DOG)[-1:] == [("unknown", "off")], 60, "the Dog sensor, off")
+        wait_until(lambda: recorder.transitions(NUMBER)[-1:] == [("unknown", "0.5")], 30, "the threshold")
+        assert recorder.transitions(SOUND) == [("none", "unavailable"), ("unavailable", "unknown")]
+        processes[0].stdin.write(json.dumps(asdict(dog_start())) + "\n")
+        processes[0].stdin.flush()
+        wait_until(lambda: recorder.transitions(DOG)[-1:] == [("off", "on")], 30, "the Dog sensor turning on")
+        wait_until(lambda: recorder.payloads("test/documented") == ["off -> on"], 30, "the documented automation")
+        wait_until(lambda: len(recorder.transitions(SOUND)) == 3, 30, "the event entity")  # its state: the time
+        processes[0].send_signal(signal.SIGKILL)
+        processes[0].wait(10)
+        wait_until(lambda: recorder.transitions(DOG)[-1:] == [("on", "unavailable")], 60, "the last will")
+        killed = len(recorder.transitions(DOG))
+        processes.append(start_detector(broker))  # started again; no new event
+        wait_until(lambda: recorder.transitions(DOG)[-1][1] == "off", 60, "the Dog sensor, off again")
+        time.sleep(1)
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait(10)
+    assert recorder.transitions(DOG)[killed:] == [("unavailable", "off")]  # not unavailable -> on -> off
+    assert recorder.payloads("test/documented") == ["off -> on"]  # one event, one automation run
