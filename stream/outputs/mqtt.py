@@ -29,7 +29,8 @@ confirmed starts, all under one device per stream with the detector's availabili
 Order on every connection. A subscriber (Home Assistant) that sees `online` shows the states it holds, so
 `online` goes out last: first the retained discovery configs, states and thresholds (a restarted broker may
 have lost them, and a state may have changed while the link was down), then the newest level, then
-`online` once every attached stream has announced its states, then the queued event messages in order.
+`online` once every attached stream has announced its states (or ANNOUNCE_WAIT seconds after connecting, so
+that a stream that never reports cannot keep the others unavailable), then the queued event messages in order.
 
 Threads and faults. Nothing here waits for the broker. Event messages wait in one bounded queue (`queue`
 messages; when it is full the oldest is dropped and counted in `dropped`); while the link is down a retained
@@ -67,6 +68,7 @@ KEEPALIVE = 30  # seconds between pings on an idle connection
 IN_FLIGHT = 100  # messages handed to paho and not yet acknowledged, at most
 DRAIN_SECONDS = 3.0  # longest close() waits for the queue to go out
 PROBE_SECONDS = 2.0  # longest the check at start waits for the broker's port
+ANNOUNCE_WAIT = 10.0  # longest `online` waits after connecting for every stream's first states
 THRESHOLD_DECIMALS = 3  # thresholds as people set them (Home Assistant's step is 0.01), not float32 digits
 
 log = logging.getLogger(__name__)
@@ -242,6 +244,8 @@ class MqttOutput(Output):
         self._resend = False  # a new connection: the retained messages, the newest levels, `online` go out first
         self._attached: list[str] = []  # the streams, in the order the pipeline attached them
         self._pending: set[str] = set()  # attached streams that have not announced their states yet
+        self._online = False  # `online` handed over on this connection
+        self._connected_at = 0.0
         self._handed = self._acknowledged = 0  # messages given to paho, and those it reported sent
         self._closing = False
         self._streams: dict[str, dict[str, str]] = {}  # stream segment -> (target segment -> target name)
@@ -364,8 +368,9 @@ class MqttOutput(Output):
             self._announce(stream, list(thresholds))
             with self._lock:
                 self._pending.discard(stream)
-                if not self._pending and self.connected and not self._resend:
+                if not self._pending and self.connected and not self._resend and not self._online:
                     self._enqueue(self.availability, "online", "retained")  # after the states just queued
+                    self._online = True
         if body.get("stream_seconds", 0) > 0:  # before any audio, the level would be a placeholder
             self._publish(self._topic(name, "level"), str(body["level_dbfs"]), "latest")
         echoed = self._thresholds.setdefault(stream, {})
@@ -523,6 +528,10 @@ class MqttOutput(Output):
         while True:
             with self._lock:
                 while not self._ready():
+                    if self._waited_long_enough_for_states():
+                        self._enqueue(self.availability, "online", "retained")
+                        self._online = True
+                        continue
                     if self._closing:
                         drain_until = drain_until or time.monotonic() + DRAIN_SECONDS
                         if not self._queue or not self.connected or time.monotonic() > drain_until:
@@ -548,10 +557,21 @@ class MqttOutput(Output):
         batch += [(topic, payload, "latest") for topic, payload in self._latest.items()]
         if not self._pending:
             batch.append((self.availability, "online", "retained"))
+            self._online = True
         self._latest.clear()
         self._changed.clear()
         self._resend = False
         return batch
+
+    def _waited_long_enough_for_states(self) -> bool:
+        """A stream has not announced its states ANNOUNCE_WAIT s into a connection (the caller holds the lock)."""
+        return (
+            self.connected
+            and bool(self._pending)
+            and not self._online
+            and not self._resend
+            and time.monotonic() > self._connected_at + ANNOUNCE_WAIT
+        )
 
     def _ready(self) -> bool:
         """Something to send, a link to send it on, and room in flight (the caller holds the lock)."""
@@ -576,6 +596,8 @@ class MqttOutput(Output):
             self._warned = False
             self.last_error = None
             self._resend = True
+            self._online = False
+            self._connected_at = time.monotonic()
             self._lock.notify_all()
 
     def _on_connect_fail(self, client, userdata) -> None:

@@ -583,3 +583,22 @@ def test_a_threshold_set_over_mqtt_is_said_and_kept_across_restarts_while_the_co
     subscriber.close()
     said = capfd.readouterr().err
     assert said.count("mqtt: mic: Dog threshold 0.42 (set over MQTT before") == 1
+
+
+def test_online_waits_for_every_stream_but_not_for_ever(mosquitto, wait_until, monkeypatch):
+    monkeypatch.setattr("htsat_live.stream.outputs.mqtt.ANNOUNCE_WAIT", 2.0)
+    broker = mosquitto()
+    subscriber = Subscriber(broker)
+    output = MqttOutput(output_config(broker))
+    output.attach("kitchen", None, ["Dog"])
+    output.attach("hall", None, ["Dog"])  # never reports
+    try:
+        output.handle(Message("status", "kitchen", status_body()))
+        wait_until(lambda: subscriber.payloads("htsat-live/kitchen/dog") == ["OFF"], 30, "the kitchen's state")
+        connected = time.monotonic()
+        assert subscriber.payloads(AVAILABILITY) == []  # the hall has not said its states
+        wait_until(lambda: subscriber.payloads(AVAILABILITY) == ["online"], 30, "online after the wait")
+        assert time.monotonic() - connected > 1.0
+    finally:
+        output.close()
+        subscriber.close()
