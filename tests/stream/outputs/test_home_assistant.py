@@ -42,6 +42,7 @@ AUTOMATIONS = """
     - service: mqtt.publish
       data:
         topic: test/transitions
+        qos: 1
         payload: >-
           {{ trigger.event.data.entity_id }}
           {{ trigger.event.data.old_state.state if trigger.event.data.old_state else 'none' }}
@@ -57,6 +58,7 @@ AUTOMATIONS = """
     - service: mqtt.publish
       data:
         topic: test/documented
+        qos: 1
         payload: "{{ trigger.from_state.state }} -> {{ trigger.to_state.state }}"
 """
 
@@ -101,17 +103,19 @@ def dog_start() -> Event:
 
 
 class Recorder:
-    """A paho client keeping what Home Assistant publishes: its birth message and the automations' topics."""
+    """A paho client keeping what Home Assistant publishes: its birth message and the automations' topics. Its
+    session persists (fixed id, QoS 1), so the broker keeps what comes while it reconnects after a restart."""
 
     def __init__(self, port: int):
         self.messages: list[tuple[str, str]] = []
         self.lock = threading.Lock()
         subscribed = threading.Event()
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="test-recorder")
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="test-recorder", clean_session=False)
+        self.client.reconnect_delay_set(1, 1)
         self.client.on_connect = lambda client, *_: client.subscribe([("homeassistant/status", 1), ("test/#", 1)])
         self.client.on_subscribe = lambda *_: subscribed.set()
         self.client.on_message = self._keep
-        self.client.connect("127.0.0.1", port)
+        self.client.connect_async("127.0.0.1", port)
         self.client.loop_start()
         if not subscribed.wait(10):
             raise AssertionError("the recorder did not subscribe")
@@ -134,58 +138,83 @@ class Recorder:
         self.client.loop_stop()
 
 
+class HomeAssistant:
+    """Home Assistant Core with a config of its own in `directory`: the MQTT integration as a config entry
+    (discovery on) for the broker on `port`, and AUTOMATIONS. `start()` waits for its MQTT birth message."""
+
+    def __init__(self, directory: Path, port: int, recorder: Recorder):
+        self.directory, self.recorder = directory, recorder
+        self.process: subprocess.Popen | None = None
+        config = directory / "config"
+        (config / ".storage").mkdir(parents=True)
+        (config / "configuration.yaml").write_text(
+            "homeassistant:\n  name: Test\n  latitude: 52.0\n  longitude: 4.0\n  elevation: 0\n"
+            "  unit_system: metric\n  time_zone: UTC\n  country: NL\n"
+            "automation: !include automations.yaml\nlogger:\n  default: warning\n"
+        )
+        (config / "automations.yaml").write_text(AUTOMATIONS)
+        entry = {
+            "entry_id": "mqtt",
+            "version": 1,
+            "minor_version": 1,
+            "domain": "mqtt",
+            "title": "mosquitto",
+            "data": {"broker": "127.0.0.1", "port": port, "discovery": True},
+            "options": {},
+            "pref_disable_new_entities": False,
+            "pref_disable_polling": False,
+            "source": "user",
+            "unique_id": None,
+            "disabled_by": None,
+        }
+        (config / ".storage" / "core.config_entries").write_text(
+            json.dumps({"version": 1, "minor_version": 1, "key": "core.config_entries", "data": {"entries": [entry]}})
+        )
+        self.config = config
+
+    def start(self) -> None:
+        births = self.recorder.payloads("homeassistant/status").count("online")
+        log = self.directory / "home-assistant.log"
+        with open(log, "ab") as output:
+            self.process = subprocess.Popen(
+                [str(HASS), "--config", str(self.config), "--skip-pip", "--log-no-color"], stdout=output, stderr=output
+            )
+        self.wait_for_birth(births, 150)
+
+    def wait_for_birth(self, births: int, timeout: float) -> None:
+        """Until Home Assistant says `online` (its MQTT birth message) for the (births + 1)th time."""
+        deadline = time.monotonic() + timeout
+        while self.recorder.payloads("homeassistant/status").count("online") <= births:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                text = (self.directory / "home-assistant.log").read_text(errors="replace")[-3000:]
+                raise AssertionError(f"Home Assistant did not connect to the broker: {text}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None
+
+
 @pytest.fixture
 def home_assistant(tmp_path, mosquitto):
-    """A broker, Home Assistant connected to it (MQTT discovery on) and a recorder of what it publishes."""
+    """(a broker, Home Assistant connected to it, a recorder of what Home Assistant publishes)."""
     if not HASS.exists():
         pytest.fail("Home Assistant Core is missing: run scripts/setup-home-assistant.sh")
     broker = mosquitto()
-    config = tmp_path / "home-assistant"
-    (config / ".storage").mkdir(parents=True)
-    (config / "configuration.yaml").write_text(
-        "homeassistant:\n  name: Test\n  latitude: 52.0\n  longitude: 4.0\n  elevation: 0\n"
-        "  unit_system: metric\n  time_zone: UTC\n  country: NL\n"
-        "automation: !include automations.yaml\nlogger:\n  default: warning\n"
-    )
-    (config / "automations.yaml").write_text(AUTOMATIONS)
-    entry = {
-        "entry_id": "mqtt",
-        "version": 1,
-        "minor_version": 1,
-        "domain": "mqtt",
-        "title": "mosquitto",
-        "data": {"broker": "127.0.0.1", "port": broker.port, "discovery": True},
-        "options": {},
-        "pref_disable_new_entities": False,
-        "pref_disable_polling": False,
-        "source": "user",
-        "unique_id": None,
-        "disabled_by": None,
-    }
-    (config / ".storage" / "core.config_entries").write_text(
-        json.dumps({"version": 1, "minor_version": 1, "key": "core.config_entries", "data": {"entries": [entry]}})
-    )
     recorder = Recorder(broker.port)
-    log = open(tmp_path / "home-assistant.log", "wb")
-    process = subprocess.Popen(
-        [str(HASS), "--config", str(config), "--skip-pip", "--log-no-color"], stdout=log, stderr=log
-    )
+    hass = HomeAssistant(tmp_path, broker.port, recorder)
     try:
-        deadline = time.monotonic() + 150
-        while "online" not in recorder.payloads("homeassistant/status"):  # its MQTT birth message
-            if process.poll() is not None or time.monotonic() > deadline:
-                text = (tmp_path / "home-assistant.log").read_text(errors="replace")[-3000:]
-                raise AssertionError(f"Home Assistant did not connect to the broker: {text}")
-            time.sleep(0.2)
-        yield broker, recorder
+        hass.start()
+        yield broker, hass, recorder
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-        log.close()
+        hass.stop()
         recorder.close()
 
 
@@ -203,7 +232,7 @@ def start_detector(broker) -> subprocess.Popen:
 
 
 def test_home_assistant_shows_the_entities_and_a_killed_detector_comes_back_off_not_on(home_assistant, wait_until):
-    broker, recorder = home_assistant
+    broker, _, recorder = home_assistant
     processes = [start_detector(broker)]
     try:
         wait_until(lambda: recorder.transitions(DOG)[-1:] == [("unknown", "off")], 60, "the Dog sensor, off")
@@ -227,3 +256,33 @@ def test_home_assistant_shows_the_entities_and_a_killed_detector_comes_back_off_
             process.wait(10)
     assert recorder.transitions(DOG)[killed:] == [("unavailable", "off")]  # not unavailable -> on -> off
     assert recorder.payloads("test/documented") == ["off -> on"]  # one event, one automation run
+
+
+def test_a_broker_restart_and_a_home_assistant_restart_during_an_event_run_no_automation_again(
+    home_assistant, wait_until
+):
+    broker, hass, recorder = home_assistant
+    detector = start_detector(broker)
+    try:
+        wait_until(lambda: recorder.transitions(DOG)[-1:] == [("unknown", "off")], 60, "the Dog sensor, off")
+        detector.stdin.write(json.dumps(asdict(dog_start())) + "\n")  # an event that is still on at the restarts
+        detector.stdin.flush()
+        wait_until(lambda: recorder.payloads("test/documented") == ["off -> on"], 30, "the documented automation")
+        births = recorder.payloads("homeassistant/status").count("online")
+        before = len(recorder.transitions(DOG))
+        broker.stop()
+        broker.start()
+        hass.wait_for_birth(births, 60)
+        time.sleep(3)  # the detector reconnects after 1 s and sends its states again
+        after_broker = recorder.transitions(DOG)[before:]
+        hass.stop()
+        before = len(recorder.transitions(DOG))
+        hass.start()
+        wait_until(lambda: recorder.transitions(DOG)[before:][-1:] == [("unknown", "on")], 60, "the state again")
+        time.sleep(1)
+    finally:
+        detector.kill()
+        detector.wait(10)
+    # The event is still on: Home Assistant shows it unavailable while its link is down, then on; never off between
+    assert after_broker[-1][1] == "on" and "off" not in [new for _, new in after_broker], after_broker
+    assert recorder.payloads("test/documented") == ["off -> on"]  # neither restart ran the automation again
