@@ -189,9 +189,10 @@ class MqttOutput(Output):
     """Publishes the pipeline's messages to an MQTT broker (see the module docstring).
 
     Counters (`counters()`, on `status` under `mqtt` and in the final counters of `detect`): `state`
-    (connecting, connected, unreachable, refused, lost), `connected`, `queue` (event messages waiting
-    for the broker), `sent` (acknowledged by the broker), `dropped` (oldest messages pushed out of the full
-    queue), `unsent` (left when it closed: queued, newest states and levels not delivered, in flight),
+    (connecting, connected, unreachable, refused, lost; closed once it closed with the link up), `connected`,
+    `queue` (event messages waiting for the broker), `sent` (acknowledged by the broker), `dropped` (oldest
+    messages pushed out of the full queue), `unsent` (left when it closed: queued, newest states and levels
+    not delivered, in flight),
     `reconnects` (connections made after the first) and `error`. `set_threshold(stream, target, on)` is called
     from paho's thread when Home Assistant asks for a new threshold (without it, such requests are ignored);
     `thresholds_file` keeps such changes across restarts (default: thresholds_path()).
@@ -319,6 +320,7 @@ class MqttOutput(Output):
             offline_acknowledged = 0
         with self._lock:
             self.connected = False
+            self.state = "closed" if self.state == "connected" else self.state  # else why the link was down
             in_flight = max(0, self._handed - self._acknowledged + offline_acknowledged)
             self.unsent = len(self._queue) + len(self._latest) + len(self._changed) + in_flight
             unsent, queued = self.unsent, len(self._queue)

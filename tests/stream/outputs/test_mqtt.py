@@ -545,6 +545,7 @@ def test_no_level_before_audio_and_thresholds_as_people_read_them(mosquitto, wai
         subscriber.close()
     assert subscriber.payloads("htsat-live/mic/level") == ["-31.5"]  # no placeholder before the audio
     assert subscriber.payloads("htsat-live/mic/dog/threshold") == ["0.45"]  # not 0.44999998807907104
+    assert (output.counters()["state"], output.counters()["unsent"]) == ("closed", 0)
 
 
 def test_a_threshold_set_over_mqtt_is_said_and_kept_across_restarts_while_the_config_says_the_same(
