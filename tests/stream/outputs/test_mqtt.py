@@ -603,3 +603,36 @@ def test_online_waits_for_every_stream_but_not_for_ever(mosquitto, wait_until, m
     finally:
         output.close()
         subscriber.close()
+
+
+def test_sigterm_while_the_broker_is_down_counts_and_says_what_was_not_sent(tmp_path):
+    excerpt = tmp_path / "excerpt.wav"
+    soundfile.write(excerpt, read_clip(DEMO_RECORDING)[: 24 * SAMPLE_RATE], SAMPLE_RATE)
+    with socket.socket() as probe:  # a port where nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "htsat_live.cli", "detect", str(excerpt)]  # in real time
+        + ["--set", "publish.enabled=false", "--set", f"mqtt.url='mqtt://127.0.0.1:{port}'"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        seen = []
+        while not any(line.startswith("listening to") for line in seen):
+            assert time.monotonic() < deadline and process.poll() is None, seen
+            seen.append(process.stderr.readline())
+        time.sleep(4)  # a few levels and states wait for the broker
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    err = "".join(seen) + err
+    assert process.returncode == 0, err
+    assert f"mqtt: cannot reach the broker at 127.0.0.1:{port}: Connection refused (mqtt.url)" in err
+    final = [line for line in out.splitlines() if line.startswith("mqtt: ")]
+    counters = dict(item.split("=", 1) for item in final[0].removeprefix("mqtt: ").split())
+    assert counters["state"] == "unreachable" and int(counters["unsent"]) > 0
+    assert f"mqtt: {counters['unsent']} messages not sent" in err
