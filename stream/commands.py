@@ -132,7 +132,11 @@ def run_detect(args) -> int:
         try:
             config = detect_config(args)
             check_output_paths(config)
-        except (ConfigError, OutputPathError) as error:
+            if config.mqtt.url:  # before the model loads, as the paths
+                from htsat_live.stream.outputs.mqtt import check_settings
+
+                check_settings(config.mqtt)
+        except (ConfigError, OutputPathError, ValueError) as error:
             print(f"htsat-live detect: {error}", file=sys.stderr)
             return 2
         model = load_model_or_explain(

@@ -103,10 +103,13 @@ def broker_address(config: MqttConfig) -> tuple[str, int]:
 
 
 def check_settings(config: MqttConfig) -> None:
-    """ValueError naming the `[mqtt]` setting that cannot work (beyond the types and ranges stream.config checks)."""
+    """ValueError naming the `[mqtt]` setting that cannot work (beyond the types and ranges stream.config checks):
+    `detect` calls it before the model loads, the output again when it is built."""
     broker_address(config)
     if config.password_file and not config.username:
         raise ValueError("mqtt.password_file: a password needs mqtt.username, which is empty")
+    if config.password_file:
+        read_password(config.password_file)
     for key in ("topic_prefix", "discovery_prefix", "client_id"):
         value = getattr(config, key)
         if any(character in value for character in "+#\0"):
