@@ -216,6 +216,15 @@ def check_output_paths(config: Config) -> None:
         output_file(store, "store.path")
 
 
+def check_output_settings(config: Config) -> None:
+    """The settings of the outputs of `config` that only their output can judge (MQTT's port, password file and
+    topics), checked before the model loads: a ValueError naming the setting."""
+    if config.mqtt.url:
+        from htsat_live.stream.outputs.mqtt import check_settings
+
+        check_settings(config.mqtt)
+
+
 def build_outputs(config: Config, set_threshold) -> list[Output]:
     """The outputs `config` turns on, in the order they take each message: the event store, the sinks (after
     the store: they tell it where each event's clip went), the ZeroMQ publisher, MQTT (with `set_threshold`,

@@ -17,6 +17,7 @@ from htsat_live.stream.building import (
     add_stream_arguments,
     build_pipeline,
     check_output_paths,
+    check_output_settings,
     demo_config,
     detect_config,
     event_rule_from_config,
@@ -132,10 +133,7 @@ def run_detect(args) -> int:
         try:
             config = detect_config(args)
             check_output_paths(config)
-            if config.mqtt.url:  # before the model loads, as the paths
-                from htsat_live.stream.outputs.mqtt import check_settings
-
-                check_settings(config.mqtt)
+            check_output_settings(config)
         except (ConfigError, OutputPathError, ValueError) as error:
             print(f"htsat-live detect: {error}", file=sys.stderr)
             return 2
