@@ -6,8 +6,8 @@
 # - a virtual environment in .venv;
 # - the CPU build of torch from the PyTorch CPU wheel index, or from the configured package index when that
 #   one cannot be reached (a CUDA machine installs torch its own way: see the README);
-# - the package in editable mode with every extra and the test tools: .[all,test];
-# - Home Assistant Core for its test, in cache/home-assistant (scripts/setup-home-assistant.sh).
+# - the package in editable mode with every extra and the test tools: .[all,test].
+# (The Home Assistant test installs Home Assistant Core into cache/ itself: scripts/setup-home-assistant.sh.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,5 +45,4 @@ fi
 
 echo "setup: htsat-live with every extra and the test tools"
 "${PIP[@]}" -q -e '.[all,test]'
-bash scripts/setup-home-assistant.sh
 echo "setup: done; activate with: source .venv/bin/activate"

@@ -1,11 +1,12 @@
 """A real Home Assistant Core (2024.3.3, in its own virtual environment, cache/home-assistant, made by
-scripts/setup-home-assistant.sh) with
-its MQTT integration set up as a config entry, against a real mosquitto and real detector processes: the
-discovered entities appear with their states, the documented automation (`from: "off"`) fires once for
-one event, and a detector killed with SIGKILL and started again turns its entity `unavailable -> off`,
-never `unavailable -> on` without a new event."""
+scripts/setup-home-assistant.sh the first time the tests need it) with its MQTT integration set up as a
+config entry, against a real mosquitto and real detector processes: the discovered entities appear with
+their states, the documented automation (`from: "off"`) fires once for one event, and a detector killed
+with SIGKILL and started again turns its entity `unavailable -> off`, never `unavailable -> on` without a
+new event."""
 
 import json
+import select
 import signal
 import subprocess
 import sys
@@ -25,7 +26,9 @@ DOG = "binary_sensor.htsat_live_kitchen_dog"  # the entity ids Home Assistant de
 NUMBER = "number.htsat_live_kitchen_dog_threshold"
 SOUND = "event.htsat_live_kitchen_sound"
 
-pytestmark = pytest.mark.timeout(300)  # Home Assistant starts in 20-60 s on two cores
+# Home Assistant starts in 20-60 s on two cores; the first test installs it into cache/ when it is missing
+pytestmark = pytest.mark.timeout(1200)
+INSTALL_SECONDS = 900
 
 AUTOMATIONS = """
 - id: transitions
@@ -202,11 +205,23 @@ class HomeAssistant:
         self.process = None
 
 
+@pytest.fixture(scope="session")
+def home_assistant_core() -> Path:
+    """Home Assistant Core's `hass`, installed into cache/home-assistant the first time (kept between runs)."""
+    installed = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "setup-home-assistant.sh")],
+        capture_output=True,
+        text=True,
+        timeout=INSTALL_SECONDS,
+    )
+    if installed.returncode != 0 or not HASS.exists():
+        pytest.fail(f"Home Assistant Core could not be installed: {installed.stdout[-2000:]}{installed.stderr[-2000:]}")
+    return HASS
+
+
 @pytest.fixture
-def home_assistant(tmp_path, mosquitto):
+def home_assistant(tmp_path, mosquitto, home_assistant_core):
     """(a broker, Home Assistant connected to it, a recorder of what Home Assistant publishes)."""
-    if not HASS.exists():
-        pytest.fail("Home Assistant Core is missing: run scripts/setup-home-assistant.sh")
     broker = mosquitto()
     recorder = Recorder(broker.port)
     hass = HomeAssistant(tmp_path, broker.port, recorder)
@@ -227,7 +242,8 @@ def start_detector(broker) -> subprocess.Popen:
         text=True,
         cwd=ROOT,
     )
-    process.stdout.readline()  # its availability topic: it is connecting
+    ready, _, _ = select.select([process.stdout], [], [], 60)  # its availability topic: it is connecting
+    assert ready and process.stdout.readline(), "the detector process did not start"
     return process
 
 
