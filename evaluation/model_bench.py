@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 # framewise drift from the reference each number type may show (max, mean; None: no bound): fp32 must give the
-# official outputs to float32 rounding, bf16 and int8 trade a bounded drift for speed (issue 22)
+# official outputs to float32 rounding, bf16 and int8 trade a bounded drift for speed (docs/speed.md)
 DRIFT_BUDGETS = {"fp32": (1e-4, None), "bf16": (5e-2, 2e-3), "int8": (None, 5e-3)}
 
 

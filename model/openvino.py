@@ -12,7 +12,7 @@ kind of input and drifts on the other (on the starter model, synthetic calibrati
 drift of 1.1e-2 on the demo, demo calibration alone 1.2e-2 on the bench's synthetic probes; together 1.1e-3 and
 3.6e-3). Two parts stay in float32: the patch embedding, whose input is the log-mel image itself (8-bit steps
 on it made most of the int8 drift), and the attention's own products (query x key, weights x value), which ran
-no faster in int8 here.
+no faster in int8 when measured (docs/speed.md).
 """
 
 import contextlib
