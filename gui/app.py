@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from PySide6.QtCore import QSettings
+    from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
     from htsat_live.gui.receiver import Receiver
@@ -85,7 +85,9 @@ def run(args: argparse.Namespace) -> int:
         settings=QSettings(SETTINGS_ORGANISATION, SETTINGS_APPLICATION),
     )
     receiver.connection_changed.connect(window.status_bar.show_connection)
-    previous = signal.signal(signal.SIGINT, lambda *_: app.quit())  # Ctrl-C in the terminal quits cleanly too
+    # Ctrl-C in the terminal quits cleanly too. The quit is posted to the event loop: a Ctrl-C that comes before
+    # app.exec() starts would otherwise be lost (quit() does nothing while no loop runs).
+    previous = signal.signal(signal.SIGINT, lambda *_: QTimer.singleShot(0, app.quit))
     receiver.start()
     window.show()
     try:
