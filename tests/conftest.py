@@ -1,5 +1,6 @@
 import os
 import queue
+import select
 import shutil
 import subprocess
 import tempfile
@@ -12,6 +13,7 @@ import torch
 
 GOLDEN = Path(__file__).resolve().parent / "data"  # reference outputs of the official code (data/README.md)
 POLL_SECONDS = 0.01  # between two looks at a condition a test waits for
+X_SCREEN = (1600, 900)  # the x_display fixture's screen, in pixels
 HOME_VARIABLES = ("HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME")
 
 
@@ -72,6 +74,72 @@ def private_data_home(tmp_path_factory, monkeypatch):
     $XDG_CACHE_HOME: each test (and the processes it starts) gets its own of both."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data-home")))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache-home")))
+
+
+@pytest.fixture
+def read_only_mount(tmp_path):
+    """A folder on a read-only tmpfs holding one file, `old.jsonl` (root ignores file modes, not a mount's)."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a read-only tmpfs needs root and mount(8)")
+    path = tmp_path / "ro"
+    path.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(path)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"mount not permitted: {made.stderr.decode().strip()}")
+    try:
+        (path / "old.jsonl").write_text("{}\n")
+        subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True, capture_output=True, timeout=30)
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True, timeout=30)
+
+
+@pytest.fixture
+def x_display(tmp_path, wait_until):
+    """A private Xvfb server (X_SCREEN) on a free display number, answering clients; yields its DISPLAY (":N")."""
+    for tool in ("Xvfb", "xwininfo"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is missing: run scripts/setup.sh (apt packages xvfb x11-utils)")
+    read_end, write_end = os.pipe()
+    log = tmp_path / "xvfb.log"
+    with open(log, "wb") as stderr:
+        server = subprocess.Popen(
+            [
+                "Xvfb",
+                "-displayfd",
+                str(write_end),
+                "-screen",
+                "0",
+                f"{X_SCREEN[0]}x{X_SCREEN[1]}x24",
+                "-nolisten",
+                "tcp",
+            ],
+            pass_fds=[write_end],
+            stderr=stderr,
+        )
+    os.close(write_end)
+    try:
+        number = b""
+        while not number.endswith(b"\n"):  # Xvfb writes the display number it took once it is ready
+            ready, _, _ = select.select([read_end], [], [], 30.0)
+            chunk = os.read(read_end, 16) if ready else b""
+            if not chunk:
+                pytest.fail(f"Xvfb did not start: {log.read_text(errors='replace')}")
+            number += chunk
+        display = f":{number.decode().strip()}"
+        env = dict(os.environ, DISPLAY=display)
+
+        def answers() -> bool:  # a client connects and reads the root window
+            if server.poll() is not None:
+                pytest.fail(f"Xvfb on {display} exited: {log.read_text(errors='replace')}")
+            return subprocess.run(["xwininfo", "-root"], env=env, capture_output=True, timeout=10).returncode == 0
+
+        wait_until(answers, 30.0, f"Xvfb answering on {display}")
+        yield display
+    finally:
+        os.close(read_end)
+        server.terminate()
+        server.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,7 @@ a deadline (a first line, an event line, a window), then exit 0 on SIGINT (Ctrl-
 import json
 import os
 import re
-import select
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -112,36 +110,6 @@ def run_to_end(argv: list[str], cwd: Path, env: dict) -> str:
         raise AssertionError(f"{name} did not end within {RUN_SECONDS:g} s") from None
     assert result.returncode == 0, f"{name} exited {result.returncode}: {result.stderr[-2000:]}"
     return result.stdout
-
-
-@pytest.fixture
-def x_display(tmp_path, wait_until):
-    """A private Xvfb server on a free display number; yields its DISPLAY (":N")."""
-    for tool in ("Xvfb", "xwininfo"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is missing: run scripts/setup.sh (apt packages xvfb x11-utils)")
-    read_end, write_end = os.pipe()
-    log = tmp_path / "xvfb.log"
-    with open(log, "wb") as stderr:
-        server = subprocess.Popen(
-            ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1600x900x24", "-nolisten", "tcp"],
-            pass_fds=[write_end],
-            stderr=stderr,
-        )
-    os.close(write_end)
-    try:
-        number = b""
-        while not number.endswith(b"\n"):  # Xvfb writes the display number it took once it is ready
-            ready, _, _ = select.select([read_end], [], [], 30.0)
-            chunk = os.read(read_end, 16) if ready else b""
-            if not chunk:
-                pytest.fail(f"Xvfb did not start: {log.read_text(errors='replace')}")
-            number += chunk
-        yield f":{number.decode().strip()}"
-    finally:
-        os.close(read_end)
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def gui_window_shown(env: dict) -> bool:

@@ -4,65 +4,23 @@ read back by a separate process, through the X server, as a screenshot tool woul
 
 import os
 import re
-import select
-import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile
 from PySide6.QtGui import QImage
 
 from htsat_live.gui.colours import class_colour
 
-SCREEN = (1600, 900)
+SCREEN = (1600, 900)  # the screen of the x_display fixture (tests/conftest.py)
 # what a screenshot tool does: ask the X server for the whole screen, through Qt's xcb platform
 GRAB_SCREEN = (
     "import sys\nfrom PySide6.QtGui import QGuiApplication\napp = QGuiApplication(sys.argv[:1])\n"
     "sys.exit(0 if app.primaryScreen().grabWindow(0).save(sys.argv[1]) else 1)"
 )
-
-
-@pytest.fixture
-def x_display(tmp_path, wait_until):
-    """A private Xvfb server on a free display number, answering clients; yields its DISPLAY (":N")."""
-    for tool in ("Xvfb", "xwininfo"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is missing: run scripts/setup.sh (apt packages xvfb x11-utils)")
-    read_end, write_end = os.pipe()
-    log = tmp_path / "xvfb.log"
-    with open(log, "wb") as stderr:
-        server = subprocess.Popen(
-            ["Xvfb", "-displayfd", str(write_end), "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten", "tcp"],
-            pass_fds=[write_end],
-            stderr=stderr,
-        )
-    os.close(write_end)
-    try:
-        number = b""
-        while not number.endswith(b"\n"):  # Xvfb writes the display number it took once it is ready
-            ready, _, _ = select.select([read_end], [], [], 30.0)
-            chunk = os.read(read_end, 16) if ready else b""
-            if not chunk:
-                pytest.fail(f"Xvfb did not start: {log.read_text(errors='replace')}")
-            number += chunk
-        display = f":{number.decode().strip()}"
-        env = dict(os.environ, DISPLAY=display)
-
-        def answers() -> bool:  # a client connects and reads the root window
-            if server.poll() is not None:
-                pytest.fail(f"Xvfb on {display} exited: {log.read_text(errors='replace')}")
-            return subprocess.run(["xwininfo", "-root"], env=env, capture_output=True, timeout=10).returncode == 0
-
-        wait_until(answers, 30.0, f"Xvfb answering on {display}")
-        yield display
-    finally:
-        os.close(read_end)
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def window_geometry(env: dict, title: str) -> tuple[int, int, int, int] | None:

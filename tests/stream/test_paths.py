@@ -1,32 +1,12 @@
 """Output paths checked before any work starts: a folder where a file is wanted, a path under a plain file and
 a read-only file system (a real read-only mount) are each one line naming the setting or flag, exit 2."""
 
-import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
 from htsat_live.stream.paths import OutputPathError, output_file, output_folder
-
-
-@pytest.fixture
-def read_only_mount(tmp_path):
-    """A folder on a read-only tmpfs holding one file, `old.jsonl` (root ignores file modes, not a mount's)."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a read-only tmpfs needs root and mount(8)")
-    path = tmp_path / "ro"
-    path.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(path)], capture_output=True)
-    if made.returncode != 0:
-        pytest.skip(f"mount not permitted: {made.stderr.decode().strip()}")
-    try:
-        (path / "old.jsonl").write_text("{}\n")
-        subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True, capture_output=True, timeout=30)
-        yield path
-    finally:
-        subprocess.run(["umount", str(path)], check=True, timeout=30)
 
 
 def test_a_folder_a_path_under_a_file_and_a_read_only_mount_are_named(tmp_path, read_only_mount):

@@ -3,13 +3,9 @@
 
 import contextlib
 import io
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 
 from htsat_live.cli import main
@@ -29,20 +25,6 @@ def one_class(root: Path, name: str = "Dog", count: int = 4) -> Path:
     for i in range(count):
         sf.write(str(root / name / f"{i}.wav"), 0.1 * rng.standard_normal(8000).astype(np.float32), 32000)
     return root
-
-
-@pytest.fixture
-def read_only_mount(tmp_path):
-    """A folder on a read-only tmpfs (root ignores file modes, not a mount's)."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a read-only tmpfs needs root and mount(8)")
-    path = tmp_path / "ro"
-    path.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)], capture_output=True)
-    if made.returncode != 0:
-        pytest.skip(f"mount not permitted: {made.stderr.decode().strip()}")
-    yield path
-    subprocess.run(["umount", str(path)], check=True, timeout=30)
 
 
 def test_an_out_folder_that_cannot_be_written_is_one_line_before_any_work(tmp_path, read_only_mount):
