@@ -6,10 +6,11 @@ OpenVINO); a command that needs more names its extra instead of failing on an im
 
 from importlib.util import find_spec
 
+EVAL_MODULES = ("pandas", "psds_eval", "sed_eval", "sed_scores_eval", "dcase_util", "sklearn", "matplotlib")
 EXTRA_MODULES = {  # extra -> the top-level modules it installs that our code imports
     "gui": ("PySide6", "pyqtgraph"),
-    "eval": ("pandas", "psds_eval", "sed_eval", "sed_scores_eval", "dcase_util", "sklearn", "matplotlib"),
-    "train": ("pandas", "psds_eval", "sed_eval", "sed_scores_eval", "dcase_util", "sklearn", "matplotlib", "scipy"),
+    "eval": EVAL_MODULES,
+    "train": (*EVAL_MODULES, "scipy"),  # [train] includes [eval]
     "cluster": ("ray",),
 }
 
