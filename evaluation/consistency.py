@@ -8,7 +8,8 @@ Stream: the stream's windows on a hop (`stream.replay`: the scheduler with its f
 policy, plus the zero-padded window over the tail that the live runner adds at the end of a stream),
 run through the model, then fed one by one to a `Stitcher` and an `EventDetector` exactly as the live
 stream runner does (without its threads and ring buffer, so the result does not depend on timing).
-The stream's events are the final (`end`, not cancelled) reports.
+The stream's events are its `end` reports on final frames (a confirmed event that revised scores removed
+ends with `final` false: the live view showed it, the final timeline holds no such event).
 
 Compared: the stitched timeline against the offline framewise output on every grid frame both hold
 (mean and max absolute difference over frames and classes), and the stream's events against the
@@ -55,7 +56,7 @@ def stream_replay(
         timeline.append(frames.apply(update))
         reports += detector.update(update, now=0.0)
     reports += detector.flush(now=0.0)
-    final = [(r.onset, r.offset, r.label) for r in reports if r.state == "end" and not r.cancelled]
+    final = [(r.onset, r.offset, r.label) for r in reports if r.state == "end" and r.final]
     return np.concatenate(timeline), sorted(final, key=lambda event: (event[2], event[0]))
 
 

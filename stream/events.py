@@ -24,8 +24,10 @@ compares what it sees with the events it has reported:
 - a reported event whose onset, offset, peak or mean changed gets an `update`;
 - it gets `end` once it is closed by final frames (followed by more than `gap_merge` of final
   inactive frames), or when the stream ends (`flush`);
-- a reported event that revised scores no longer support (or that merged into an earlier one) gets
-  `end` with `cancelled = True`.
+- a reported event that revised scores no longer support (or that merged into another one) gets
+  `end`: with `cancelled = True` while it is unconfirmed (below); once confirmed it is never withdrawn,
+  it ends as an event at its last reported extent (the frames that supported it), with `final = False`.
+  When a run overlaps several reported events, the confirmed one keeps it.
 Events carry a stable id (1, 2, ... per detector), stream seconds and capture wall times, and the
 latency of their `start`: wall time of reporting minus the capture time of the onset sample.
 
@@ -38,7 +40,9 @@ once any of these holds, and stays confirmed:
 Every report says whether its event is confirmed, and from then on carries `confirm_latency` (wall
 time of confirmation minus the onset's capture time). When an event becomes confirmed without
 another report, an `update` says so. `ConfirmedView` turns the reports into what a live display
-shows: only confirmed events, each announced by a `start` when it becomes confirmed.
+shows: only confirmed events, each announced by a `start` when it becomes confirmed. A confirmed
+event is never cancelled, so what a display showed always ends as an event: one confirmed at its end
+(by final frames) shows its `start` and `end` at once.
 """
 
 import math
@@ -372,7 +376,7 @@ class EventDetector:
         seen += [(target, run, False) for target, run in self._provisional_runs()]
         seen.sort(key=lambda item: (item[1].onset, item[0]))
         open_by_target: dict[int, list[_Reported]] = {}
-        for reported in self._reported:
+        for reported in sorted(self._reported, key=lambda r: r.confirm_latency is None):  # confirmed ones first
             reported.matched = False
             open_by_target.setdefault(reported.target, []).append(reported)
         reports = []
@@ -400,8 +404,10 @@ class EventDetector:
             if final:
                 reports.append(self._event(match, run, "end", final=True))
         for reported in self._reported:
-            if not reported.matched:
-                reports.append(replace(reported.last, state="end", cancelled=True, final=False))
+            if not reported.matched:  # revised away: withdrawn while unconfirmed, else it ends as it was last seen
+                reports.append(
+                    replace(reported.last, state="end", cancelled=reported.confirm_latency is None, final=False)
+                )
         ended = {report.id for report in reports if report.state == "end"}
         self._reported = [r for r in self._reported if r.id not in ended]
         return reports
@@ -455,8 +461,9 @@ class ConfirmedView:
 
     take(stream, event) -> the reports to show for one report: nothing while the event is unconfirmed;
     when it becomes confirmed, a copy with state `start` (and the report itself too if it is its
-    `end`); afterwards the reports as they are. A confirmed event that is still revised away ends
-    with `cancelled` as before; an unconfirmed one that is cancelled was never shown.
+    `end`: an event confirmed only at its end shows both at once); afterwards the reports as they are.
+    Only an unconfirmed event is ever cancelled (EventDetector), so what was shown ends as an event,
+    and what was cancelled was never shown.
     """
 
     def __init__(self):
