@@ -223,6 +223,8 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> bool:
         try:
             ray.init(address=address, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as error:
+            if "Could not find any running Ray instance" in str(error):  # Ray's line goes on about flags we lack
+                raise ClusterError(f"cannot join Ray at {address}: no Ray instance runs on this machine") from None
             raise ClusterError(f"cannot join Ray at {address}: {str(error).splitlines()[0]}") from None
         return False
     try:

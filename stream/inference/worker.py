@@ -10,6 +10,11 @@ The worker takes every waiting window (oldest first per stream, up to `max_batch
 When a batch raises, its windows are run one by one so that only the failing window is lost; that
 window's result carries the error and the stream's `failed` counter grows. The thread never dies of a
 window.
+
+Failed windows are said on stderr without flooding it while inference stays down (a cluster away fails every
+window): the first failure of a run is logged whole, a failure of another kind at once, then one line every
+FAILURE_SUMMARY_SECONDS ("inference failing: N windows failed so far (last: ...)"), and the first window run
+after several failed ones says "inference back after N failed windows".
 """
 
 import logging
@@ -25,6 +30,8 @@ from htsat_live.model import WINDOW_SAMPLES, zero_padded_batch
 from htsat_live.stream.windows import Window
 
 log = logging.getLogger(__name__)
+
+FAILURE_SUMMARY_SECONDS = 30.0  # while windows keep failing, one warning line per this many seconds
 
 
 @dataclass
@@ -62,15 +69,58 @@ class _Stream:
     counters: StreamCounters = field(default_factory=StreamCounters)
 
 
+class FailureLog:
+    """The warnings about failed windows, rate-limited (see the module docstring); used by the worker's thread only.
+    A run is the failed windows since the last window that ran."""
+
+    def __init__(self, summary_seconds: float = FAILURE_SUMMARY_SECONDS):
+        self.summary_seconds = summary_seconds
+        self.reset()
+
+    def reset(self) -> None:
+        self.in_run = 0  # windows failed since the last one that ran
+        self.unsaid = 0  # of those, failed since the last line
+        self.kind: str | None = None  # the exception type of the run's newest failure
+        self.last = ""  # the run's newest failure, as said
+        self.last_line = 0.0  # time.monotonic() of the last line
+
+    def failed(self, message: str, kind: str) -> None:
+        """A window failed: `message` names it and why, `kind` is the exception's type name."""
+        self.in_run += 1
+        first_of_kind = self.in_run == 1 or kind != self.kind
+        self.kind, self.last = kind, message
+        if first_of_kind:
+            log.warning(message if self.in_run == 1 else f"{message} ({self.in_run} windows failed in a row)")
+            self.unsaid, self.last_line = 0, time.monotonic()
+            return
+        self.unsaid += 1
+        if time.monotonic() - self.last_line >= self.summary_seconds:
+            self.summarise()
+
+    def summarise(self) -> None:
+        """One line: how many windows failed in the run so far, and the newest failure."""
+        log.warning("inference failing: %d windows failed so far (last: %s)", self.in_run, self.last)
+        self.unsaid, self.last_line = 0, time.monotonic()
+
+    def ran(self) -> None:
+        """A window ran: a run of several failed ones is over."""
+        if self.in_run > 1:
+            log.warning("inference back after %d failed windows", self.in_run)
+        self.reset()
+
+
 class InferenceWorker:
     """Owns the inference thread. `model` is a model.Predictor (anything with predict/frames_for)."""
 
-    def __init__(self, model, max_batch: int = 8, max_pending: int = 2):
+    def __init__(
+        self, model, max_batch: int = 8, max_pending: int = 2, failure_summary_seconds: float = FAILURE_SUMMARY_SECONDS
+    ):
         if max_batch < 1 or max_pending < 1:
             raise ValueError("max_batch and max_pending must be at least 1")
         self.model = model
         self.max_batch = max_batch
         self.max_pending = max_pending
+        self.failures = FailureLog(failure_summary_seconds)
         self._streams: dict[Hashable, _Stream] = {}
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -88,6 +138,7 @@ class InferenceWorker:
             self.batches = 0
             self.windows = 0
             self.busy_seconds = 0.0
+            self.failures.reset()
 
     # --- streams -------------------------------------------------------------------------------
 
@@ -149,6 +200,8 @@ class InferenceWorker:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        if self.failures.unsaid:  # failures since the last line: said once more, with the total
+            self.failures.summarise()
 
     def drain(self, timeout: float | None = None) -> bool:
         """Wait until no window is waiting or in progress; False on timeout."""
@@ -173,6 +226,7 @@ class InferenceWorker:
                     if stream is None:
                         continue
                     if result.error is None:
+                        self.failures.ran()
                         stream.counters.processed += 1
                     else:
                         stream.counters.failed += 1
@@ -206,7 +260,7 @@ class InferenceWorker:
             if len(batch) == 1:
                 job = batch[0]
                 message = f"window {job.window.index} of {job.stream!r} failed: {type(error).__name__}: {error}"
-                log.warning(message)
+                self.failures.failed(message, type(error).__name__)
                 return [Result(job, None, None, 0, error=message)]
         return [result for job in batch for result in self._infer([job])]  # isolate the failing window
 

@@ -136,3 +136,56 @@ def test_a_failing_deliver_callback_does_not_stop_the_worker(tiny_model):
         worker.stop()
     assert calls == [0, 1]
     assert result.job.window.index == 1
+
+
+def failing_jobs(stream, first: int, count: int) -> list[Job]:
+    jobs = [make_job(stream, index) for index in range(first, first + count)]
+    for job in jobs:
+        job.wave[100] = np.nan  # the model refuses each (ValueError), as every window fails while inference is down
+    return jobs
+
+
+def test_a_run_of_failed_windows_is_said_in_a_few_lines_not_one_per_window(tiny_model, caplog):
+    worker = InferenceWorker(tiny_model, max_pending=50, failure_summary_seconds=3600)
+    got, deliver = collector()
+    worker.add_stream("s", deliver)
+    for job in failing_jobs("s", 0, 20):
+        worker.submit(job)
+    worker.start()
+    try:
+        take(got, 20)
+        worker.submit(make_job("s", 20))
+        ran = take(got, 1)[0]
+    finally:
+        worker.stop()
+    assert ran.error is None and worker.counters("s").failed == 20
+    lines = [record.getMessage() for record in caplog.records if record.name == "htsat_live.stream.inference.worker"]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("window 0 of 's' failed: ValueError:") and "NaN" in lines[0]
+    assert lines[1] == "inference back after 20 failed windows"
+
+
+def test_a_long_run_of_failed_windows_is_summed_up_every_interval_and_at_the_stop(tiny_model, caplog):
+    worker = InferenceWorker(tiny_model, max_pending=50, failure_summary_seconds=0.0)  # a summary at each failure
+    got, deliver = collector()
+    worker.add_stream("s", deliver)
+    worker.start()
+    try:
+        worker.submit(failing_jobs("s", 0, 1)[0])
+        take(got, 1)
+        worker.submit(failing_jobs("s", 1, 1)[0])
+        take(got, 1)
+    finally:
+        worker.stop()
+    worker.failures.summary_seconds = 3600.0  # a third failure between lines: said once more at the stop
+    worker.start()
+    try:
+        worker.submit(failing_jobs("s", 2, 1)[0])
+        take(got, 1)
+    finally:
+        worker.stop()
+    lines = [record.getMessage() for record in caplog.records if record.name == "htsat_live.stream.inference.worker"]
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("window 0 of 's' failed")
+    assert lines[1].startswith("inference failing: 2 windows failed so far (last: window 1 of 's' failed: ValueError")
+    assert lines[2].startswith("inference failing: 3 windows failed so far (last: window 2 of 's' failed")
