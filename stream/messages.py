@@ -73,11 +73,13 @@ def scores_message(
     window_samples: int,
     hop: float,
     window_wall_end: float,
+    gated: bool = False,
 ) -> dict:
     """Body of a `scores` message: the changed frames of `update` for the top_k classes of the
     newest window's clipwise scores [C] (all classes, in index order, when top_k is 0).
     `wall_time_start` is the capture wall time of grid frame `update.start`, `window_wall_end` that
-    of the newest window's last sample."""
+    of the newest window's last sample; `gated`: the newest window stayed below the level gate and was
+    not run (its scores are 0)."""
     if top_k and top_k < clipwise.shape[0]:
         classes = np.argsort(-clipwise, kind="stable")[:top_k]
     else:
@@ -96,6 +98,7 @@ def scores_message(
         "window_samples": window_samples,
         "hop": hop,
         "window_wall_end": window_wall_end,
+        "gated": gated,
     }
 
 

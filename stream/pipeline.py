@@ -19,11 +19,12 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
 
-from htsat_live.model import HOP_LENGTH, N_FFT, SAMPLE_RATE, SAMPLES_PER_FRAME
+from htsat_live.model import HOP_LENGTH, MODEL_FRAMES, N_FFT, SAMPLE_RATE, SAMPLES_PER_FRAME
 from htsat_live.stream.capture import Source, open_source
 from htsat_live.stream.config import Config
 from htsat_live.stream.events import ConfirmedView, EventDetector
@@ -39,7 +40,7 @@ from htsat_live.stream.output import Output, close_outputs
 from htsat_live.stream.ring import Overrun, RingBuffer
 from htsat_live.stream.status import StatusReporter, StreamReport
 from htsat_live.stream.stitch import Stitcher, TimelineUpdate
-from htsat_live.stream.windows import Window, WindowScheduler
+from htsat_live.stream.windows import LevelGate, Window, WindowScheduler
 
 MEL_CONTEXT = 2  # columns of audio read before the first column sent, so its STFT frame is complete
 MEL_CHUNK = 500  # log-mel columns computed per front-end call (5 s)
@@ -91,6 +92,11 @@ class StreamRunner:
     that a source fed as fast as possible stays just ahead of them), stitcher, event detector and loudness
     trigger. Its `reporter` (stream.status) keeps the stream's report and builds its `status` messages. All
     of its state is touched only by its own thread, except the counters read for reports.
+
+    With `windows.gate_dbfs` set, a window that stays below the gate (stream.windows.LevelGate) is not
+    submitted: its frames score 0 and it goes through the stitcher, events and messages as a window whose
+    model found nothing, flagged `gated`. It waits in `_held` until every window before it has come back
+    from the worker (or was skipped there), so that the stitcher takes windows in order.
     """
 
     def __init__(self, pipeline: "Pipeline", name: str, spec: str, source: Source, scheduler: WindowScheduler):
@@ -120,6 +126,12 @@ class StreamRunner:
         self._mel_next = 0  # next log-mel column to send
         self._last_clipwise = np.zeros(model.num_classes, dtype=np.float32)  # [C]
         self._last_window: Window | None = None
+        self._last_gated = False  # the newest window was gated
+        self.gate = None if config.windows.gate_dbfs is None else LevelGate(config.windows.gate_dbfs)
+        self._held: deque[Window] = deque()  # gated windows waiting for earlier windows, oldest first
+        self._in_worker: deque[int] = deque()  # indices of the windows handed to the worker, not yet back
+        self._submitted = 0  # windows handed to the worker
+        self._returned = 0  # their results taken back (failed ones included)
         self._error: str | None = None
         self.ended = threading.Event()  # set when the stream has finished (source ended or stopped)
         pipeline.thresholds.add_stream(name, [target.name for target in self.detector.targets])
@@ -209,6 +221,12 @@ class StreamRunner:
         except Overrun:
             self.reporter.read_overruns += 1
             return
+        if self.gate is not None and self.gate.quiet(wave):
+            self._held.append(window)
+            self.ring.consumer_position = window.stop
+            self._send_mel(window.stop)
+            self._use_held()
+            return
         job = Job(self.name, window, wave, ready_wall=self.ring.wall_time(window.stop - 1))
         worker = self.pipeline.worker
         if self.pipeline.config.source.fast:  # a file fed as fast as possible waits for the worker instead of skipping
@@ -218,6 +236,8 @@ class StreamRunner:
                     return
         else:
             worker.submit(job)
+        self._submitted += 1
+        self._in_worker.append(window.index)
         self.ring.consumer_position = window.stop
         self._send_mel(window.stop)
 
@@ -230,31 +250,66 @@ class StreamRunner:
             self._handle(result)
 
     def _handle(self, result: Result) -> None:
+        self._returned += 1
+        while self._in_worker and self._in_worker.popleft() != result.job.window.index:
+            pass  # windows before it that the worker skipped
         if result.error is not None:
             self._error = result.error
-            return
+        else:
+            self._guarded(result.job.window, self._use, result)
+        self._use_held()
+
+    def _guarded(self, window: Window, use, argument) -> None:
+        """use(argument), where an error costs `window` alone, never the stream."""
         try:
-            self._use(result)
+            use(argument)
         except Exception as error:  # one window's result that cannot be used must not end the stream
             log.exception(
                 "stream %s: the result of window %d could not be used: %s: %s",
                 self.name,
-                result.job.window.index,
+                window.index,
                 type(error).__name__,
                 error,
             )
-            self._error = f"window {result.job.window.index}: {type(error).__name__}: {error}"
+            self._error = f"window {window.index}: {type(error).__name__}: {error}"
 
     def _use(self, result: Result) -> None:
         window = result.job.window
         update = self.stitcher.add(result.framewise, window.start, result.valid_frames, window.next_start)
         self._last_clipwise = result.clipwise
         self._last_window = window
+        self._last_gated = False
         self._send_scores(update)
         self.report.hop_latencies.append(time.time() - result.job.ready_wall)
         self._send_events(self.detector.update(update))
 
+    def _use_held(self, all_of_them: bool = False) -> None:
+        """Take the gated windows that no window still in the worker precedes; at the stream's end,
+        `all_of_them`."""
+        if self._held and self._in_worker:
+            # results come back in order, so windows passed over were skipped; and once every window handed
+            # over is back or skipped (the worker skips only while this thread submits), none is left
+            if self._submitted == self._returned + self.pipeline.worker.counters(self.name).skipped:
+                self._in_worker.clear()
+        while self._held and (all_of_them or not self._in_worker or self._held[0].index < self._in_worker[0]):
+            window = self._held.popleft()
+            self._guarded(window, self._use_gated, window)
+
+    def _use_gated(self, window: Window) -> None:
+        """A gated window: the model's output for it is taken to be 0 everywhere."""
+        clipwise, framewise = self.pipeline.silence  # [C], [1024, C] zeros
+        update = self.stitcher.add(
+            framewise, window.start, self.pipeline.model.frames_for(window.samples), window.next_start
+        )
+        self._last_clipwise = clipwise
+        self._last_window = window
+        self._last_gated = True
+        self.report.gated_windows += 1
+        self._send_scores(update)
+        self._send_events(self.detector.update(update))
+
     def _finish(self) -> None:
+        self._use_held(all_of_them=True)
         update = self.stitcher.finish()
         if self._last_window is not None:
             self._send_scores(update)
@@ -295,6 +350,7 @@ class StreamRunner:
                     window.samples,
                     config.windows.hop,
                     self.ring.wall_time(window.stop - 1),
+                    self._last_gated,
                 ),
             )
         )
@@ -383,6 +439,11 @@ class Pipeline:
         self.inference = inference
         self.thresholds = ThresholdChanges() if thresholds is None else thresholds
         self.worker = InferenceWorker(model if inference is None else inference, max_batch=max_batch)
+        # what a gated window scores: clipwise [C] and framewise [1024, C] zeros, read only (pages never written)
+        self.silence = (
+            np.zeros(model.num_classes, np.float32),
+            np.zeros((MODEL_FRAMES, model.num_classes), np.float32),
+        )
         self.runners: list[StreamRunner] = []
         self._lock = threading.Lock()  # one message at a time into the outputs
         inputs = list(inputs or config.source.inputs or [config.source.input or None])

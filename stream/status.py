@@ -38,6 +38,7 @@ class StreamReport:
     samples: int = 0
     windows: int = 0
     skipped_windows: int = 0
+    gated_windows: int = 0  # below the level gate (windows.gate_dbfs): not run, scored 0
     failed_windows: int = 0
     overruns: int = 0
     input_overflows: int = 0
@@ -57,6 +58,7 @@ class StreamReport:
             "samples": self.samples,
             "windows": self.windows,
             "skipped_windows": self.skipped_windows,
+            "gated_windows": self.gated_windows,
             "failed_windows": self.failed_windows,
             "overruns": self.overruns,
             "input_overflows": self.input_overflows,

@@ -14,11 +14,23 @@ start, and each early window replaces the previous one's frames with an estimate
 audio. From the window ending at sample `window` on, every window is full.
 
 The scheduler holds no audio; the caller reads `[window.start, window.stop)` from the ring buffer.
+
+Level gate (`windows.gate_dbfs`): `LevelGate.quiet(wave)` tells a window whose every second stays below
+the gate level, which the pipeline then does not run through the model. The level of a second is the
+one `status` shows as `level_dbfs`: 20 log10 of the RMS of one second of samples, unweighted, in dBFS (a
+full-scale sine is -3 dBFS), floored at -120 dBFS. The gate takes every second of the window that starts
+on a multiple of `GATE_STEP_SECONDS` from the window's first sample (the whole window when it is shorter
+than a second), so a sound shorter than a second counts with the second it falls in, as on `status`.
 """
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from htsat_live.model import SAMPLE_RATE, WINDOW_SAMPLES
+
+GATE_SECOND = 1.0  # seconds per level measurement of the gate (as status level_dbfs)
+GATE_STEP_SECONDS = 0.125  # seconds between the starts of the seconds the gate measures
 
 
 def hop_samples(hop_seconds: float, sample_rate: int = SAMPLE_RATE) -> int:
@@ -101,3 +113,32 @@ class WindowScheduler:
                 continue
             windows.append(Window(index=k, start=start, stop=self.stop_of(k), next_start=self.start_of(k + 1)))
         return windows
+
+
+class LevelGate:
+    """`quiet(wave)`: whether every second of a window's samples [n] stays below `gate_dbfs` (see the module)."""
+
+    def __init__(self, gate_dbfs: float, sample_rate: int = SAMPLE_RATE):
+        if not -120.0 < gate_dbfs <= 0.0:
+            raise ValueError(f"the gate level must be in (-120, 0] dBFS, got {gate_dbfs}")
+        self.gate_dbfs = gate_dbfs
+        self.power = 10.0 ** (gate_dbfs / 10.0)  # mean power of a second at the gate level
+        self.block = round(GATE_STEP_SECONDS * sample_rate)  # samples per step
+        self.blocks = round(GATE_SECOND / GATE_STEP_SECONDS)  # steps per measured second
+
+    def quiet(self, wave: np.ndarray) -> bool:
+        """True when no second of `wave` [n] reaches the gate level; an empty wave is quiet."""
+        full = wave.shape[0] // self.block
+        blocks = wave[: full * self.block].reshape(full, self.block)  # [full, block]
+        energy = (blocks[:, None, :] @ blocks[:, :, None]).reshape(full).astype(np.float64)  # [full]: BLAS dots
+        if full * self.block < wave.shape[0]:  # the tail that fills no step ends the last second
+            tail = wave[full * self.block :]
+            energy = np.append(energy, float(np.dot(tail, tail)))
+        if energy.size == 0:
+            return True
+        samples = np.full(energy.size, float(self.block))
+        samples[-1] = wave.shape[0] - (energy.size - 1) * self.block  # [steps]
+        span = min(self.blocks, energy.size)
+        kernel = np.ones(span)
+        powers = np.convolve(energy, kernel, "valid") / np.convolve(samples, kernel, "valid")  # [seconds]
+        return bool(powers.max() < self.power)

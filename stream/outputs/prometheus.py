@@ -6,14 +6,15 @@ in `handle(message)`; the pipeline closes it. Everything lives in the object's o
 
 Exposed (label `stream` on each, as in messages):
 - counters read from the newest `status` of each stream: `htsat_live_windows_total`,
-  `htsat_live_skipped_windows_total`, `htsat_live_failed_windows_total`, `htsat_live_ring_overruns_total`,
-  `htsat_live_input_overflows_total`, `htsat_live_reconnects_total`; and from the MQTT output's
-  (no stream label) `htsat_live_mqtt_dropped_total`;
+  `htsat_live_skipped_windows_total`, `htsat_live_gated_windows_total`, `htsat_live_failed_windows_total`,
+  `htsat_live_ring_overruns_total`, `htsat_live_input_overflows_total`, `htsat_live_reconnects_total`; and
+  from the MQTT output's (no stream label) `htsat_live_mqtt_dropped_total`;
 - `htsat_live_events_total{stream, target, state}`: event reports by detection target and state
   (`start`, `update`, `end`, and `cancelled` for a cancelled end), provisional ones included;
 - gauges: `htsat_live_input_level_dbfs` (RMS of the last second), `htsat_live_mqtt_queue` (messages
   waiting for the broker);
-- histograms: `htsat_live_hop_latency_seconds` (capture of a window's last sample to its scores) and
+- histograms: `htsat_live_hop_latency_seconds` (capture of a window's last sample to its scores; windows
+  run through the model only, not gated ones) and
   `htsat_live_event_latency_seconds{kind}` (onset to the `start` report: `provisional`, or to
   confirmation: `confirmed`).
 """
@@ -36,6 +37,7 @@ EVENT_BUCKETS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 10.0, 20.0)  # seconds
 STATUS_COUNTERS = {
     "windows": ("htsat_live_windows", "Windows through inference."),
     "skipped_windows": ("htsat_live_skipped_windows", "Windows skipped (inference behind, ring overrun)."),
+    "gated_windows": ("htsat_live_gated_windows", "Windows below the level gate, not run and scored 0."),
     "failed_windows": ("htsat_live_failed_windows", "Windows whose inference failed; the stream went on."),
     "overruns": ("htsat_live_ring_overruns", "Windows the ring buffer had overwritten before they were read."),
     "input_overflows": ("htsat_live_input_overflows", "Input blocks lost by the capture (PortAudio overflows)."),
@@ -135,7 +137,7 @@ class PrometheusMetrics(Output):
         stream = message.stream
         if message.topic == "status":
             self._statuses[stream] = message.body
-        elif message.topic == "scores":
+        elif message.topic == "scores" and not message.body["gated"]:
             self._hop_latency.labels(stream).observe(time.time() - message.body["window_wall_end"])
         elif message.topic == "event":
             event = message.event

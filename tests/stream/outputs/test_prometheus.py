@@ -69,7 +69,9 @@ def test_the_mqtt_queue_and_drops_and_the_failed_windows_come_from_the_status(wa
     try:
         status = {
             "counters": {
-                **dict.fromkeys(("windows", "skipped_windows", "overruns", "input_overflows", "reconnects"), 0),
+                **dict.fromkeys(
+                    ("windows", "skipped_windows", "gated_windows", "overruns", "input_overflows", "reconnects"), 0
+                ),
                 "failed_windows": 3,
             },
             "level_dbfs": -40.0,
