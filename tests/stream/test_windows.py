@@ -1,9 +1,11 @@
-"""The window scheduler: one window per hop, the first-10-s policy, skips, reset."""
+"""The window scheduler: one window per hop, the first-10-s policy, skips, reset; the level gate."""
 
+import numpy as np
 import pytest
 
-from htsat_live.model import WINDOW_SAMPLES
-from htsat_live.stream.windows import WindowScheduler
+from htsat_live.model import SAMPLE_RATE, WINDOW_SAMPLES
+from htsat_live.stream.status import dbfs as dbfs_of_rms
+from htsat_live.stream.windows import LevelGate, WindowScheduler
 
 
 def test_first_window_is_due_one_hop_after_start_and_starts_at_zero():
@@ -73,3 +75,39 @@ def test_reset_starts_a_new_schedule():
 def test_hop_out_of_range_is_rejected(hop):
     with pytest.raises(ValueError, match="hop must be"):
         WindowScheduler(hop)
+
+
+def sine(seconds: float, dbfs: float, hz: float = 1000.0) -> np.ndarray:
+    """A sine whose RMS is `dbfs` (a full-scale sine is -3 dBFS)."""
+    t = np.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return (np.sqrt(2) * 10 ** (dbfs / 20) * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize("dbfs, quiet", [(-60.5, True), (-59.5, False), (-120.0, True)])
+def test_the_gate_compares_the_level_that_status_shows_for_a_second(dbfs, quiet):
+    wave = sine(10.0, dbfs)
+    assert abs(dbfs_of_rms(float(np.sqrt(np.mean(wave[-SAMPLE_RATE:] ** 2)))) - max(dbfs, -120.0)) <= 0.05
+    assert LevelGate(-60.0).quiet(wave) is quiet
+
+
+def test_a_short_sound_counts_with_the_second_it_falls_in():
+    wave = sine(10.0, -80.0)
+    wave[160_000:163_200] = sine(0.1, -45.0)  # 0.1 s at -45 dBFS: a second holding it reads about -55 dBFS
+    assert not LevelGate(-60.0).quiet(wave)
+    assert LevelGate(-50.0).quiet(wave)
+
+
+def test_a_sound_at_either_end_of_the_window_or_in_a_window_under_a_second_counts():
+    for where in (slice(0, 1600), slice(-1600, None)):  # 50 ms at -30 dBFS: a second holding it reads -43
+        wave = np.zeros(WINDOW_SAMPLES, np.float32)
+        wave[where] = sine(0.05, -30.0)
+        assert not LevelGate(-50.0).quiet(wave)
+        assert LevelGate(-40.0).quiet(wave)
+    short = sine(0.3, -55.0)  # the first window of a stream at hop 0.3125 s holds 0.3 s: its level is its own
+    assert not LevelGate(-60.0).quiet(short) and LevelGate(-50.0).quiet(short)
+    assert LevelGate(-60.0).quiet(np.zeros(0, np.float32))
+
+
+def test_the_gate_level_must_be_a_level():
+    with pytest.raises(ValueError, match="gate level"):
+        LevelGate(3.0)
