@@ -3,20 +3,21 @@
 `MqttOutput.from_config(config.mqtt, set_threshold)` checks the `[mqtt]` settings (ValueError naming the key),
 says at once when the broker cannot be resolved or reached (a warning: detection goes on), connects in the
 background once the pipeline's streams are attached and, as an output of the pipeline (stream.output), takes
-its messages in `handle(message)`; the pipeline closes it. Topics (`P` = `topic_prefix`; `N` = the node id,
-`client_id` as a topic segment, by default `htsat-live-<host>-<stream names>`; a stream name or target label
-becomes a topic segment by lower-casing it and replacing anything outside `[a-z0-9_-]` with `_`, the
-original name stays in the payload):
-- `P/events`: the confirmed events (stream.events.ConfirmedView) as JSON `event` messages of
+its messages in `handle(message)`; the pipeline closes it. Every topic of a detector lies under `P/N`
+(`P` = `topic_prefix`; `N` = the node id, `client_id` as a topic segment, by default
+`htsat-live-<host>-<stream names>`), so detectors on other hosts with the same stream names share none;
+a stream name or target label becomes a topic segment by lower-casing it and replacing anything outside
+`[a-z0-9_-]` with `_`, the original name stays in the payload:
+- `P/N/events`: the confirmed events (stream.events.ConfirmedView) as JSON `event` messages of
   docs/schema.md, envelope included;
-- `P/<stream>/<target>`: `ON` / `OFF`, retained (OFF for every target when a stream starts);
-- `P/<stream>/<target>/score`: the peak of the target's confirmed event on each start/update (dBFS
+- `P/N/<stream>/<target>`: `ON` / `OFF`, retained (OFF for every target when a stream starts);
+- `P/N/<stream>/<target>/score`: the peak of the target's confirmed event on each start/update (dBFS
   for `Loud`, the loudness trigger's target);
-- `P/<stream>/event`: `{"event_type": <target>, ...the event}` on each confirmed start, for Home
+- `P/N/<stream>/event`: `{"event_type": <target>, ...the event}` on each confirmed start, for Home
   Assistant's `event` entity (not retained: a subscriber hears of it once, when it happens);
-- `P/<stream>/level`: input level in dBFS, once a second (from `status`) once audio has come;
-- `P/<stream>/<target>/threshold`: the on-threshold in force (3 decimals), retained; a number written to
-  `P/<stream>/<target>/threshold/set` changes it live (the `set_threshold` callback it was built with,
+- `P/N/<stream>/level`: input level in dBFS, once a second (from `status`) once audio has come;
+- `P/N/<stream>/<target>/threshold`: the on-threshold in force (3 decimals), retained; a number written to
+  `P/N/<stream>/<target>/threshold/set` changes it live (the `set_threshold` callback it was built with,
   e.g. stream.pipeline.ThresholdChanges.set), is kept in the state file (thresholds_path) so that it holds
   after a restart, and is echoed on this topic once the stream applied it;
 - `P/N/availability`: `online` / `offline`, retained, one topic per detector; the broker's last will says
@@ -269,7 +270,7 @@ class MqttOutput(Output):
 
     @property
     def availability(self) -> str:
-        return self._topic(self.node, "availability")
+        return self._topic("availability")
 
     def counters(self) -> dict:
         with self._lock:
@@ -501,7 +502,8 @@ class MqttOutput(Output):
         self._publish(topic, json.dumps(config), "retained")
 
     def _topic(self, *parts: str) -> str:
-        return "/".join((self.prefix, *parts))
+        """P/N/parts...: the detector's own topic tree."""
+        return "/".join((self.prefix, self.node, *parts))
 
     def _publish(self, topic: str, payload: str, kind: str) -> None:
         """Queue a message of a `kind`: "event" (each one counts: queued in order, the oldest dropped when the
@@ -632,8 +634,8 @@ class MqttOutput(Output):
             self._lock.notify_all()
 
     def _on_message(self, client, userdata, message) -> None:
-        """A threshold written by Home Assistant (P/<stream>/<target>/threshold/set)."""
-        parts = message.topic[len(self.prefix) + 1 :].split("/")
+        """A threshold written by Home Assistant (P/N/<stream>/<target>/threshold/set)."""
+        parts = message.topic[len(self._topic()) + 1 :].split("/")
         target = self._streams.get(parts[0], {}).get(parts[1]) if len(parts) == 4 else None
         if target is None or self.set_threshold is None:
             return

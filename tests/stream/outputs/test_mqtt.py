@@ -31,7 +31,8 @@ from htsat_live.stream.outputs.mqtt import MqttOutput, segment, thresholds_path
 from htsat_live.stream.pipeline import Pipeline, ThresholdChanges
 
 CLIENT = "test-node"
-AVAILABILITY = f"htsat-live/{CLIENT}/availability"
+BASE = f"htsat-live/{CLIENT}"  # every topic of the detector lies under its node id
+AVAILABILITY = f"{BASE}/availability"
 
 
 @pytest.fixture(autouse=True)
@@ -103,26 +104,26 @@ def test_confirmed_events_states_level_and_discovery_arrive(mosquitto, wait_unti
     finally:
         report = pipeline.stop()["demo.wav"]
     wait_until(lambda: "offline" in subscriber.payloads(AVAILABILITY), 30, "availability offline")
-    published = [json.loads(p) for p in subscriber.payloads("htsat-live/events")]
+    published = [json.loads(p) for p in subscriber.payloads(f"{BASE}/events")]
     subscriber.close()
     assert subscriber.payloads(AVAILABILITY)[0] == "online"
     with subscriber.lock:
         order = [topic for topic, _, _ in subscriber.messages]
-    assert order.index("htsat-live/demo_wav/speech") < order.index(AVAILABILITY)  # the states before `online`
+    assert order.index(f"{BASE}/demo_wav/speech") < order.index(AVAILABILITY)  # the states before `online`
     assert all(p["confirmed"] and p["stream"] == "demo.wav" and p["schema"] == 1 for p in published)
     starts = [p for p in published if p["state"] == "start"]
     assert len(starts) == report.confirmed_events < report.events  # the provisional starts stayed home
     assert {p["id"] for p in published if p["state"] == "end"} == {p["id"] for p in starts}
     assert sum(1 for e in events if e["state"] == "end" and e["cancelled"] and not e["confirmed"]) >= 10
-    speech = subscriber.payloads("htsat-live/demo_wav/speech")
+    speech = subscriber.payloads(f"{BASE}/demo_wav/speech")
     assert speech[0] == "OFF" and "ON" in speech and speech[-1] == "OFF"
-    assert float(subscriber.payloads("htsat-live/demo_wav/speech/score")[0]) > 0.4
-    assert all(-120 <= float(level) <= 0 for level in subscriber.payloads("htsat-live/demo_wav/level"))
+    assert float(subscriber.payloads(f"{BASE}/demo_wav/speech/score")[0]) > 0.4
+    assert all(-120 <= float(level) <= 0 for level in subscriber.payloads(f"{BASE}/demo_wav/level"))
     for label in model.labels:
         config = json.loads(
             one_config(subscriber, f"homeassistant/binary_sensor/{CLIENT}/{CLIENT}_demo_wav_{segment(label)}/config")
         )
-        assert (config["name"], config["state_topic"]) == (label, f"htsat-live/demo_wav/{segment(label)}")
+        assert (config["name"], config["state_topic"]) == (label, f"{BASE}/demo_wav/{segment(label)}")
         assert config["unique_id"] == f"{CLIENT}_demo_wav_{segment(label)}"
         assert config["availability_topic"] == AVAILABILITY and config["device"]["identifiers"]
         assert config["qos"] == 1
@@ -130,8 +131,8 @@ def test_confirmed_events_states_level_and_discovery_arrive(mosquitto, wait_unti
     level = one_config(subscriber, f"homeassistant/sensor/{CLIENT}/{CLIENT}_demo_wav_level/config")
     assert json.loads(level)["unit_of_measurement"] == "dBFS"
     sound = json.loads(one_config(subscriber, f"homeassistant/event/{CLIENT}/{CLIENT}_demo_wav_sound/config"))
-    assert sound["state_topic"] == "htsat-live/demo_wav/event" and "Speech" in sound["event_types"]
-    fired = [json.loads(p) for p in subscriber.payloads("htsat-live/demo_wav/event")]
+    assert sound["state_topic"] == f"{BASE}/demo_wav/event" and "Speech" in sound["event_types"]
+    fired = [json.loads(p) for p in subscriber.payloads(f"{BASE}/demo_wav/event")]
     assert len(fired) == len(starts) and {f["event_type"] for f in fired} <= set(sound["event_types"])
 
 
@@ -195,12 +196,12 @@ def test_a_broker_down_at_start_gets_the_newest_messages_of_a_bounded_queue(mosq
         }
         broker.start()
         subscriber = Subscriber(broker)
-        wait_until(lambda: len(subscriber.payloads("htsat-live/events")) == 3, 30, "the queued events")
+        wait_until(lambda: len(subscriber.payloads(f"{BASE}/events")) == 3, 30, "the queued events")
     finally:
         output.close()
         subscriber.close()
-    assert [json.loads(p)["id"] for p in subscriber.payloads("htsat-live/events")] == [8, 9, 10]  # oldest dropped
-    assert subscriber.payloads("htsat-live/mic/t1") == ["ON"]  # retained states are sent again on connecting
+    assert [json.loads(p)["id"] for p in subscriber.payloads(f"{BASE}/events")] == [8, 9, 10]  # oldest dropped
+    assert subscriber.payloads(f"{BASE}/mic/t1") == ["ON"]  # retained states are sent again on connecting
     assert output.counters()["queue"] == output.counters()["unsent"] == 0
 
 
@@ -217,7 +218,7 @@ def test_a_broker_restart_mid_stream_delays_events_loses_none_and_sends_only_the
     pipeline = Pipeline(stream_config(), load_model(), [str(excerpt)], outputs=[output, keep_statuses])  # in real time
     pipeline.start()
     try:
-        wait_until(lambda: subscriber.payloads("htsat-live/excerpt_wav/level"), 30, "the first level")
+        wait_until(lambda: subscriber.payloads(f"{BASE}/excerpt_wav/level"), 30, "the first level")
         broker.stop()
         wait_until(
             lambda: sum(not status["mqtt"]["connected"] for status in statuses) >= 3, 30, "levels while it is down"
@@ -230,7 +231,7 @@ def test_a_broker_restart_mid_stream_delays_events_loses_none_and_sends_only_the
     counters = output.counters()
     sent = collapsed([str(status["level_dbfs"]) for status in statuses])
     down = sum(not status["mqtt"]["connected"] for status in statuses)
-    levels = "htsat-live/excerpt_wav/level"
+    levels = f"{BASE}/excerpt_wav/level"
     wait_until(lambda: collapsed(subscriber.payloads(levels))[-1:] == sent[-1:], 30, "the last level")
     subscriber.close()
     received = collapsed(subscriber.payloads(levels))
@@ -238,7 +239,7 @@ def test_a_broker_restart_mid_stream_delays_events_loses_none_and_sends_only_the
     assert len(received) <= len(sent) - down + 2  # of the levels while it was down, the newest (and one in flight)
     assert counters["reconnects"] >= 1 and counters["dropped"] == counters["unsent"] == 0
     assert report.skipped_windows == 0 and report.windows == 20  # detection never stalled
-    published = [json.loads(p) for p in subscriber.payloads("htsat-live/events")]
+    published = [json.loads(p) for p in subscriber.payloads(f"{BASE}/events")]
     assert len({p["id"] for p in published if p["state"] == "start"}) == report.confirmed_events >= 2
     assert collapsed([p["seq"] for p in published]) == list(range(max(p["seq"] for p in published) + 1))  # none lost
 
@@ -268,13 +269,13 @@ def test_a_login_with_a_password_file_and_a_refused_one(mosquitto, tmp_path, wai
         bad.handle(confirmed_start(1, "Cat"))
         wait_until(lambda: good.counters()["connected"], 30, "the login")
         wait_until(lambda: bad.counters()["error"] is not None, 30, "the refusal")
-        wait_until(lambda: subscriber.payloads("htsat-live/mic/dog") == ["ON"], 30, "the event")
+        wait_until(lambda: subscriber.payloads(f"{BASE}/mic/dog") == ["ON"], 30, "the event")
     finally:
         good.close()
         bad.close()
         subscriber.close()
     assert "authori" in bad.counters()["error"].lower() and not bad.counters()["connected"]
-    assert "htsat-live/mic/cat" not in subscriber.topics()
+    assert f"{BASE}/mic/cat" not in subscriber.topics()
     with pytest.raises(ValueError, match="mqtt.password_file: cannot read"):
         MqttOutput(output_config(broker, username="htsat", password_file=str(tmp_path / "absent")))
 
@@ -298,10 +299,10 @@ def test_a_threshold_set_from_home_assistant_reaches_the_detector_and_is_echoed(
     )
     pipeline.start()
     try:
-        state = "htsat-live/noise_wav/class_3/threshold"
+        state = f"{BASE}/noise_wav/class_3/threshold"
         wait_until(lambda: subscriber.payloads(state), 30, "the threshold state")
         subscriber.client.publish(state + "/set", "0.42", qos=1)
-        subscriber.client.publish("htsat-live/noise_wav/class_2/threshold/set", "not a number", qos=1)
+        subscriber.client.publish(f"{BASE}/noise_wav/class_2/threshold/set", "not a number", qos=1)
         wait_until(lambda: subscriber.payloads(state)[-1] == "0.42", 30, "the echo of the new threshold")
     finally:
         pipeline.stop()
@@ -363,9 +364,9 @@ def test_states_go_out_before_online_on_every_reconnection(mosquitto, wait_until
         output.handle(Message("status", "mic", status_body()))
         wait_until(lambda: subscriber.payloads(AVAILABILITY) == ["online"], 30, "online")
         first = arrived_after(subscriber, 0)
-        assert first.index(("htsat-live/mic/dog", "OFF")) < first.index((AVAILABILITY, "online"))
+        assert first.index((f"{BASE}/mic/dog", "OFF")) < first.index((AVAILABILITY, "online"))
         output.handle(confirmed_start(1, "Dog"))
-        wait_until(lambda: subscriber.payloads("htsat-live/mic/dog") == ["OFF", "ON"], 30, "the ON state")
+        wait_until(lambda: subscriber.payloads(f"{BASE}/mic/dog") == ["OFF", "ON"], 30, "the ON state")
         for reconnection in range(1, 3):  # the link taken away while the subscriber stays: it sees every message
             with subscriber.lock:
                 mark = len(subscriber.messages)
@@ -374,7 +375,7 @@ def test_states_go_out_before_online_on_every_reconnection(mosquitto, wait_until
             wait_until(lambda m=mark: (AVAILABILITY, "online") in arrived_after(subscriber, m), 30, "online again")
             again = arrived_after(subscriber, mark)
             online = again.index((AVAILABILITY, "online"))
-            assert again.index(("htsat-live/mic/dog", "ON")) < online  # the state first, then `online`
+            assert again.index((f"{BASE}/mic/dog", "ON")) < online  # the state first, then `online`
             topics = [topic for topic, _ in again]
             assert topics.index(f"homeassistant/binary_sensor/{CLIENT}/{CLIENT}_mic_dog/config") < online
     finally:
@@ -412,10 +413,25 @@ time.sleep(600)
 """
 
 
-def start_detector(broker, stream: str, on: bool) -> tuple[subprocess.Popen, str]:
-    """A detector process with default MQTT settings but the url; (the process, its availability topic)."""
+def own_host_name(host: str) -> list[str]:
+    """The start of a command line that runs the rest in a UTS namespace of its own, whose host name is `host`
+    (another machine, as far as the host name goes); the test is skipped where namespaces cannot be made."""
+    command = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', host]
+    try:
+        made = subprocess.run(command + ["true"], capture_output=True, timeout=10).returncode == 0
+    except FileNotFoundError:
+        made = False
+    if not made:
+        pytest.skip("needs a UTS namespace of its own (unshare --uts, as root)")
+    return command
+
+
+def start_detector(broker, stream: str, on: bool, host: list[str] = ()) -> tuple[subprocess.Popen, str]:
+    """A detector process with default MQTT settings but the url, on this host or under `host`
+    (own_host_name); (the process, its availability topic)."""
     process = subprocess.Popen(
         [
+            *host,
             sys.executable,
             "-c",
             DETECTOR,
@@ -442,7 +458,8 @@ def test_two_detectors_on_one_broker_keep_apart_and_a_killed_one_comes_back_off_
         assert hall_availability == f"htsat-live/htsat-live-{host}-hall/availability"
         for topic in (kitchen_availability, hall_availability):
             wait_until(lambda topic=topic: subscriber.payloads(topic)[-1:] == ["online"], 30, f"{topic} online")
-        wait_until(lambda: subscriber.payloads("htsat-live/kitchen/dog")[-1:] == ["ON"], 30, "the kitchen's ON")
+        kitchen_dog = kitchen_availability.replace("/availability", "/kitchen/dog")  # under its node id
+        wait_until(lambda: subscriber.payloads(kitchen_dog)[-1:] == ["ON"], 30, "the kitchen's ON")
         kitchen.send_signal(signal.SIGKILL)
         kitchen.wait(10)
         wait_until(lambda: subscriber.payloads(kitchen_availability)[-1:] == ["offline"], 30, "the last will")
@@ -454,8 +471,39 @@ def test_two_detectors_on_one_broker_keep_apart_and_a_killed_one_comes_back_off_
         processes.append(kitchen)
         wait_until(lambda: (kitchen_availability, "online") in arrived_after(subscriber, mark), 30, "online again")
         again = arrived_after(subscriber, mark)
-        assert again.index(("htsat-live/kitchen/dog", "OFF")) < again.index((kitchen_availability, "online"))
-        assert ("htsat-live/kitchen/dog", "ON") not in again
+        assert again.index((kitchen_dog, "OFF")) < again.index((kitchen_availability, "online"))
+        assert (kitchen_dog, "ON") not in again
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait(10)
+        subscriber.close()
+
+
+@pytest.mark.timeout(180)
+def test_detectors_on_two_hosts_with_the_same_stream_names_share_no_topic(mosquitto, wait_until):
+    broker = mosquitto()
+    subscriber = Subscriber(broker)
+    kitchen, kitchen_availability = start_detector(broker, "mic", on=True, host=own_host_name("kitchen-pi"))
+    garage, garage_availability = start_detector(broker, "mic", on=False, host=own_host_name("garage-pi"))
+    processes = [kitchen, garage]
+    try:
+        assert kitchen_availability == "htsat-live/htsat-live-kitchen-pi-mic/availability"
+        assert garage_availability == "htsat-live/htsat-live-garage-pi-mic/availability"
+        kitchen_dog = kitchen_availability.replace("/availability", "/mic/dog")
+        garage_dog = garage_availability.replace("/availability", "/mic/dog")
+        for topic in (kitchen_availability, garage_availability):
+            wait_until(lambda topic=topic: subscriber.payloads(topic)[-1:] == ["online"], 30, f"{topic} online")
+        wait_until(lambda: subscriber.payloads(kitchen_dog)[-1:] == ["ON"], 30, "the kitchen's ON")
+        assert subscriber.payloads(garage_dog) == ["OFF"]  # the kitchen's event is not the garage's
+        discovered = {topic for topic in subscriber.topics() if topic.startswith("homeassistant/binary_sensor/")}
+        assert len(discovered) == 2  # one entity each: the garage's config did not replace the kitchen's
+        kitchen.send_signal(signal.SIGKILL)
+        kitchen.wait(10)
+        wait_until(lambda: subscriber.payloads(kitchen_availability)[-1:] == ["offline"], 30, "the last will")
+        time.sleep(0.5)
+        assert subscriber.payloads(garage_availability)[-1] == "online"  # the garage stays available
+        assert subscriber.payloads(garage_dog) == ["OFF"]
     finally:
         for process in processes:
             process.kill()
@@ -513,10 +561,14 @@ def test_an_unresolvable_broker_is_a_warning_the_run_goes_on_and_what_it_could_n
 
 def test_closing_with_the_broker_down_counts_and_says_what_is_left(mosquitto, wait_until, caplog):
     broker = mosquitto()
+    subscriber = Subscriber(broker)
     output = MqttOutput(output_config(broker))
     output.attach("mic", None, ["Dog"])
     output.handle(Message("status", "mic", status_body()))
-    wait_until(lambda: output.counters()["connected"] and output.counters()["queue"] == 0, 30, "the first messages")
+    wait_until(lambda: subscriber.payloads(AVAILABILITY) == ["online"], 30, "online")
+    # every message of the connection acknowledged, so none is still in flight when the broker stops
+    wait_until(lambda: output.counters()["sent"] == len(subscriber.messages), 30, "the acknowledgements")
+    subscriber.close()
     broker.stop()
     wait_until(lambda: not output.counters()["connected"], 30, "the lost link")
     for id in range(1, 6):  # 2 queued messages each, the newest state and score: 12 waiting
@@ -539,12 +591,12 @@ def test_no_level_before_audio_and_thresholds_as_people_read_them(mosquitto, wai
         output.handle(Message("status", "mic", status_body(-120.0, 0.0, Dog=float(np.float32(0.45)))))
         wait_until(lambda: subscriber.payloads(AVAILABILITY) == ["online"], 30, "online")
         output.handle(Message("status", "mic", status_body(-31.5, 1.0, Dog=float(np.float32(0.45)))))
-        wait_until(lambda: subscriber.payloads("htsat-live/mic/level"), 30, "the first level")
+        wait_until(lambda: subscriber.payloads(f"{BASE}/mic/level"), 30, "the first level")
     finally:
         output.close()
         subscriber.close()
-    assert subscriber.payloads("htsat-live/mic/level") == ["-31.5"]  # no placeholder before the audio
-    assert subscriber.payloads("htsat-live/mic/dog/threshold") == ["0.45"]  # not 0.44999998807907104
+    assert subscriber.payloads(f"{BASE}/mic/level") == ["-31.5"]  # no placeholder before the audio
+    assert subscriber.payloads(f"{BASE}/mic/dog/threshold") == ["0.45"]  # not 0.44999998807907104
     assert (output.counters()["state"], output.counters()["unsent"]) == ("closed", 0)
 
 
@@ -559,8 +611,8 @@ def test_a_threshold_set_over_mqtt_is_said_and_kept_across_restarts_while_the_co
     output.attach("mic", None, ["Dog"])
     try:
         output.handle(Message("status", "mic", status_body(Dog=0.5)))
-        wait_until(lambda: subscriber.payloads("htsat-live/mic/dog/threshold") == ["0.5"], 30, "the threshold")
-        subscriber.client.publish("htsat-live/mic/dog/threshold/set", "0.42", qos=1)
+        wait_until(lambda: subscriber.payloads(f"{BASE}/mic/dog/threshold") == ["0.5"], 30, "the threshold")
+        subscriber.client.publish(f"{BASE}/mic/dog/threshold/set", "0.42", qos=1)
         wait_until(lambda: changes.take("mic") == [("Dog", 0.42)], 30, "the change")
     finally:
         output.close()
@@ -578,7 +630,7 @@ def test_a_threshold_set_over_mqtt_is_said_and_kept_across_restarts_while_the_co
             output.handle(Message("status", "mic", status_body(Dog=configured)))
             assert again.take("mic") == applied
             echo = f"{applied[0][1] if applied else configured:g}"
-            wait_until(lambda echo=echo: subscriber.payloads("htsat-live/mic/dog/threshold")[-1:] == [echo], 30, echo)
+            wait_until(lambda echo=echo: subscriber.payloads(f"{BASE}/mic/dog/threshold")[-1:] == [echo], 30, echo)
         finally:
             output.close()
     subscriber.close()
@@ -595,7 +647,7 @@ def test_online_waits_for_every_stream_but_not_for_ever(mosquitto, wait_until, m
     output.attach("hall", None, ["Dog"])  # never reports
     try:
         output.handle(Message("status", "kitchen", status_body()))
-        wait_until(lambda: subscriber.payloads("htsat-live/kitchen/dog") == ["OFF"], 30, "the kitchen's state")
+        wait_until(lambda: subscriber.payloads(f"{BASE}/kitchen/dog") == ["OFF"], 30, "the kitchen's state")
         connected = time.monotonic()
         assert subscriber.payloads(AVAILABILITY) == []  # the hall has not said its states
         wait_until(lambda: subscriber.payloads(AVAILABILITY) == ["online"], 30, "online after the wait")
