@@ -176,7 +176,7 @@ def _detect(args, config, model, stop: StopSignals, inference) -> int:
     where = (
         f"{model.backend.name} on {config.model.device}"
         if inference is None
-        else f"inference on Ray at {inference.address}"
+        else f"inference on Ray at {inference.address}, serving {inference.source}"
     )
     from htsat_live.model import ensemble_line
 
@@ -203,7 +203,12 @@ def _detect(args, config, model, stop: StopSignals, inference) -> int:
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="checkpoint or .onnx file (default: the embedded model)")
+    parser.add_argument(
+        "--model",
+        action="append",
+        help="checkpoint, .onnx file or model name (default: the embedded model); repeated: an ensemble, "
+        "the members' scores averaged (they must share their labels)",
+    )
     parser.add_argument(
         "--backend",
         choices=("auto", "torch", "onnx", "openvino"),
@@ -272,13 +277,20 @@ def run_serve(args) -> int:
     except ImportError as error:
         print(f"htsat-live serve: needs Ray Serve: pip install -e '.[cluster]' ({error})", file=sys.stderr)
         return 2
-    from htsat_live.model import load_model
+    from htsat_live.model import load_model, members_of
 
     with StopSignals() as stop:
         device = "cpu" if args.device == "auto" else args.device
         model = load_model_or_explain(args.model, "cpu", args.backend, args.precision)  # refused here, not in replicas
         if model is None:
             return 2
+        members = len(members_of(model))
+        served = (  # a detector applies its own event rule to the scores it gets
+            model.source
+            if members == 1
+            else f"{model.source} (ensemble of {members} models, scores averaged; thresholds and median filter are "
+            "each detector's: from its config, else its first --model)"
+        )
         try:
             started = cluster.start_ray(args.address)
         except cluster.ClusterError as error:
@@ -320,7 +332,7 @@ def run_serve(args) -> int:
                 else f"{settings.replicas} to {settings.max_replicas} (autoscaled)"
             )
             print(
-                f"serving {model.source} ({model.num_classes} classes, {model.backend.name} {args.precision} on "
+                f"serving {served} ({model.num_classes} classes, {model.backend.name} {args.precision} on "
                 f"{device}) as the Ray Serve application '{cluster.APP}': {replicas} replica(s) of "
                 f"{'1 GPU' if gpu else f'{settings.num_cpus:g} CPU(s)'}, batches of up to {settings.max_batch} "
                 f"windows, {args.batch_wait_ms:g} ms wait; Ray at {where}",

@@ -33,6 +33,7 @@ import numpy as np
 import ray
 from ray import serve
 from ray._private import ray_constants
+from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
 from ray.exceptions import RayError, RayTaskError
 from ray.serve.exceptions import RayServeException
 
@@ -118,7 +119,9 @@ class ServeInference:
         self.address = address  # where Ray runs, as shown on status
         self.retries = 0  # calls sent again after a lost one
         self.lost = 0  # windows given up after ATTEMPTS calls
-        self.labels: list[str] = handle.info.remote().result(timeout_s=REQUEST_TIMEOUT)["labels"]
+        info = handle.info.remote().result(timeout_s=REQUEST_TIMEOUT)
+        self.labels: list[str] = info["labels"]
+        self.source: str = info["source"]  # what the replicas serve: a path, or an ensemble's paths joined by ' + '
 
     @property
     def num_classes(self) -> int:
@@ -211,13 +214,20 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> bool:
     even when told 127.0.0.1; the switch behind its own RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 keeps the node, its
     servers and this driver on loopback, and a driver must be on the same address as the node it joins, so the
     switch is set for every address on this machine (none, auto, a loopback HOST:PORT). A cluster of several
-    machines is started with `ray start` and joined with its address."""
+    machines is started with `ray start` and joined with its address.
+
+    An instance that `ray.init` starts requires Ray's token (~/.ray/auth_token, made then), and Ray sends it when
+    joining "auto" but not a HOST:PORT; so a loopback HOST:PORT is joined as "auto" is, with the token when one
+    exists (RAY_AUTH_MODE, when set, decides as always)."""
     if ray.is_initialized():
         return False
     logging.getLogger("ray.serve").setLevel(logging.WARNING)  # no progress lines of Serve on our stderr
     quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
     if address is None or address == "auto" or _host_and_port(address)[0] in LOOPBACK:
         ray_constants.ENABLE_RAY_CLUSTER = False
+        if address not in (None, "auto"):
+            logging.getLogger(maybe_enable_token_auth_if_token_available.__module__).setLevel(logging.ERROR)
+            maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
     if address is not None:
         check_reachable(address)
         try:

@@ -43,8 +43,9 @@ class InferenceUnreachable(RuntimeError):
 
 def _serve_windows(connection, address, build, labels, settings) -> None:
     """The child: join Ray (ServedInference.open), say ready, then run each batch it is sent until told to close
-    or its pipe closes. Replies: ("ready", address) | ("error", line) | ("ok", clipwise [B, C], tokens
-    [B, 32, C], retries, lost) | ("refused", line, retries, lost) | ("lost", line, retries, lost)."""
+    or its pipe closes. Replies: ("ready", address, what the deployment serves) | ("error", line) | ("ok",
+    clipwise [B, C], tokens [B, 32, C], retries, lost) | ("refused", line, retries, lost) | ("lost", line,
+    retries, lost)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from ray.exceptions import RayTaskError
 
@@ -60,7 +61,7 @@ def _serve_windows(connection, address, build, labels, settings) -> None:
         return
     client = served.client
     try:
-        connection.send(("ready", client.address))
+        connection.send(("ready", client.address, client.source))
         while True:
             try:
                 request = connection.recv()
@@ -88,6 +89,7 @@ class InferenceProcess:
     def __init__(self, address: str | None, build, labels: list[str], settings):
         self.requested = address  # as given: None = this machine's Ray
         self.address = address or "auto"  # where the cluster is, as shown on status (the child's answer once known)
+        self.source: str | None = None  # what the deployment serves (ServeInference.source), once a child joined
         self.labels = list(labels)
         self._build, self._settings = build, settings
         self._context = multiprocessing.get_context("spawn")  # no fork of a process with threads
@@ -153,7 +155,7 @@ class InferenceProcess:
             parent.close()
             child.join(CLOSE_TIMEOUT)
             raise InferenceUnreachable(reply[1])
-        self.address = reply[1]
+        self.address, self.source = reply[1], reply[2]
         return child, parent
 
     def _receive(self, connection, child, timeout: float, what: str):
