@@ -70,6 +70,13 @@ SUBCOMMANDS = [
         "htsat_live.stream.outputs.publish_commands:run_listen",
     ),
     Subcommand(
+        "web",
+        "Serve the browser view (live timeline, events, history, clips) of a detector that already runs.",
+        "htsat_live.stream.outputs.web_command:add_web_arguments",
+        "htsat_live.stream.outputs.web_command:run_web",
+        "web",
+    ),
+    Subcommand(
         "keys",
         "Write a CURVE key pair (PREFIX.key, PREFIX.key_secret) for an encrypted publisher.",
         "htsat_live.stream.outputs.publish_commands:add_keys_arguments",

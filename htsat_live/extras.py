@@ -12,6 +12,7 @@ EXTRA_MODULES = {  # extra -> the top-level modules it installs that our code im
     "eval": EVAL_MODULES,
     "train": (*EVAL_MODULES, "scipy"),  # [train] includes [eval]
     "cluster": ("ray",),
+    "web": ("aiohttp",),
 }
 
 

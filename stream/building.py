@@ -98,6 +98,7 @@ FLAG_SETTINGS = {
     "fast": "source.fast",
     "loop": "source.loop",
     "inference": "model.inference",
+    "web": "web.bind",
 }
 
 
@@ -223,13 +224,28 @@ def check_output_settings(config: Config) -> None:
         from htsat_live.stream.outputs.mqtt import check_settings
 
         check_settings(config.mqtt)
+    if config.web.bind:
+        check_web_settings(config)
+
+
+def check_web_settings(config: Config) -> None:
+    """`[web]`: its extra installed, its address and token; a ValueError naming the setting."""
+    from importlib.util import find_spec
+
+    if find_spec("aiohttp") is None:
+        raise ValueError(
+            "web.bind: the browser view needs the [web] extra (aiohttp not installed): pip install 'htsat-live[web]'"
+        )
+    from htsat_live.stream.outputs.web import listen_address
+
+    listen_address(config.web.bind, config.web.allow_remote, config.web.token)
 
 
 def build_outputs(config: Config, set_threshold) -> list[Output]:
     """The outputs `config` turns on, in the order they take each message: the event store, the sinks (after
     the store: they tell it where each event's clip went), the ZeroMQ publisher, MQTT (with `set_threshold`,
-    stream.pipeline.ThresholdChanges.set, for the thresholds Home Assistant sets), Prometheus. When one
-    cannot be built, those built before it are closed."""
+    stream.pipeline.ThresholdChanges.set, for the thresholds Home Assistant sets), Prometheus, the browser view. When
+    one cannot be built, those built before it are closed."""
     from htsat_live.stream.outputs.event_store import EventStore
     from htsat_live.stream.outputs.mqtt import MqttOutput
     from htsat_live.stream.outputs.prometheus import PrometheusMetrics
@@ -246,6 +262,11 @@ def build_outputs(config: Config, set_threshold) -> list[Output]:
         outputs += [mqtt] if mqtt is not None else []
         metrics = PrometheusMetrics.from_config(config.metrics)
         outputs += [metrics] if metrics is not None else []
+        if config.web.bind:
+            check_web_settings(config)
+            from htsat_live.stream.outputs.web import WebView
+
+            outputs.append(WebView.from_config(config))
     except Exception:
         close_outputs(outputs)
         raise

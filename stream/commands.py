@@ -50,6 +50,11 @@ def add_detect_command_arguments(parser: argparse.ArgumentParser) -> None:
         "(auto, HOST:6379, ray://HOST:10001)",
     )
     parser.add_argument(
+        "--web",
+        metavar="HOST:PORT",
+        help="serve the browser view there, e.g. 127.0.0.1:8080 (the config's web.bind; needs the [web] extra)",
+    )
+    parser.add_argument(
         "--provisional",
         action="store_true",
         help="print every event report as it comes, provisional starts (and their cancelled ends) "
@@ -188,6 +193,9 @@ def _detect(args, config, model, stop: StopSignals, inference) -> int:
         file=sys.stderr,
         flush=True,
     )
+    for output in pipeline.outputs:
+        if output.name == "web":
+            print(f"browser view at {output.url}", file=sys.stderr, flush=True)
     while not stop.requested.is_set() and not pipeline.wait(timeout=0.2):
         pass
     started = time.monotonic()

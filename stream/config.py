@@ -184,6 +184,13 @@ class MetricsConfig(_Settings):
     allow_remote: bool = False  # permit a non-loopback address
 
 
+class WebConfig(_Settings):
+    bind: str = ""  # HOST:PORT of the browser view, e.g. "127.0.0.1:8080"; "" = off
+    allow_remote: bool = False  # permit a non-loopback address (then token must be set)
+    token: str = ""  # access token the page asks for (?token=...); "" = none (loopback only)
+    seconds: float = Field(30.0, ge=10.0, le=60.0)  # length of the live timeline
+
+
 class StoreConfig(_Settings):
     path: str = "xdg"  # SQLite event history; "xdg" = $XDG_DATA_HOME/htsat-live/events.db; "" = off
     keep_days: float = Field(90.0, ge=0.0)  # rows older than this are pruned; 0 = kept for ever
@@ -200,6 +207,7 @@ class Config(_Settings):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     loudness: LoudnessConfig = Field(default_factory=LoudnessConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
 
 
 PRESETS = Path(__file__).resolve().parent / "presets"  # the presets shipped with the package (--preset NAME)

@@ -73,6 +73,10 @@ VALUES = {
     "loudness.min_duration": (0.5, 1.0, None),
     "loudness.window": (0.25, 0.5, None),
     "loudness.weighting": ("none", "A", None),
+    "web.bind": ("127.0.0.1:8080", "127.0.0.1:8081", (["--web", "127.0.0.1:8082"], "127.0.0.1:8082")),
+    "web.allow_remote": (True, False, None),
+    "web.token": ("a", "b", None),
+    "web.seconds": (20.0, 60.0, None),
 }
 
 
