@@ -14,10 +14,13 @@ For each hop (default 1.25 s and 1 s):
    windows fall due spread over the hop, not all at once.
 
 With `--inference ray` the windows run on a Ray Serve deployment (stream/inference/cluster.py: a local Ray instance,
-one replica with every CPU) instead: for each hop it prints windows/s of 1 and several streams fed as
-fast as inference takes them, through Ray and in-process, the overhead of Ray against in-process, the
-streams sustained in real time through Ray, and the bytes per window on the wire for each payload choice
-(with the drift int16 samples would cost).
+one replica with every CPU) instead, reached as detect reaches it: from a Ray client in a child process, over a
+pipe (stream/inference/remote.py); and beside it through a deployment handle inside this process, the path
+detect took before its Ray client moved to a child process. It prints the round trip of one window through
+each (median of ROUND_TRIPS), and for each hop the windows/s of 1 and several streams fed as fast as
+inference takes them, in-process and through each path, with what the child process costs per window.
+Then the streams sustained in real time through the child process, and the bytes per window on the wire for
+each payload choice (with the drift int16 samples would cost).
 
 Without `--model` the model is the full-size architecture (527 classes) with random weights, whose
 token-semantic bias is lowered by one constant (`make_scores_sparse`) so that its scores are as sparse as a
@@ -39,6 +42,7 @@ from htsat_live.model.embedded import DEMO_RECORDING
 RSS_AFTER_WINDOWS = 10
 ACTIVE_SHARE = 1e-3  # share of the random model's (token, class) scores over 0.5 on the demo (make_scores_sparse)
 VERIFY_SECONDS = 30.0  # length of the real-time check of the stream count the fast runs suggest
+ROUND_TRIPS = 40  # windows sent one at a time through each Ray client, taking turns, for the round-trip median
 
 
 def full_size_model(device: str, backend: str = "torch", precision: str = "fp32"):
@@ -352,43 +356,77 @@ def payload_sizes(model, recording: str, hop: float) -> None:
     )
 
 
+def ray_round_trips(clients: dict, calls: int = ROUND_TRIPS) -> dict[str, float]:
+    """Median seconds of one window's round trip through each of `clients` ({name: client}), the clients taking
+    turns so that both see the same load."""
+    window = np.zeros((1, 320000), np.float32)
+    seconds: dict[str, list[float]] = {name: [] for name in clients}
+    for _ in range(calls):
+        for name, client in clients.items():
+            started = time.perf_counter()
+            client.predict(window)
+            seconds[name].append(time.perf_counter() - started)
+    return {name: float(np.median(values)) for name, values in seconds.items()}
+
+
 def run_ray_bench(model, build, recording: str, hops: list[float], max_streams: int, check_seconds: float) -> int:
     """`bench --stream --inference ray`: the same pipeline with windows run by a local Ray Serve deployment
-    of one replica with every CPU, beside in-process inference."""
+    of one replica with every CPU, beside in-process inference; through the Ray client in a child process that
+    detect runs, and through a deployment handle in this process."""
     from htsat_live.stream.inference import cluster
+    from htsat_live.stream.inference.remote import InferenceProcess
 
     started = time.perf_counter()
     cpus = os.cpu_count() or 1
     started_ray = cluster.start_ray(None, cpus)
+    process = None
     try:
-        handle = cluster.deploy(build, cluster.ServeSettings(replicas=1, max_batch=max(8, max_streams), num_cpus=cpus))
-        client = cluster.ServeInference(handle, cluster.gcs_address())
+        settings = cluster.ServeSettings(replicas=1, max_batch=max(8, max_streams), num_cpus=cpus)
+        handle = cluster.deploy(build, settings)
+        direct = cluster.ServeInference(handle, cluster.gcs_address())
         print(
-            f"Ray Serve: 1 replica with {cpus} CPUs at {client.address}, up in {time.perf_counter() - started:.1f} s",
+            f"Ray Serve: 1 replica with {cpus} CPUs at {direct.address}, up in {time.perf_counter() - started:.1f} s",
             flush=True,
         )
+        started = time.perf_counter()
+        process = InferenceProcess.open(direct.address, build, model.labels, settings)  # it finds the deployment
+        print(f"Ray client in a child process (as detect runs it): joined in {time.perf_counter() - started:.1f} s")
         payload_sizes(model, recording, min(hops))
-        client.predict(np.zeros((1, 320000), np.float32))  # warm up the replica
+        clients = {"child process": process, "handle": direct}
+        ray_round_trips(clients, 2)  # warm up the replica and both paths
+        trips = ray_round_trips(clients)
+        print(
+            f"one window's round trip, median of {ROUND_TRIPS}: through the child process (detect's path) "
+            f"{trips['child process'] * 1000:.1f} ms, through a handle in this process {trips['handle'] * 1000:.1f} "
+            f"ms: the child process costs {(trips['child process'] - trips['handle']) * 1000:+.1f} ms per window",
+            flush=True,
+        )
         for hop in hops:
             for streams in sorted({1, max_streams}):
                 local = run_fast(model, recording, hop, streams)
-                served = run_fast(model, recording, hop, streams, client)
+                served = {name: run_fast(model, recording, hop, streams, client) for name, client in clients.items()}
+                rates = {name: result.windows_per_second for name, result in served.items()}
                 print(
-                    f"hop {hop:g} s, fast, {streams} stream(s): in-process {local.windows_per_second:.2f} windows/s, "
-                    f"through Ray {served.windows_per_second:.2f} windows/s (overhead "
-                    f"{(local.windows_per_second / served.windows_per_second - 1) * 100:+.0f}%), real-time factor "
-                    f"through Ray {served.realtime_factor:.2f}",
+                    f"hop {hop:g} s, fast, {streams} stream(s): in-process {local.windows_per_second:.2f} windows/s; "
+                    f"through Ray from the child process (detect's path) {rates['child process']:.2f} windows/s "
+                    f"(overhead {(local.windows_per_second / rates['child process'] - 1) * 100:+.0f}%), from a handle "
+                    f"in this process {rates['handle']:.2f} windows/s (overhead "
+                    f"{(local.windows_per_second / rates['handle'] - 1) * 100:+.0f}%): the child process costs "
+                    f"{(1 / rates['child process'] - 1 / rates['handle']) * 1000:+.1f} ms per window; real-time "
+                    f"factor through the child process {served['child process'].realtime_factor:.2f}",
                     flush=True,
                 )
             streams = most_streams_sustained(
-                model, recording, hop, check_seconds, max(1, int(served.realtime_factor)), client
+                model, recording, hop, check_seconds, max(1, int(served["child process"].realtime_factor)), process
             )
             print(
-                f"hop {hop:g} s: Ray sustains {streams} stream(s) in real time; retries {client.retries}, "
-                f"lost windows {client.lost}",
+                f"hop {hop:g} s: Ray sustains {streams} stream(s) in real time (child process); retries "
+                f"{process.retries + direct.retries}, lost windows {process.lost + direct.lost}",
                 flush=True,
             )
     finally:
+        if process is not None:
+            process.close()
         cluster.undeploy()
         if started_ray:
             cluster.stop_ray()
