@@ -2,7 +2,7 @@
 # Set up htsat-live for development and its tests on a fresh Debian 12 or Ubuntu 24.04 machine:
 # - as root, the system packages: Python's venv, PortAudio and libsndfile, PulseAudio (the tests' virtual
 #   microphone), ffmpeg, Qt's runtime libraries and Xvfb, the mosquitto broker (MQTT tests) and espeak-ng
-#   (spoken words for the clip tests);
+#   (spoken words for the clip tests), headless Chromium and its driver (the browser view's tests);
 # - a virtual environment in .venv;
 # - the CPU build of torch from the PyTorch CPU wheel index, or from the configured package index when that
 #   one cannot be reached (a CUDA machine installs torch its own way: see the README);
@@ -20,6 +20,7 @@ APT_PACKAGES=(
     libx11-xcb1 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0
     libxcb-render-util0 libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-xfixes0 libxcb-xkb1
     libxkbcommon-x11-0 xvfb x11-utils
+    chromium chromium-driver
 )
 
 if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then

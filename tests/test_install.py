@@ -74,6 +74,7 @@ def test_a_regular_install_holds_only_the_namespace_and_works(tmp_path):
     tops = {name.split("/")[0] for name in names}
     assert len(tops) == 2 and "htsat_live" in tops and all(top.endswith(".dist-info") for top in tops - {"htsat_live"})
     assert "htsat_live/model/data/starter.safetensors" in names and "htsat_live/cli.py" in names
+    assert {f"htsat_live/stream/outputs/web_page/{name}" for name in ("index.html", "web.css", "web.js")} <= set(names)
     target = tmp_path / "site"
     installed = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],

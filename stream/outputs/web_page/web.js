@@ -328,10 +328,13 @@ async function loadHistory() {
 function historyRow(row) {
   const tr = element("tr", { "data-label": row.label, "data-stream": row.stream, "data-run": row.run });
   const day = new Date(row.onset_wall * 1000);
+  const today = day.toDateString() === new Date().toDateString();
+  const date = day.toLocaleDateString([], { month: "2-digit", day: "2-digit" });
+  const time = day.toLocaleTimeString([], { hour12: false, hour: "2-digit", minute: "2-digit" });
   tr.append(
-    element("td", { title: day.toLocaleString() }, `${day.toLocaleDateString([], { month: "2-digit", day: "2-digit" })} ${clock(row.onset_wall)}`),
+    element("td", { title: day.toLocaleString() }, today ? clock(row.onset_wall) : `${date} ${time}`),
     element("td", {}, row.stream),
-    element("td", { class: "label" }, row.label),
+    element("td", {}, row.label),
     element("td", {}, (row.offset - row.onset).toFixed(1)),
     element("td", {}, row.peak.toFixed(2)),
   );
