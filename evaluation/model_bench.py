@@ -96,6 +96,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hop", type=float, nargs="+", default=[1.25, 1.0], help="--stream: hops to run")
     parser.add_argument("--seconds", type=float, default=60.0, help="--stream: length of the real-time run")
     parser.add_argument(
+        "--events-per-hour",
+        type=float,
+        default=None,
+        metavar="N",
+        help="--stream: feed streams of low noise with N bursts of real sound per hour (1-5 s each, at random "
+        "times) instead of the demo, and find the streams sustained (evaluation/burst_bench.py)",
+    )
+    parser.add_argument(
+        "--gate-dbfs",
+        type=float,
+        default=None,
+        metavar="DBFS",
+        help="--stream --events-per-hour: run with windows.gate_dbfs at DBFS, and check that the events of the "
+        "bursts are those of a run without it (default: no gate)",
+    )
+    parser.add_argument(
         "--soak",
         type=float,
         default=None,

@@ -116,6 +116,7 @@ class RealTimeResult:
     hop_p95: float | None
     rss_early: float | None
     rss_end: float
+    gated: int = 0  # windows below the level gate (windows.gate_dbfs), not run
 
 
 @dataclass
@@ -125,6 +126,7 @@ class FastResult:
     wall_seconds: float
     windows: int = 0
     events: int = 0  # starts, provisional ones included, of all streams
+    gated: int = 0  # windows below the level gate, not run
 
     @property
     def windows_per_second(self) -> float:
@@ -135,26 +137,38 @@ class FastResult:
         return self.audio_seconds / self.wall_seconds
 
 
-def bench_config(hop: float, fast: bool):
+def bench_config(hop: float, fast: bool, gate_dbfs: float | None = None):
     from htsat_live.stream.config import load_config, with_overrides
 
     return with_overrides(
         load_config(None),
-        {"windows.hop": hop, "source.fast": fast, "windows.stagger": True, "publish.bind": "tcp://127.0.0.1:*"},
+        {
+            "windows.hop": hop,
+            "source.fast": fast,
+            "windows.stagger": True,
+            "publish.bind": "tcp://127.0.0.1:*",
+            "windows.gate_dbfs": gate_dbfs,  # None: no gate
+        },
     )
 
 
+def stream_inputs(recording: str | list[str], streams: int) -> list[str]:
+    """The input of each of `streams` streams: the one recording for all, or from a list one each."""
+    return [recording] * streams if isinstance(recording, str) else list(recording[:streams])
+
+
 def run_real_time(
-    model, recording: str, hop: float, seconds: float, streams: int = 1, inference=None
+    model, recording: str | list[str], hop: float, seconds: float, streams: int = 1, inference=None, gate_dbfs=None
 ) -> RealTimeResult:
-    """Play the recording in real time through the whole pipeline for `seconds` (or to its end), as
-    `streams` streams at once; the counters and latencies are those of all streams together."""
+    """Play the recording (or a list of one per stream) in real time through the whole pipeline for `seconds`
+    (or to its end), as `streams` streams at once, with the level gate at `gate_dbfs` (None: none); the
+    counters and latencies are those of all streams together."""
     from htsat_live.stream.output import Listener
     from htsat_live.stream.outputs.publish import Publisher
     from htsat_live.stream.pipeline import Pipeline
     from htsat_live.stream.status import percentile
 
-    config = bench_config(hop, fast=False)
+    config = bench_config(hop, fast=False, gate_dbfs=gate_dbfs)
     publisher = Publisher.from_config(config.publish)
     rss = {}  # "early" after the 10th window, "last" after the newest: both just as a window's scores go out
     windows = [0]
@@ -169,7 +183,7 @@ def run_real_time(
     pipeline = Pipeline(
         config,
         model,
-        [recording] * streams,
+        stream_inputs(recording, streams),
         outputs=[publisher, Listener(measure)],
         inference=inference,
         max_batch=max(8, streams),
@@ -188,17 +202,27 @@ def run_real_time(
         percentile(latencies, 95),
         rss.get("early"),
         rss.get("last", rss_mib()),
+        sum(r.gated_windows for r in reports),
     )
 
 
-def run_fast(model, recording: str, hop: float, streams: int, inference=None) -> FastResult:
-    """Feed the recording to `streams` streams at once, each as fast as the shared worker (running windows on
-    `inference`, else the model) takes it."""
+def run_fast(
+    model, recording: str | list[str], hop: float, streams: int, inference=None, gate_dbfs=None, outputs=()
+) -> FastResult:
+    """Feed the recording (or a list of one per stream) to `streams` streams at once, each as fast as the shared
+    worker (running windows on `inference`, else the model) takes it, with the level gate at `gate_dbfs`."""
     from htsat_live.model.timebase import SAMPLE_RATE
     from htsat_live.stream.pipeline import Pipeline
 
-    config = bench_config(hop, fast=True)
-    pipeline = Pipeline(config, model, [recording] * streams, max_batch=max(8, streams), inference=inference)
+    config = bench_config(hop, fast=True, gate_dbfs=gate_dbfs)
+    pipeline = Pipeline(
+        config,
+        model,
+        stream_inputs(recording, streams),
+        outputs=list(outputs),
+        max_batch=max(8, streams),
+        inference=inference,
+    )
     started = time.perf_counter()
     pipeline.start()
     pipeline.wait()
@@ -211,6 +235,7 @@ def run_fast(model, recording: str, hop: float, streams: int, inference=None) ->
         wall,
         sum(report.windows for report in reports.values()),
         sum(report.events for report in reports.values()),
+        sum(report.gated_windows for report in reports.values()),
     )
 
 
@@ -237,6 +262,17 @@ def run_stream_bench(args) -> int:
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
     precision = getattr(args, "precision", None) or "fp32"
+    if getattr(args, "events_per_hour", None) is not None:
+        from htsat_live.stream.config import ConfigError
+
+        if not args.events_per_hour > 0:
+            print(f"htsat-live bench --stream: --events-per-hour must be > 0, got {args.events_per_hour:g}")
+            return 2
+        try:
+            bench_config(1.25, True, args.gate_dbfs)
+        except ConfigError as error:
+            print(f"htsat-live bench --stream: --gate-dbfs: {error}")
+            return 2
     if precision == "int8" and not (backend == "openvino" or (backend == "onnx" and model_path is None)):
         print(
             "htsat-live bench --stream: --precision int8 runs on --backend openvino, or on --backend onnx without "
@@ -265,6 +301,10 @@ def run_stream_bench(args) -> int:
         flush=True,
     )
     model.predict(np.zeros((1, 320000), np.float32), short="pad")  # warm up once
+    if getattr(args, "events_per_hour", None) is not None:
+        from htsat_live.evaluation.burst_bench import run_burst_bench
+
+        return run_burst_bench(model, hops, seconds, max_streams, args.events_per_hour, args.gate_dbfs)
     if (getattr(args, "inference", None) or "local") == "ray":
         if model_path:
             build = functools.partial(load_model, model_path, device=device, backend=backend, precision=precision)

@@ -97,9 +97,9 @@ class SourceConfig(_Settings):
 class WindowsConfig(_Settings):
     hop: float = Field(1.25, ge=HOP_MIN, le=HOP_MAX)  # seconds between window starts
     stagger: bool = False  # several streams: stream i of N moves its windows i/N of a hop later
-
     # a window whose every second stays below this level (dBFS, as status level_dbfs) is not run; None = off
     gate_dbfs: float | None = Field(None, gt=-120.0, le=0.0)
+
 
 class ModelConfig(_Settings):
     # checkpoint or .onnx file, or a model name (`htsat-live models`); "" = the embedded default model; a list of
