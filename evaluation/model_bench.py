@@ -94,6 +94,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--streams", type=int, default=4, help="--stream: the most streams fed at once in the fast runs"
     )
     parser.add_argument("--hop", type=float, nargs="+", default=[1.25, 1.0], help="--stream: hops to run")
+    parser.add_argument(
+        "--web-clients",
+        type=int,
+        default=0,
+        metavar="N",
+        help="--stream: what the browser view costs instead: fast runs without it, with it, and with N browsers "
+        "connected (evaluation/web_bench.py; the first --hop, up to 5 --rounds)",
+    )
     parser.add_argument("--seconds", type=float, default=60.0, help="--stream: length of the real-time run")
     parser.add_argument(
         "--events-per-hour",
@@ -198,6 +206,10 @@ def run(args: argparse.Namespace) -> int:
         from htsat_live.evaluation.soak import run_soak_bench
 
         return run_soak_bench(args)
+    if args.stream and args.web_clients:
+        from htsat_live.evaluation.web_bench import run_web_bench
+
+        return run_web_bench(args)
     if args.stream:
         from htsat_live.evaluation.stream_bench import run_stream_bench
 

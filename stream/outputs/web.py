@@ -191,6 +191,11 @@ class WebView(Output):
             return
         self._hand_over(message.topic, message.stream, message.body)
 
+    @property
+    def server_thread_id(self) -> int:
+        """The native id of the server's thread (the benchmark reads its CPU time)."""
+        return self._thread.native_id
+
     def link(self, text: str, healthy: bool) -> None:
         """How the link to a detector is doing (`htsat-live web --connect`); every browser is told."""
         self._hand_over("link", "", {"text": text, "healthy": healthy})

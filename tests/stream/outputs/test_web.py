@@ -472,3 +472,23 @@ def test_every_event_is_drawn_in_the_qt_views_colour():
         assert shown["colour"] == class_colour_hex((74,)) and shown["state"] == "start" and shown["id"] == 3
     finally:
         view.close()
+
+
+def test_bench_measures_the_cost_of_connected_browsers():
+    done = subprocess.run(
+        [sys.executable, "-m", "htsat_live.cli", "bench", "--stream", "--web-clients", "2", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines[1:]] == [
+        "no view",
+        "view, no browser",
+        "view, 2 browsers",
+        "per browser",
+    ]
+    browsers = lines[3]
+    assert int(browsers.split("sent ")[1].split(",")[0]) > 0  # the two readers got the live stream
+    assert "ms per minute of audio" in lines[4] and "of one core at real time" in lines[4]
