@@ -1,11 +1,17 @@
 """A real Home Assistant Core (2024.3.3, in its own virtual environment, cache/home-assistant, made by
 scripts/setup-home-assistant.sh the first time the tests need it) with its MQTT integration set up as a
 config entry, against a real mosquitto and real detector processes: the discovered entities appear with
-their states, the documented automation (`from: "off"`) fires once for one event, and a detector killed
-with SIGKILL and started again turns its entity `unavailable -> off`, never `unavailable -> on` without a
-new event."""
+their states and no warning in its log, the documented automation (`from: "off"`) fires once for one event,
+a detector killed with SIGKILL and started again turns its entity `unavailable -> off`, never
+`unavailable -> on` without a new event, while another detector's entities stay available; a real-time
+`detect` of the demo recording is followed state by state, goes unavailable when it stops, and takes a
+threshold set from Home Assistant, echoes it and keeps it across a restart.
+
+Run with `-s`, each test prints its figures: the transitions Home Assistant recorded, the automation runs
+without a new event (false triggers), the confirmed events cancelled and the confirmed start latency."""
 
 import json
+import re
 import select
 import signal
 import subprocess
@@ -18,6 +24,7 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 
+from htsat_live.model import DEMO_RECORDING
 from htsat_live.stream.events import Event
 
 ROOT = Path(__file__).parents[3]
@@ -25,6 +32,9 @@ HASS = ROOT / "cache" / "home-assistant" / "bin" / "hass"
 DOG = "binary_sensor.htsat_live_kitchen_dog"  # the entity ids Home Assistant derives from device and entity names
 NUMBER = "number.htsat_live_kitchen_dog_threshold"
 SOUND = "event.htsat_live_kitchen_sound"
+GARAGE_DOG = "binary_sensor.htsat_live_garage_dog"
+DEMO = "htsat_live_demo_wav"  # the demo stream's device, as part of its entity ids
+DEMO_THRESHOLD = f"number.{DEMO}_water_threshold"
 
 # Home Assistant starts in 20-60 s on two cores; the first test installs it into cache/ when it is missing
 pytestmark = pytest.mark.timeout(1200)
@@ -63,16 +73,28 @@ AUTOMATIONS = """
         topic: test/documented
         qos: 1
         payload: "{{ trigger.from_state.state }} -> {{ trigger.to_state.state }}"
+- id: set_threshold
+  alias: A threshold set from Home Assistant (the number entity's own service), on a message of the test
+  trigger:
+    - platform: mqtt
+      topic: test/set_threshold
+  action:
+    - service: number.set_value
+      target:
+        entity_id: number.htsat_live_demo_wav_water_threshold
+      data:
+        value: "{{ trigger.payload }}"
 """
 
 DETECTOR = """
 import json, sys
 from htsat_live.stream.config import MqttConfig
+from htsat_live.model import DEMO_RECORDING
 from htsat_live.stream.events import Event
 from htsat_live.stream.messages import EventMessage, Message
 from htsat_live.stream.outputs.mqtt import MqttOutput
-url, stream = sys.argv[1:]
-output = MqttOutput(MqttConfig(url=url, client_id="htsat-kitchen"))
+url, stream, client_id = sys.argv[1:]
+output = MqttOutput(MqttConfig(url=url, client_id=client_id))
 output.attach(stream, None, ["Dog"])
 output.handle(Message("status", stream, {"thresholds": {"Dog": [0.5, 0.25]}, "loudness": None,
     "stream_seconds": 1.0, "level_dbfs": -30.0}))
@@ -135,6 +157,11 @@ class Recorder:
         """(from, to) of each state change of `entity`, in order (attribute-only changes left out)."""
         changes = [payload.split() for payload in self.payloads("test/transitions")]
         return [(old, new) for name, old, new in changes if name == entity and old != new]
+
+    def state(self, entity: str) -> str | None:
+        """The newest state of `entity` Home Assistant reported, or None before any."""
+        changes = self.transitions(entity)
+        return changes[-1][1] if changes else None
 
     def close(self) -> None:
         self.client.disconnect()
@@ -233,10 +260,10 @@ def home_assistant(tmp_path, mosquitto, home_assistant_core):
         recorder.close()
 
 
-def start_detector(broker) -> subprocess.Popen:
-    """A detector process whose stream "kitchen" has the target Dog; an event written to its stdin is handled."""
+def start_detector(broker, stream: str = "kitchen", client_id: str = "htsat-kitchen") -> subprocess.Popen:
+    """A detector process whose stream has the target Dog; an event written to its stdin is handled."""
     process = subprocess.Popen(
-        [sys.executable, "-c", DETECTOR, broker.url, "kitchen"],
+        [sys.executable, "-c", DETECTOR, broker.url, stream, client_id],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -249,9 +276,10 @@ def start_detector(broker) -> subprocess.Popen:
 
 def test_home_assistant_shows_the_entities_and_a_killed_detector_comes_back_off_not_on(home_assistant, wait_until):
     broker, _, recorder = home_assistant
-    processes = [start_detector(broker)]
+    processes = [start_detector(broker), start_detector(broker, "garage", "htsat-garage")]
     try:
         wait_until(lambda: recorder.transitions(DOG)[-1:] == [("unknown", "off")], 60, "the Dog sensor, off")
+        wait_until(lambda: recorder.state(GARAGE_DOG) == "off", 60, "the garage's Dog sensor, off")
         wait_until(lambda: recorder.transitions(NUMBER)[-1:] == [("unknown", "0.5")], 30, "the threshold")
         assert recorder.transitions(SOUND) == [("none", "unavailable"), ("unavailable", "unknown")]
         processes[0].stdin.write(json.dumps(asdict(dog_start())) + "\n")
@@ -259,19 +287,25 @@ def test_home_assistant_shows_the_entities_and_a_killed_detector_comes_back_off_
         wait_until(lambda: recorder.transitions(DOG)[-1:] == [("off", "on")], 30, "the Dog sensor turning on")
         wait_until(lambda: recorder.payloads("test/documented") == ["off -> on"], 30, "the documented automation")
         wait_until(lambda: len(recorder.transitions(SOUND)) == 3, 30, "the event entity")  # its state: the time
+        garage = len(recorder.transitions(GARAGE_DOG))
         processes[0].send_signal(signal.SIGKILL)
         processes[0].wait(10)
         wait_until(lambda: recorder.transitions(DOG)[-1:] == [("on", "unavailable")], 60, "the last will")
         killed = len(recorder.transitions(DOG))
-        processes.append(start_detector(broker))  # started again; no new event
+        processes[0] = start_detector(broker)  # started again; no new event
         wait_until(lambda: recorder.transitions(DOG)[-1][1] == "off", 60, "the Dog sensor, off again")
         time.sleep(1)
     finally:
         for process in processes:
             process.kill()
             process.wait(10)
+    print(f"\nDog across a detector killed and started again: {recorder.transitions(DOG)}")
+    print(f"automation runs without a new event (false triggers): {len(recorder.payloads('test/documented')) - 1}")
     assert recorder.transitions(DOG)[killed:] == [("unavailable", "off")]  # not unavailable -> on -> off
     assert recorder.payloads("test/documented") == ["off -> on"]  # one event, one automation run
+    assert recorder.transitions(GARAGE_DOG)[garage:] == []  # the other detector's entity stayed off throughout
+    assert recorder.state(GARAGE_DOG) == "off"
+    assert_no_warning(hass_log(home_assistant))
 
 
 def test_a_broker_restart_and_a_home_assistant_restart_during_an_event_run_no_automation_again(
@@ -299,6 +333,110 @@ def test_a_broker_restart_and_a_home_assistant_restart_during_an_event_run_no_au
     finally:
         detector.kill()
         detector.wait(10)
+    after_home_assistant = recorder.transitions(DOG)[before:]
+    print(f"\nDog across a broker restart: {after_broker}; across a Home Assistant restart: {after_home_assistant}")
+    print(f"automation runs without a new event (false triggers): {len(recorder.payloads('test/documented')) - 1}")
     # The event is still on: Home Assistant shows it unavailable while its link is down, then on; never off between
     assert after_broker[-1][1] == "on" and "off" not in [new for _, new in after_broker], after_broker
     assert recorder.payloads("test/documented") == ["off -> on"]  # neither restart ran the automation again
+
+
+def hass_log(home_assistant) -> str:
+    return (home_assistant[1].directory / "home-assistant.log").read_text(errors="replace")
+
+
+def assert_no_warning(log: str) -> None:
+    """Home Assistant's log says nothing (warning or worse) about MQTT or the detector's entities."""
+    said = [line for line in log.splitlines() if re.search(r"\b(WARNING|ERROR|CRITICAL)\b", line)]
+    assert not [line for line in said if "mqtt" in line.lower() or "htsat" in line.lower()], said
+
+
+def detect(broker, *settings: str) -> subprocess.Popen:
+    """`htsat-live detect` of the demo recording in real time, publishing to `broker`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "htsat_live.cli", "detect", str(DEMO_RECORDING)]
+        + ["--set", "publish.enabled=false", "--set", f"mqtt.url='{broker.url}'"]
+        + [item for setting in settings for item in ("--set", setting)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def test_a_demo_run_seen_by_home_assistant(home_assistant, tmp_path, wait_until):
+    broker, _, recorder = home_assistant
+    jsonl = tmp_path / "events.jsonl"
+    run = detect(broker, f"sinks.jsonl='{jsonl}'")
+    try:
+        out, err = run.communicate(timeout=300)
+    finally:
+        run.kill()
+    assert run.returncode == 0, err
+    labels = sorted({json.loads(line)["label"] for line in jsonl.read_text().splitlines()} | {"Water"})
+    sensors = {label: f"binary_sensor.{DEMO}_{label.lower()}" for label in labels}
+    for entity in sensors.values():  # a clean stop: `offline`
+        wait_until(lambda entity=entity: recorder.state(entity) == "unavailable", 60, f"{entity} unavailable")
+    reports = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    confirmed = [r for r in reports if r["state"] == "end" and r["confirmed"] and not r["cancelled"]]
+    withdrawn = [r for r in reports if r["state"] == "end" and r["confirmed"] and r["cancelled"]]
+    [latency] = re.findall(r"confirmed p50=([0-9.]+) s", out)
+    false_triggers = 0
+    print(
+        f"\n{len(confirmed)} confirmed events, {len(withdrawn)} confirmed then cancelled, "
+        f"confirmed start latency p50 {latency} s"
+    )
+    for label, entity in sensors.items():
+        changes = recorder.transitions(entity)
+        ons = [old for old, new in changes if new == "on"]
+        events = sum(r["label"] == label for r in confirmed)
+        false_triggers += len(ons) - events
+        print(f"{entity}: {events} events; {changes}")
+        assert ons == ["off"] * events, changes  # one off -> on per confirmed event, never unavailable/unknown -> on
+        assert changes[-1] == ("off", "unavailable")
+    print(f"automation runs without a new event (false triggers): {false_triggers}")
+    assert withdrawn == [] and len(confirmed) >= 10
+    assert_no_warning(hass_log(home_assistant))
+
+
+def said(lines, text: str, timeout: float) -> str:
+    """The first line of a LineReader that holds `text`, read within `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        line = lines.next_line(max(0.1, deadline - time.monotonic()), repr(text))
+        if text in line:
+            return line
+
+
+def test_a_threshold_set_from_home_assistant_is_applied_echoed_and_kept_across_a_restart(
+    home_assistant, tmp_path, monkeypatch, wait_until, read_lines
+):
+    broker, _, recorder = home_assistant
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # where the detector keeps the change
+    run = detect(broker)
+    try:
+        errors = read_lines(run.stderr)
+        wait_until(
+            lambda: recorder.state(DEMO_THRESHOLD) not in (None, "unknown", "unavailable"), 60, "the threshold entity"
+        )
+        configured = recorder.state(DEMO_THRESHOLD)
+        recorder.client.publish("test/set_threshold", "0.42", qos=1)  # the automation calls number.set_value
+        line = said(errors, "Water threshold set to 0.42 over MQTT", 60)  # applied, and said
+        wait_until(lambda: recorder.state(DEMO_THRESHOLD) == "0.42", 30, "the echo")
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(60) == 0
+    finally:
+        run.kill()
+    wait_until(lambda: recorder.state(DEMO_THRESHOLD) == "unavailable", 30, "the number unavailable")
+    stopped = len(recorder.transitions(DEMO_THRESHOLD))
+    again = detect(broker, "source.fast=true")
+    try:
+        kept = said(read_lines(again.stderr), "Water threshold 0.42 (set over MQTT before", 120)
+        assert again.wait(300) == 0
+    finally:
+        again.kill()
+    wait_until(lambda: recorder.state(DEMO_THRESHOLD) == "unavailable", 30, "the number unavailable again")
+    print(f"\n{line.strip()}\n{kept.strip()}\n{DEMO_THRESHOLD}: {recorder.transitions(DEMO_THRESHOLD)}")
+    assert configured != "0.42"
+    assert recorder.transitions(DEMO_THRESHOLD)[stopped:] == [("unavailable", "0.42"), ("0.42", "unavailable")]
+    assert (tmp_path / "state" / "htsat-live" / "mqtt-thresholds.json").exists()
