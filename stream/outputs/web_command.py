@@ -75,7 +75,7 @@ def run_web(args: argparse.Namespace) -> int:
     print(
         "web: "
         + " ".join(f"{key}={value}" for key, value in counters.items() if key != "clients")
-        + f" missed={missed} skipped={subscriber.skipped}",
+        + f" missed={missed} unreadable={subscriber.skipped}",
         flush=True,
     )
     return 0
