@@ -257,7 +257,7 @@ class MqttOutput(Output):
         self._names: dict[str, str] = {}  # stream segment -> stream name
         self._configured: dict[str, dict[str, float]] = {}  # stream -> target -> threshold the config gave
         self._thresholds: dict[str, dict[str, float]] = {}  # stream -> thresholds last echoed
-        self._seq: dict[str, int] = {}  # stream -> next seq of its P/events messages
+        self._seq: dict[str, int] = {}  # stream -> next seq of its P/N/events messages
         self._connections = 0
         self._client: paho.Client | None = None
         self._kept: KeptThresholds | None = None
