@@ -23,7 +23,9 @@ its local Predictor for the labels, thresholds and the `mel` messages' front end
 
 import asyncio
 import logging
+import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -206,6 +208,20 @@ def check_reachable(address: str) -> None:
         raise ClusterError(f"cannot reach Ray at {address}: {error.strerror or error}") from None
 
 
+def _init(**options) -> None:
+    """ray.init, after which SIGTERM and SIGINT do what they did before: Ray's driver answers SIGTERM with a
+    stack dump and an abort, so that `serve` stopped by a service manager would end without undeploying."""
+    kept = {}
+    if threading.current_thread() is threading.main_thread():
+        kept = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        ray.init(**options)
+    finally:
+        for number, handler in kept.items():
+            if handler is not None:  # None: not set from Python, left as it is
+                signal.signal(number, handler)
+
+
 def start_ray(address: str | None, num_cpus: int | None = None) -> bool:
     """Join Ray at `address` (or an instance already running on this machine, with None), else start a local
     instance (dashboard off) with None. True when this process started Ray and so must shut it down.
@@ -231,17 +247,17 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> bool:
     if address is not None:
         check_reachable(address)
         try:
-            ray.init(address=address, **quiet)
+            _init(address=address, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as error:
             if "Could not find any running Ray instance" in str(error):  # Ray's line goes on about flags we lack
                 raise ClusterError(f"cannot join Ray at {address}: no Ray instance runs on this machine") from None
             raise ClusterError(f"cannot join Ray at {address}: {str(error).splitlines()[0]}") from None
         return False
     try:
-        ray.init(address="auto", **quiet)
+        _init(address="auto", **quiet)
         return False
     except ConnectionError:  # no instance on this machine: start one
-        ray.init(num_cpus=num_cpus, include_dashboard=False, **quiet)
+        _init(num_cpus=num_cpus, include_dashboard=False, **quiet)
         return True
 
 
