@@ -50,7 +50,7 @@ def pipeline_events(path: Path, model, config) -> list[tuple[float, float, str]]
     events = []
 
     def collect(topic: str, stream: str, body: dict) -> None:
-        if topic == "event" and body["state"] == "end" and not body["cancelled"]:
+        if topic == "event" and body["state"] == "end" and body["final"]:  # not cancelled, not revised away
             events.append((body["onset"], body["offset"], body["label"]))
 
     pipeline = Pipeline(
