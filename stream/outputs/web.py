@@ -30,6 +30,7 @@ import hmac
 import ipaddress
 import json
 import math
+import os
 import re
 import sqlite3
 import threading
@@ -165,7 +166,8 @@ class WebView(Output):
             self.port = asyncio.run_coroutine_threadsafe(self._start(host, port), self._loop).result(timeout=30)
         except OSError as error:
             self._stop_loop()
-            raise ValueError(f"web.bind: cannot listen on {host}:{port}: {error.strerror or error}") from None
+            reason = os.strerror(error.errno) if error.errno else str(error)
+            raise ValueError(f"web.bind: cannot listen on {host}:{port}: {reason}") from None
         self.url = f"http://{'[' + host + ']' if ':' in host else host}:{self.port}/"
 
     @classmethod

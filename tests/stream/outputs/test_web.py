@@ -492,3 +492,33 @@ def test_bench_measures_the_cost_of_connected_browsers():
     browsers = lines[3]
     assert int(browsers.split("sent ")[1].split(",")[0]) > 0  # the two readers got the live stream
     assert "ms per minute of audio" in lines[4] and "of one core at real time" in lines[4]
+
+
+def test_detect_says_in_one_line_when_the_web_port_is_taken():
+    taken = WebView("127.0.0.1", 0)
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "htsat_live.cli",
+                "detect",
+                str(DEMO_RECORDING),
+                "--web",
+                f"127.0.0.1:{taken.port}",
+                "--set",
+                "publish.enabled=false",
+                "--set",
+                'store.path=""',
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        taken.close()
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"htsat-live detect: web.bind: cannot listen on 127.0.0.1:{taken.port}"
+    )
