@@ -107,7 +107,10 @@ class StatusBar(QStatusBar):
         drops = counters.get("input_overflows", 0)  # audio the capture lost
         skips = counters.get("skipped_windows", 0) + counters.get("failed_windows", 0)  # windows not scored
         lost = sum(dropped.values()) + missed_messages  # messages that did not reach this view
-        self.counters.setText(f"drops {drops} / skips {skips} / lost msgs {lost}")
+        gated = counters.get("gated_windows", 0)  # below the level gate (windows.gate_dbfs): not run, scored 0
+        self.counters.setText(
+            f"drops {drops} / skips {skips} / lost msgs {lost}" + (f" / gated {gated}" if gated else "")
+        )
         self.counters.setToolTip(", ".join(f"{key} {value}" for key, value in counters.items()))
 
     def show_connection(self, text: str, state: str) -> None:
