@@ -11,7 +11,9 @@ also needs `token`) and serves, from its own thread running an asyncio loop with
   stream, run and age, newest first; `/api/history/options`: the labels, streams and runs it holds;
 - `/clips/NAME`: a clip of `[sinks] clips_dir`, only a file the clip sink names (htsat-*.wav) that lies in that
   folder once resolved. Clips are written through the privacy filter (stream.outputs.privacy), so what is dropped
-  was never written and what is muted is served muted.
+  was never written and what is muted is served muted. With `[sinks] privacy = "drop"` the view also holds back
+  every clip whose audio (with its pre- and post-roll) overlaps a stored event of a privacy target of its run and
+  stream, such as a clip written before the filter was turned on: it is neither listed nor served.
 
 As an output of the pipeline (stream.output) `handle(message)` only hands the message to the server's loop
 (`call_soon_threadsafe`), so the detector never waits on a browser: each browser has a queue of at most
@@ -46,7 +48,7 @@ from htsat_live.stream.config import Config, WebConfig
 from htsat_live.stream.events import ConfirmedView, Event
 from htsat_live.stream.messages import EventMessage, Message
 from htsat_live.stream.output import Output
-from htsat_live.stream.outputs.event_store import BUSY_TIMEOUT, RUN_ID, parse_since, query, resolve_path
+from htsat_live.stream.outputs.event_store import BUSY_TIMEOUT, COLUMNS, RUN_ID, parse_since, query, resolve_path
 
 PAGE = Path(__file__).resolve().parent / "web_page"  # index.html, web.css, web.js
 CLIENT_QUEUE = 256  # messages queued per browser (about 50 s of one stream's scores, status and events)
@@ -147,11 +149,15 @@ class WebView(Output):
         history: Path | None = None,
         clips_dir: Path | None = None,
         seconds: float = 30.0,
+        privacy_targets: tuple[str, ...] = (),
+        rolls: tuple[float, float] = (1.0, 1.0),
     ):
         self.token = token
         self.history = history
         self.clips_dir = None if clips_dir is None else Path(clips_dir).resolve()
         self.seconds = seconds
+        self.privacy_targets = tuple(privacy_targets)  # clips overlapping their events are held back; () = none
+        self.rolls = rolls  # (pre_roll, post_roll) of the clips, seconds
         self.sent = self.dropped = self.backlog_dropped = self.refused = self.skipped = 0
         self._clients: set[_Client] = set()
         self._memory: dict[str, _StreamMemory] = {}
@@ -178,8 +184,18 @@ class WebView(Output):
         if not web_config.bind:
             return None
         host, port = listen_address(web_config.bind, web_config.allow_remote, web_config.token)
-        clips = Path(config.sinks.clips_dir).expanduser() if config.sinks.clips_dir else None
-        return cls(host, port, web_config.token, resolve_path(config.store.path), clips, web_config.seconds)
+        sinks = config.sinks
+        clips = Path(sinks.clips_dir).expanduser() if sinks.clips_dir else None
+        return cls(
+            host,
+            port,
+            web_config.token,
+            resolve_path(config.store.path),
+            clips,
+            web_config.seconds,
+            sinks.privacy_targets if sinks.privacy == "drop" else (),
+            (sinks.pre_roll, sinks.post_roll),
+        )
 
     # --- the pipeline's side ----------------------------------------------------------------------
 
@@ -384,6 +400,7 @@ class WebView(Output):
         newest = rows[::-1][:HISTORY_ROWS]
         for row in newest:
             row["clip_url"] = self._clip_url(row.pop("clip"))
+            row.setdefault("clip_held", False)
         return web.json_response({"rows": newest, "total": len(rows), "store": True})
 
     async def _history_options(self, request: web.Request) -> web.Response:
@@ -404,7 +421,13 @@ class WebView(Output):
             return []
         try:
             with closing(connection):
-                return query(connection, *filters)
+                rows = query(connection, *filters)
+                if self.privacy_targets:
+                    spans = self._privacy_spans(connection)
+                    for row in rows:
+                        if row["clip"] is not None and self._held_back(row, spans):
+                            row["clip"], row["clip_held"] = None, True
+                return rows
         except sqlite3.Error as error:
             raise web.HTTPServiceUnavailable(text=f"cannot read the event history {self.history}: {error}\n") from None
 
@@ -420,6 +443,35 @@ class WebView(Output):
                     "streams": column("SELECT DISTINCT stream FROM events ORDER BY stream"),
                     "runs": column("SELECT run FROM events GROUP BY run ORDER BY min(onset_wall) DESC"),
                 }
+        except sqlite3.Error as error:
+            raise web.HTTPServiceUnavailable(text=f"cannot read the event history {self.history}: {error}\n") from None
+
+    def _privacy_spans(self, connection: sqlite3.Connection) -> dict[tuple[str, str], list[tuple[float, float]]]:
+        """(run, stream) -> the (onset, offset) of each stored event of a privacy target, stream seconds."""
+        marks = ", ".join("?" * len(self.privacy_targets))
+        sql = f"SELECT run, stream, onset, offset FROM events WHERE label IN ({marks})"
+        spans: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        for run, stream, onset, offset in connection.execute(sql, self.privacy_targets):
+            spans.setdefault((run, stream), []).append((onset, offset))
+        return spans
+
+    def _held_back(self, row: dict, spans: dict) -> bool:
+        """Whether the clip of a stored event (a row of `query`) overlaps an event of a privacy target."""
+        start, stop = row["onset"] - self.rolls[0], row["offset"] + self.rolls[1]
+        return any(first < stop and start < last for first, last in spans.get((row["run"], row["stream"]), ()))
+
+    def _clip_is_held(self, name: str) -> bool:
+        """Whether the clip file `name` belongs to a stored event whose clip is held back."""
+        connection = self._connect_history()
+        if connection is None:
+            return False
+        try:
+            with closing(connection):
+                sql = f"SELECT {', '.join(COLUMNS)} FROM events WHERE clip LIKE ?"
+                rows = [dict(zip(COLUMNS, values)) for values in connection.execute(sql, (f"%{name}",))]
+                rows = [row for row in rows if Path(row["clip"]).name == name]
+                spans = self._privacy_spans(connection) if rows else {}
+                return any(self._held_back(row, spans) for row in rows)
         except sqlite3.Error as error:
             raise web.HTTPServiceUnavailable(text=f"cannot read the event history {self.history}: {error}\n") from None
 
@@ -443,4 +495,7 @@ class WebView(Output):
             raise web.HTTPForbidden(text="not in the clips folder\n")
         if not path.is_file():
             raise web.HTTPNotFound(text="no such clip (deleted by the disk cap, or never written)\n")
+        if self.privacy_targets and self.history is not None:
+            if await asyncio.get_running_loop().run_in_executor(None, self._clip_is_held, name):
+                raise web.HTTPForbidden(text="held back by the privacy filter (sinks.privacy = drop)\n")
         return web.FileResponse(path, headers={"Content-Type": "audio/wav"})

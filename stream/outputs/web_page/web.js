@@ -347,6 +347,9 @@ function historyRow(row) {
       audio.play().catch(() => {}); // a browser that refuses autoplay still shows the controls
     });
     clip.append(button);
+  } else if (row.clip_held) {
+    clip.textContent = "held back";
+    clip.title = "its audio overlaps an event of a privacy target (sinks.privacy)";
   } else {
     clip.textContent = "–";
   }

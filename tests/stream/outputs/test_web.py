@@ -522,3 +522,34 @@ def test_detect_says_in_one_line_when_the_web_port_is_taken():
     assert len(lines) == 1 and lines[0].startswith(
         f"htsat-live detect: web.bind: cannot listen on 127.0.0.1:{taken.port}"
     )
+
+
+def test_with_privacy_drop_a_clip_overlapping_speech_is_neither_listed_nor_served(tmp_path):
+    """A clip written before the privacy filter was on: its audio overlaps a stored Speech event."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    noise = (0.1 * np.random.default_rng(0).standard_normal(SAMPLE_RATE)).astype(np.float32)
+    store = EventStore(tmp_path / "events.db")
+    now = time.time()
+    # event(i, ...) lies at stream seconds i * 0.977 to i * 0.977 + 1.95: Dog 0 at 0-1.95 s, Speech 10 at 9.77-11.72 s,
+    # Dog 13 at 12.70-14.65 s: its clip, with 1 s of post-roll before and after, starts at 11.70 s, in the speech
+    for number, label in ((0, "Dog"), (10, "Speech"), (13, "Dog")):
+        store.write("yard", event(number, label, (74,) if label == "Dog" else (0,), now - 60 + number))
+        if label == "Dog":
+            clip = clips / f"htsat-yard-{number}-Dog.wav"
+            soundfile.write(clip, noise, SAMPLE_RATE)
+            store.clip_saved("yard", number, clip)
+    store.close()
+    settings = {"history": tmp_path / "events.db", "clips_dir": clips}
+    guarded = WebView("127.0.0.1", 0, privacy_targets=("Speech",), rolls=(1.0, 1.0), **settings)
+    open_view = WebView("127.0.0.1", 0, **settings)
+    try:
+        rows = json.load(urllib.request.urlopen(f"{guarded.url}api/history", timeout=10))["rows"]
+        clips_listed = {row["onset"]: (row["clip_url"], row["clip_held"]) for row in rows if row["label"] == "Dog"}
+        assert clips_listed == {0.0: ("/clips/htsat-yard-0-Dog.wav", False), 13 * 0.9765625: (None, True)}
+        assert status(f"{guarded.url}clips/htsat-yard-0-Dog.wav") == 200
+        assert status(f"{guarded.url}clips/htsat-yard-13-Dog.wav") == 403
+        assert status(f"{open_view.url}clips/htsat-yard-13-Dog.wav") == 200  # privacy off: every clip plays
+    finally:
+        guarded.close()
+        open_view.close()
