@@ -32,6 +32,7 @@ HASS = ROOT / "cache" / "home-assistant" / "bin" / "hass"
 DOG = "binary_sensor.htsat_live_kitchen_dog"  # the entity ids Home Assistant derives from device and entity names
 NUMBER = "number.htsat_live_kitchen_dog_threshold"
 SOUND = "event.htsat_live_kitchen_sound"
+CAT = "binary_sensor.htsat_live_kitchen_cat"  # a target with no event
 GARAGE_DOG = "binary_sensor.htsat_live_garage_dog"
 DEMO = "htsat_live_demo_wav"  # the demo stream's device, as part of its entity ids
 DEMO_THRESHOLD = f"number.{DEMO}_water_threshold"
@@ -95,9 +96,9 @@ from htsat_live.stream.messages import EventMessage, Message
 from htsat_live.stream.outputs.mqtt import MqttOutput
 url, stream, client_id = sys.argv[1:]
 output = MqttOutput(MqttConfig(url=url, client_id=client_id))
-output.attach(stream, None, ["Dog"])
-output.handle(Message("status", stream, {"thresholds": {"Dog": [0.5, 0.25]}, "loudness": None,
-    "stream_seconds": 1.0, "level_dbfs": -30.0}))
+output.attach(stream, None, ["Dog", "Cat"])
+output.handle(Message("status", stream, {"thresholds": {"Dog": [0.5, 0.25], "Cat": [0.5, 0.25]},
+    "loudness": None, "stream_seconds": 1.0, "level_dbfs": -30.0}))
 print(output.availability, flush=True)
 for line in sys.stdin:  # an event (JSON) to hand the output
     output.handle(EventMessage(stream, Event(**json.loads(line))))
@@ -329,12 +330,15 @@ def test_a_broker_restart_and_a_home_assistant_restart_during_an_event_run_no_au
         before = len(recorder.transitions(DOG))
         hass.start()
         wait_until(lambda: recorder.transitions(DOG)[before:][-1:] == [("unknown", "on")], 60, "the state again")
+        wait_until(lambda: recorder.state(CAT) == "off", 60, "the Cat sensor again")
         time.sleep(1)
     finally:
         detector.kill()
         detector.wait(10)
     after_home_assistant = recorder.transitions(DOG)[before:]
     print(f"\nDog across a broker restart: {after_broker}; across a Home Assistant restart: {after_home_assistant}")
+    print(f"Cat (no event) throughout: {recorder.transitions(CAT)}")
+    assert "on" not in [new for _, new in recorder.transitions(CAT)]  # off stays off: no stale state shown as new
     print(f"automation runs without a new event (false triggers): {len(recorder.payloads('test/documented')) - 1}")
     # The event is still on: Home Assistant shows it unavailable while its link is down, then on; never off between
     assert after_broker[-1][1] == "on" and "off" not in [new for _, new in after_broker], after_broker
