@@ -6,10 +6,13 @@ steps cost little. The trunk (image -> per-token logits) is converted from the t
 checkpoint, cached as OpenVINO IR beside the ONNX cache, and compiled for the CPU in float32 (the official
 outputs to float32 rounding), with bfloat16 matrix products, or in int8.
 
-int8 is static post-training quantisation by NNCF, OpenVINO's own quantiser, calibrated on the embedded demo
-recording and on synthetic signals (noise, sweeps, gated tones at three levels). Each half alone fits its own
-kind of input and drifts on the other (on the starter model, synthetic calibration alone gave a mean framewise
-drift of 1.1e-2 on the demo, demo calibration alone 1.2e-2 on the bench's synthetic probes; together 1.1e-3 and
+int8 is static post-training quantisation by NNCF, OpenVINO's own quantiser, calibrated by default on the
+embedded demo recording and on synthetic signals (noise, sweeps, gated tones at three levels), or on the site's
+own recordings (`--calibration DIR`: up to CALIBRATION_WINDOWS of their 10-s windows, a uniform sample of them
+all; cached per checkpoint and per calibration set; docs/speed.md says how much it helps). Each half of the
+default set alone fits its own kind of input and drifts on the other (on the starter model, synthetic
+calibration alone gave a mean framewise drift of 1.1e-2 on the demo, demo calibration alone 1.2e-2 on the
+bench's synthetic probes; together 1.1e-3 and
 3.6e-3). Two parts stay in float32: the patch embedding, whose input is the log-mel image itself (8-bit steps
 on it made most of the int8 drift), and the attention's own products (query x key, weights x value), which ran
 no faster in int8 when measured (docs/speed.md).
@@ -26,8 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from htsat_live.model.audio import read_clip
+from htsat_live.model.audio import AudioFileError, read_blocks, read_clip
 from htsat_live.model.cache import user_cache_dir
+from htsat_live.model.clip_set import AUDIO_SUFFIXES
 from htsat_live.model.embedded import DEMO_RECORDING
 from htsat_live.model.htsat import HTSAT, scores_from_logits, tile_frames
 from htsat_live.model.timebase import SAMPLE_RATE, WINDOW_SAMPLES, WINDOW_SECONDS
@@ -38,6 +42,8 @@ OPENVINO_PRECISIONS = ("fp32", "bf16", "int8")
 INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 # nodes NNCF leaves in float32 (see the module docstring); names as the torch converter writes them
 INT8_KEPT_FLOAT = [r".*patch_embed.*", r".*\.attn/aten::.*"]
+# the most 10-s windows of a calibration folder that NNCF runs (its own default subset size)
+CALIBRATION_WINDOWS = 300
 
 
 class _Trunk(torch.nn.Module):
@@ -97,17 +103,87 @@ def calibration_waves(seed: int = 1234) -> np.ndarray:
     return np.asarray(waves, dtype=np.float32)
 
 
-def quantize_trunk(model: HTSAT, trunk):
-    """The trunk with int8 weights and activations: NNCF's transformer preset, calibrated on calibration_waves.
-    NNCF's progress bars go to stderr, so that they never mix with events printed on stdout."""
+def calibration_recordings(folder: str | Path, setting: str = "--calibration {} ([model] calibration)") -> list[Path]:
+    """The audio files anywhere under a calibration folder, sorted; ValueError naming `setting` (the flag and the
+    config key; {} is the folder) when the folder is missing or holds none."""
+    folder = Path(folder)
+    where = setting.format(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{where}: no such folder")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    if not files:
+        raise ValueError(f"{where}: holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
+    return files
+
+
+def calibration_digest(folder: str | Path, files: list[Path]) -> str:
+    """What names a calibration set in the cache: its files' paths in the folder, sizes and modification times
+    (a file added, removed, renamed or rewritten gives another digest)."""
+    digest = hashlib.sha256()
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def recording_windows(
+    files: list[Path], limit: int = CALIBRATION_WINDOWS, seed: int = 0, flag: str = "--calibration"
+) -> list[np.ndarray]:
+    """At most `limit` 10-s windows of the recordings, a uniform sample of all their windows (reservoir sampling,
+    seeded: the same files give the same sample), each [320000] at 32 kHz, or shorter for a recording shorter
+    than one window (the front end tiles it, as for any short clip). Windows start every 10 s; a tail shorter
+    than a window is left out. Files that cannot be read are said on stderr and skipped; ValueError when none
+    gives audio, naming `flag`, the option that gave the recordings."""
+    from tqdm import tqdm
+
+    purpose = flag.strip("-").replace("-", " ")  # "calibration", "probe audio"
+    rng = np.random.default_rng(seed)
+    kept: list[np.ndarray] = []
+    seen = 0
+
+    def offer(window: np.ndarray) -> None:
+        nonlocal seen
+        slot = seen if seen < limit else int(rng.integers(0, seen + 1))
+        seen += 1
+        if slot < limit:
+            kept[slot : slot + 1] = [window.copy()]
+
+    for path in tqdm(files, desc=f"reading the {purpose} recordings", unit="file", file=sys.stderr):
+        pending, full = np.zeros(0, np.float32), 0
+        try:
+            for block in read_blocks(path):
+                pending = np.concatenate([pending, block])
+                while pending.size >= WINDOW_SAMPLES:
+                    offer(pending[:WINDOW_SAMPLES])
+                    pending, full = pending[WINDOW_SAMPLES:], full + 1
+        except AudioFileError as error:
+            tqdm.write(f"{purpose}: skipped {error}", file=sys.stderr)
+            continue
+        if full == 0 and pending.size >= SAMPLE_RATE // 10:  # a short recording: one window of its own
+            offer(pending)
+    if not kept:
+        raise ValueError(f"{flag}: none of the {len(files)} audio files there could be read")
+    return kept
+
+
+def calibration_images(model: HTSAT, waves) -> list[np.ndarray]:
+    """What the trunk sees of each calibration wave [N]: the front end's image, [1, 1, 256, 256] each."""
+    with torch.inference_mode():
+        return [model.image(tile_frames(model.logmel(torch.from_numpy(wave[None])))).numpy() for wave in waves]
+
+
+def quantize_trunk(model: HTSAT, trunk, recordings: list[Path] | None = None):
+    """The trunk with int8 weights and activations: NNCF's transformer preset, calibrated on 10-s windows of
+    `recordings` (recording_windows), or on calibration_waves when None. NNCF's progress bars go to stderr, so
+    that they never mix with events printed on stdout."""
     import_openvino()  # first: it keeps NNCF's telemetry off
     try:
         import nncf
     except ImportError:
         raise ValueError("int8 on the OpenVINO backend needs the nncf package: pip install nncf") from None
-    with torch.inference_mode():
-        mel = tile_frames(model.logmel(torch.from_numpy(calibration_waves())))
-        images = [image[None] for image in model.image(mel).numpy()]  # each [1, 1, 256, 256]
+    waves = calibration_waves() if recordings is None else recording_windows(recordings)
+    images = calibration_images(model, waves)
+    print(f"calibrating int8 on {len(images)} windows of 10 s", file=sys.stderr, flush=True)
     nncf.set_log_level(logging.ERROR)
     with contextlib.redirect_stdout(sys.stderr):
         return nncf.quantize(
@@ -119,28 +195,40 @@ def quantize_trunk(model: HTSAT, trunk):
         )
 
 
-def trunk_for(model: HTSAT, precision: str):
-    """The OpenVINO model a precision runs: the converted trunk, quantised for int8."""
+def trunk_for(model: HTSAT, precision: str, calibration: str | Path | None = None):
+    """The OpenVINO model a precision runs: the converted trunk, quantised for int8 (on the recordings under the
+    folder `calibration`, else on the default calibration set)."""
+    if calibration and precision != "int8":
+        raise ValueError(f"--calibration {calibration} calibrates int8: it needs --precision int8 --backend openvino")
+    recordings = calibration_recordings(calibration) if calibration else None
     trunk = convert_trunk(model)
-    return quantize_trunk(model, trunk) if precision == "int8" else trunk
+    return quantize_trunk(model, trunk, recordings) if precision == "int8" else trunk
 
 
-def cached_trunk(model: HTSAT, checkpoint_path: Path, precision: str = "fp32") -> Path:
+def cached_trunk(
+    model: HTSAT, checkpoint_path: Path, precision: str = "fp32", calibration: str | Path | None = None
+) -> Path:
     """Convert (and for int8 quantise) the trunk on first use; reuse the IR while the checkpoint's bytes stay
-    the same. fp32 and bf16 share one float IR; bf16 is chosen when it is compiled."""
+    the same, and for int8 on the site's recordings while the calibration set does (calibration_digest). fp32
+    and bf16 share one float IR; bf16 is chosen when it is compiled."""
     ov = import_openvino()
     digest = hashlib.sha256(Path(checkpoint_path).read_bytes()).hexdigest()[:16]
     suffix = "-int8" if precision == "int8" else ""
+    if calibration:
+        suffix += f"-{calibration_digest(calibration, calibration_recordings(calibration))}"
     path = user_cache_dir() / "openvino" / f"{Path(checkpoint_path).stem}-{digest}{suffix}.xml"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         if precision == "int8":
+            on = f"the recordings in {calibration}" if calibration else "the default calibration set"
             print(
-                f"quantising {Path(checkpoint_path).name} to int8 for OpenVINO (once; cached in {path.parent})",
+                f"quantising {Path(checkpoint_path).name} to int8 for OpenVINO, calibrated on {on} (once; cached "
+                f"in {path.parent})",
                 file=sys.stderr,
+                flush=True,
             )
         # the default would store the weights as float16: a second rounding the checkpoint never had
-        ov.save_model(trunk_for(model, precision), str(path), compress_to_fp16=False)
+        ov.save_model(trunk_for(model, precision, calibration), str(path), compress_to_fp16=False)
     return path
 
 
