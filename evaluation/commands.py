@@ -116,6 +116,7 @@ def run_detect_dir(args) -> int:
             device=config.model.device,
             backend=config.model.backend,
             precision=config.model.precision,
+            calibration=config.model.calibration or None,
         )
         targets = targets_from_config(config.events, model.labels, model.thresholds)
         median_frames = median_frames_in_force(config.events, model.median_frames)
@@ -187,6 +188,7 @@ def run_consistency(args) -> int:
             device=config.model.device,
             backend=config.model.backend,
             precision=config.model.precision,
+            calibration=config.model.calibration or None,
         )
         recordings = {path.name: read_clip(path) for path in tqdm(files, desc="reading", unit="file")}
     except (OSError, ValueError, CaptureError) as error:

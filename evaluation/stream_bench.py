@@ -45,10 +45,13 @@ VERIFY_SECONDS = 30.0  # length of the real-time check of the stream count the f
 ROUND_TRIPS = 40  # windows sent one at a time through each Ray client, taking turns, for the round-trip median
 
 
-def full_size_model(device: str, backend: str = "torch", precision: str = "fp32"):
-    """The full-size HTS-AT (527 AudioSet classes) with seeded random weights, behind the Predictor API, on
-    the torch backend, OpenVINO (its trunk converted, and for int8 quantised, in memory) or ONNX Runtime
-    (exported to a temporary file, with precision "int8" quantised as `export-onnx --int8` does)."""
+def full_size_model(
+    device: str, backend: str = "torch", precision: str = "fp32", calibration: str | None = None, seed: int = 0
+):
+    """The full-size HTS-AT (527 AudioSet classes) with random weights of `seed`, behind the Predictor API, on
+    the torch backend, OpenVINO (its trunk converted, and for int8 quantised, on the recordings under
+    `calibration` when given, in memory) or ONNX Runtime (exported to a temporary file, with precision "int8"
+    quantised as `export-onnx --int8` does)."""
     import tempfile
     from pathlib import Path
 
@@ -58,13 +61,13 @@ def full_size_model(device: str, backend: str = "torch", precision: str = "fp32"
     from htsat_live.model.htsat import HTSAT, HTSATConfig
     from htsat_live.model.predictor import Predictor, TorchBackend
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     config = HTSATConfig()
     model = make_scores_sparse(HTSAT(config).eval())
     if backend == "openvino":
         from htsat_live.model.openvino import OpenVinoBackend, trunk_for
 
-        runner = OpenVinoBackend(model, trunk_for(model, precision), device, precision)
+        runner = OpenVinoBackend(model, trunk_for(model, precision, calibration), device, precision)
     elif backend == "onnx":
         from htsat_live.model.onnx import OnnxBackend, export_onnx
 
@@ -262,6 +265,8 @@ def run_stream_bench(args) -> int:
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
     precision = getattr(args, "precision", None) or "fp32"
+    calibration = getattr(args, "calibration", None)
+    seed = getattr(args, "seed", None) or 0
     if getattr(args, "events_per_hour", None) is not None:
         from htsat_live.stream.config import ConfigError
 
@@ -282,11 +287,11 @@ def run_stream_bench(args) -> int:
         return 2
     try:
         if model_path:
-            model = load_model(model_path, device=device, backend=backend, precision=precision)
+            model = load_model(model_path, device=device, backend=backend, precision=precision, calibration=calibration)
             what = f"{model_path} ({model.num_classes} classes)"
         else:
-            model = full_size_model(device, "torch" if backend == "auto" else backend, precision)
-            what = f"full-size HTS-AT ({model.num_classes} classes, random weights)"
+            model = full_size_model(device, "torch" if backend == "auto" else backend, precision, calibration, seed)
+            what = f"full-size HTS-AT ({model.num_classes} classes, random weights, seed {seed})"
     except (OSError, ValueError) as error:
         print(f"htsat-live bench --stream: {error}")
         return 2
@@ -307,9 +312,13 @@ def run_stream_bench(args) -> int:
         return run_burst_bench(model, hops, seconds, max_streams, args.events_per_hour, args.gate_dbfs)
     if (getattr(args, "inference", None) or "local") == "ray":
         if model_path:
-            build = functools.partial(load_model, model_path, device=device, backend=backend, precision=precision)
+            build = functools.partial(
+                load_model, model_path, device=device, backend=backend, precision=precision, calibration=calibration
+            )
         else:
-            build = functools.partial(full_size_model, device, "torch" if backend == "auto" else backend, precision)
+            build = functools.partial(
+                full_size_model, device, "torch" if backend == "auto" else backend, precision, calibration, seed
+            )
         return run_ray_bench(model, build, recording, hops, max_streams, min(seconds, VERIFY_SECONDS, length))
     for hop in hops:  # the real-time runs first, before the fast runs' large batches grow the heap
         real = run_real_time(model, recording, hop, min(seconds, length))

@@ -133,7 +133,11 @@ def _local_source(args):
         print(f"htsat-live gui: {error}", file=sys.stderr)
         return None, ""
     model = load_model_or_explain(
-        config.model.path or None, config.model.device, config.model.backend, config.model.precision
+        config.model.path or None,
+        config.model.device,
+        config.model.backend,
+        config.model.precision,
+        config.model.calibration or None,
     )
     if model is None:
         return None, ""

@@ -23,6 +23,7 @@ def load_model(
     device: str = "cpu",
     backend: str | None = None,
     precision: str = "fp32",
+    calibration: str | Path | None = None,
 ) -> Predictor:
     """Load any checkpoint we read (or an exported .onnx file) behind the Predictor API.
 
@@ -35,11 +36,14 @@ def load_model(
     the graph in the user's cache directory. backend "openvino" runs the transformer on OpenVINO (CPU; the
     front end stays in torch) and caches its converted trunk there too. precision "bf16" runs the torch or
     OpenVINO backend's transformer in bfloat16 (faster on CPUs with AVX-512 bf16), "int8" the OpenVINO backend's
-    transformer quantised to int8 (model/openvino.py); `bench` reports the drift of each.
+    transformer quantised to int8 (model/openvino.py); `bench` reports the drift of each. calibration: a folder
+    of the site's own recordings that int8 is calibrated on instead of the default set.
     """
+    if calibration and precision != "int8":
+        raise ValueError(f"--calibration {calibration} calibrates int8: it needs --precision int8 --backend openvino")
     if isinstance(path, (list, tuple)):
         if len(path) > 1:
-            return ensemble([load_model(member, device, backend, precision) for member in path])
+            return ensemble([load_model(member, device, backend, precision, calibration) for member in path])
         path = path[0] if path else None
     path = resolve_model(path) if path is not None else DEFAULT_MODEL  # a model name: the model folder's file
     if backend in (None, "auto"):
@@ -75,6 +79,6 @@ def load_model(
         )
 
         check_settings(device, precision)
-        trunk = cached_trunk(model, path, precision)
+        trunk = cached_trunk(model, path, precision, calibration)
         return predictor_from_checkpoint(checkpoint, OpenVinoBackend(model, trunk, device, precision), str(path))
     return predictor_from_checkpoint(checkpoint, TorchBackend(model, device, precision), str(path))

@@ -57,6 +57,7 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("fp32", "bf16", "int8"),
         help="fp32 (default: the official outputs), bf16 (torch or openvino) or int8 (openvino)",
     )
+    add_calibration_argument(parser)
     parser.add_argument(
         "--fast",
         action="store_true",
@@ -78,6 +79,15 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_calibration_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--calibration",
+        metavar="DIR",
+        help="--precision int8: calibrate on the audio files under DIR, the site's own recordings, instead of "
+        "the default set (once per model and set of files; cached)",
+    )
+
+
 def add_preset_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--preset",
@@ -95,6 +105,7 @@ FLAG_SETTINGS = {
     "backend": "model.backend",
     "device": "model.device",
     "precision": "model.precision",
+    "calibration": "model.calibration",
     "fast": "source.fast",
     "loop": "source.loop",
     "inference": "model.inference",
@@ -155,12 +166,12 @@ def demo_config(command: str, config: Config, error: Exception) -> Config | None
     return with_overrides(config, {"source.input": str(DEMO_RECORDING)})
 
 
-def load_model_or_explain(path, device: str, backend: str = "auto", precision: str = "fp32"):
+def load_model_or_explain(path, device: str, backend: str = "auto", precision: str = "fp32", calibration=None):
     """The model, or None after printing why it cannot be loaded."""
     from htsat_live.model import load_model
 
     try:
-        return load_model(path, device=device, backend=backend, precision=precision)
+        return load_model(path, device=device, backend=backend, precision=precision, calibration=calibration)
     except (OSError, ValueError) as error:
         where = " + ".join(map(str, path)) if isinstance(path, (list, tuple)) else path or "the embedded default model"
         print(f"htsat-live: cannot load {where}: {error}", file=sys.stderr)
@@ -193,6 +204,7 @@ def open_served_inference(command: str, config, model):
         device=config.model.device,
         backend=config.model.backend,
         precision=config.model.precision,
+        calibration=config.model.calibration or None,
     )
     settings = ServeSettings(num_cpus=1 if gpu else os.cpu_count() or 1, num_gpus=1 if gpu else 0)
     try:

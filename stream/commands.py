@@ -14,6 +14,7 @@ import time
 
 from htsat_live.stream.building import (
     SOURCE_HELP,
+    add_calibration_argument,
     add_stream_arguments,
     build_pipeline,
     check_output_paths,
@@ -143,7 +144,11 @@ def run_detect(args) -> int:
             print(f"htsat-live detect: {error}", file=sys.stderr)
             return 2
         model = load_model_or_explain(
-            config.model.path or None, config.model.device, config.model.backend, config.model.precision
+            config.model.path or None,
+            config.model.device,
+            config.model.backend,
+            config.model.precision,
+            config.model.calibration or None,
         )
         if model is None:
             return 2
@@ -229,6 +234,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         default="fp32",
         help="fp32 (the official outputs), bf16 (torch or openvino) or int8 (openvino)",
     )
+    add_calibration_argument(parser)
     parser.add_argument(
         "--device",
         choices=("auto", "cpu", "cuda"),
@@ -289,7 +295,8 @@ def run_serve(args) -> int:
 
     with StopSignals() as stop:
         device = "cpu" if args.device == "auto" else args.device
-        model = load_model_or_explain(args.model, "cpu", args.backend, args.precision)  # refused here, not in replicas
+        # refused here, not in the replicas
+        model = load_model_or_explain(args.model, "cpu", args.backend, args.precision, args.calibration)
         if model is None:
             return 2
         members = len(members_of(model))
@@ -330,7 +337,12 @@ def run_serve(args) -> int:
                 )
                 return 2
             build = functools.partial(
-                load_model, args.model, device=device, backend=args.backend, precision=args.precision
+                load_model,
+                args.model,
+                device=device,
+                backend=args.backend,
+                precision=args.precision,
+                calibration=args.calibration,
             )
             cluster.deploy(build, settings)
             where = cluster.gcs_address()

@@ -109,6 +109,7 @@ class ModelConfig(_Settings):
     backend: Literal["auto", "torch", "onnx", "openvino"] = "auto"  # auto: ONNX Runtime for an .onnx file, else torch
     device: Literal["cpu", "cuda"] = "cpu"
     precision: Literal["fp32", "bf16", "int8"] = "fp32"  # bf16: torch or openvino, on CPUs with bf16; int8: openvino
+    calibration: str = ""  # int8: a folder of the site's own recordings to calibrate on; "" = the default set
     inference: Annotated[str, AfterValidator(_inference)] = "local"  # "local" | "ray" | "ray:ADDRESS"
 
 
