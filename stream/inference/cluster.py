@@ -35,7 +35,6 @@ import numpy as np
 import ray
 from ray import serve
 from ray._private import ray_constants
-from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
 from ray.exceptions import RayError, RayTaskError
 from ray.serve.exceptions import RayServeException
 
@@ -222,6 +221,17 @@ def _init(**options) -> None:
                 signal.signal(number, handler)
 
 
+def _send_the_token_as_auto_does() -> None:
+    """Turn Ray's token authentication on for this process when a token exists and RAY_AUTH_MODE is unset, as
+    Ray does when it joins "auto" (no-op on a Ray without token authentication)."""
+    try:
+        from ray._private.authentication import authentication_token_setup
+    except ImportError:
+        return
+    logging.getLogger(authentication_token_setup.__name__).setLevel(logging.ERROR)  # no notice on our stderr
+    authentication_token_setup.maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
 def start_ray(address: str | None, num_cpus: int | None = None) -> bool:
     """Join Ray at `address` (or an instance already running on this machine, with None), else start a local
     instance (dashboard off) with None. True when this process started Ray and so must shut it down.
@@ -242,8 +252,7 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> bool:
     if address is None or address == "auto" or _host_and_port(address)[0] in LOOPBACK:
         ray_constants.ENABLE_RAY_CLUSTER = False
         if address not in (None, "auto"):
-            logging.getLogger(maybe_enable_token_auth_if_token_available.__module__).setLevel(logging.ERROR)
-            maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+            _send_the_token_as_auto_does()
     if address is not None:
         check_reachable(address)
         try:
