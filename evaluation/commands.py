@@ -99,6 +99,7 @@ def run_detect_dir(args) -> int:
 
     from htsat_live.model import ensemble_line, load_model
     from htsat_live.model.audio import read_clip
+    from htsat_live.model.backend_choice import backend_line
     from htsat_live.model.event_rule import detect_clip
     from htsat_live.model.timebase import FRAME_SECONDS
     from htsat_live.stream.capture import CaptureError
@@ -124,8 +125,8 @@ def run_detect_dir(args) -> int:
         print(f"detect-dir: {error}", file=sys.stderr)
         return 2
     ensemble = ensemble_line(model, event_rule_from_config(config))
-    if ensemble:
-        print(f"detect-dir: {ensemble}", file=sys.stderr)
+    engine = backend_line(model, config.model.device)
+    print(f"detect-dir: {engine}; {ensemble}" if ensemble else f"detect-dir: {engine}", file=sys.stderr)
     if args.scores:
         Path(args.scores).mkdir(parents=True, exist_ok=True)
     rows, failed = [], 0

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from htsat_live.model.backend_choice import BACKEND_CHOICES, BACKEND_HELP, backend_line
+
 # framewise drift from the reference each number type may show (max, mean; None: no bound): fp32 must give the
 # official outputs to float32 rounding, bf16 and int8 trade a bounded drift for speed (docs/speed.md)
 DRIFT_BUDGETS = {"fp32": (1e-4, None), "bf16": (5e-2, 2e-3), "int8": (None, 5e-3)}
@@ -81,9 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backend",
-        choices=("auto", "torch", "onnx", "openvino"),
+        choices=BACKEND_CHOICES,
         default="auto",
-        help="--stream: the backend the pipeline runs (auto: ONNX Runtime for an .onnx --model, else torch)",
+        help=f"--stream and an ensemble (--model repeated): the backend that runs the model; {BACKEND_HELP}",
     )
     parser.add_argument(
         "--precision",
@@ -307,7 +309,7 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        return run_ensemble_bench(args.model, args.rounds, args.device)
+        return run_ensemble_bench(args.model, args.rounds, args.device, args.backend)
     args.model = args.model[0] if args.model else None
     if args.seed is not None and args.model:
         print("htsat-live bench: --seed seeds the random weights, which --model replaces", file=sys.stderr)
@@ -605,14 +607,14 @@ def cuda_contenders(checkpoint, path: str, onnx_path: Path) -> list[Contender]:
     return contenders
 
 
-def run_ensemble_bench(paths: list[str], rounds: int, device: str = "cpu") -> int:
+def run_ensemble_bench(paths: list[str], rounds: int, device: str = "cpu", backend: str = "auto") -> int:
     """Seconds per 10-s window of an ensemble and of its first member alone (batch 1, the median of `rounds`
     interleaved calls), printed with their ratio."""
     from htsat_live.model import load_model, members_of
     from htsat_live.model.commands import probe_waves
 
     try:
-        ensemble = load_model(paths, device=device)
+        ensemble = load_model(paths, device=device, backend=backend)
     except (OSError, ValueError) as error:
         print(f"htsat-live bench: {error}", file=sys.stderr)
         return 2
@@ -626,7 +628,10 @@ def run_ensemble_bench(paths: list[str], rounds: int, device: str = "cpu") -> in
             model.predict(wave)
             times[name].append(time.perf_counter() - started)
     each, one = (float(np.median(times[name])) for name in ("ensemble", "first"))
-    print(f"ensemble of {len(paths)} models ({' + '.join(map(str, paths))}) on {device}, batch 1, {rounds} rounds:")
+    print(
+        f"ensemble of {len(paths)} models ({' + '.join(map(str, paths))}), {backend_line(ensemble, device)}, batch 1, "
+        f"{rounds} rounds:"
+    )
     print(f"  ensemble      {each * 1000:8.1f} ms per window")
     print(f"  first member  {one * 1000:8.1f} ms per window ({first.source})")
     print(f"  ratio         {each / one:8.2f}x")

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from htsat_live.model.backend_choice import backend_line, choose_backend
 from htsat_live.model.embedded import DEMO_RECORDING
 
 RSS_AFTER_WINDOWS = 10
@@ -51,7 +52,7 @@ def full_size_model(
     """The full-size HTS-AT (527 AudioSet classes) with random weights of `seed`, behind the Predictor API, on
     the torch backend, OpenVINO (its trunk converted, and for int8 quantised, on the recordings under
     `calibration` when given, in memory) or ONNX Runtime (exported to a temporary file, with precision "int8"
-    quantised as `export-onnx --int8` does)."""
+    quantised as `export-onnx --int8` does); "auto" picks one by the rule of model/backend_choice.py."""
     import tempfile
     from pathlib import Path
 
@@ -64,6 +65,8 @@ def full_size_model(
     torch.manual_seed(seed)
     config = HTSATConfig()
     model = make_scores_sparse(HTSAT(config).eval())
+    choice = choose_backend(backend, False, device, precision, sum(p.numel() for p in model.parameters()))
+    backend = choice.backend
     if backend == "openvino":
         from htsat_live.model.openvino import OpenVinoBackend, trunk_for
 
@@ -76,7 +79,7 @@ def full_size_model(
         runner = OnnxBackend(path, device)
     else:
         runner = TorchBackend(model, device, precision)
-    return Predictor(runner, config, audioset_labels(), None, "full-size HTS-AT, random weights")
+    return Predictor(runner, config, audioset_labels(), None, "full-size HTS-AT, random weights", 1, choice.why)
 
 
 def demo_windows() -> np.ndarray:
@@ -290,7 +293,7 @@ def run_stream_bench(args) -> int:
             model = load_model(model_path, device=device, backend=backend, precision=precision, calibration=calibration)
             what = f"{model_path} ({model.num_classes} classes)"
         else:
-            model = full_size_model(device, "torch" if backend == "auto" else backend, precision, calibration, seed)
+            model = full_size_model(device, backend, precision, calibration, seed)
             what = f"full-size HTS-AT ({model.num_classes} classes, random weights, seed {seed})"
     except (OSError, ValueError) as error:
         print(f"htsat-live bench --stream: {error}")
@@ -301,7 +304,7 @@ def run_stream_bench(args) -> int:
         print(f"htsat-live bench --stream: cannot read {recording}: {error}")
         return 2
     print(
-        f"stream bench: {what}, {model.backend.name} {precision} on {device}, torch threads {torch.get_num_threads()}, "
+        f"stream bench: {what}, {precision}, {backend_line(model, device)}, torch threads {torch.get_num_threads()}, "
         f"{os.cpu_count()} CPUs; recording {recording} ({length:.1f} s)",
         flush=True,
     )
@@ -316,9 +319,7 @@ def run_stream_bench(args) -> int:
                 load_model, model_path, device=device, backend=backend, precision=precision, calibration=calibration
             )
         else:
-            build = functools.partial(
-                full_size_model, device, "torch" if backend == "auto" else backend, precision, calibration, seed
-            )
+            build = functools.partial(full_size_model, device, backend, precision, calibration, seed)
         return run_ray_bench(model, build, recording, hops, max_streams, min(seconds, VERIFY_SECONDS, length))
     for hop in hops:  # the real-time runs first, before the fast runs' large batches grow the heap
         real = run_real_time(model, recording, hop, min(seconds, length))

@@ -120,6 +120,7 @@ def _remote_source(args):
 
 def _local_source(args):
     from htsat_live.gui.local_source import LocalSource
+    from htsat_live.model.backend_choice import backend_line
     from htsat_live.stream.building import demo_config, detect_config, load_model_or_explain
     from htsat_live.stream.capture import CaptureError, NoMicrophone
     from htsat_live.stream.config import ConfigError
@@ -141,6 +142,7 @@ def _local_source(args):
     )
     if model is None:
         return None, ""
+    print(f"htsat-live gui: {backend_line(model, config.model.device)}", file=sys.stderr, flush=True)
     publisher = sinks = None
     try:
         publisher, link = _open_publisher(config.publish)

@@ -9,13 +9,14 @@ Runtime's dynamic quantisation of the matrix-multiply weights.
 import hashlib
 import json
 import logging
+import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from htsat_live.model.cache import user_cache_dir
+from htsat_live.model.cache import cache_entry, user_cache_dir
 from htsat_live.model.checkpoint import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -169,5 +170,7 @@ def cached_onnx_predictor(path: Path, checkpoint: Checkpoint, model: HTSAT, devi
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
     onnx_path = user_cache_dir() / "onnx" / f"{Path(path).stem}-{digest}.onnx"
     if not onnx_path.is_file():
-        export_onnx(model, checkpoint, onnx_path)
+        print(f"exporting {Path(path).name} to ONNX (once; cached in {onnx_path.parent})", file=sys.stderr, flush=True)
+        with cache_entry(onnx_path) as staged:
+            export_onnx(model, checkpoint, staged)
     return load_onnx_predictor(onnx_path, device)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from htsat_live.model.audio import AudioFileError, read_blocks, read_clip
-from htsat_live.model.cache import user_cache_dir
+from htsat_live.model.cache import cache_entry, user_cache_dir
 from htsat_live.model.clip_set import AUDIO_SUFFIXES
 from htsat_live.model.embedded import DEMO_RECORDING
 from htsat_live.model.htsat import HTSAT, scores_from_logits, tile_frames
@@ -218,7 +218,6 @@ def cached_trunk(
         suffix += f"-{calibration_digest(calibration, calibration_recordings(calibration))}"
     path = user_cache_dir() / "openvino" / f"{Path(checkpoint_path).stem}-{digest}{suffix}.xml"
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
         if precision == "int8":
             on = f"the recordings in {calibration}" if calibration else "the default calibration set"
             print(
@@ -227,8 +226,15 @@ def cached_trunk(
                 file=sys.stderr,
                 flush=True,
             )
-        # the default would store the weights as float16: a second rounding the checkpoint never had
-        ov.save_model(trunk_for(model, precision, calibration), str(path), compress_to_fp16=False)
+        else:
+            print(
+                f"converting {Path(checkpoint_path).name} for OpenVINO (once; cached in {path.parent})",
+                file=sys.stderr,
+                flush=True,
+            )
+        with cache_entry(path) as staged:  # the .xml and its .bin land together: concurrent loads see both or none
+            # the default would store the weights as float16: a second rounding the checkpoint never had
+            ov.save_model(trunk_for(model, precision, calibration), str(staged), compress_to_fp16=False)
     return path
 
 

@@ -65,6 +65,7 @@ class Predictor:
     thresholds: np.ndarray | None  # [C] default per-class thresholds from our format's metadata
     source: str
     median_frames: int = 1  # default median filter of the event rule (grid frames, odd) from the metadata
+    backend_note: str = ""  # how backend "auto" chose the engine (model/backend_choice.py); "" when named
 
     sample_rate = SAMPLE_RATE
     window_seconds = WINDOW_SECONDS

@@ -20,6 +20,7 @@ import os
 import sys
 
 from htsat_live.model import DEMO_RECORDING
+from htsat_live.model.backend_choice import BACKEND_CHOICES, BACKEND_HELP
 from htsat_live.stream.config import Config, ConfigError, load_config, parse_assignment, with_overrides
 from htsat_live.stream.output import Output, close_outputs
 from htsat_live.stream.paths import output_file, output_folder
@@ -48,8 +49,8 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hop", type=float, help="seconds between 10-s windows (0.3125 to 10)")
     parser.add_argument(
         "--backend",
-        choices=("auto", "torch", "onnx", "openvino"),
-        help="inference engine (default auto: ONNX Runtime for an .onnx model, else torch)",
+        choices=BACKEND_CHOICES,
+        help=BACKEND_HELP,
     )
     parser.add_argument("--device", choices=("cpu", "cuda"), help="compute device")
     parser.add_argument(

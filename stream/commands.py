@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 
+from htsat_live.model.backend_choice import BACKEND_CHOICES, BACKEND_HELP, backend_line
 from htsat_live.stream.building import (
     SOURCE_HELP,
     add_calibration_argument,
@@ -184,7 +185,7 @@ def _detect(args, config, model, stop: StopSignals, inference) -> int:
         return 130
     pipeline.start()
     where = (
-        f"{model.backend.name} on {config.model.device}"
+        backend_line(model, config.model.device)
         if inference is None
         else f"inference on Ray at {inference.address}, serving {inference.source}"
     )
@@ -224,9 +225,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backend",
-        choices=("auto", "torch", "onnx", "openvino"),
+        choices=BACKEND_CHOICES,
         default="auto",
-        help="inference engine of each replica (default auto: ONNX Runtime for an .onnx model, else torch)",
+        help=f"{BACKEND_HELP}, in each replica",
     )
     parser.add_argument(
         "--precision",
@@ -351,9 +352,14 @@ def run_serve(args) -> int:
                 if settings.max_replicas in (None, settings.replicas)
                 else f"{settings.replicas} to {settings.max_replicas} (autoscaled)"
             )
+            engine = (  # the model checked here ran on the CPU; replicas on a GPU run torch unless told otherwise
+                backend_line(model, device)
+                if device == "cpu"
+                else f"{'torch' if args.backend == 'auto' else args.backend} on {device}"
+            )
             print(
-                f"serving {served} ({model.num_classes} classes, {model.backend.name} {args.precision} on "
-                f"{device}) as the Ray Serve application '{cluster.APP}': {replicas} replica(s) of "
+                f"serving {served} ({model.num_classes} classes, {args.precision}, {engine}) "
+                f"as the Ray Serve application '{cluster.APP}': {replicas} replica(s) of "
                 f"{'1 GPU' if gpu else f'{settings.num_cpus:g} CPU(s)'}, batches of up to {settings.max_batch} "
                 f"windows, {args.batch_wait_ms:g} ms wait; Ray at {where}",
                 flush=True,

@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from htsat_live.model import TOKEN_SECONDS, WINDOW_SECONDS
+from htsat_live.model.backend_choice import BACKEND_CHOICES
 
 HOP_MIN = TOKEN_SECONDS  # one HTS-AT token (10 s / 32)
 HOP_MAX = WINDOW_SECONDS  # one whole window
@@ -106,7 +107,8 @@ class ModelConfig(_Settings):
     # several = an ensemble, their outputs averaged
     path: str | ModelPaths = ""
     dir: str = ""  # the model folder of `htsat-live models add`; "" = $XDG_DATA_HOME/htsat-live/models
-    backend: Literal["auto", "torch", "onnx", "openvino"] = "auto"  # auto: ONNX Runtime for an .onnx file, else torch
+    # auto: ONNX Runtime for an .onnx file; on the CPU OpenVINO fp32 from 10 M parameters, else torch (docs/speed.md)
+    backend: Literal[BACKEND_CHOICES] = "auto"
     device: Literal["cpu", "cuda"] = "cpu"
     precision: Literal["fp32", "bf16", "int8"] = "fp32"  # bf16: torch or openvino, on CPUs with bf16; int8: openvino
     calibration: str = ""  # int8: a folder of the site's own recordings to calibrate on; "" = the default set

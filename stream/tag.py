@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from htsat_live.model import read_blocks, runs_to_events
+from htsat_live.model.backend_choice import BACKEND_CHOICES, BACKEND_HELP, backend_line
 from htsat_live.stream.replay import FinalFrames, replay_blocks
 
 DEFAULT_THRESHOLD = 0.5
@@ -137,9 +138,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backend",
-        choices=["auto", "torch", "onnx", "openvino"],
+        choices=BACKEND_CHOICES,
         default="auto",
-        help="inference engine (auto: ONNX Runtime for an .onnx model, else torch)",
+        help=BACKEND_HELP,
     )
     parser.add_argument("--device", default="cpu", help="compute device: cpu or cuda")
     parser.add_argument("--hop", type=float, default=10.0, help="seconds between window starts (0.3125..10)")
@@ -164,8 +165,8 @@ def run(args: argparse.Namespace) -> int:
     from htsat_live.model import ensemble_line
 
     ensemble = ensemble_line(model, args.threshold is not None)
-    if ensemble:
-        print(f"htsat-live tag: {ensemble}", file=sys.stderr)
+    engine = backend_line(model, args.device)
+    print(f"htsat-live tag: {engine}; {ensemble}" if ensemble else f"htsat-live tag: {engine}", file=sys.stderr)
     results, failed = [], 0
     for path in args.files:
         try:

@@ -68,12 +68,25 @@ def private_home(tmp_path_factory):
         yield home
 
 
+# the cache folders of converted models (model/onnx.py, model/openvino.py), keyed by the checkpoint's bytes
+MODEL_CONVERSIONS = ("onnx", "openvino")
+
+
 @pytest.fixture(autouse=True)
-def private_data_home(tmp_path_factory, monkeypatch):
+def private_data_home(private_home, tmp_path_factory, monkeypatch):
     """The event history is on by default under $XDG_DATA_HOME, and training caches its features under
-    $XDG_CACHE_HOME: each test (and the processes it starts) gets its own of both."""
+    $XDG_CACHE_HOME: each test (and the processes it starts) gets its own of both. Converted models are the
+    exception: the cache's onnx/ and openvino/ folders link to one pair for the whole run (in private_home's
+    cache, which module-scoped fixtures see), so that a model is exported or converted once per run, not once
+    per test."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data-home")))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache-home")))
+    cache = tmp_path_factory.mktemp("cache-home")
+    (cache / "htsat-live").mkdir()
+    for name in MODEL_CONVERSIONS:
+        shared = private_home / "cache" / "htsat-live" / name
+        shared.mkdir(parents=True, exist_ok=True)
+        (cache / "htsat-live" / name).symlink_to(shared, target_is_directory=True)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
 
 
 @pytest.fixture

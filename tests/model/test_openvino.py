@@ -20,19 +20,12 @@ CASES = [("wave10", "out10"), ("wave4", "out4")]
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
-        yield
-
-
-@pytest.fixture(scope="module")
-def fp32_model(tiny_checkpoint, cache):
+def fp32_model(tiny_checkpoint):
     return load_model(tiny_checkpoint, backend="openvino")
 
 
 @pytest.fixture(scope="module")
-def bf16_model(tiny_checkpoint, cache):
+def bf16_model(tiny_checkpoint):
     return load_model(tiny_checkpoint, backend="openvino", precision="bf16")
 
 
@@ -81,7 +74,7 @@ def test_batch_rows_and_padding_follow_the_predictor(fp32_model, tiny_outputs):
 
 
 @pytest.fixture(scope="module")
-def starter_models(cache):
+def starter_models():
     return {precision: load_model(None, backend="openvino", precision=precision) for precision in ("fp32", "int8")}
 
 
@@ -147,7 +140,7 @@ def test_no_usage_statistics_leave_the_process(tiny_checkpoint, tmp_path):
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
-def test_int8_elsewhere_is_one_clear_error(tiny_checkpoint, cache, backend):
+def test_int8_elsewhere_is_one_clear_error(tiny_checkpoint, backend):
     with pytest.raises(ValueError, match="int8 runs on the OpenVINO backend"):
         load_model(tiny_checkpoint, backend=backend, precision="int8")
 
@@ -155,6 +148,6 @@ def test_int8_elsewhere_is_one_clear_error(tiny_checkpoint, cache, backend):
 @pytest.mark.parametrize(
     "device, precision, message", [("cuda", "fp32", "runs on the CPU"), ("cpu", "int4", "precision must be one of")]
 )
-def test_bad_device_or_precision_is_one_clear_error(tiny_checkpoint, cache, device, precision, message):
+def test_bad_device_or_precision_is_one_clear_error(tiny_checkpoint, device, precision, message):
     with pytest.raises(ValueError, match=message):
         load_model(tiny_checkpoint, backend="openvino", device=device, precision=precision)
