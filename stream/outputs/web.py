@@ -203,7 +203,11 @@ class WebView(Output):
         if message.topic == "mel":
             return  # the page draws no spectrogram
         if message.topic == "event":
-            event = message.event if isinstance(message, EventMessage) else event_from_body(message.body)
+            try:
+                event = message.event if isinstance(message, EventMessage) else event_from_body(message.body)
+            except (KeyError, TypeError):  # a received event unlike docs/schema.md (from another publisher)
+                self.skipped += 1
+                return
             for shown in self._confirmed.take(message.stream, event):
                 self._hand_over(message.topic, message.stream, shown)
             return
@@ -262,7 +266,7 @@ class WebView(Output):
             self._pending -= 1
         try:
             self._encode(topic, stream, item)
-        except (KeyError, TypeError, ValueError):  # a message unlike docs/schema.md (from another publisher)
+        except (AttributeError, KeyError, TypeError, ValueError):  # unlike docs/schema.md (from another publisher)
             self.skipped += 1
 
     def _encode(self, topic: str, stream: str, item) -> None:

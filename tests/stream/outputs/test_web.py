@@ -553,3 +553,16 @@ def test_with_privacy_drop_a_clip_overlapping_speech_is_neither_listed_nor_serve
     finally:
         guarded.close()
         open_view.close()
+
+
+def test_messages_unlike_the_schema_are_skipped_and_counted_and_the_next_ones_still_flow():
+    view = WebView("127.0.0.1", 0)
+    try:
+        with urllib.request.urlopen(view.url + "live", timeout=10) as live:
+            view.handle(Message("event", "mic", {"schema": 1, "id": 1}))  # no state, label, ...
+            view.handle(Message("scores", "mic", {"grid_start": 0}))
+            view.handle(Message("status", "mic", status_body("mic", 3.0)))
+            relayed = read_sse(live, lambda m: m["topic"] == "status", 10)
+        assert relayed["stream_seconds"] == 3.0 and relayed["web"]["skipped"] == 2
+    finally:
+        view.close()
