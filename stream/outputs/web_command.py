@@ -3,7 +3,8 @@
 `htsat-live web --connect tcp://HOST:5556` subscribes to the detector's publisher (stream.outputs.publish) and
 hands every message to a `WebView`, as `detect --web` does in the detector's own process. The history and the
 clips are read from the files `[store] path` and `[sinks] clips_dir` of `--config` name (the defaults: the XDG
-history, no clips), so run it on the detector's machine, or where those files are shared. A detector that stops
+history, no clips), and its `[sinks] privacy` holds clips back as in detect's view, so run it on the detector's
+machine with the detector's config, or where those files are shared. A detector that stops
 and starts again is picked up by itself: the subscriber connects again and the page says the detector was silent.
 """
 
@@ -26,8 +27,10 @@ def add_web_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ADDRESS",
         help=f"the detector's publisher (default {DEFAULT_ADDRESS})",
     )
-    parser.add_argument("--bind", help=f"HOST:PORT to serve the page on (web.bind; default {DEFAULT_BIND})")
-    parser.add_argument("--config", help="TOML config: its [web], [store] path and [sinks] clips_dir")
+    parser.add_argument(
+        "--bind", metavar="HOST:PORT", help=f"where to serve the page (web.bind; default {DEFAULT_BIND})"
+    )
+    parser.add_argument("--config", help="TOML config: its [web], [store] path, [sinks] clips_dir and privacy")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config setting (repeatable)"
     )
