@@ -566,3 +566,17 @@ def test_messages_unlike_the_schema_are_skipped_and_counted_and_the_next_ones_st
         assert relayed["stream_seconds"] == 3.0 and relayed["web"]["skipped"] == 2
     finally:
         view.close()
+
+
+def test_detect_web_without_the_web_extra_names_it_before_the_model_loads(tmp_path):
+    # a None entry in sys.modules makes find_spec and import report aiohttp missing, as if it were not installed
+    code = (
+        "import sys; sys.modules['aiohttp'] = None; from htsat_live.cli import main; "
+        f"sys.exit(main(['detect', {str(DEMO_RECORDING)!r}, '--web', '127.0.0.1:8080']))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "htsat-live detect: web.bind: the browser view needs the [web] extra (aiohttp not installed): "
+        "pip install 'htsat-live[web]'"
+    ]
