@@ -2,12 +2,12 @@
 that gives the official outputs to float32 rounding, within the parity tests' 1e-4 budget.
 
 The rule of "auto", from `htsat-live bench` on the embedded starter model and on the full-size HTS-AT
-(docs/speed.md, "Which backend runs"):
+(docs/speed.md, "Which backend runs by default"):
 - an .onnx file runs on ONNX Runtime, the one engine that reads it;
 - on a GPU, torch;
 - int8 runs on OpenVINO, the one engine of our int8 transformer;
 - on the CPU, OpenVINO for a model of OPENVINO_MIN_PARAMETERS parameters or more (the full-size model, 30 M,
-  ran about 2x torch), torch for a smaller one (the starter, 1.4 M, ran within a few % of OpenVINO, which would
+  ran 1.3x torch), torch for a smaller one (the starter, 1.4 M, ran within a few % of OpenVINO, which would
   add its conversion and about 120 MiB more memory);
 - torch when OpenVINO is not installed, or cannot convert or compile the model: the choice says why.
 
@@ -35,7 +35,9 @@ class BackendChoice:
         return BackendChoice("torch", f"{reason}; torch instead")
 
 
-def choose_backend(requested: str | None, onnx_file: bool, device: str, precision: str, parameters: int):
+def choose_backend(
+    requested: str | None, onnx_file: bool, device: str, precision: str, parameters: int
+) -> BackendChoice:
     """The backend to load: `requested` when it names one, else the rule of "auto" (module docstring).
     ValueError for a name that is none of BACKEND_CHOICES."""
     if requested not in (None, "auto"):
