@@ -580,3 +580,20 @@ def test_detect_web_without_the_web_extra_names_it_before_the_model_loads(tmp_pa
         "htsat-live detect: web.bind: the browser view needs the [web] extra (aiohttp not installed): "
         "pip install 'htsat-live[web]'"
     ]
+
+
+def test_the_page_opened_with_its_token_reads_the_live_stream_and_the_history_with_the_cookie(
+    history, browser, wait_until
+):
+    view = WebView("127.0.0.1", 0, token="s3cret-token", history=history / "events.db", clips_dir=history / "clips")
+    try:
+        browser.get(view.url + "?token=s3cret-token")
+        wait_until(lambda: len(history_rows(browser)) == 4, 10, "the history read with the cookie")
+        wait_until(lambda: page_state(browser)["link"] == "live", 10, "the live stream opened with the cookie")
+        assert view.counters()["refused"] == 0 and view.counters()["clients"] == 1
+        browser.delete_all_cookies()
+        browser.get(view.url)
+        assert "needs its access token" in browser.find_element("tag name", "body").text
+        assert view.counters()["refused"] >= 1  # the page (and the icon the browser asks for on an error page)
+    finally:
+        view.close()
