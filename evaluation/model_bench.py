@@ -151,7 +151,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="N",
         help="--stream: feed streams of low noise with N bursts of real sound per hour (1-5 s each, at random "
-        "times) instead of the demo, and find the streams sustained (evaluation/burst_bench.py)",
+        "times) instead of the demo, and find the streams sustained",
     )
     parser.add_argument(
         "--gate-dbfs",

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from htsat_live.evaluation.burst_bench import (
+from htsat_live.evaluation.stream_bench import (
     BURST_SECONDS,
     NOISE_DBFS,
     bursts_for,
