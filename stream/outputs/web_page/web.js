@@ -184,6 +184,8 @@ class StreamView {
       context.globalAlpha = 0.85;
       context.fill();
       context.globalAlpha = 1;
+      context.fillStyle = "rgba(0, 0, 0, 0.6)"; // the name stays legible over the scores
+      context.fillRect(2 * ratio, bottom - rowHeight + 1 * ratio, context.measureText(row.label).width + 4 * ratio, 14 * ratio);
       context.fillStyle = "#ccc";
       context.fillText(row.label, 4 * ratio, bottom - rowHeight + 12 * ratio);
     });
