@@ -597,3 +597,26 @@ def test_the_page_opened_with_its_token_reads_the_live_stream_and_the_history_wi
         assert view.counters()["refused"] >= 1  # the page (and the icon the browser asks for on an error page)
     finally:
         view.close()
+
+
+def test_the_page_says_when_the_detector_behind_web_connect_goes_silent_and_comes_back(browser, wait_until):
+    view = WebView("127.0.0.1", 0)
+    try:
+        browser.get(view.url)
+        wait_until(lambda: page_state(browser)["link"] == "live", 10, "the page's live stream")
+        view.link("tcp://127.0.0.1:5556: receiving", True)
+        view.handle(Message("status", "mic", status_body("mic", 1.0)))
+        wait_until(
+            lambda: page_state(browser)["status"] and "running" in page_state(browser)["status"][0], 10, "a status"
+        )
+        view.link("tcp://127.0.0.1:5556: no data from the detector", False)
+        wait_until(
+            lambda: page_state(browser)["link"] == "tcp://127.0.0.1:5556: no data from the detector",
+            5,
+            "the page saying the detector is silent",
+        )
+        view.link("tcp://127.0.0.1:5556: receiving", True)
+        view.handle(Message("status", "mic", status_body("mic", 2.0)))
+        wait_until(lambda: page_state(browser)["link"] == "live", 5, "the page live again")
+    finally:
+        view.close()
