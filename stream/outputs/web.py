@@ -90,11 +90,10 @@ def event_from_body(body: dict) -> Event:
 
 
 class _Client:
-    """One connected browser: its queue of encoded messages and what it lost."""
+    """One connected browser: its queue of encoded messages (None: the end)."""
 
     def __init__(self):
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(CLIENT_QUEUE)
-        self.dropped = 0
 
 
 class _StreamMemory:
@@ -290,7 +289,6 @@ class WebView(Output):
         try:
             client.queue.put_nowait(encoded)
         except asyncio.QueueFull:
-            client.dropped += 1
             self.dropped += 1
 
     def _scores_payload(self, stream: str, body: dict) -> dict:
