@@ -121,7 +121,6 @@ class LevelGate:
     def __init__(self, gate_dbfs: float, sample_rate: int = SAMPLE_RATE):
         if not -120.0 < gate_dbfs <= 0.0:
             raise ValueError(f"the gate level must be in (-120, 0] dBFS, got {gate_dbfs}")
-        self.gate_dbfs = gate_dbfs
         self.power = 10.0 ** (gate_dbfs / 10.0)  # mean power of a second at the gate level
         self.block = round(GATE_STEP_SECONDS * sample_rate)  # samples per step
         self.blocks = round(GATE_SECOND / GATE_STEP_SECONDS)  # steps per measured second
