@@ -13,6 +13,7 @@ import importlib
 
 _EXPORTS = {
     "loading": ("load_model",),
+    "backend_choice": ("BACKEND_CHOICES", "BACKEND_HELP", "backend_line"),
     "predictor": ("PRECISIONS", "Predictor", "TorchBackend"),
     "embedded": ("DEFAULT_MODEL", "DEMO_RECORDING"),
     "registry": ("model_dir", "resolve_model"),

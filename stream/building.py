@@ -19,8 +19,7 @@ import functools
 import os
 import sys
 
-from htsat_live.model import DEMO_RECORDING
-from htsat_live.model.backend_choice import BACKEND_CHOICES, BACKEND_HELP
+from htsat_live.model import BACKEND_CHOICES, BACKEND_HELP, DEMO_RECORDING
 from htsat_live.stream.config import Config, ConfigError, load_config, parse_assignment, with_overrides
 from htsat_live.stream.output import Output, close_outputs
 from htsat_live.stream.paths import output_file, output_folder

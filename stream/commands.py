@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from htsat_live.model.backend_choice import BACKEND_CHOICES, BACKEND_HELP, backend_line
+from htsat_live.model import BACKEND_CHOICES, BACKEND_HELP, backend_line
 from htsat_live.stream.building import (
     SOURCE_HELP,
     add_calibration_argument,

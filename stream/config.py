@@ -28,8 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from htsat_live.model import TOKEN_SECONDS, WINDOW_SECONDS
-from htsat_live.model.backend_choice import BACKEND_CHOICES
+from htsat_live.model import BACKEND_CHOICES, TOKEN_SECONDS, WINDOW_SECONDS
 
 HOP_MIN = TOKEN_SECONDS  # one HTS-AT token (10 s / 32)
 HOP_MAX = WINDOW_SECONDS  # one whole window

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from htsat_live.model import read_blocks, runs_to_events
-from htsat_live.model.backend_choice import BACKEND_CHOICES, BACKEND_HELP, backend_line
+from htsat_live.model import BACKEND_CHOICES, BACKEND_HELP, backend_line, read_blocks, runs_to_events
 from htsat_live.stream.replay import FinalFrames, replay_blocks
 
 DEFAULT_THRESHOLD = 0.5
