@@ -3,6 +3,7 @@ backend asked for, or chosen by the rule of "auto" (model/backend_choice.py): to
 Runtime (model/onnx.py) or OpenVINO (model/openvino.py).
 """
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -94,6 +95,7 @@ def _openvino_or_fallback(
         cached_trunk,
         check_settings,
         import_openvino,
+        trunk_for,
     )
 
     check_settings(device, precision)
@@ -105,7 +107,16 @@ def _openvino_or_fallback(
         choice = choice.fallen_back(f"OpenVINO is not installed ({error})")
     else:
         try:
-            trunk = cached_trunk(model, path, precision, calibration)
+            try:
+                trunk = cached_trunk(model, path, precision, calibration)
+            except OSError as error:  # a cache that cannot be written (a read-only home): convert for this run
+                print(
+                    f"htsat-live: cannot keep the OpenVINO conversion of {path.name} in the cache ({error}); "
+                    "converting it for this run only",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                trunk = trunk_for(model, precision, calibration)
             backend = OpenVinoBackend(model, trunk, device, precision)
             return predictor_from_checkpoint(checkpoint, backend, str(path)), choice
         except ValueError:  # a setting it cannot take (--calibration without int8, a folder without audio)

@@ -74,6 +74,20 @@ def test_the_first_conversion_is_said_and_cached_once(tiny_checkpoint, tmp_path,
     assert capsys.readouterr().err == "" and xml.stat().st_mtime_ns == written  # read back, not converted again
 
 
+def test_a_cache_that_cannot_be_written_converts_for_the_run_and_says_so(
+    tiny_checkpoint, tiny_outputs, read_only_mount, monkeypatch, capsys
+):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(read_only_mount))
+    capsys.readouterr()
+    model = load_model(tiny_checkpoint, backend="openvino")
+    said = capsys.readouterr().err
+    assert f"cannot keep the OpenVINO conversion of {tiny_checkpoint.name} in the cache" in said
+    assert "Read-only file system" in said and "converting it for this run only" in said
+    assert model.backend.name == "openvino" and not (read_only_mount / "htsat-live").exists()
+    result = model.predict(tiny_outputs["wave10"].numpy())["framewise"]
+    assert abs(result - tiny_outputs["out10"]["framewise"].numpy()).max() < 1e-4  # the official outputs still
+
+
 @pytest.mark.timeout(300)
 def test_tag_says_first_which_backend_runs(official_checkpoints, tiny_checkpoint, tmp_path, capsys):
     clip = str(short_clip(tmp_path))
