@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Home Assistant Core for tests/stream/outputs/test_home_assistant.py, in a virtual environment of its own:
-# cache/home-assistant (the repository's cache/ is ignored by git). Version $HA_VERSION, which runs on Python
+# $HTSAT_LIVE_HOME_ASSISTANT, else cache/home-assistant (the repository's cache/ is ignored by git; .ci/run
+# keeps it outside the clone, so that it is installed once, not on every run). Version $HA_VERSION, which runs on Python
 # 3.11 and 3.12; its own package_constraints.txt pins every dependency, and the requirements of the integrations
 # it starts (the default ones, MQTT and automation) are installed here, so that it runs with --skip-pip and
 # fetches nothing at run time. Run again, it does nothing while the installed version is the one below.
@@ -8,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 HA_VERSION=2024.3.3
-VENV=cache/home-assistant
+VENV=${HTSAT_LIVE_HOME_ASSISTANT:-cache/home-assistant}
 
 if [ -x "$VENV/bin/hass" ] && [ "$(cat "$VENV/version" 2>/dev/null)" = "$HA_VERSION" ]; then
     exit 0

@@ -11,6 +11,7 @@ Run with `-s`, each test prints its figures: the transitions Home Assistant reco
 without a new event (false triggers), the confirmed events cancelled and the confirmed start latency."""
 
 import json
+import os
 import re
 import select
 import signal
@@ -28,7 +29,7 @@ from htsat_live.model import DEMO_RECORDING
 from htsat_live.stream.events import Event
 
 ROOT = Path(__file__).parents[3]
-HASS = ROOT / "cache" / "home-assistant" / "bin" / "hass"
+HASS = Path(os.environ.get("HTSAT_LIVE_HOME_ASSISTANT", ROOT / "cache" / "home-assistant"), "bin", "hass")
 DOG = "binary_sensor.htsat_live_kitchen_dog"  # the entity ids Home Assistant derives from device and entity names
 NUMBER = "number.htsat_live_kitchen_dog_threshold"
 SOUND = "event.htsat_live_kitchen_sound"
@@ -235,7 +236,8 @@ class HomeAssistant:
 
 @pytest.fixture(scope="session")
 def home_assistant_core() -> Path:
-    """Home Assistant Core's `hass`, installed into cache/home-assistant the first time (kept between runs)."""
+    """Home Assistant Core's `hass`, installed into cache/home-assistant (or $HTSAT_LIVE_HOME_ASSISTANT) the first
+    time (kept between runs)."""
     installed = subprocess.run(
         ["bash", str(ROOT / "scripts" / "setup-home-assistant.sh")],
         capture_output=True,
