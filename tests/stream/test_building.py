@@ -22,6 +22,7 @@ VALUES = {
     "model.backend": ("onnx", "torch", (["--backend", "auto"], "auto")),
     "model.device": ("cuda", "cpu", (["--device", "cuda"], "cuda")),
     "model.precision": ("bf16", "fp32", (["--precision", "bf16"], "bf16")),
+    "model.calibration": ("site-a", "site-b", (["--calibration", "site-c"], "site-c")),
     "model.dir": ("models", "other-models", None),
     "model.inference": ("ray", "ray:auto", (["--inference", "ray:10.0.0.1:6379"], "ray:10.0.0.1:6379")),
     "events.threshold": (0.3, 0.4, None),
