@@ -33,7 +33,8 @@ For each hop of `--events-per-hour`:
 1. fast: S streams (`--streams`) fed as fast as inference takes them: the real-time factor, and the share of
    windows gated; its integer part is the first stream count checked;
 2. real time: that many streams played together for `--seconds`, then more (a quarter more while sustained) or
-   fewer (a quarter fewer until sustained): sustained means no skipped window, no ring overrun and a hop
+   fewer (a quarter fewer until sustained), then halfway between the most sustained and the fewest not, at
+   most MAX_CHECKS runs: sustained means no skipped window, no ring overrun and a hop
    latency p95 (of the windows run through the model) under the hop; prints the most streams sustained;
 3. with the gate: the burst events check. One stream of CHECK_SECONDS with CHECK_BURSTS bursts is fed fast
    with and without the gate; the events of the bursts (overlapping one and staying within half a window less
@@ -606,7 +607,8 @@ def most_quiet_streams(
     demo: np.ndarray,
 ) -> int:
     """The most streams sustained in real time, searched from `streams`: a quarter more while sustained, a quarter
-    fewer until sustained, at most MAX_CHECKS runs; 0 when not even one."""
+    fewer until sustained, then halfway between the most sustained and the fewest not; at most MAX_CHECKS runs;
+    0 when not even one."""
     best, worst = 0, None  # most sustained, fewest not sustained
     for _ in range(MAX_CHECKS):
         paths, _ = quiet_streams(streams, seconds, bursts_for(events_per_hour, seconds, streams), folder, seed, demo)
@@ -623,11 +625,13 @@ def most_quiet_streams(
             best = max(best, streams)
         else:
             worst = streams if worst is None else min(worst, streams)
-        step = max(1, streams // 4)
-        following = streams + step if ok else streams - step
-        if worst is not None:
-            following = min(following, worst - 1)
-        if following <= best or following < 1 or (worst is not None and worst - best <= 1):
+        if worst is None:
+            following = streams + max(1, streams // 4)
+        elif best == 0:
+            following = streams - max(1, streams // 4)
+        else:  # between the most sustained and the fewest not sustained
+            following = (best + worst) // 2
+        if following <= best or following < 1 or (worst is not None and following >= worst):
             break
         streams = following
     return best
