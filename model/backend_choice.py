@@ -7,8 +7,8 @@ The rule of "auto", from `htsat-live bench` on the embedded starter model and on
 - on a GPU, torch;
 - int8 runs on OpenVINO, the one engine of our int8 transformer;
 - on the CPU, OpenVINO for a model of OPENVINO_MIN_PARAMETERS parameters or more (the full-size model, 30 M,
-  ran 1.3x torch), torch for a smaller one (the starter, 1.4 M, ran within a few % of OpenVINO, which would
-  add its conversion and about 120 MiB more memory);
+  ran 1.3x torch), torch for a smaller one (the starter, 1.4 M: its windows cost little on either, busy runs
+  disagreed on which is faster, and OpenVINO adds its conversion and 100-150 MiB of memory);
 - torch when OpenVINO is not installed, or cannot convert or compile the model: the choice says why.
 
 Imports nothing heavy: the command line's parsers take BACKEND_CHOICES from here.
@@ -53,7 +53,7 @@ def choose_backend(
     millions = f"{parameters / 1e6:.2g} M parameters"
     if parameters >= OPENVINO_MIN_PARAMETERS:
         return BackendChoice("openvino", f"{millions}, OpenVINO is faster from {OPENVINO_MIN_PARAMETERS // 10**6} M")
-    return BackendChoice("torch", f"{millions}, torch is as fast below {OPENVINO_MIN_PARAMETERS // 10**6} M")
+    return BackendChoice("torch", f"{millions}, torch below {OPENVINO_MIN_PARAMETERS // 10**6} M")
 
 
 def backend_line(model, device: str) -> str:

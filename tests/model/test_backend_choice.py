@@ -45,7 +45,7 @@ def short_clip(folder: Path) -> Path:
             "cpu",
             "bf16",
             OPENVINO_MIN_PARAMETERS - 1,
-            BackendChoice("torch", "10 M parameters, torch is as fast below 10 M"),
+            BackendChoice("torch", "10 M parameters, torch below 10 M"),
         ),
     ],
 )
@@ -96,7 +96,7 @@ def test_tag_says_first_which_backend_runs(official_checkpoints, tiny_checkpoint
     assert said[-1] == f"htsat-live tag: {FULL_SIZE_LINE}"  # after the conversion's line, on a first use
     assert main(["tag", clip, "--model", str(tiny_checkpoint), "--top-k", "1", "--events", "0"]) == 0
     assert capsys.readouterr().err.splitlines()[0] == (
-        "htsat-live tag: torch on cpu [auto: 1.3 M parameters, torch is as fast below 10 M]"
+        "htsat-live tag: torch on cpu [auto: 1.3 M parameters, torch below 10 M]"
     )
     assert main(["tag", clip, "--model", str(tiny_checkpoint), "--backend", "torch", "--events", "0"]) == 0
     assert capsys.readouterr().err.splitlines()[0] == "htsat-live tag: torch on cpu"  # named: nothing to explain

@@ -80,7 +80,7 @@ def test_torch_bf16_drift_from_official_outputs_is_bounded(tiny_checkpoint, tiny
 def test_auto_runs_the_tiny_model_on_torch_and_says_why(auto_model):
     # under 10 M parameters OpenVINO ran no faster than torch (model/backend_choice.py)
     assert auto_model.backend.name == "torch"
-    assert auto_model.backend_note == "1.3 M parameters, torch is as fast below 10 M"
+    assert auto_model.backend_note == "1.3 M parameters, torch below 10 M"
     assert load_model(DEFAULT_MODEL).backend.name == "torch"  # the embedded starter, 1.4 M parameters
 
 
