@@ -18,6 +18,7 @@ VALUES = {
     "source.ring_seconds": (30.0, 40.0, None),
     "windows.hop": (2.5, 5.0, (["--hop", "0.625"], 0.625)),
     "windows.stagger": (True, False, None),
+    "windows.gate_dbfs": (-60.0, -50.0, None),
     "model.path": ("a.ckpt", "b.ckpt", (["--model", "c.onnx"], "c.onnx")),
     "model.backend": ("onnx", "torch", (["--backend", "auto"], "auto")),
     "model.device": ("cuda", "cpu", (["--device", "cuda"], "cuda")),
