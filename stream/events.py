@@ -193,6 +193,12 @@ class EventDetector:
         self._single_targets = np.array(singles, dtype=np.int64)
         self._single_classes = np.array([targets[i].classes[0] for i in singles], dtype=np.int64)
         self._groups = [(i, np.array(t.classes)) for i, t in enumerate(targets) if len(t.classes) > 1]
+        # targets that are the classes c0, c0 + 1, ... in order read their scores as one slice of columns
+        first_class = self._single_classes[0] if singles else 0
+        in_order = len(singles) == len(targets) and np.array_equal(
+            self._single_classes, np.arange(first_class, first_class + len(singles))
+        )
+        self._class_slice = slice(first_class, first_class + len(singles)) if in_order else None
         self.reset()
 
     @classmethod
@@ -279,6 +285,8 @@ class EventDetector:
 
     def _target_scores(self, values: np.ndarray) -> np.ndarray:
         """[n, C] class scores -> [n, T] target scores (max over a group's members)."""
+        if self._class_slice is not None:
+            return values[:, self._class_slice]
         scores = np.empty((values.shape[0], len(self.targets)), dtype=np.float32)
         scores[:, self._single_targets] = values[:, self._single_classes]
         for target, members in self._groups:
@@ -297,19 +305,33 @@ class EventDetector:
             grown[: self._raw_end - self._raw_base] = self._raw[: self._raw_end - self._raw_base]
             self._raw = grown
 
-    def _filtered(self, start: int, stop: int) -> np.ndarray:
-        """Median-filtered target scores of frames [start, stop) -> [stop - start, T]."""
+    def _filtered(self, start: int, stop: int, runs: list) -> np.ndarray:
+        """Median-filtered target scores of frames [start, stop) -> [stop - start, T], for the scan from the
+        state `self._active` and `runs`.
+
+        Only the targets the scan can need are filtered: those that are on, hold a run, or have a raw score
+        above their on-threshold within reach of the filter (a median never exceeds its largest input, so no
+        other target turns on there). The others read 0, which keeps them off just as their scores would.
+        """
+        first = max(start - self.half, 0)  # the frames the filter reads (the edges repeat the first / newest)
+        last = min(stop + self.half, self._raw_end)
+        reach = self._raw[first - self._raw_base : last - self._raw_base]  # [m, T] view
+        needed = reach.max(axis=0) > self._on  # [T]
+        needed |= self._active | np.array([run is not None for run in runs])
+        filtered = np.zeros((stop - start, len(self.targets)), dtype=np.float32)  # [n, T]
+        if not needed.any():
+            return filtered
+        columns = np.flatnonzero(needed)
         rows = np.clip(np.arange(start - self.half, stop + self.half), 0, self._raw_end - 1) - self._raw_base
-        raw = self._raw[rows]  # [n + 2 * half, T]
-        if self.half == 0:
-            return raw
-        return windowed_median(raw, self.half)
+        raw = self._raw[rows[:, None], columns]  # [n + 2 * half, N]
+        filtered[:, columns] = raw if self.half == 0 else windowed_median(raw, self.half)
+        return filtered
 
     def _final_pass(self, final_to: int, stream_ended: bool) -> list[tuple[int, _Run]]:
         """Advance the final state over frames [_position, final_to); returns the runs it closed."""
         closed: list[tuple[int, _Run]] = []
         if final_to > self._position:
-            scores = self._filtered(self._position, final_to)
+            scores = self._filtered(self._position, final_to, self._runs)
             self._active = self._scan(self._position, scores, self._active, self._runs, closed)
             self._position = final_to
         if stream_ended:
@@ -363,7 +385,7 @@ class EventDetector:
         runs = [None if run is None else replace(run) for run in self._runs]
         seen: list[tuple[int, _Run]] = []
         if self._raw_end > self._position:
-            self._scan(self._position, self._filtered(self._position, self._raw_end), self._active, runs, seen)
+            self._scan(self._position, self._filtered(self._position, self._raw_end, runs), self._active, runs, seen)
         seen.extend(
             (t, run) for t, run in enumerate(runs) if run is not None and run.end - run.onset >= self.min_frames[t]
         )
