@@ -19,7 +19,9 @@ window starting there or later can be nearer to it than its present owner; `fina
 index before which all frames are final. It only grows. Frames from `final_upto` to `end` are
 provisional: a later window may replace them, and the update that does so reports them as changed.
 
-Memory is bounded: only the frames from `history_frames` before `final_upto` onwards are kept.
+Memory is bounded: only the frames from `history_frames` before `final_upto` onwards are kept. They sit
+in a buffer with room for `2 * MODEL_FRAMES` more frames than that, and are moved to its front only when
+the newest window would not fit, not at every window.
 """
 
 from dataclasses import dataclass
@@ -60,14 +62,16 @@ class Stitcher:
     def __init__(self, num_classes: int, history_frames: int = MODEL_FRAMES):
         self.num_classes = num_classes
         self.history_frames = history_frames
-        self._capacity = history_frames + 2 * MODEL_FRAMES
-        self._values = np.zeros((self._capacity, num_classes), dtype=np.float32)  # [capacity, C]
-        self._distance = np.full(self._capacity, np.inf)  # [capacity]: owner's centre to frame middle
+        self._capacity = history_frames + 2 * MODEL_FRAMES  # frames kept at most
+        rows = self._capacity + 2 * MODEL_FRAMES  # the spare rows let the kept frames move rarely
+        self._values = np.zeros((rows, num_classes), dtype=np.float32)  # [rows, C]
+        self._distance = np.full(rows, np.inf)  # [rows]: owner's centre to frame middle
         self.reset()
 
     def reset(self) -> None:
         """Forget the timeline; the next window belongs to a new stream."""
-        self.base = 0  # grid index of buffer row 0 (= oldest retained frame)
+        self.base = 0  # grid index of the oldest retained frame
+        self._origin = 0  # grid index of buffer row 0 (<= base; rows from end - _origin on are unfilled)
         self.end = 0  # one past the newest frame holding audio
         self.final_upto = 0
         self.gap_frames = 0  # frames no window covered (windows skipped for > 10 s); set to 0
@@ -103,7 +107,7 @@ class Stitcher:
         if first > self.end:  # no window covered [end, first): score 0 there
             self.gap_frames += first - self.end
             changed_from = self.end
-        rows = slice(first - self.base, stop - self.base)
+        rows = slice(first - self._origin, stop - self._origin)
         middles = np.arange(first, stop) + 0.5
         distance = np.abs(middles - (first + MODEL_FRAMES / 2))  # [valid_frames]
         takes = distance <= self._distance[rows]  # [valid_frames]: this window is at least as central
@@ -127,7 +131,7 @@ class Stitcher:
         """Copy of grid frames [start, stop) -> [stop - start, C]; they must be retained and filled."""
         if start < self.base or stop > self.end or stop < start:
             raise ValueError(f"frames [{start}, {stop}) not held (held: [{self.base}, {self.end}))")
-        return self._values[start - self.base : stop - self.base].copy()
+        return self._values[start - self._origin : stop - self._origin].copy()
 
     def _advance_final(self, next_start_sample: int) -> None:
         # A later window starts at grid frame >= g_next, so its centre is >= c_next: it cannot reach
@@ -136,20 +140,20 @@ class Stitcher:
         c_next = g_next + MODEL_FRAMES / 2
         final = min(max(self.final_upto, g_next), self.end)
         candidates = np.arange(final, self.end)
-        safe = self._distance[final - self.base : self.end - self.base] < c_next - (candidates + 0.5)
+        safe = self._distance[final - self._origin : self.end - self._origin] < c_next - (candidates + 0.5)
         unsafe = np.flatnonzero(~safe)
         self.final_upto = self.end if unsafe.size == 0 else final + int(unsafe[0])
 
     def _make_room(self, first: int, stop: int) -> None:
-        # Fill rows up to `stop` (zeros, uncovered) and drop rows older than the history.
-        keep_from = max(self.base, min(first, self.final_upto) - self.history_frames, stop - self._capacity)
-        shift = keep_from - self.base
-        if shift > 0:
-            held = self.end - self.base
-            kept = max(0, held - shift)
+        # Drop frames older than the history, and move the kept ones to the buffer's front when rows up to
+        # `stop` would not fit; rows past the kept frames read as unfilled (zeros, uncovered).
+        self.base = max(self.base, min(first, self.final_upto) - self.history_frames, stop - self._capacity)
+        self.end = max(self.end, self.base)
+        if stop - self._origin > self._values.shape[0]:
+            shift = self.base - self._origin
+            kept = self.end - self.base
             self._values[:kept] = self._values[shift : shift + kept]
             self._distance[:kept] = self._distance[shift : shift + kept]
             self._values[kept:] = 0.0
             self._distance[kept:] = np.inf
-            self.base = keep_from
-            self.end = max(self.end, self.base)
+            self._origin = self.base

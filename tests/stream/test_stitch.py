@@ -113,6 +113,26 @@ def test_memory_stays_bounded_over_a_long_stream():
     assert stitcher.end == grid_frame(3600 * 32000)
 
 
+@pytest.mark.parametrize("hop", [1.25, 0.3125, 10.0])
+def test_a_short_history_gives_the_updates_of_one_that_keeps_everything(hop):
+    """Dropping old frames (and moving the kept ones in the buffer) changes nothing a window's update says,
+    also across gaps where windows were skipped."""
+    rng = np.random.default_rng(3)
+    short, whole = Stitcher(4, history_frames=256), Stitcher(4, history_frames=200 * MODEL_FRAMES)
+    windows = WindowScheduler(hop).due(600 * 32000)
+    skipped = set(rng.choice(len(windows), size=len(windows) // 20, replace=False).tolist())
+    for w in windows:
+        if w.index in skipped:
+            continue
+        window = rng.random((MODEL_FRAMES, 4), dtype=np.float32)
+        valid = min(MODEL_FRAMES, int(np.ceil(w.samples // 320 * 1.024)))
+        got, expected = short.add(window, w.start, valid, w.next_start), whole.add(window, w.start, valid, w.next_start)
+        assert (got.start, got.end, got.final_upto) == (expected.start, expected.end, expected.final_upto)
+        np.testing.assert_array_equal(got.values, expected.values)
+        np.testing.assert_array_equal(short.frames(short.base, short.end), whole.frames(short.base, short.end))
+    assert short.end - short.base <= 256 + 2 * MODEL_FRAMES and short.gap_frames == whole.gap_frames
+
+
 def test_skipped_windows_leave_a_counted_gap_of_zeros():
     stitcher = Stitcher(2, history_frames=4096)
     stitcher.add(window_map(0.5, 2), 0, MODEL_FRAMES, 320000)
