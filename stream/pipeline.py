@@ -124,6 +124,7 @@ class StreamRunner:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._mel_next = 0  # next log-mel column to send
+        self._silent_mel: np.ndarray | None = None  # [bins]: the column of digital silence, once computed
         self._last_clipwise = np.zeros(model.num_classes, dtype=np.float32)  # [C]
         self._last_window: Window | None = None
         self._last_gated = False  # the newest window was gated
@@ -383,7 +384,7 @@ class StreamRunner:
                 return
             offset = begin // HOP_LENGTH
             try:
-                mel = self.pipeline.model.logmel(wave)[0]  # [T, 64]; column i is centred on sample begin + i * 320
+                mel = self._logmel(wave)  # [T, 64]; column i is centred on sample begin + i * 320
             except ValueError as error:  # audio the front end refuses costs its columns, not the stream
                 self._error = f"log-mel of samples {begin}..{chunk_last * HOP_LENGTH}: {error}"
                 self._mel_next = last + 1
@@ -394,6 +395,15 @@ class StreamRunner:
         self.pipeline.emit(
             Message("mel", self.name, mel_message(first, columns, self.ring.wall_time(first * HOP_LENGTH)))
         )
+
+    def _logmel(self, wave: np.ndarray) -> np.ndarray:
+        """The front end's log-mel columns of `wave` [n] -> [n // 320 + 1, bins]; digital silence (every sample 0)
+        skips the front end: each of its columns is the front end's own column of zeros."""
+        if wave.any():
+            return self.pipeline.model.logmel(wave)[0]
+        if self._silent_mel is None:
+            self._silent_mel = self.pipeline.model.logmel(np.zeros(N_FFT, np.float32))[0][0]  # [bins]
+        return np.broadcast_to(self._silent_mel, (wave.shape[0] // HOP_LENGTH + 1, self._silent_mel.shape[0]))
 
     def _send_status(self) -> None:
         self.pipeline.emit(Message("status", self.name, self.reporter.message(self._error)))
