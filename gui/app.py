@@ -6,13 +6,20 @@ In local mode the window needs no port, so a publish port that is taken (another
 not stop it: it publishes on a free port of the same host instead and says so."""
 
 import argparse
+import ctypes
+import ctypes.util
+import functools
 import os
 import signal
 import sys
+import time
+from collections.abc import Callable
 
 from htsat_live.gui.live_data import SPANS_SECONDS, LiveData
 from htsat_live.stream.building import add_detect_arguments
 
+X_CONNECT_SECONDS = 5.0  # how long a refused X connection is retried (the server may be resetting)
+X_CONNECT_RETRY_SECONDS = 0.05
 SETTINGS_ORGANISATION, SETTINGS_APPLICATION = "htsat-live", "gui"  # QSettings: ~/.config/htsat-live/gui.conf
 
 
@@ -66,7 +73,12 @@ def run(args: argparse.Namespace) -> int:
     if args.server_key and not args.connect:
         print("htsat-live gui: --server-key goes with --connect", file=sys.stderr)
         return 2
+    release_x_display, unreachable = open_x_display()
+    if unreachable:
+        print(f"htsat-live gui: {unreachable}", file=sys.stderr)
+        return 2
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    release_x_display()  # Qt holds its own connection now
     source, title = _remote_source(args) if args.connect else _local_source(args)
     if source is None:
         return 2
@@ -106,6 +118,42 @@ def _has_display() -> bool:
     if platform and not platform.startswith(("xcb", "wayland")):
         return True
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def open_x_display() -> tuple[Callable[[], None], str]:
+    """A connection to the X display that Qt will use, as the function that closes it, or a line saying why
+    none opens ("" when Qt would use another platform, or libxcb is missing: Qt then explains).
+
+    Hold it until QApplication has connected. An X server resets when its last client leaves and refuses
+    connections while it does (Xvfb, as `xvfb-run` starts it, has no other client), and Qt's xcb platform
+    aborts the process (SIGABRT) when its connection is refused, with a hint about reinstalling. A refused
+    connection is retried for X_CONNECT_SECONDS, as a reset takes a moment; a display that stays unreachable
+    (its X server stopped, an SSH session's forwarding closed) is named."""
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    display = os.environ.get("DISPLAY", "")
+    if not display or not (platform.startswith("xcb") or (not platform and not os.environ.get("WAYLAND_DISPLAY"))):
+        return lambda: None, ""
+    try:
+        xcb = ctypes.CDLL(ctypes.util.find_library("xcb") or "libxcb.so.1")
+    except OSError:
+        return lambda: None, ""
+    xcb.xcb_connect.restype = ctypes.c_void_p
+    xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
+    xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
+    deadline = time.monotonic() + X_CONNECT_SECONDS
+    while True:
+        connection = xcb.xcb_connect(display.encode(), None)  # never NULL: an error connection on failure
+        if not xcb.xcb_connection_has_error(connection):
+            return functools.partial(xcb.xcb_disconnect, connection), ""
+        xcb.xcb_disconnect(connection)
+        if time.monotonic() > deadline:
+            return lambda: None, (
+                f"cannot connect to the X display {display} (DISPLAY): is its X server running, and may this "
+                "user use it? Run it under `xvfb-run htsat-live gui ...`, or with `--connect tcp://HOST:5556` "
+                "on a machine with a screen"
+            )
+        time.sleep(X_CONNECT_RETRY_SECONDS)
 
 
 def _remote_source(args):
