@@ -4,7 +4,8 @@ The commands of that section's code block run one by one as a user types them fr
 (a leading `htsat-live` is this environment's script). A command that ends must exit 0 within its deadline;
 `detect` on the demo in real time, `listen` and `gui` run until stopped: each must show that it works within
 a deadline (a first line, an event line, a window), then exit 0 on SIGINT (Ctrl-C). `listen` runs while
-`detect` does, and `events` afterwards must list that run's events.
+`detect` does, and `events` afterwards must list that run's events. On a failure the test prints the end of
+each background command's stderr, where a crash also leaves every thread's Python stack (PYTHONFAULTHANDLER).
 """
 
 import json
@@ -29,6 +30,7 @@ FORBIDDEN = ("this machine", "the speed issue", "here", "session")
 START_SECONDS = 60.0  # for a long-running command to show that it works
 RUN_SECONDS = 180.0  # for a command that ends
 STOP_SECONDS = 30.0  # from SIGINT to its exit
+STDERR_TAIL_LINES = 40  # of a background command's stderr, printed when the test fails
 
 
 def readme_text() -> str:
@@ -54,6 +56,16 @@ def subcommand(argv: list[str]) -> str:
     return argv[1] if argv[0] == str(SCRIPT) and len(argv) > 1 else ""
 
 
+def exit_status(code: int | None) -> str:
+    """An exit code in words: "0", "1", "signal 6 (SIGABRT)"."""
+    if code is None or code >= 0:
+        return str(code)
+    try:
+        return f"signal {-code} ({signal.Signals(-code).name})"
+    except ValueError:  # a signal without a name (a real-time one)
+        return f"signal {-code}"
+
+
 def runs_until_stopped(argv: list[str]) -> bool:
     """detect in real time (no --fast), listen and gui run until Ctrl-C."""
     name = subcommand(argv)
@@ -69,6 +81,7 @@ class Process:
             argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
         )
         self.stdout, self.stderr = read_lines(self.process.stdout), read_lines(self.process.stderr)
+        self.stderr_lines: list[str] = []  # those wait_for took from stderr; stderr_tail() reads the rest
 
     @property
     def name(self) -> str:
@@ -82,6 +95,8 @@ class Process:
             if left <= 0:
                 raise AssertionError(f"{self.name}: timed out after {START_SECONDS:g} s waiting for {what}")
             line = reader.next_line(left, f"{what} from {self.name}")
+            if reader is self.stderr:
+                self.stderr_lines.append(line)
             if matches(line):
                 return line
 
@@ -94,6 +109,15 @@ class Process:
         except subprocess.TimeoutExpired:
             self.kill()
             raise AssertionError(f"{self.name} did not exit within {STOP_SECONDS:g} s of SIGINT") from None
+
+    def stderr_tail(self) -> str:
+        """The last STDERR_TAIL_LINES lines the command wrote to stderr; once it has exited."""
+        try:
+            while True:
+                self.stderr_lines.append(self.stderr.next_line(5.0, f"the end of the stderr of {self.name}"))
+        except AssertionError:  # the stream ended (or a child of the command holds it open)
+            pass
+        return "".join(self.stderr_lines[-STDERR_TAIL_LINES:])
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -108,7 +132,7 @@ def run_to_end(argv: list[str], cwd: Path, env: dict) -> str:
         result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=RUN_SECONDS)
     except subprocess.TimeoutExpired:
         raise AssertionError(f"{name} did not end within {RUN_SECONDS:g} s") from None
-    assert result.returncode == 0, f"{name} exited {result.returncode}: {result.stderr[-2000:]}"
+    assert result.returncode == 0, f"{name} exited {exit_status(result.returncode)}: {result.stderr[-2000:]}"
     return result.stdout
 
 
@@ -134,7 +158,7 @@ def test_the_first_five_minutes_run_as_written(checkout, x_display, read_lines, 
     names = [subcommand(argv) for argv in commands]
     assert names[:2] == ["detect", "listen"] and runs_until_stopped(commands[0]), names
     assert {"events", "gui", "tag", "evaluate"} <= set(names), names
-    env = dict(os.environ)
+    env = dict(os.environ, PYTHONFAULTHANDLER="1")  # a crash prints every thread's Python stack to stderr
     started: list[Process] = []
     try:
         # detect in real time (the demo when there is no microphone), listen beside it, both stopped by Ctrl-C
@@ -145,8 +169,9 @@ def test_the_first_five_minutes_run_as_written(checkout, x_display, read_lines, 
         started.append(listen)
         line = listen.wait_for(listen.stdout, lambda line: line.startswith("event "), "an event line")
         assert json.loads(line.split(" ", 1)[1])["label"], line
-        assert listen.interrupt() == 0, f"{listen.name} did not exit 0 on SIGINT"
-        assert detect.interrupt() == 0, f"{detect.name} did not exit 0 on SIGINT"
+        for process in (listen, detect):
+            code = process.interrupt()
+            assert code == 0, f"{process.name} exited {exit_status(code)} on SIGINT"
 
         for argv in commands[2:]:
             name = subcommand(argv)
@@ -159,8 +184,9 @@ def test_the_first_five_minutes_run_as_written(checkout, x_display, read_lines, 
                     START_SECONDS,
                     f"the window of {gui.name}",
                 )
-                assert gui.process.poll() is None, f"{gui.name} exited {gui.process.returncode}"
-                assert gui.interrupt() == 0, f"{gui.name} did not exit 0 on SIGINT"
+                assert gui.process.poll() is None, f"{gui.name} exited {exit_status(gui.process.returncode)}"
+                code = gui.interrupt()
+                assert code == 0, f"{gui.name} exited {exit_status(code)} on SIGINT"
             elif runs_until_stopped(argv):
                 pytest.fail(f"no check for the long-running {shlex.join(argv[1:])}: extend this test")
             else:
@@ -175,11 +201,15 @@ def test_the_first_five_minutes_run_as_written(checkout, x_display, read_lines, 
                 elif name == "evaluate":
                     expected = re.search(r"macro event F1 (\d\.\d+)", readme_text())
                     assert expected, "the README does not quote the macro event F1 that evaluate prints"
-                    macro = [row for row in out.splitlines() if row.startswith("macro")]
-                    assert macro and macro[0].split()[1] == expected.group(1), out
+                    macro = [row.split()[1] for row in out.splitlines() if row.startswith("macro")]
+                    assert macro == [expected.group(1)], (
+                        f"README.md quotes macro event F1 {expected.group(1)}; evaluate printed {macro}:\n{out}"
+                    )
     finally:
         for process in started:
             process.kill()
+            print(f"--- {process.name}: exit {exit_status(process.process.returncode)}; stderr ends with:")
+            print(process.stderr_tail())
 
 
 def test_the_readme_is_short_and_speaks_to_users():
