@@ -305,9 +305,9 @@ class EventDetector:
             grown[: self._raw_end - self._raw_base] = self._raw[: self._raw_end - self._raw_base]
             self._raw = grown
 
-    def _filtered(self, start: int, stop: int, runs: list) -> np.ndarray:
+    def _filtered(self, start: int, stop: int, runs: list) -> np.ndarray | None:
         """Median-filtered target scores of frames [start, stop) -> [stop - start, T], for the scan from the
-        state `self._active` and `runs`.
+        state `self._active` and `runs`; None when no target can be on there (the scan has nothing to do).
 
         Only the targets the scan can need are filtered: those that are on, hold a run, or have a raw score
         above their on-threshold within reach of the filter (a median never exceeds its largest input, so no
@@ -318,9 +318,9 @@ class EventDetector:
         reach = self._raw[first - self._raw_base : last - self._raw_base]  # [m, T] view
         needed = reach.max(axis=0) > self._on  # [T]
         needed |= self._active | np.array([run is not None for run in runs])
-        filtered = np.zeros((stop - start, len(self.targets)), dtype=np.float32)  # [n, T]
         if not needed.any():
-            return filtered
+            return None
+        filtered = np.zeros((stop - start, len(self.targets)), dtype=np.float32)  # [n, T]
         columns = np.flatnonzero(needed)
         rows = np.clip(np.arange(start - self.half, stop + self.half), 0, self._raw_end - 1) - self._raw_base
         raw = self._raw[rows[:, None], columns]  # [n + 2 * half, N]
@@ -342,12 +342,13 @@ class EventDetector:
             self._active[:] = False
         return closed
 
-    def _scan(self, start: int, scores: np.ndarray, active: np.ndarray, runs: list, closed: list) -> np.ndarray:
+    def _scan(self, start: int, scores: np.ndarray | None, active: np.ndarray, runs: list, closed: list) -> np.ndarray:
         """Run hysteresis and run merging over scores [n, T] of frames start..; updates `runs` in
-        place, appends (target, run) for runs that closed, returns the state after the last frame."""
-        n = scores.shape[0]
-        if n == 0:
+        place, appends (target, run) for runs that closed, returns the state after the last frame.
+        `scores` None (`_filtered`): no target is on, holds a run or turns on; nothing changes."""
+        if scores is None or scores.shape[0] == 0:
             return active
+        n = scores.shape[0]
         turns_on = scores > self._on  # [n, T]
         # Only targets that are on, hold a run, or turn on somewhere need the frame-by-frame state.
         open_run = np.array([run is not None for run in runs])

@@ -113,10 +113,13 @@ class Stitcher:
         takes = distance <= self._distance[rows]  # [valid_frames]: this window is at least as central
         if takes.any():
             taken = np.flatnonzero(takes)
+            low, high = int(taken[0]), int(taken[-1]) + 1
+            if high - low == taken.size:  # one run of frames, as on any regular schedule: copied as a block
+                taken = slice(low, high)
             self._values[rows][taken] = framewise[taken]
             self._distance[rows][taken] = distance[taken]
-            changed_from = min(changed_from, first + int(taken[0]))
-            changed_to = first + int(taken[-1]) + 1
+            changed_from = min(changed_from, first + low)
+            changed_to = first + high
         self.end = max(self.end, stop)
         changed_to = max(changed_to, changed_from)
         self._advance_final(next_start_sample)

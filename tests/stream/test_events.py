@@ -14,6 +14,7 @@ from htsat_live.model import (
     Target,
     load_model,
     median_over_frames,
+    official_events,
     read_clip,
 )
 from htsat_live.stream.config import ConfigError, EventsConfig, WindowsConfig
@@ -242,6 +243,37 @@ def test_streaming_through_the_stitcher_gives_the_offline_events_of_the_final_ti
     for states in by_id.values():  # every event: one start, updates, exactly one end, nothing after it
         assert states[0] == "start" and states[-1] == "end" and states.count("end") == 1
         assert set(states[1:-1]) <= {"update"}
+
+
+def test_many_quiet_targets_give_the_official_events_of_the_timeline():
+    """Most targets stay below their threshold (the filter skips them), a few cross it in short bursts, some
+    just within the filter's reach of a window's frames: the final events are the official rule's."""
+    rng = np.random.default_rng(11)
+    classes, seconds, median = 40, 90, 31
+    truth = (0.45 * rng.random((seconds * 1024 // 10 + MODEL_FRAMES, classes))).astype(np.float32)
+    for _ in range(25):  # bursts of 0.2-1 s above 0.5 on a few classes
+        onset, length = int(rng.integers(0, truth.shape[0] - 200)), int(rng.integers(20, 100))
+        truth[onset : onset + length, int(rng.integers(0, 5))] = 0.6 + 0.3 * rng.random()
+    targets = [Target(f"t{c}", (c,), 0.5, 0.5) for c in range(classes)]
+    stitcher = Stitcher(classes, history_frames=2048)
+    events = EventDetector(list(targets), median_frames=median)
+    streamed = []
+    for w in WindowScheduler(1.25).due(seconds * SAMPLE_RATE):
+        first = int(round(w.start / 312.5))
+        valid = min(MODEL_FRAMES, int(np.ceil(w.samples // 320 * 1.024)))
+        streamed += events.update(stitcher.add(truth[first : first + MODEL_FRAMES], w.start, valid, w.next_start))
+    at_end = events.update(stitcher.finish()) + events.flush()
+    assert all(r.offset_frame > stitcher.end - MODEL_FRAMES // 2 for r in at_end)  # the others ended on time
+    expected, _ = official_events(truth[: stitcher.end], targets, median)
+    got = sorted((r.onset, r.offset, r.label) for r in streamed + at_end if r.state == "end" and r.final)
+    assert got == sorted(expected) and len(expected) >= 10
+
+
+def test_an_event_waiting_out_its_merge_gap_ends_once_quiet_final_frames_pass_it():
+    events = detector(0.5, median_frames=5, gap_merge=0.2)  # 20 frames of gap
+    events.update(timeline([0.9] * 40 + [0.1] * 10, final_upto=50))  # off, the gap not yet over
+    reports = events.update(timeline([0.1] * 100, start=50, final_upto=150))  # quiet: no score near the threshold
+    assert ends(reports) == [(0, 40)]
 
 
 def test_reset_forgets_events_and_ids():
