@@ -20,7 +20,7 @@ index before which all frames are final. It only grows. Frames from `final_upto`
 provisional: a later window may replace them, and the update that does so reports them as changed.
 
 Memory is bounded: only the frames from `history_frames` before `final_upto` onwards are kept. They sit
-in a buffer with room for `2 * MODEL_FRAMES` more frames than that, and are moved to its front only when
+in a buffer with `MODEL_FRAMES` spare rows, and are moved to its front only when
 the newest window would not fit, not at every window.
 """
 
@@ -63,7 +63,7 @@ class Stitcher:
         self.num_classes = num_classes
         self.history_frames = history_frames
         self._capacity = history_frames + 2 * MODEL_FRAMES  # frames kept at most
-        rows = self._capacity + 2 * MODEL_FRAMES  # the spare rows let the kept frames move rarely
+        rows = self._capacity + MODEL_FRAMES  # the spare rows let the kept frames move rarely
         self._values = np.zeros((rows, num_classes), dtype=np.float32)  # [rows, C]
         self._distance = np.full(rows, np.inf)  # [rows]: owner's centre to frame middle
         self.reset()
