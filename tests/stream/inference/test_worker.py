@@ -1,3 +1,4 @@
+import logging
 import queue
 import threading
 
@@ -5,6 +6,7 @@ import numpy as np
 import pytest
 
 from htsat_live.model import WINDOW_SAMPLES, load_model
+from htsat_live.stream.inference import worker as worker_module
 from htsat_live.stream.inference.worker import InferenceWorker, Job
 from htsat_live.stream.windows import Window
 
@@ -18,6 +20,27 @@ def make_job(stream, index: int, samples: int = WINDOW_SAMPLES, seed: int = 0) -
     wave = np.random.default_rng(seed + 1000 * index).uniform(-0.5, 0.5, samples).astype(np.float32)
     window = Window(index=index, start=index * 40000, stop=index * 40000 + samples, next_start=(index + 1) * 40000)
     return Job(stream, window, wave, ready_wall=0.0)
+
+
+class LineList(logging.Handler):
+    """The messages of the records it is handed."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def worker_lines():
+    """The worker's warnings, from a handler on its own logger: what other tests did to logging before (a
+    command's stderr handler, another library's configuration) cannot hide them."""
+    handler = LineList()
+    worker_module.log.addHandler(handler)
+    yield handler.lines
+    worker_module.log.removeHandler(handler)
 
 
 def collector():
@@ -145,7 +168,7 @@ def failing_jobs(stream, first: int, count: int) -> list[Job]:
     return jobs
 
 
-def test_a_run_of_failed_windows_is_said_in_a_few_lines_not_one_per_window(tiny_model, caplog):
+def test_a_run_of_failed_windows_is_said_in_a_few_lines_not_one_per_window(tiny_model, worker_lines):
     worker = InferenceWorker(tiny_model, max_pending=50, failure_summary_seconds=3600)
     got, deliver = collector()
     worker.add_stream("s", deliver)
@@ -159,13 +182,13 @@ def test_a_run_of_failed_windows_is_said_in_a_few_lines_not_one_per_window(tiny_
     finally:
         worker.stop()
     assert ran.error is None and worker.counters("s").failed == 20
-    lines = [record.getMessage() for record in caplog.records if record.name == "htsat_live.stream.inference.worker"]
+    lines = worker_lines
     assert len(lines) == 2, lines
     assert lines[0].startswith("window 0 of 's' failed: ValueError:") and "NaN" in lines[0]
     assert lines[1] == "inference back after 20 failed windows"
 
 
-def test_a_long_run_of_failed_windows_is_summed_up_every_interval_and_at_the_stop(tiny_model, caplog):
+def test_a_long_run_of_failed_windows_is_summed_up_every_interval_and_at_the_stop(tiny_model, worker_lines):
     worker = InferenceWorker(tiny_model, max_pending=50, failure_summary_seconds=0.0)  # a summary at each failure
     got, deliver = collector()
     worker.add_stream("s", deliver)
@@ -184,7 +207,7 @@ def test_a_long_run_of_failed_windows_is_summed_up_every_interval_and_at_the_sto
         take(got, 1)
     finally:
         worker.stop()
-    lines = [record.getMessage() for record in caplog.records if record.name == "htsat_live.stream.inference.worker"]
+    lines = worker_lines
     assert len(lines) == 3, lines
     assert lines[0].startswith("window 0 of 's' failed")
     assert lines[1].startswith("inference failing: 2 windows failed so far (last: window 1 of 's' failed: ValueError")
