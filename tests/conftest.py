@@ -165,6 +165,20 @@ def tiny_checkpoint() -> Path:
     return GOLDEN / "htsat_tiny.ckpt"
 
 
+@pytest.fixture
+def second_tiny(tiny_checkpoint, tmp_path) -> Path:
+    """The tiny official-format checkpoint with other (perturbed) weights: a second member of the same labels
+    (the ensemble tests)."""
+    loaded = torch.load(tiny_checkpoint, weights_only=True)
+    generator = torch.Generator().manual_seed(7)
+    for key, tensor in loaded["state_dict"].items():
+        if tensor.is_floating_point() and key.endswith(".weight") and "extractor" not in key:
+            loaded["state_dict"][key] = tensor + 0.05 * torch.randn(tensor.shape, generator=generator)
+    path = tmp_path / "tiny_b.ckpt"
+    torch.save(loaded, path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
     """The tiny checkpoint exported to ONNX once for the session (an export takes tens of seconds)."""

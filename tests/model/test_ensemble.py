@@ -4,23 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile
-import torch
 
 from htsat_live.cli import main
 from htsat_live.model import DEMO_RECORDING, load_model, members_of
-
-
-@pytest.fixture
-def second_tiny(tiny_checkpoint, tmp_path):
-    """The tiny official-format checkpoint with other (perturbed) weights: a second member of the same labels."""
-    loaded = torch.load(tiny_checkpoint, weights_only=True)
-    generator = torch.Generator().manual_seed(7)
-    for key, tensor in loaded["state_dict"].items():
-        if tensor.is_floating_point() and key.endswith(".weight") and "extractor" not in key:
-            loaded["state_dict"][key] = tensor + 0.05 * torch.randn(tensor.shape, generator=generator)
-    path = tmp_path / "tiny_b.ckpt"
-    torch.save(loaded, path)
-    return path
 
 
 def test_an_ensemble_is_the_mean_of_its_members(tiny_checkpoint, second_tiny, tiny_outputs):

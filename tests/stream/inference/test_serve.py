@@ -11,25 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from htsat_live.cli import main
 from htsat_live.model import load_model
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture
-def second_tiny(tiny_checkpoint, tmp_path) -> Path:
-    """The tiny official-format checkpoint with other (perturbed) weights: a second member of the same labels."""
-    loaded = torch.load(tiny_checkpoint, weights_only=True)
-    generator = torch.Generator().manual_seed(7)
-    for key, tensor in loaded["state_dict"].items():
-        if tensor.is_floating_point() and key.endswith(".weight") and "extractor" not in key:
-            loaded["state_dict"][key] = tensor + 0.05 * torch.randn(tensor.shape, generator=generator)
-    path = tmp_path / "tiny_b.ckpt"
-    torch.save(loaded, path)
-    return path
 
 
 def test_serve_refuses_members_whose_labels_differ_naming_the_class(tiny_checkpoint, tmp_path, capsys):
