@@ -44,7 +44,8 @@ from htsat_live.stream.windows import LevelGate, Window, WindowScheduler
 
 MEL_CONTEXT = 2  # columns of audio read before the first column sent, so its STFT frame is complete
 MEL_CHUNK = 500  # log-mel columns computed per front-end call (5 s)
-POLL_SECONDS = 0.01  # longest a stream thread sleeps before looking at its ring again
+POLL_SECONDS = 0.01  # shortest wait of a stream thread between looks at its ring (the only one for a fast source)
+IDLE_SECONDS = 0.1  # longest wait of a real-time stream's thread with nothing due: how late it sees a stop
 FAST_LEAD = SAMPLE_RATE // 4  # samples a fast-fed source may run past the end of the next window due
 
 log = logging.getLogger(__name__)
@@ -194,11 +195,24 @@ class StreamRunner:
             if finishing and self._in_flight() == 0:
                 break
             try:
-                self._handle(self._results.get(timeout=POLL_SECONDS))
+                self._handle(self._results.get(timeout=POLL_SECONDS if finishing else self._idle_seconds()))
             except queue.Empty:
                 pass
         self._take_results()
         self._finish()
+
+    def _idle_seconds(self) -> float:
+        """How long the thread may wait for a result before something else falls due: the next window's
+        last sample, the loudness detector's next level window or the next status; a source paced in
+        real time brings its samples at the sample rate. Waking every POLL_SECONDS instead costs a busy
+        machine several per cent of a core per hundred streams of quiet."""
+        if self.pipeline.config.source.fast:
+            return POLL_SECONDS
+        samples = self.scheduler.next_stop - self.ring.end
+        if self.loudness is not None:
+            samples = min(samples, self._loudness_position + self.loudness.window - self.ring.end)
+        wait = min(samples / SAMPLE_RATE, self.reporter.seconds_until_due())
+        return min(max(wait, POLL_SECONDS), IDLE_SECONDS)
 
     def _in_flight(self) -> int:
         counters = self.pipeline.worker.counters(self.name)

@@ -112,6 +112,9 @@ class StatusReporter:
     def due(self) -> bool:
         return time.monotonic() >= self._due
 
+    def seconds_until_due(self) -> float:
+        return self._due - time.monotonic()
+
     def refresh(self) -> StreamReport:
         """Bring the report's counters up to date (thread-safe reads of the source and worker)."""
         stream = self.stream
