@@ -2,10 +2,10 @@
 
 For each hop (default 1.25 s and 1 s):
 1. real time: a recording is played through the whole pipeline (file source paced in real time, ring,
-   windows, worker, stitcher, events, ZeroMQ publisher on a loopback port) for `seconds`; prints
-   windows, skipped windows, ring overruns, dropped messages, hop latency p50/p95 (wall time from the
-   capture of a window's last sample to the publication of its `scores`), and the process RSS after
-   the first 10 windows and at the end;
+   windows, worker, stitcher, events, ZeroMQ publisher on a loopback port, with no subscriber, so no
+   `scores` or `mel` message is built: stream.output) for `seconds`; prints windows, skipped windows, ring
+   overruns, dropped messages, hop latency p50/p95 (wall time from the capture of a window's last sample
+   to its scores, stitched), and the process RSS after the first 10 windows and at the end;
 2. fast: the same recording fed as fast as inference takes it, by 1 stream and by several streams that
    share the worker's batches; prints the real-time factor (audio seconds per wall second). The best
    aggregate factor, rounded down, is the stream count to check: that many streams are then paced in
@@ -197,21 +197,20 @@ def run_real_time(
 
     config = bench_config(hop, fast=False, gate_dbfs=gate_dbfs)
     publisher = Publisher.from_config(config.publish)
-    rss = {}  # "early" after the 10th window, "last" after the newest: both just as a window's scores go out
-    windows = [0]
+    rss = {}  # "early" at the first status after the 10th window run, "last" at the newest status
+    windows = {}  # stream -> windows run, as its newest status says
 
     def measure(topic, stream, body):
-        if topic == "scores":
-            windows[0] += 1
-            rss["last"] = rss_mib()
-            if windows[0] == RSS_AFTER_WINDOWS:
-                rss["early"] = rss["last"]
+        windows[stream] = body["counters"]["windows"]
+        rss["last"] = rss_mib()
+        if "early" not in rss and sum(windows.values()) >= RSS_AFTER_WINDOWS:
+            rss["early"] = rss["last"]
 
     pipeline = Pipeline(
         config,
         model,
         stream_inputs(recording, streams),
-        outputs=[publisher, Listener(measure)],
+        outputs=[publisher, Listener(measure, topics=("status",))],
         inference=inference,
         max_batch=max(8, streams),
     )

@@ -350,6 +350,8 @@ class StreamRunner:
     # --- messages -------------------------------------------------------------------------------
 
     def _send_scores(self, update: TimelineUpdate) -> None:
+        if not self.pipeline.wants("scores"):
+            return
         window, config = self._last_window, self.pipeline.config
         self.pipeline.emit(
             Message(
@@ -387,6 +389,9 @@ class StreamRunner:
         oldest = self.ring.oldest  # the context before the first column must still be held
         first = max(self._mel_next, 0 if oldest == 0 else -(-oldest // HOP_LENGTH) + MEL_CONTEXT)
         if last < first:
+            return
+        if not self.pipeline.wants("mel"):  # nobody watches: the next columns sent start from the newest audio
+            self._mel_next = last + 1
             return
         columns = []
         for chunk_first in range(first, last + 1, MEL_CHUNK):  # the front end takes at most 10 s at once
@@ -494,10 +499,18 @@ class Pipeline:
                 output.attach(name, runner.ring, [target.name for target in runner.detector.targets])
             self.runners.append(runner)
 
+    def wants(self, topic: str) -> bool:
+        """Whether an output takes messages of `topic` now: a stream builds none that nobody takes."""
+        with self._lock:
+            return any(output.wants(topic) for output in self.outputs)
+
     def emit(self, message) -> None:
-        """Hand `message` (a stream.messages.Message or EventMessage) to every output, one message at a time."""
+        """Hand `message` (a stream.messages.Message or EventMessage) to every output that takes its topic, one
+        message at a time."""
         with self._lock:
             for output in self.outputs:
+                if not output.wants(message.topic):
+                    continue
                 try:
                     output.handle(message)
                 except Exception as error:  # an output that fails loses its message, never the stream

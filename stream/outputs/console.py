@@ -38,6 +38,8 @@ class EventPrinter(Output):
     event times in the lines may: a start is reported when confirmed, an end once the scores after it are final.
     """
 
+    topics = ("scores", "event")
+
     def __init__(self, provisional: bool = False, show_stream: bool = False):
         self.view = None if provisional else ConfirmedView()
         self.show_stream = show_stream

@@ -140,6 +140,7 @@ class EventStore(Output):
     """
 
     name = "sinks"
+    topics = ("event",)
     setting = "store.path"
 
     def __init__(self, path: str | Path, keep_days: float = 0.0):

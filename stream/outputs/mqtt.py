@@ -203,6 +203,7 @@ class MqttOutput(Output):
     """
 
     name = "mqtt"
+    topics = ("status", "event")
 
     def __init__(
         self, config: MqttConfig, set_threshold: SetThreshold | None = None, thresholds_file: Path | None = None

@@ -97,6 +97,8 @@ class _StatusCollector(Collector):
 class PrometheusMetrics(Output):
     """The metrics registry, its HTTP server thread, and the message handler that feeds it."""
 
+    topics = ("status", "scores", "event")
+
     def __init__(self, host: str, port: int):
         self.registry = CollectorRegistry()
         self._statuses: dict[str, dict] = {}

@@ -13,6 +13,10 @@ subscriber sees them as gaps in `seq`, and `Subscriber.missed` counts them. `Pub
 counts the messages ZeroMQ refused outright (a full queue reported as EAGAIN, a closed context), shown on
 `status` as `dropped`.
 
+The socket is an XPUB socket: it learns which topics its subscribers asked for, and `wants(topic)` says
+whether anyone takes that topic now, so that a pipeline builds no `scores` or `mel` message that nobody
+would receive (stream.output). A subscriber gets exactly what a plain PUB socket would send it.
+
 The socket binds to loopback only, unless `allow_remote` is set. With a CURVE secret key file
 (`htsat-live keys PREFIX` writes PREFIX.key and PREFIX.key_secret) the publisher is a CURVE server;
 subscribers then need its public key.
@@ -86,7 +90,7 @@ class Publisher(Output):
                 f"refusing to bind {address}: not a loopback address "
                 "(set publish.allow_remote = true to publish to other machines)"
             )
-        self._socket = (context or zmq.Context.instance()).socket(zmq.PUB)
+        self._socket = (context or zmq.Context.instance()).socket(zmq.XPUB)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.SNDHWM, hwm)
         self.encrypted = bool(secret_key_file)
@@ -104,6 +108,7 @@ class Publisher(Output):
         self.sent = dict.fromkeys(TOPICS, 0)
         self.dropped = dict.fromkeys(TOPICS, 0)
         self._seq: dict[tuple[str, str], int] = {}  # (topic, stream) -> next seq
+        self._subscribed: set[bytes] = set()  # the topic prefixes that one subscriber or more asked for
 
     @classmethod
     def from_config(cls, config: PublishConfig) -> "Publisher":
@@ -126,6 +131,22 @@ class Publisher(Output):
 
     def handle(self, message: Message | EventMessage) -> None:
         self.send(message.topic, message.stream, message.body)
+
+    def wants(self, topic: str) -> bool:
+        """Whether a subscriber takes `topic` now (what the socket has heard of their subscriptions)."""
+        self._read_subscriptions()
+        name = topic.encode()
+        return any(name.startswith(prefix) for prefix in self._subscribed)
+
+    def _read_subscriptions(self) -> None:
+        # XPUB hands over a topic's first subscription (b"\x01" + prefix) and, once no subscriber holds it,
+        # its unsubscription (b"\x00" + prefix), a subscriber that goes away included
+        while self._socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            frame = self._socket.recv(zmq.NOBLOCK)
+            if frame[:1] == b"\x01":
+                self._subscribed.add(frame[1:])
+            elif frame[:1] == b"\x00":
+                self._subscribed.discard(frame[1:])
 
     def counters(self) -> dict[str, int]:
         """The messages ZeroMQ refused, per topic."""

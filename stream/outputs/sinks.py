@@ -262,6 +262,7 @@ class Sinks(Output):
     """
 
     name = "sinks"
+    topics = ("event",)
 
     def __init__(
         self,

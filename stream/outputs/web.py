@@ -139,6 +139,7 @@ class WebView(Output):
     """The page's server and its thread (see the module docstring)."""
 
     name = "web"
+    topics = ("scores", "status", "event")
 
     def __init__(
         self,

@@ -126,6 +126,27 @@ def test_mel_columns_cover_the_stream_once_each_in_order(tiny_model, tmp_path):
     np.testing.assert_allclose(body["frames"][column - body["grid_start"]], whole[column], atol=0.1)
 
 
+def test_no_scores_or_mel_message_is_built_when_no_output_takes_them(tiny_model, tmp_path, monkeypatch):
+    from htsat_live.stream import pipeline as pipeline_module
+
+    built = collections.Counter()
+    for name in ("scores_message", "mel_message"):
+        real = getattr(pipeline_module, name)
+        monkeypatch.setattr(
+            pipeline_module, name, lambda *a, real=real, name=name, **k: built.update([name]) or real(*a, **k)
+        )
+    path = write_wave(tmp_path / "noise.wav", noise(12.0))
+    recorder = Recorder()
+    pipeline = Pipeline(make_config(), tiny_model, [path], outputs=[Listener(recorder, topics=("event", "status"))])
+    pipeline.start()
+    assert pipeline.wait(120.0), "the stream did not end"
+    report = pipeline.stop()["noise.wav"]
+    assert report.windows > 0 and recorder.messages["status"]
+    assert set(recorder.messages) <= {"event", "status"} and not built
+    run_file(tiny_model, path, make_config())  # a listener of every topic: both are built
+    assert built["scores_message"] > 0 and built["mel_message"] > 0
+
+
 def test_status_reports_level_counters_and_latency(tiny_model, tmp_path):
     wave = noise(3.0, level=0.5)
     wave[100:110] = np.nan  # counted and zeroed by the source

@@ -70,6 +70,20 @@ def test_topic_filter_delivers_only_the_chosen_topics():
         assert topics == ["event", "status"]
 
 
+def test_the_publisher_wants_only_the_topics_its_subscribers_asked_for(wait_until):
+    with Publisher(ANY_PORT) as publisher:
+        assert not any(publisher.wants(topic) for topic in ("event", "scores", "status", "mel"))
+        with Subscriber(publisher.address, topics=("scores",)):
+            wait_until(lambda: publisher.wants("scores"), 5.0, "the scores subscription reaching the publisher")
+            assert not publisher.wants("mel") and not publisher.wants("event")
+            with Subscriber(publisher.address):  # every topic
+                wait_until(lambda: publisher.wants("mel"), 5.0, "the second subscriber's subscription")
+                assert publisher.wants("event") and publisher.wants("scores")
+            wait_until(lambda: not publisher.wants("mel"), 5.0, "the second subscriber leaving")
+            assert publisher.wants("scores")  # the first one still takes it
+        wait_until(lambda: not publisher.wants("scores"), 5.0, "the last subscriber leaving")
+
+
 def test_scores_message_sends_the_changed_frames_of_the_top_classes():
     values = np.array([[0.1, 0.9, 0.5], [0.2, 0.8, 0.4]], np.float32)
     update = TimelineUpdate(start=40, values=values, end=42, final_upto=30)
