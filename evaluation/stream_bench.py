@@ -212,7 +212,6 @@ def run_real_time(
         stream_inputs(recording, streams),
         outputs=[publisher, Listener(measure, topics=("status",))],
         inference=inference,
-        max_batch=max(8, streams),
     )
     pipeline.start()
     pipeline.wait(seconds)
