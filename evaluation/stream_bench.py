@@ -51,6 +51,7 @@ unless `--recording` names another file.
 import functools
 import os
 import pickle
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -293,12 +294,15 @@ def run_stream_bench(args) -> int:
         from htsat_live.stream.config import ConfigError
 
         if not args.events_per_hour > 0:
-            print(f"htsat-live bench --stream: --events-per-hour must be > 0, got {args.events_per_hour:g}")
+            print(
+                f"htsat-live bench --stream: --events-per-hour must be > 0, got {args.events_per_hour:g}",
+                file=sys.stderr,
+            )
             return 2
         try:
             bench_config(1.25, True, args.gate_dbfs)
         except ConfigError as error:
-            print(f"htsat-live bench --stream: --gate-dbfs: {error}")
+            print(f"htsat-live bench --stream: --gate-dbfs: {error}", file=sys.stderr)
             return 2
     if precision == "int8" and not (backend == "openvino" or (backend == "onnx" and model_path is None)):
         print(
@@ -315,12 +319,12 @@ def run_stream_bench(args) -> int:
             model = full_size_model(device, backend, precision, calibration, seed)
             what = f"full-size HTS-AT ({model.num_classes} classes, random weights, seed {seed})"
     except (OSError, ValueError) as error:
-        print(f"htsat-live bench --stream: {error}")
+        print(f"htsat-live bench --stream: {error}", file=sys.stderr)
         return 2
     try:
         length = soundfile.info(recording).duration
     except (OSError, RuntimeError) as error:
-        print(f"htsat-live bench --stream: cannot read {recording}: {error}")
+        print(f"htsat-live bench --stream: cannot read {recording}: {error}", file=sys.stderr)
         return 2
     print(
         f"stream bench: {what}, {precision}, {backend_line(model, device)}, torch threads {torch.get_num_threads()}, "

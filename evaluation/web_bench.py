@@ -12,6 +12,7 @@ import asyncio
 import multiprocessing
 import os
 import statistics
+import sys
 import time
 
 CONNECT_WAIT_S = 30.0  # for the browsers to connect
@@ -109,7 +110,7 @@ def run_web_bench(args) -> int:
         )
         length = soundfile.info(recording).duration
     except (OSError, ValueError, RuntimeError) as error:
-        print(f"htsat-live bench --stream --web-clients: {error}")
+        print(f"htsat-live bench --stream --web-clients: {error}", file=sys.stderr)
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)

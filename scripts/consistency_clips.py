@@ -1,7 +1,7 @@
 """Write the recordings used for the streaming-vs-offline consistency table into a folder.
 
     python scripts/consistency_clips.py OUT_DIR
-    htsat-live consistency OUT_DIR --model ../shared/golden/htsat_tiny.ckpt --hop 10 2.5 1.25 1
+    htsat-live consistency OUT_DIR --model CHECKPOINT --hop 10 2.5 1.25 1
 
 Three generated clips (noise that swells and fades, with a tone switching on and off; 25 s, 10 s
 and 4 s, fixed seeds) and a copy of the 60-s demo soundscape shipped in model/data.

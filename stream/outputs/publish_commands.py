@@ -9,6 +9,7 @@ tens-of-kilobytes `scores` and `mel` lines) and `--json` prints every message as
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 import zmq.auth
@@ -59,7 +60,7 @@ def run_listen(args: argparse.Namespace) -> int:
     try:
         subscriber = Subscriber(args.address, topics, args.server_key, args.client_key)
     except ValueError as error:
-        print(f"htsat-live listen: {error}")
+        print(f"htsat-live listen: {error}", file=sys.stderr)
         return 2
     count = 0
     try:
@@ -68,7 +69,7 @@ def run_listen(args: argparse.Namespace) -> int:
                 message = subscriber.receive(args.timeout if args.timeout > 0 else 3600.0)
                 if message is None:
                     if args.timeout > 0:
-                        print(f"htsat-live listen: nothing received for {args.timeout:g} s")
+                        print(f"htsat-live listen: nothing received for {args.timeout:g} s", file=sys.stderr)
                         return 1
                     continue
                 if message.topic == "status" and not args.json:
@@ -80,7 +81,7 @@ def run_listen(args: argparse.Namespace) -> int:
         pass
     missed = sum(subscriber.missed.values())
     if missed or subscriber.skipped:
-        print(f"htsat-live listen: {missed} messages missed, {subscriber.skipped} skipped")
+        print(f"htsat-live listen: {missed} messages missed, {subscriber.skipped} skipped", file=sys.stderr)
     return 0
 
 
@@ -114,7 +115,7 @@ def run_keys(args: argparse.Namespace) -> int:
     prefix = Path(args.prefix)
     public, secret = Path(f"{prefix}.key"), Path(f"{prefix}.key_secret")
     if not args.force and (public.exists() or secret.exists()):
-        print(f"htsat-live keys: {public} or {secret} exists (use --force to overwrite)")
+        print(f"htsat-live keys: {public} or {secret} exists (use --force to overwrite)", file=sys.stderr)
         return 1
     prefix.parent.mkdir(parents=True, exist_ok=True)
     written_public, written_secret = zmq.auth.create_certificates(prefix.parent, prefix.name)

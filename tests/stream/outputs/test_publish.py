@@ -279,4 +279,4 @@ def test_listen_prints_received_messages_and_keys_refuses_to_overwrite(tmp_path)
     again = subprocess.run(
         [sys.executable, "-m", "htsat_live.cli", "keys", prefix], cwd=ROOT, capture_output=True, text=True
     )
-    assert first.returncode == 0 and again.returncode == 1 and "exists" in again.stdout
+    assert first.returncode == 0 and again.returncode == 1 and "exists" in again.stderr
