@@ -185,12 +185,23 @@ class _OneLineLogs(logging.Formatter):
         return text if self.debug else text.split("\n", 1)[0]
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes each record to what `sys.stderr` is when the record comes, not to the stream it was at start."""
+
+    def __init__(self):
+        logging.Handler.__init__(self)  # StreamHandler's own would fix the stream
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+
 def _log_to_stderr(debug: bool) -> None:
     """Our modules' warnings and errors go to stderr as one line each (one handler, however often main runs)."""
     logger = logging.getLogger("htsat_live")
     for handler in [h for h in logger.handlers if isinstance(h.formatter, _OneLineLogs)]:
         logger.removeHandler(handler)
-    handler = logging.StreamHandler()
+    handler = _StderrHandler()
     handler.setFormatter(_OneLineLogs(debug))
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING)

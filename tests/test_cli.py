@@ -33,6 +33,23 @@ def test_debug_shows_the_traceback(monkeypatch, capsys, how):
     assert "Traceback" in err and "a bug nobody foresaw" in err
 
 
+def test_log_lines_go_to_the_stderr_of_the_moment(monkeypatch, capsys):
+    """A command's log handler writes to sys.stderr as it is at each record, not to a stream since closed."""
+    import io
+    import logging
+
+    monkeypatch.setattr(
+        "htsat_live.stream.commands.run_labels", lambda args: logging.getLogger("htsat_live.x").warning("one") or 0
+    )
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    assert main(["labels"]) == 0
+    first.close()  # as a test's capture is closed once the test ends
+    monkeypatch.undo()
+    logging.getLogger("htsat_live.x").warning("two")
+    assert capsys.readouterr().err.strip() == "htsat-live: two"
+
+
 def run_cli(*arguments: str, cwd) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "htsat_live.cli", *arguments], cwd=cwd, capture_output=True, text=True, timeout=300
