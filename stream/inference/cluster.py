@@ -337,7 +337,8 @@ class ServedInference:
                 handle = deploy(build, settings)
                 deployed = True
             try:
-                served = cls(ServeInference(handle, address or gcs_address()), started, deployed)
+                where = gcs_address() if address in (None, "auto") else address  # "auto": the one found
+                served = cls(ServeInference(handle, where), started, deployed)
             except (RayError, TimeoutError) as error:
                 raise ClusterError(f"the {APP} deployment on Ray does not answer: {type(error).__name__}") from None
             served_labels = served.client.labels

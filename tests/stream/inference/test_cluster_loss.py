@@ -146,6 +146,8 @@ def test_detect_outlives_a_killed_serve_counts_its_windows_and_ends_cleanly(tmp_
             "inference running again",
         )
         failing_seconds = time.monotonic() - killed
+        host, _, port = back["inference"]["address"].rpartition(":")  # the instance joined, not "auto"
+        assert host and port.isdigit(), back["inference"]
         windows = back["counters"]["windows"]
         detect.status_where(lambda s: s["counters"]["windows"] >= windows + 2, 60, "windows run after the reconnect")
         out, err = detect.interrupt()
