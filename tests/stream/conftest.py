@@ -5,9 +5,13 @@ import errno
 import os
 import shutil
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _mount_tmpfs(path, options: str) -> bool:
@@ -143,3 +147,21 @@ def mosquitto(tmp_path):
     for broker in brokers:
         if broker.process is not None:
             broker.stop()
+
+
+@pytest.fixture
+def start_tiny_detect(tiny_checkpoint):
+    """Start `htsat-live detect SOURCE --model <the tiny checkpoint> *options` in the repository root, its
+    output piped as text: `start_tiny_detect(source, *options, env=None)`; the test stops it."""
+
+    def start(source: str, *options: str, env: dict | None = None) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "htsat_live.cli", "detect", source, "--model", str(tiny_checkpoint), *options],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    return start

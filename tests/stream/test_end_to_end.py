@@ -16,7 +16,7 @@ from htsat_live.stream.outputs.publish import Subscriber
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_sound_played_into_the_virtual_microphone_reaches_a_zeromq_subscriber(virtual_mic, tmp_path, tiny_checkpoint):
+def test_sound_played_into_the_virtual_microphone_reaches_a_zeromq_subscriber(virtual_mic, tmp_path, start_tiny_detect):
     rate = 44100  # any rate: the player and the capture both convert
     t = np.arange(int(14 * rate)) / rate
     sound = 0.4 * np.sin(2 * np.pi * 440 * t) * (1 + np.sin(2 * np.pi * 0.5 * t)) / 2
@@ -28,26 +28,7 @@ def test_sound_played_into_the_virtual_microphone_reaches_a_zeromq_subscriber(vi
     config.write_text(f'[publish]\nbind = "{address}"\ntop_k = 3\n[events]\nthreshold = 0.05\n')
 
     subscriber = Subscriber(address)
-    detect = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "htsat_live.cli",
-            "detect",
-            "mic",
-            "--model",
-            str(tiny_checkpoint),
-            "--config",
-            str(config),
-            "--hop",
-            "1.25",
-        ],
-        cwd=REPO,
-        env=virtual_mic.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    detect = start_tiny_detect("mic", "--config", str(config), "--hop", "1.25", env=virtual_mic.env)
     player = None
     seen = {"status": [], "scores": [], "event": [], "mel": []}
     try:
@@ -84,29 +65,10 @@ def test_sound_played_into_the_virtual_microphone_reaches_a_zeromq_subscriber(vi
     assert body["schema"] == 1 and len(body["classes"]) == 3 and body["hop"] == 1.25
 
 
-def test_a_microphone_that_disappears_is_reported_on_status_and_reopened(virtual_mic, tmp_path, tiny_checkpoint):
+def test_a_microphone_that_disappears_is_reported_on_status_and_reopened(virtual_mic, tmp_path, start_tiny_detect):
     address = f"ipc://{tmp_path}/htsat.sock"
     subscriber = Subscriber(address, topics=("status",))
-    detect = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "htsat_live.cli",
-            "detect",
-            "mic",
-            "--model",
-            str(tiny_checkpoint),
-            "--hop",
-            "2.5",
-            "--set",
-            f'publish.bind="{address}"',
-        ],
-        cwd=REPO,
-        env=virtual_mic.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    detect = start_tiny_detect("mic", "--hop", "2.5", "--set", f'publish.bind="{address}"', env=virtual_mic.env)
     states = []
 
     def wait_for_status(condition, seconds: float):
@@ -137,7 +99,7 @@ def test_a_microphone_that_disappears_is_reported_on_status_and_reopened(virtual
     assert detect.returncode == 0
 
 
-def test_ctrl_c_ends_open_events_and_flushes_every_sink(tmp_path, tiny_checkpoint):
+def test_ctrl_c_ends_open_events_and_flushes_every_sink(tmp_path, start_tiny_detect):
     rate = 32000
     wave = (0.2 * np.random.default_rng(1).standard_normal(40 * rate)).astype(np.float32)
     soundfile.write(tmp_path / "long.wav", wave, rate)
@@ -148,23 +110,7 @@ def test_ctrl_c_ends_open_events_and_flushes_every_sink(tmp_path, tiny_checkpoin
         f'audacity = "{tmp_path}/labels.txt"\nclips_dir = "{tmp_path}/clips"\npre_roll = 0.5\n'
         f"post_roll = 0.5\n"
     )
-    detect = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "htsat_live.cli",
-            "detect",
-            str(tmp_path / "long.wav"),
-            "--model",
-            str(tiny_checkpoint),
-            "--config",
-            str(config),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    detect = start_tiny_detect(str(tmp_path / "long.wav"), "--config", str(config))
     try:
         for line in detect.stdout:  # events are printed live, as they start
             if " start " in line:

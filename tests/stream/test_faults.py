@@ -68,28 +68,11 @@ def assert_sinks_complete(tmp_path: Path) -> list[dict]:
 
 
 def start_detect(
-    tmp_path: Path, tiny_checkpoint: Path, bind: str | None = None, seconds: float = 40.0, extra: list[str] = ()
+    tmp_path: Path, start_tiny_detect, bind: str | None = None, seconds: float = 40.0, extra: list[str] = ()
 ) -> subprocess.Popen:
     recording = noise_file(tmp_path / "long.wav", seconds)
     config = sink_config(tmp_path, bind or f"ipc://{tmp_path}/x.sock")
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "htsat_live.cli",
-            "detect",
-            str(recording),
-            "--model",
-            str(tiny_checkpoint),
-            "--config",
-            str(config),
-            *extra,
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_tiny_detect(str(recording), "--config", str(config), *extra)
 
 
 def wait_for_event_start(detect: subprocess.Popen) -> None:
@@ -125,8 +108,8 @@ def finish(detect: subprocess.Popen, interrupt: bool = True) -> tuple[str, str]:
     ],
     ids=["sigterm", "sigint-twice", "sigterm-then-sigint", "three-during-shutdown"],
 )
-def test_signals_mid_stream_and_during_shutdown_leave_every_sink_complete(tmp_path, tiny_checkpoint, signals):
-    detect = start_detect(tmp_path, tiny_checkpoint)
+def test_signals_mid_stream_and_during_shutdown_leave_every_sink_complete(tmp_path, start_tiny_detect, signals):
+    detect = start_detect(tmp_path, start_tiny_detect)
     signalled = False
     try:
         wait_for_event_start(detect)
@@ -145,8 +128,8 @@ def test_signals_mid_stream_and_during_shutdown_leave_every_sink_complete(tmp_pa
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.5, 2.0], ids=["at-once", "importing", "loading"])
-def test_a_signal_during_start_up_is_a_clean_exit(tmp_path, tiny_checkpoint, delay):
-    detect = start_detect(tmp_path, tiny_checkpoint)
+def test_a_signal_during_start_up_is_a_clean_exit(tmp_path, start_tiny_detect, delay):
+    detect = start_detect(tmp_path, start_tiny_detect)
     try:
         time.sleep(delay)
         detect.send_signal(signal.SIGINT)
@@ -203,10 +186,10 @@ def test_one_failing_window_is_counted_and_the_stream_goes_on(tmp_path, tiny_che
 # --- subscribers ----------------------------------------------------------------------------------
 
 
-def test_a_killed_subscriber_and_garbage_on_the_port_do_not_stop_the_detector(tmp_path, tiny_checkpoint, read_lines):
+def test_a_killed_subscriber_and_garbage_on_the_port_do_not_stop_the_detector(tmp_path, start_tiny_detect, read_lines):
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
-    detect = start_detect(tmp_path, tiny_checkpoint, bind=address, seconds=60.0)
+    detect = start_detect(tmp_path, start_tiny_detect, bind=address, seconds=60.0)
     try:
         listen = subprocess.Popen(
             [sys.executable, "-m", "htsat_live.cli", "listen", address, "--topic", "status"],
@@ -252,7 +235,7 @@ def test_a_subscriber_holds_a_bounded_queue(tmp_path):
 
 
 def test_a_microphone_removed_and_recreated_mid_stream_is_counted_and_events_follow(
-    virtual_mic, tmp_path, tiny_checkpoint
+    virtual_mic, tmp_path, start_tiny_detect
 ):
     rate = 44100
     t = np.arange(int(6 * rate)) / rate
@@ -265,26 +248,7 @@ def test_a_microphone_removed_and_recreated_mid_stream_is_counted_and_events_fol
         f'[sinks]\njsonl = "{tmp_path}/events.jsonl"\ntsv = "{tmp_path}/events.tsv"\n'
     )
     subscriber = Subscriber(address, topics=("status", "event"))
-    detect = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "htsat_live.cli",
-            "detect",
-            "mic",
-            "--model",
-            str(tiny_checkpoint),
-            "--hop",
-            "1.25",
-            "--config",
-            str(config),
-        ],
-        cwd=REPO,
-        env=virtual_mic.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    detect = start_tiny_detect("mic", "--hop", "1.25", "--config", str(config), env=virtual_mic.env)
     seen = []
 
     def wait_for(condition, seconds: float) -> dict:
