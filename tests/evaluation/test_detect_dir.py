@@ -31,6 +31,11 @@ def noise_clip(seconds: float, rate: int, channels: int, seed: int) -> np.ndarra
     return (envelope[:, None] * rng.standard_normal((len(t), channels))).astype(np.float32)
 
 
+def detect_dir(folder: Path, config: Path, out: Path, *options: str) -> int:
+    """`htsat-live detect-dir FOLDER --model <tiny> --config CONFIG --out OUT *options`: its exit code."""
+    return main(["detect-dir", str(folder), "--model", str(TINY), "--config", str(config), "--out", str(out), *options])
+
+
 @pytest.fixture
 def clips(tmp_path):
     folder = tmp_path / "clips"
@@ -47,20 +52,7 @@ def clips(tmp_path):
 def test_detect_dir_offline_writes_the_official_events_of_every_clip(clips, tmp_path):
     folder, config = clips
     out, scores = tmp_path / "detections.tsv", tmp_path / "scores"
-    code = main(
-        [
-            "detect-dir",
-            str(folder),
-            "--model",
-            str(TINY),
-            "--config",
-            str(config),
-            "--out",
-            str(out),
-            "--scores",
-            str(scores),
-        ]
-    )
+    code = detect_dir(folder, config, out, "--scores", str(scores))
     assert code == 0
     detections = pd.read_csv(out, sep="\t")
     model = load_model(TINY)
@@ -80,20 +72,7 @@ def test_detect_dir_offline_writes_the_official_events_of_every_clip(clips, tmp_
 def test_detections_scored_against_themselves_give_f1_one_and_a_psds(clips, tmp_path, capsys):
     folder, config = clips
     out, scores, meta = tmp_path / "detections.tsv", tmp_path / "scores", tmp_path / "meta.tsv"
-    main(
-        [
-            "detect-dir",
-            str(folder),
-            "--model",
-            str(TINY),
-            "--config",
-            str(config),
-            "--out",
-            str(out),
-            "--scores",
-            str(scores),
-        ]
-    )
+    detect_dir(folder, config, out, "--scores", str(scores))
     meta.write_text("filename\tduration\na.wav\t10.0\nb.wav\t4.0\nc.flac\t10.0\n")
     capsys.readouterr()
     main(["evaluate", str(out), "--ground-truth", str(out), "--metadata", str(meta), "--scores", str(scores), "--json"])
@@ -107,7 +86,7 @@ def test_detect_dir_skips_an_unreadable_clip_and_keeps_the_rest(clips, tmp_path)
     folder, config = clips
     (folder / "broken.wav").write_bytes(b"RIFF....WAVEfmt nonsense")
     out = tmp_path / "detections.tsv"
-    code = main(["detect-dir", str(folder), "--model", str(TINY), "--config", str(config), "--out", str(out)])
+    code = detect_dir(folder, config, out)
     assert code == 1
     assert set(pd.read_csv(out, sep="\t").filename) == {"a.wav", "b.wav", "c.flac"}
 
@@ -115,9 +94,7 @@ def test_detect_dir_skips_an_unreadable_clip_and_keeps_the_rest(clips, tmp_path)
 def test_detect_dir_refuses_a_config_that_does_not_fit_the_model(clips, tmp_path, capsys):
     folder, config = clips
     config.write_text('[events.groups]\npets = ["Cat"]\n')
-    code = main(
-        ["detect-dir", str(folder), "--model", str(TINY), "--config", str(config), "--out", str(tmp_path / "x.tsv")]
-    )
+    code = detect_dir(folder, config, tmp_path / "x.tsv")
     assert code == 2
     assert "unknown label 'Cat'" in capsys.readouterr().err
     assert not (tmp_path / "x.tsv").exists()
@@ -126,26 +103,8 @@ def test_detect_dir_refuses_a_config_that_does_not_fit_the_model(clips, tmp_path
 def test_detect_dir_stream_mode_gives_the_live_pipeline_events(clips, tmp_path):
     folder, config = clips
     offline_out, stream_out = tmp_path / "offline.tsv", tmp_path / "stream.tsv"
-    assert (
-        main(["detect-dir", str(folder), "--model", str(TINY), "--config", str(config), "--out", str(offline_out)]) == 0
-    )
-    assert (
-        main(
-            [
-                "detect-dir",
-                str(folder),
-                "--model",
-                str(TINY),
-                "--config",
-                str(config),
-                "--out",
-                str(stream_out),
-                "--mode",
-                "stream",
-            ]
-        )
-        == 0
-    )
+    assert detect_dir(folder, config, offline_out) == 0
+    assert detect_dir(folder, config, stream_out, "--mode", "stream") == 0
     offline, stream = pd.read_csv(offline_out, sep="\t"), pd.read_csv(stream_out, sep="\t")
 
     def events(table, name):
