@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 import soxr
 
+from htsat_live.cli import main
 from htsat_live.model import SAMPLE_RATE, read_events
 
 DEMO = Path(__file__).resolve().parents[2] / "model" / "data"
@@ -46,6 +47,17 @@ def write_desed_folder(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def desed_dir(tmp_path_factory) -> Path:
     return write_desed_folder(tmp_path_factory.mktemp("desed"))
+
+
+@pytest.fixture
+def train_on_desed(desed_dir):
+    """`train_on_desed(out, *options)`: the exit code of `htsat-live train --train-dir <the DESED-style folder>
+    --val-dir <the same> --out OUT *options`, run in this process."""
+
+    def train(out: Path, *options: str) -> int:
+        return main(["train", "--train-dir", str(desed_dir), "--val-dir", str(desed_dir), "--out", str(out), *options])
+
+    return train
 
 
 @pytest.fixture

@@ -83,23 +83,8 @@ def test_an_unusable_folder_is_one_line_and_exit_2(desed_dir, tmp_path, capsys, 
     assert not (tmp_path / "run").exists()
 
 
-def test_unknown_classes_are_one_line_and_exit_2(desed_dir, tmp_path, capsys):
-    assert (
-        main(
-            [
-                "train",
-                "--train-dir",
-                str(desed_dir),
-                "--val-dir",
-                str(desed_dir),
-                "--out",
-                str(tmp_path / "run"),
-                "--classes",
-                "Bird,Dog",
-            ]
-        )
-        == 2
-    )
+def test_unknown_classes_are_one_line_and_exit_2(desed_dir, train_on_desed, tmp_path, capsys):
+    assert train_on_desed(tmp_path / "run", "--classes", "Bird,Dog") == 2
     assert capsys.readouterr().err.strip() == (
         f"train: {desed_dir}: no events of Dog (its labels: {', '.join(DEMO_LABELS)})"
     )

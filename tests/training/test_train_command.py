@@ -5,7 +5,6 @@ import json
 
 import pytest
 
-from htsat_live.cli import main
 from htsat_live.model import load_model
 from htsat_live.model.checkpoint import read_checkpoint
 from htsat_live.model.htsat import HTSATConfig
@@ -39,28 +38,22 @@ def files_under(path):
     return sorted(p.relative_to(path) for p in path.rglob("*"))
 
 
-def test_train_reads_a_desed_folder_trains_the_chosen_classes_and_caches_outside_it(desed_dir, tmp_path, capsys):
+def test_train_reads_a_desed_folder_trains_the_chosen_classes_and_caches_outside_it(
+    desed_dir, train_on_desed, tmp_path, capsys
+):
     before = files_under(desed_dir)
     out, cache = tmp_path / "run", tmp_path / "cache"
-    code = main(
-        [
-            "train",
-            "--train-dir",
-            str(desed_dir),
-            "--val-dir",
-            str(desed_dir),
-            "--test-dir",
-            str(desed_dir),
-            "--out",
-            str(out),
-            "--classes",
-            "Water,Bird",
-            "--epochs",
-            "1",
-            "--cache-dir",
-            str(cache),
-            *TINY_FLAGS,
-        ]
+    code = train_on_desed(
+        out,
+        "--test-dir",
+        str(desed_dir),
+        "--classes",
+        "Water,Bird",
+        "--epochs",
+        "1",
+        "--cache-dir",
+        str(cache),
+        *TINY_FLAGS,
     )
     printed = capsys.readouterr().out
     assert code == 0, printed
@@ -79,24 +72,8 @@ def test_train_reads_a_desed_folder_trains_the_chosen_classes_and_caches_outside
     assert len(list((cache / "soundscape-logmels").glob("*.npy"))) == 1
 
 
-def test_train_without_classes_takes_every_label_sorted_by_name(desed_dir, tmp_path, capsys):
-    assert (
-        main(
-            [
-                "train",
-                "--train-dir",
-                str(desed_dir),
-                "--val-dir",
-                str(desed_dir),
-                "--out",
-                str(tmp_path / "run"),
-                "--epochs",
-                "1",
-                *TINY_FLAGS,
-            ]
-        )
-        == 0
-    )
+def test_train_without_classes_takes_every_label_sorted_by_name(train_on_desed, tmp_path, capsys):
+    assert train_on_desed(tmp_path / "run", "--epochs", "1", *TINY_FLAGS) == 0
     assert (
         "classes (every label of the training set, sorted by name; --classes chooses and orders them): "
         "Alarm, Animal, Bird, Music, Speech, Water"
@@ -111,27 +88,17 @@ def test_train_without_classes_takes_every_label_sorted_by_name(desed_dir, tmp_p
     ]
 
 
-def test_resume_alone_keeps_the_run_and_more_epochs_never_raise_the_rate(desed_dir, tmp_path, capsys):
+def test_resume_alone_keeps_the_run_and_more_epochs_never_raise_the_rate(train_on_desed, tmp_path, capsys):
     out = tmp_path / "run"
-    common = [
-        "train",
-        "--train-dir",
-        str(desed_dir),
-        "--val-dir",
-        str(desed_dir),
-        "--out",
-        str(out),
-        "--classes",
-        "Bird",
-    ]
-    assert main([*common, "--epochs", "1", *TINY_FLAGS]) == 0
-    assert main([*common, "--resume", "--epochs", "2"]) == 0  # architecture, batch size, threads: the run's own
+    assert train_on_desed(out, "--classes", "Bird", "--epochs", "1", *TINY_FLAGS) == 0
+    # architecture, batch size, threads: the run's own
+    assert train_on_desed(out, "--classes", "Bird", "--resume", "--epochs", "2") == 0
     assert "resuming after epoch 1 (step 2) at learning rate 1e-05" in capsys.readouterr().out
     history = json.loads((out / "history.json").read_text())
     assert [epoch["lr"][0] for epoch in history] == pytest.approx(
         [1e-3 / 1, 1e-5]
     )  # warm-up of one step; then the floor
-    assert main([*common, "--resume", "--classes", "Water"]) == 2
+    assert train_on_desed(out, "--classes", "Bird", "--resume", "--classes", "Water") == 2
     assert "--classes cannot change them on --resume" in capsys.readouterr().err
 
 
