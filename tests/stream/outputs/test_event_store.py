@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 
 from htsat_live.cli import main
-from htsat_live.model import DEMO_RECORDING, FRAME_SECONDS
+from htsat_live.model import DEMO_RECORDING
 from htsat_live.stream.config import SinksConfig
-from htsat_live.stream.events import Event
 from htsat_live.stream.messages import EventMessage
 from htsat_live.stream.output import close_outputs
 from htsat_live.stream.outputs.event_store import (
@@ -37,31 +36,6 @@ REPO = Path(__file__).resolve().parents[3]
 RATE = 32000
 
 
-def event(
-    id=1, state="end", label="Dog", onset_frame=1024, offset_frame=1536, cancelled=False, confirmed=True, wall=1.7e9
-) -> Event:
-    return Event(
-        id=id,
-        state=state,
-        label=label,
-        classes=(74,),
-        onset_frame=onset_frame,
-        offset_frame=offset_frame,
-        onset=onset_frame * FRAME_SECONDS,
-        offset=offset_frame * FRAME_SECONDS,
-        onset_wall=wall + onset_frame * FRAME_SECONDS,
-        offset_wall=wall + offset_frame * FRAME_SECONDS,
-        peak=0.9,
-        mean=0.7,
-        threshold=0.5,
-        final=state == "end",
-        cancelled=cancelled,
-        latency=1.0,
-        confirmed=confirmed,
-        confirm_latency=2.0 if confirmed else None,
-    )
-
-
 def stored(path: Path) -> list[dict]:
     connection = connect(path)
     try:
@@ -70,14 +44,14 @@ def stored(path: Path) -> list[dict]:
         connection.close()
 
 
-def test_only_events_that_really_ended_are_stored(tmp_path):
+def test_only_events_that_really_ended_are_stored(tmp_path, make_event):
     history = EventStore(tmp_path / "events.db")
-    history.write("mic", event(id=1, state="start", confirmed=False))
-    history.write("mic", event(id=1, state="update"))
-    history.write("mic", event(id=1))
-    history.write("mic", event(id=2, cancelled=True, confirmed=False))  # revised away before confirmation
-    history.write("mic", event(id=3, cancelled=True))  # revised away after it
-    history.write("cam", event(id=1, label="Cat"))
+    history.write("mic", make_event(id=1, state="start", confirmed=False))
+    history.write("mic", make_event(id=1, state="update"))
+    history.write("mic", make_event(id=1))
+    history.write("mic", make_event(id=2, cancelled=True, confirmed=False))  # revised away before confirmation
+    history.write("mic", make_event(id=3, cancelled=True))  # revised away after it
+    history.write("cam", make_event(id=1, label="Cat"))
     history.close()
     rows = stored(tmp_path / "events.db")
     assert [(r["stream"], r["label"]) for r in rows] == [("mic", "Dog"), ("cam", "Cat")]
@@ -88,7 +62,7 @@ def test_only_events_that_really_ended_are_stored(tmp_path):
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_the_clip_cut_for_an_event_is_recorded_with_it(tmp_path):
+def test_the_clip_cut_for_an_event_is_recorded_with_it(tmp_path, make_event):
     history = EventStore(tmp_path / "events.db")
     sinks = Sinks.from_config(
         SinksConfig(clips_dir=str(tmp_path / "clips"), pre_roll=0.5, post_roll=0.5), history.clip_saved
@@ -97,7 +71,7 @@ def test_the_clip_cut_for_an_event_is_recorded_with_it(tmp_path):
     sinks.attach("mic", ring)
     ring.write((0.25 * np.sin(np.arange(20 * RATE) / 10)).astype(np.float32))
     for output in (history, sinks):  # as the pipeline lists them: the store first
-        output.handle(EventMessage("mic", event()))  # 10 s .. 15 s: its audio is there
+        output.handle(EventMessage("mic", make_event()))  # 10 s .. 15 s: its audio is there
     close_outputs([history, sinks])
     [row] = stored(tmp_path / "events.db")
     [clip] = (tmp_path / "clips").iterdir()
@@ -134,10 +108,10 @@ def test_files_that_are_no_history_of_ours_are_refused_naming_the_setting(tmp_pa
             EventStore(path)
 
 
-def test_rows_older_than_keep_days_are_pruned(tmp_path):
+def test_rows_older_than_keep_days_are_pruned(tmp_path, make_event):
     history = EventStore(tmp_path / "events.db")
-    history.write("mic", event(id=1, wall=time.time() - 40 * 86400))
-    history.write("mic", event(id=2, wall=time.time() - 86400))
+    history.write("mic", make_event(id=1, wall=time.time() - 40 * 86400))
+    history.write("mic", make_event(id=2, wall=time.time() - 86400))
     history.close()
     EventStore(tmp_path / "events.db", keep_days=30).close()  # pruned at start
     assert [row["onset_wall"] > time.time() - 30 * 86400 for row in stored(tmp_path / "events.db")] == [True]
@@ -145,10 +119,10 @@ def test_rows_older_than_keep_days_are_pruned(tmp_path):
     assert len(stored(tmp_path / "events.db")) == 1
 
 
-def test_a_full_disk_costs_the_history_its_rows_not_the_caller(small_disk):
+def test_a_full_disk_costs_the_history_its_rows_not_the_caller(small_disk, make_event):
     history = EventStore(small_disk / "events.db")
     for i in range(1, 3001):  # far more than 64 KiB of rows
-        history.write("mic", event(id=i, label="x" * 100))
+        history.write("mic", make_event(id=i, label="x" * 100))
         if i % 10 == 0:
             time.sleep(0.002)  # lets the writer commit small batches, as a live stream would
     history.close()
@@ -207,13 +181,13 @@ def events_command(capsys, *args) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_the_events_command_filters_and_formats_the_history(tmp_path, capsys):
+def test_the_events_command_filters_and_formats_the_history(tmp_path, capsys, make_event):
     path = tmp_path / "events.db"
     history = EventStore(path)
     now = time.time()
-    history.write("mic", event(id=1, label="Dog", wall=now - 7200))
-    history.write("mic", event(id=2, label="Speech", wall=now - 60))
-    history.write("door", event(id=1, label="Dog", wall=now - 30))
+    history.write("mic", make_event(id=1, label="Dog", wall=now - 7200))
+    history.write("mic", make_event(id=2, label="Speech", wall=now - 60))
+    history.write("door", make_event(id=1, label="Dog", wall=now - 30))
     history.close()
     code, out, _ = events_command(capsys, "--db", str(path), "--format", "json")
     assert code == 0 and [row["label"] for row in json.loads(out)] == ["Dog", "Speech", "Dog"]
@@ -243,11 +217,11 @@ def test_the_events_command_says_what_is_wrong_in_one_line(capsys, args, message
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_events_finds_a_label_typed_in_another_case_and_suggests_a_near_miss(tmp_path, capsys):
+def test_events_finds_a_label_typed_in_another_case_and_suggests_a_near_miss(tmp_path, capsys, make_event):
     path = tmp_path / "events.db"
     history = EventStore(path)
-    history.write("mic", event(id=1, label="Bird", wall=time.time() - 60))
-    history.write("mic", event(id=2, label="Speech", wall=time.time() - 30))
+    history.write("mic", make_event(id=1, label="Bird", wall=time.time() - 60))
+    history.write("mic", make_event(id=2, label="Speech", wall=time.time() - 30))
     history.close()
     code, out, err = events_command(capsys, "--db", str(path), "--label", "bird", "--format", "json")
     assert code == 0 and [row["label"] for row in json.loads(out)] == ["Bird"] and err == ""

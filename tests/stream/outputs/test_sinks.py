@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import soundfile
 
-from htsat_live.model import FRAME_SECONDS
 from htsat_live.stream.config import SinksConfig
 from htsat_live.stream.events import Event
 from htsat_live.stream.messages import EventMessage, Message
@@ -25,42 +24,19 @@ from htsat_live.stream.ring import RingBuffer
 RATE = 32000
 
 
-def event(id=1, state="end", label="Dog", onset_frame=1024, offset_frame=1536, cancelled=False) -> Event:
-    return Event(
-        id=id,
-        state=state,
-        label=label,
-        classes=(74,),
-        onset_frame=onset_frame,
-        offset_frame=offset_frame,
-        onset=onset_frame * FRAME_SECONDS,
-        offset=offset_frame * FRAME_SECONDS,
-        onset_wall=1.7e9 + onset_frame * FRAME_SECONDS,
-        offset_wall=1.7e9 + offset_frame * FRAME_SECONDS,
-        peak=0.9,
-        mean=0.7,
-        threshold=0.5,
-        final=state == "end",
-        cancelled=cancelled,
-        latency=1.0,
-        confirmed=True,
-        confirm_latency=1.0,
-    )
-
-
 def message(e: Event) -> EventMessage:
     return EventMessage("mic", e)
 
 
-def test_jsonl_logs_starts_and_ends_and_appends(tmp_path):
+def test_jsonl_logs_starts_and_ends_and_appends(tmp_path, make_event):
     path = tmp_path / "events.jsonl"
     sink = JsonlSink(path)
     for state in ("start", "update", "end"):
-        sink.write("mic", event(state=state))
+        sink.write("mic", make_event(state=state))
     assert len(path.read_text().splitlines()) == 2  # flushed line by line, before close
     sink.close()
     again = JsonlSink(path)
-    again.write("mic", event(id=2, state="end", cancelled=True))
+    again.write("mic", make_event(id=2, state="end", cancelled=True))
     again.close()
     records = [json.loads(line) for line in path.read_text().splitlines()]
     assert [(r["id"], r["state"], r["cancelled"], r["stream"]) for r in records] == [
@@ -70,12 +46,12 @@ def test_jsonl_logs_starts_and_ends_and_appends(tmp_path):
     ]
 
 
-def test_tsv_and_audacity_list_only_events_that_really_ended(tmp_path):
+def test_tsv_and_audacity_list_only_events_that_really_ended(tmp_path, make_event):
     tsv, labels = TsvSink(tmp_path / "a.tsv"), AudacitySink(tmp_path / "a.txt")
     for sink in (tsv, labels):
-        sink.write("clip.wav", event(state="start"))
-        sink.write("clip.wav", event(id=1))
-        sink.write("clip.wav", event(id=2, label="Cat", cancelled=True))
+        sink.write("clip.wav", make_event(state="start"))
+        sink.write("clip.wav", make_event(id=1))
+        sink.write("clip.wav", make_event(id=2, label="Cat", cancelled=True))
         sink.close()
     assert (tmp_path / "a.tsv").read_text().splitlines() == [
         "filename\tonset\toffset\tevent_label",
@@ -84,9 +60,9 @@ def test_tsv_and_audacity_list_only_events_that_really_ended(tmp_path):
     assert (tmp_path / "a.txt").read_text().splitlines() == ["10.000000\t15.000000\tDog"]
 
 
-def test_clip_holds_pre_and_post_roll_around_the_event(tmp_path):
+def test_clip_holds_pre_and_post_roll_around_the_event(tmp_path, make_event):
     sink = ClipSink(tmp_path, pre_roll=1.0, post_roll=0.5, max_mb=10)
-    sink.write("mic", event())  # 10 s .. 15 s
+    sink.write("mic", make_event())  # 10 s .. 15 s
     assert sink.due("mic", 15 * RATE) == []  # the post-roll is not captured yet
     assert sink.due("other", 10**9) == []
     [request] = sink.due("mic", int(15.5 * RATE))
@@ -100,13 +76,13 @@ def test_clip_holds_pre_and_post_roll_around_the_event(tmp_path):
     assert sink.due("mic", 10**9) == [] and sink.written == 1
 
 
-def test_disk_cap_deletes_the_oldest_clips_first(tmp_path):
+def test_disk_cap_deletes_the_oldest_clips_first(tmp_path, make_event):
     foreign = tmp_path / "mine.wav"
     foreign.write_bytes(b"not a clip of ours")
     sink = ClipSink(tmp_path, pre_roll=0.0, post_roll=0.0, max_mb=0.25)  # ~3.9 s of 16-bit audio
     paths = []
     for k in range(4):
-        sink.write("mic", event(id=k + 1, onset_frame=1024 * k, offset_frame=1024 * k + 153))  # 1.5 s each
+        sink.write("mic", make_event(id=k + 1, onset_frame=1024 * k, offset_frame=1024 * k + 153))  # 1.5 s each
         [request] = sink.due("mic", 10**9)
         paths.append(sink.save(request, np.zeros(request.stop - request.start, np.float32), request.start))
     assert [p.exists() for p in paths] == [False, False, True, True]
@@ -115,16 +91,16 @@ def test_disk_cap_deletes_the_oldest_clips_first(tmp_path):
     assert reopened.bytes_used == sink.bytes_used
 
 
-def test_clips_too_large_for_the_cap_or_without_audio_are_skipped(tmp_path):
+def test_clips_too_large_for_the_cap_or_without_audio_are_skipped(tmp_path, make_event):
     sink = ClipSink(tmp_path, pre_roll=0.0, post_roll=0.0, max_mb=0.01)
-    sink.write("mic", event())
+    sink.write("mic", make_event())
     [request] = sink.due("mic", 10**9)
     assert sink.save(request, np.zeros(request.stop - request.start, np.float32), request.start) is None
     assert sink.save(request, np.zeros(0, np.float32), request.start) is None
     assert sink.skipped == 2 and list(tmp_path.iterdir()) == []
 
 
-def test_sinks_take_published_messages_and_cut_clips_from_the_ring(tmp_path):
+def test_sinks_take_published_messages_and_cut_clips_from_the_ring(tmp_path, make_event):
     config = SinksConfig(
         jsonl=str(tmp_path / "e.jsonl"),
         tsv=str(tmp_path / "e.tsv"),
@@ -138,14 +114,14 @@ def test_sinks_take_published_messages_and_cut_clips_from_the_ring(tmp_path):
     sinks.attach("mic", ring)
     tone = (0.25 * np.sin(2 * np.pi * 440 * np.arange(30 * RATE) / RATE)).astype(np.float32)
     ring.write(tone[: 15 * RATE])
-    sinks.handle(message(event()))  # 10 s .. 15 s: the post-roll is not there yet
+    sinks.handle(message(make_event()))  # 10 s .. 15 s: the post-roll is not there yet
     assert sinks.clips.written == 0
     ring.write(tone[15 * RATE : 17 * RATE])
     sinks.handle(Message("status", "mic", {}))
     [clip] = (tmp_path / "clips").iterdir()
     audio, _ = soundfile.read(clip, dtype="float32")
     np.testing.assert_allclose(audio, tone[9 * RATE : 16 * RATE], atol=1e-4)
-    sinks.handle(message(event(id=2, onset_frame=1536, offset_frame=2000)))  # ends at 19.5 s
+    sinks.handle(message(make_event(id=2, onset_frame=1536, offset_frame=2000)))  # ends at 19.5 s
     ring.write(tone[17 * RATE : 18 * RATE])
     sinks.close()  # the stream is over: the last clip is cut at the newest sample
     assert sinks.clips.written == 2 and len(list((tmp_path / "clips").iterdir())) == 2
@@ -153,20 +129,20 @@ def test_sinks_take_published_messages_and_cut_clips_from_the_ring(tmp_path):
     assert len((tmp_path / "e.jsonl").read_text().splitlines()) == 2
 
 
-def test_clip_whose_beginning_left_the_ring_starts_at_the_oldest_sample(tmp_path):
+def test_clip_whose_beginning_left_the_ring_starts_at_the_oldest_sample(tmp_path, make_event):
     sinks = Sinks.from_config(SinksConfig(clips_dir=str(tmp_path), pre_roll=0.0, post_roll=0.0))
     ring = RingBuffer(3 * RATE, RATE)
     sinks.attach("mic", ring)
     ring.write(np.full(16 * RATE, 0.5, np.float32))  # the ring holds only 13 s .. 16 s
-    sinks.handle(message(event()))  # 10 s .. 15 s
+    sinks.handle(message(make_event()))  # 10 s .. 15 s
     [clip] = tmp_path.iterdir()
     assert soundfile.info(clip).frames == 2 * RATE
 
 
-def test_no_sinks_when_the_config_names_none():
+def test_no_sinks_when_the_config_names_none(make_event):
     sinks = Sinks.from_config(SinksConfig())
     assert sinks.text_sinks == [] and sinks.clips is None
-    sinks.handle(message(event()))
+    sinks.handle(message(make_event()))
     sinks.close()
 
 
@@ -179,7 +155,7 @@ def test_an_unwritable_clips_dir_or_log_is_refused_at_start(read_only_dir):
         Sinks.from_config(SinksConfig(jsonl=str(read_only_dir / "e.jsonl")))
 
 
-def test_a_full_disk_costs_its_clips_and_lines_not_the_stream_or_the_other_sinks(full_disk, tmp_path):
+def test_a_full_disk_costs_its_clips_and_lines_not_the_stream_or_the_other_sinks(full_disk, tmp_path, make_event):
     sinks = Sinks.from_config(
         SinksConfig(
             clips_dir=str(full_disk),
@@ -192,7 +168,7 @@ def test_a_full_disk_costs_its_clips_and_lines_not_the_stream_or_the_other_sinks
     ring = RingBuffer(40 * RATE, RATE)
     sinks.attach("mic", ring)
     ring.write((0.25 * np.sin(np.arange(30 * RATE) / 10)).astype(np.float32))
-    ends = [event(id=i, onset_frame=100 * i, offset_frame=100 * i + 512) for i in range(1, 4)]  # 5 s clips: 320 kB
+    ends = [make_event(id=i, onset_frame=100 * i, offset_frame=100 * i + 512) for i in range(1, 4)]  # 5 s clips: 320 kB
     for ended in ends:
         sinks.handle(message(ended))  # never raises
     counters = sinks.counters()
@@ -206,12 +182,12 @@ def test_a_full_disk_costs_its_clips_and_lines_not_the_stream_or_the_other_sinks
     )
 
 
-def test_a_log_on_a_full_disk_counts_its_lost_lines(full_disk, tmp_path):
+def test_a_log_on_a_full_disk_counts_its_lost_lines(full_disk, tmp_path, make_event):
     if not os.path.ismount(full_disk):
         pytest.skip("needs a mounted tmpfs (root): the fallback fake only fails clip writes")
     sinks = Sinks.from_config(SinksConfig(jsonl=str(full_disk / "e.jsonl"), tsv=str(tmp_path / "e.tsv")))
     for i in range(1, 2001):  # about 600 bytes a line: far more than 64 KiB
-        sinks.handle(message(event(id=i)))
+        sinks.handle(message(make_event(id=i)))
     counters = sinks.counters()
     assert counters["jsonl_failures"] > 0 and counters["tsv_failures"] == 0
     sinks.close()
