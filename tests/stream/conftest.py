@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from htsat_live.model import DEMO_RECORDING
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -147,6 +149,21 @@ def mosquitto(tmp_path):
     for broker in brokers:
         if broker.process is not None:
             broker.stop()
+
+
+@pytest.fixture
+def run_demo_detect():
+    """`run_demo_detect(*settings, flags=())`: `htsat-live detect <the demo recording> --fast --set
+    publish.enabled=false --set SETTING ... *flags` run to its end in the repository root (at most 300 s),
+    its output captured as text."""
+
+    def run(*settings: str, flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "htsat_live.cli", "detect", str(DEMO_RECORDING), "--fast"]
+        for setting in ("publish.enabled=false", *settings):
+            command += ["--set", setting]
+        return subprocess.run([*command, *flags], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+    return run
 
 
 @pytest.fixture

@@ -1,8 +1,5 @@
 """The event detector: thresholds, hysteresis, filtering, merging, groups, revisions, flush, confirmation."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -473,24 +470,9 @@ def test_the_confirmed_view_announces_an_event_when_it_is_confirmed_and_hides_th
     assert view.take("other", body(2, "end", True)) == [body(2, "start", True), body(2, "end", True)]
 
 
-def test_the_demo_prints_no_cancelled_event_and_provisional_restores_every_report():
+def test_the_demo_prints_no_cancelled_event_and_provisional_restores_every_report(run_demo_detect):
     def detect(*extra):
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "htsat_live.cli",
-                "detect",
-                str(DEMO_RECORDING),
-                "--fast",
-                "--set",
-                "publish.enabled=false",
-                *extra,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        result = run_demo_detect(flags=extra)
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
         return [line for line in lines if " start " in line], [line for line in lines if "cancelled" in line]

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from htsat_live.cli import main
-from htsat_live.model import DEMO_RECORDING
 from htsat_live.stream.config import SinksConfig
 from htsat_live.stream.messages import EventMessage
 from htsat_live.stream.output import close_outputs
@@ -32,7 +31,6 @@ from htsat_live.stream.outputs.sinks import Sinks
 from htsat_live.stream.ring import RingBuffer
 from htsat_live.stream.status import output_sections
 
-REPO = Path(__file__).resolve().parents[3]
 RATE = 32000
 
 
@@ -253,26 +251,9 @@ def test_events_on_a_newer_or_a_foreign_database_says_what_it_is_and_never_to_up
         assert err.strip().splitlines() == [f"htsat-live events: {path}: {line}"]
 
 
-def test_detect_keeps_its_confirmed_events_in_the_default_history(tmp_path, capsys):
+def test_detect_keeps_its_confirmed_events_in_the_default_history(tmp_path, capsys, run_demo_detect):
     jsonl = tmp_path / "events.jsonl"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "htsat_live.cli",
-            "detect",
-            str(DEMO_RECORDING),
-            "--fast",
-            "--set",
-            "publish.enabled=false",
-            "--set",
-            f"sinks.jsonl='{jsonl}'",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_demo_detect(f"sinks.jsonl='{jsonl}'")
     assert result.returncode == 0, result.stderr
     ends = [r for r in map(json.loads, jsonl.read_text().splitlines()) if r["state"] == "end" and not r["cancelled"]]
     assert len(ends) >= 10

@@ -311,27 +311,9 @@ def test_a_threshold_set_from_home_assistant_reaches_the_detector_and_is_echoed(
     assert statuses[-1]["thresholds"]["class_2"][0] == pytest.approx(0.5)  # a bad value changes nothing
 
 
-def test_detect_with_an_unreadable_password_file_is_one_line_and_exit_2(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "htsat_live.cli",
-            "detect",
-            str(DEMO_RECORDING),
-            "--fast",
-            "--set",
-            "publish.enabled=false",
-            "--set",
-            "mqtt.url='mqtt://127.0.0.1:1'",
-            "--set",
-            "mqtt.username=me",
-            "--set",
-            f"mqtt.password_file='{tmp_path}/absent'",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+def test_detect_with_an_unreadable_password_file_is_one_line_and_exit_2(tmp_path, run_demo_detect):
+    result = run_demo_detect(
+        "mqtt.url='mqtt://127.0.0.1:1'", "mqtt.username=me", f"mqtt.password_file='{tmp_path}/absent'"
     )
     assert result.returncode == 2
     assert "mqtt.password_file: cannot read" in result.stderr and "Traceback" not in result.stderr

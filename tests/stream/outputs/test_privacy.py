@@ -3,15 +3,13 @@ muted; others are written byte for byte as without the filter. Real detector, ri
 and the demo, whose speech the embedded model finds."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
 
-from htsat_live.model import DEMO_RECORDING, SAMPLE_RATE, Target
+from htsat_live.model import SAMPLE_RATE, Target
 from htsat_live.stream.config import SinksConfig
 from htsat_live.stream.events import EventDetector
 from htsat_live.stream.messages import EventMessage, Message
@@ -19,7 +17,6 @@ from htsat_live.stream.outputs.sinks import Sinks
 from htsat_live.stream.ring import RingBuffer
 from htsat_live.stream.stitch import TimelineUpdate
 
-REPO = Path(__file__).resolve().parents[3]
 FRAMES_PER_SECOND = 102.4  # grid frames (10/1024 s)
 SECONDS = 20
 
@@ -93,42 +90,23 @@ def test_a_privacy_target_that_is_not_detected_is_refused(tmp_path):
         sinks.attach("mic", RingBuffer(SAMPLE_RATE * 20, SAMPLE_RATE), ["Speech", "Dog"])
 
 
-def detect_demo(directory: Path, privacy: str) -> tuple[list[dict], str]:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "htsat_live.cli",
-            "detect",
-            str(DEMO_RECORDING),
-            "--fast",
-            "--set",
-            "publish.enabled=false",
-            "--set",
-            f"sinks.clips_dir='{directory}/clips'",
-            "--set",
-            f"sinks.jsonl='{directory}/e.jsonl'",
-            "--set",
-            f"sinks.privacy={privacy}",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
+def detect_demo(run_demo_detect, directory: Path, privacy: str) -> tuple[list[dict], str]:
+    result = run_demo_detect(
+        f"sinks.clips_dir='{directory}/clips'", f"sinks.jsonl='{directory}/e.jsonl'", f"sinks.privacy={privacy}"
     )
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in (directory / "e.jsonl").read_text().splitlines()]
     return [r for r in lines if r["state"] == "end" and not r["cancelled"]], result.stdout
 
 
-def test_the_demo_keeps_no_speech_in_its_clips(tmp_path):
-    ends, out = detect_demo(tmp_path / "drop", "drop")
+def test_the_demo_keeps_no_speech_in_its_clips(tmp_path, run_demo_detect):
+    ends, out = detect_demo(run_demo_detect, tmp_path / "drop", "drop")
     speech = [e for e in ends if e["label"] == "Speech"]
     assert speech, "the embedded model finds the demo's speech"
     clips = list((tmp_path / "drop" / "clips").glob("*.wav"))
     assert not [clip for clip in clips if "-Speech-" in clip.name]
     assert len(clips) == len(ends) - len(speech) and f"clips_privacy_dropped={len(speech)}" in out
-    ends, out = detect_demo(tmp_path / "mute", "mute")
+    ends, out = detect_demo(run_demo_detect, tmp_path / "mute", "mute")
     [event] = [e for e in ends if e["label"] == "Speech"]
     [clip] = (tmp_path / "mute" / "clips").glob(f"*-{event['id']}-Speech-*.wav")
     audio, _ = soundfile.read(clip, dtype="float32")
