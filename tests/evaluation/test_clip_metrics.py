@@ -12,9 +12,10 @@ from htsat_live.cli import main
 from htsat_live.model.embedded import DEFAULT_MODEL
 
 
-def htsat_live(capsys, *args: str) -> tuple[int, str, str]:
-    """The command run in this process (exit code, stdout, stderr)."""
-    code = main(list(args))
+def evaluate_clips(capsys, clips, *options: str) -> tuple[int, str, str]:
+    """`htsat-live evaluate --clips CLIPS --model <the embedded model> *options` run in this process (exit code,
+    stdout, stderr)."""
+    code = main(["evaluate", "--clips", str(clips), "--model", str(DEFAULT_MODEL), *options])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -35,17 +36,7 @@ def speech_and_music(esc50_clips, speech_commands_clips, tmp_path_factory):
 
 def test_single_label_json_has_accuracy_map_and_a_confusion_matrix_that_agree(speech_and_music, tmp_path, capsys):
     png = tmp_path / "cm.png"
-    code, out, err = htsat_live(
-        capsys,
-        "evaluate",
-        "--clips",
-        str(speech_and_music),
-        "--model",
-        str(DEFAULT_MODEL),
-        "--json",
-        "--confusion",
-        str(png),
-    )
+    code, out, err = evaluate_clips(capsys, speech_and_music, "--json", "--confusion", str(png))
     assert code == 0, err
     figures = json.loads(out)
     assert "NaN" not in out and "Infinity" not in out  # strict JSON (json.loads would take them)
@@ -60,16 +51,7 @@ def test_single_label_json_has_accuracy_map_and_a_confusion_matrix_that_agree(sp
 
 
 def test_the_text_report_prints_the_confusion_matrix(speech_and_music, tmp_path, capsys):
-    code, out, err = htsat_live(
-        capsys,
-        "evaluate",
-        "--clips",
-        str(speech_and_music),
-        "--model",
-        str(DEFAULT_MODEL),
-        "--confusion",
-        str(tmp_path / "cm.png"),
-    )
+    code, out, err = evaluate_clips(capsys, speech_and_music, "--confusion", str(tmp_path / "cm.png"))
     assert code == 0, err
     assert "accuracy (top-1)" in out and "true / predicted" in out
     assert f"confusion matrix -> {tmp_path / 'cm.png'}" in out
@@ -83,7 +65,7 @@ def test_multi_label_csv_gives_map_and_no_accuracy(speech_and_music, tmp_path, c
         f'{speech_and_music / "Music" / "1.wav"},"Music,Speech"',
     ]
     table.write_text("filename,labels\n" + "\n".join(rows) + "\n")
-    code, out, err = htsat_live(capsys, "evaluate", "--clips", str(table), "--model", str(DEFAULT_MODEL), "--json")
+    code, out, err = evaluate_clips(capsys, table, "--json")
     assert code == 0, err
     figures = json.loads(out)
     assert figures["accuracy"] is None and 0 < figures["map"] <= 1 and "confusion" not in figures
@@ -92,7 +74,7 @@ def test_multi_label_csv_gives_map_and_no_accuracy(speech_and_music, tmp_path, c
 def test_a_class_the_model_lacks_is_one_line_and_exit_2(speech_and_music, tmp_path, capsys):
     (tmp_path / "Dog").mkdir()
     shutil.copy(speech_and_music / "Music" / "0.wav", tmp_path / "Dog" / "0.wav")
-    code, out, err = htsat_live(capsys, "evaluate", "--clips", str(tmp_path), "--model", str(DEFAULT_MODEL))
+    code, out, err = evaluate_clips(capsys, tmp_path)
     assert code == 2
     assert err.strip().splitlines() == [
         f"evaluate: {DEFAULT_MODEL}: the model has no class 'Dog' of {tmp_path} (1 of 1 missing)"

@@ -31,18 +31,13 @@ TABLE3_CLASSES = {
 }
 
 
+def run_evaluate(detections: Path, truth: Path, meta: Path, *options: str) -> int:
+    """`htsat-live evaluate DETECTIONS --ground-truth TRUTH --metadata META *options` run in this process."""
+    return main(["evaluate", str(detections), "--ground-truth", str(truth), "--metadata", str(meta), *options])
+
+
 def test_evaluate_json_reproduces_table3_single_model(capsys):
-    code = main(
-        [
-            "evaluate",
-            str(DESED / "htsat-test_outputmap.tsv"),
-            "--ground-truth",
-            str(DESED / "answer.tsv"),
-            "--metadata",
-            str(DESED / "answer_meta.tsv"),
-            "--json",
-        ]
-    )
+    code = run_evaluate(DESED / "htsat-test_outputmap.tsv", DESED / "answer.tsv", DESED / "answer_meta.tsv", "--json")
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert round(result["macro_f1"], 4) == TABLE3_MACRO
@@ -54,16 +49,7 @@ def test_evaluate_json_reproduces_table3_single_model(capsys):
 
 
 def test_evaluate_prints_a_table_with_every_class(capsys):
-    main(
-        [
-            "evaluate",
-            str(DESED / "htsat-test_outputmap.tsv"),
-            "--ground-truth",
-            str(DESED / "answer.tsv"),
-            "--metadata",
-            str(DESED / "answer_meta.tsv"),
-        ]
-    )
+    run_evaluate(DESED / "htsat-test_outputmap.tsv", DESED / "answer.tsv", DESED / "answer_meta.tsv")
     table = capsys.readouterr().out
     rows = {line.split()[0]: line.split()[1:] for line in table.splitlines()[1:] if line.strip()}
     assert rows["macro"] == ["0.4842"]  # fractions, as --json and train report them
@@ -122,16 +108,7 @@ def test_missing_score_file_is_a_clear_error(tmp_path):
 def test_event_table_without_required_columns_is_refused_clearly(tmp_path, capsys):
     path = tmp_path / "bad.tsv"
     path.write_text("filename\tstart\tend\tlabel\na.wav\t0\t1\tDog\n")
-    code = main(
-        [
-            "evaluate",
-            str(path),
-            "--ground-truth",
-            str(DESED / "answer.tsv"),
-            "--metadata",
-            str(DESED / "answer_meta.tsv"),
-        ]
-    )
+    code = run_evaluate(path, DESED / "answer.tsv", DESED / "answer_meta.tsv")
     assert code == 2
     assert "lacks the columns" in capsys.readouterr().err
 
@@ -166,7 +143,7 @@ def small_truth(tmp_path):
 def test_overlapping_truth_events_are_merged_and_counted(small_truth, tmp_path, capsys):
     truth, meta = small_truth
     detections = _write(tmp_path / "det.tsv", HEADER + "a.wav\t1.0\t4.0\tDog\nb.wav\t0.0\t2.0\tCat\n")
-    assert main(["evaluate", str(detections), "--ground-truth", str(truth), "--metadata", str(meta), "--json"]) == 0
+    assert run_evaluate(detections, truth, meta, "--json") == 0
     captured = capsys.readouterr()
     assert "merged 1 overlapping events" in captured.err and "ground truth" in captured.err
     result = json.loads(captured.out)
@@ -176,20 +153,20 @@ def test_overlapping_truth_events_are_merged_and_counted(small_truth, tmp_path, 
 def test_empty_detections_score_zero_and_the_json_is_strict(small_truth, tmp_path, capsys):
     truth, meta = small_truth
     detections = _write(tmp_path / "det.tsv", HEADER)
-    assert main(["evaluate", str(detections), "--ground-truth", str(truth), "--metadata", str(meta), "--json"]) == 0
+    assert run_evaluate(detections, truth, meta, "--json") == 0
     out = capsys.readouterr().out
     assert "NaN" not in out
     result = json.loads(out)
     assert result["macro_f1"] == 0.0 and result["class_f1"] == {"Cat": 0.0, "Dog": 0.0}
     assert result["segment_f1"] == 0.0
-    main(["evaluate", str(detections), "--ground-truth", str(truth), "--metadata", str(meta)])
+    run_evaluate(detections, truth, meta)
     assert "n/a" not in capsys.readouterr().out
 
 
 def test_a_class_never_detected_counts_zero_in_the_macro(small_truth, tmp_path, capsys):
     truth, meta = small_truth
     detections = _write(tmp_path / "det.tsv", HEADER + "a.wav\t1.0\t4.0\tDog\n")
-    assert main(["evaluate", str(detections), "--ground-truth", str(truth), "--metadata", str(meta), "--json"]) == 0
+    assert run_evaluate(detections, truth, meta, "--json") == 0
     result = json.loads(capsys.readouterr().out)
     assert result["class_f1"] == {"Cat": 0.0, "Dog": 1.0} and result["macro_f1"] == 0.5
 
@@ -205,7 +182,7 @@ def test_a_class_never_detected_counts_zero_in_the_macro(small_truth, tmp_path, 
 def test_bad_detection_tables_are_one_line_errors(small_truth, tmp_path, capsys, body, message):
     truth, meta = small_truth
     detections = _write(tmp_path / "det.tsv", HEADER + body)
-    assert main(["evaluate", str(detections), "--ground-truth", str(truth), "--metadata", str(meta)]) == 2
+    assert run_evaluate(detections, truth, meta) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
