@@ -136,32 +136,18 @@ def test_ctrl_c_ends_open_events_and_flushes_every_sink(tmp_path, start_tiny_det
     assert "samples=" in out
 
 
-def no_microphone_env(tmp_path) -> dict:
+def detect_without_a_microphone(tmp_path, tiny_checkpoint, *arguments: str, timeout: float):
+    """`htsat-live detect *arguments --model <the tiny checkpoint>` run to its end where no input device exists,
+    publishing on a socket in `tmp_path`."""
     # No PulseAudio daemon answers in this runtime directory, so there is no input device at all.
-    return {"PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": str(tmp_path), "HOME": str(tmp_path)}
+    env = {"PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": str(tmp_path), "HOME": str(tmp_path)}
+    command = [sys.executable, "-m", "htsat_live.cli", "detect", *arguments, "--model", str(tiny_checkpoint)]
+    command += ["--set", f'publish.bind="ipc://{tmp_path}/x.sock"']
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def test_detect_without_a_source_or_microphone_plays_the_demo_recording(tmp_path, tiny_checkpoint):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "htsat_live.cli",
-            "detect",
-            "--model",
-            str(tiny_checkpoint),
-            "--fast",
-            "--hop",
-            "5",
-            "--set",
-            f'publish.bind="ipc://{tmp_path}/x.sock"',
-        ],
-        cwd=REPO,
-        env=no_microphone_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = detect_without_a_microphone(tmp_path, tiny_checkpoint, "--fast", "--hop", "5", timeout=300)
     assert result.returncode == 0, result.stderr
     assert "no microphone" in result.stderr and "demo.wav" in result.stderr
     seconds = soundfile.info(REPO / "model" / "data" / "demo.wav").duration
@@ -169,23 +155,6 @@ def test_detect_without_a_source_or_microphone_plays_the_demo_recording(tmp_path
 
 
 def test_detect_from_mic_without_any_microphone_says_so(tmp_path, tiny_checkpoint):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "htsat_live.cli",
-            "detect",
-            "mic",
-            "--model",
-            str(tiny_checkpoint),
-            "--set",
-            f'publish.bind="ipc://{tmp_path}/x.sock"',
-        ],
-        cwd=REPO,
-        env=no_microphone_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = detect_without_a_microphone(tmp_path, tiny_checkpoint, "mic", timeout=120)
     assert result.returncode == 2
     assert "No microphone" in result.stderr
