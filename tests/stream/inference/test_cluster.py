@@ -88,36 +88,20 @@ def test_timelines_through_ray_equal_local_inference(served, model):
     assert np.abs(remote - local).max() <= 1e-5
 
 
-def detect_events(*arguments: str) -> list[tuple]:
-    """The events `htsat-live detect` prints: (state, label, time, the rest of the line)."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "htsat_live.cli",
-            "detect",
-            DEMO,
-            "--fast",
-            "--set",
-            "publish.enabled=false",
-            "--set",
-            'store.path=""',
-            *arguments,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def detect_events(run_demo_detect, *arguments: str) -> list[tuple]:
+    """The events `htsat-live detect` prints of the demo: (state, label, time, the rest of the line)."""
+    result = run_demo_detect('store.path=""', flags=arguments)
     assert result.returncode == 0, result.stderr
     events = [EVENT_LINE.match(line).groups() for line in result.stdout.splitlines() if EVENT_LINE.match(line)]
     assert events, result.stdout
     return [(state, label, float(time), rest) for time, state, label, rest in events]
 
 
-def test_detect_prints_the_same_events_through_ray_as_in_process(served):
+def test_detect_prints_the_same_events_through_ray_as_in_process(served, run_demo_detect):
     client, _ = served
-    local = detect_events()
-    remote = detect_events("--inference", f"ray:{client.address}")  # joins this module's Ray and its deployment
+    local = detect_events(run_demo_detect)
+    # joins this module's Ray and its deployment
+    remote = detect_events(run_demo_detect, "--inference", f"ray:{client.address}")
     assert [(state, label) for state, label, _, _ in remote] == [(state, label) for state, label, _, _ in local]
     assert all(abs(a[2] - b[2]) <= FRAME_SECONDS for a, b in zip(remote, local))
 
