@@ -262,7 +262,6 @@ class Sinks(Output):
     """
 
     name = "sinks"
-    topics = ("event",)
 
     def __init__(
         self,
@@ -314,6 +313,13 @@ class Sinks(Output):
         if self.privacy is not None:
             counts.update(clips_privacy_dropped=self.privacy.dropped, clips_privacy_muted=self.privacy.muted)
         return counts
+
+    def wants(self, topic: str) -> bool:
+        """Events; and, to cut clips or judge their audio, what tells how far each stream has come: `scores`
+        (the privacy filter reads their final part) and `status`."""
+        if topic == "event":
+            return True
+        return topic in ("scores", "status") and (self.clips is not None or self.privacy is not None)
 
     def handle(self, message: Message | EventMessage) -> None:
         if self.privacy is not None:
