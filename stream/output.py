@@ -2,10 +2,9 @@
 
 An output is one small class. The pipeline knows none of them by name: it hands every message of
 every stream to each output that takes its topic (`wants`), in the order they are listed (`handle`, one
-message at a time), gathers
-their counters into each stream's `status` under each output's `name` (stream.status), and closes
-them in the reverse order when it stops, so an output may pass its results on to one listed before
-it (the sinks tell the event store where each event's clip went). Before the streams start,
+message at a time), gathers their counters into each stream's `status` under each output's `name`
+(stream.status), and closes them in the reverse order when it stops, so an output may pass its results
+on to one listed before it (the sinks tell the event store where each event's clip went). Before the streams start,
 `attach` shows every output each stream's ring buffer and detection targets (clips are cut from the
 ring). A back-channel, such as MQTT's thresholds, is handed to its output when it is built. A stream
 builds no `scores` or `mel` message that no output wants: a detector of many quiet microphones that nobody
